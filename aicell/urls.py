@@ -1,0 +1,39 @@
+"""URL map: the REST API under /api/v1/, its schema and docs, the Django admin, and the browser UI at /."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import URLPattern, URLResolver, include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.routers import DefaultRouter
+
+from aicell.api.views import HealthView, SessionView
+from annotations import views as annotation_views
+
+router = DefaultRouter()
+# Both /api/v1/fields and /api/v1/fields/ resolve (no redirect that would turn a POST into a GET).
+router.trailing_slash = "/?"
+router.register("patients", annotation_views.PatientViewSet, basename="patient")
+router.register("cases", annotation_views.CaseViewSet, basename="case")
+router.register("smears", annotation_views.SmearViewSet, basename="smear")
+router.register("fields", annotation_views.FieldViewSet, basename="field")
+router.register("cell-classes", annotation_views.CellClassViewSet, basename="cell-class")
+router.register("annotation-sets", annotation_views.AnnotationSetViewSet, basename="annotation-set")
+router.register("cells", annotation_views.CellViewSet, basename="cell")
+
+api_v1: list[URLPattern | URLResolver] = [
+    path("health", HealthView.as_view(), name="health"),
+    path("auth/session", SessionView.as_view(), name="auth-session"),
+    path("auth/token", obtain_auth_token, name="auth-token"),
+    path("", include(router.urls)),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api-auth/", include("rest_framework.urls")),
+    path("admin/", admin.site.urls),
+    path("", include("frontend.urls")),
+]

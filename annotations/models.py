@@ -1,0 +1,310 @@
+"""The domain data of DESIGN.md "Domain data": Patient -> Case -> Smear -> Field -> AnnotationSet -> Cell.
+
+Invariants that must never break are database constraints (checked in tests); the services in `services.py`
+check the same things first so that users get a clear message instead of an IntegrityError.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+
+from annotations.taxonomy import NUM_CLASSES, Lineage
+
+PSEUDONYM_VALIDATOR = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+    "Use a pseudonymous code of letters, digits, '.', '_' or '-' (no names, no spaces).",
+)
+
+
+class Split(models.TextChoices):
+    TRAIN = "train", "Training"
+    VAL = "val", "Validation"
+    TEST = "test", "Test"
+
+
+class Diagnosis(models.TextChoices):
+    """Confirmed diagnoses of a case (e.g. from flow cytometry); codes match the rule ids of `rules.py`."""
+
+    ALL = "ALL", "Acute lymphoblastic leukaemia"
+    AML = "AML", "Acute myeloid leukaemia"
+    LYMPHOMA = "LYMPHOMA", "Lymphoma infiltration"
+    NEUROBLASTOMA = "NEUROBLASTOMA", "Neuroblastoma metastasis"
+    NO_MALIGNANCY = "NONE", "No malignancy"
+    OTHER = "OTHER", "Other"
+
+
+class Patient(models.Model):
+    code = models.CharField(max_length=64, unique=True, validators=[PSEUDONYM_VALIDATOR])
+    # Assigned once per patient by the training split service and never changed afterwards, so no patient's
+    # cells sit on both sides of a train/test boundary.
+    split = models.CharField(max_length=8, choices=Split.choices, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Case(models.Model):
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="cases")
+    code = models.CharField(max_length=64, unique=True, validators=[PSEUDONYM_VALIDATOR])
+    collected_on = models.DateField(null=True, blank=True)
+    confirmed_diagnosis = models.CharField(max_length=16, choices=Diagnosis.choices, blank=True, default="")
+    diagnosis_method = models.CharField(max_length=64, blank=True, default="", help_text="e.g. flow cytometry")
+    notes = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Smear(models.Model):
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="smears")
+    code = models.CharField(max_length=64, validators=[PSEUDONYM_VALIDATOR])
+    stain = models.CharField(max_length=64, default="Wright-Giemsa")
+    microscope = models.CharField(max_length=128, blank=True, default="")
+    camera = models.CharField(max_length=128, blank=True, default="")
+    magnification = models.PositiveIntegerField(default=1000)
+    notes = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["case__code", "code"]
+        constraints = [models.UniqueConstraint(fields=["case", "code"], name="smear_code_unique_in_case")]
+
+    def __str__(self) -> str:
+        return f"{self.case.code}/{self.code}"
+
+
+class FieldStatus(models.TextChoices):
+    UPLOADED = "uploaded", "Uploaded"
+    PRELABELLED = "prelabelled", "Pre-labelled"
+    IN_ANNOTATION = "in_annotation", "In annotation"
+    IN_CROSSCHECK = "in_crosscheck", "In cross-check"
+    IN_ADJUDICATION = "in_adjudication", "In adjudication"
+    CONSENSUS = "consensus", "Consensus"
+
+
+class ImageFormat(models.TextChoices):
+    JPEG = "JPEG"
+    PNG = "PNG"
+    TIFF = "TIFF"
+
+
+def field_image_path(instance: Field, filename: str) -> str:
+    # The content hash names the file: no patient data or upload name ever reaches the storage path.
+    extension = {"JPEG": "jpg", "PNG": "png", "TIFF": "tif"}[instance.format]
+    return f"fields/{instance.sha256[:2]}/{instance.sha256}.{extension}"
+
+
+def field_thumbnail_path(instance: Field, filename: str) -> str:
+    return f"thumbnails/{instance.sha256[:2]}/{instance.sha256}.jpg"
+
+
+class Field(models.Model):
+    smear = models.ForeignKey(Smear, on_delete=models.PROTECT, related_name="fields")
+    image = models.FileField(upload_to=field_image_path, max_length=255)
+    thumbnail = models.FileField(upload_to=field_thumbnail_path, max_length=255)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64, unique=True)
+    format = models.CharField(max_length=8, choices=ImageFormat.choices)
+    byte_size = models.PositiveBigIntegerField()
+    original_name = models.CharField(max_length=255, blank=True, default="")
+    status = models.CharField(max_length=20, choices=FieldStatus.choices, default=FieldStatus.UPLOADED, db_index=True)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(width__gt=0) & Q(height__gt=0), name="field_size_positive"),
+            models.CheckConstraint(condition=Q(sha256__regex=r"^[0-9a-f]{64}$"), name="field_sha256_hex"),
+        ]
+
+    def __str__(self) -> str:
+        return f"field {self.pk} ({self.smear})"
+
+
+class CellClass(models.Model):
+    """The 21 taxonomy classes; rows are seeded by a migration from `annotations.taxonomy` with fixed ids."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True)
+    name = models.CharField(max_length=64, unique=True)
+    lineage = models.CharField(max_length=16, choices=[(lineage.value, lineage.value) for lineage in Lineage])
+    is_blast = models.BooleanField(default=False)
+    shortcut = models.CharField(max_length=1, unique=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "cell classes"
+        constraints = [models.CheckConstraint(condition=Q(id__lt=NUM_CLASSES), name="cell_class_id_in_taxonomy")]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.name}"
+
+
+class AnnotationKind(models.TextChoices):
+    ANNOTATOR = "annotator", "Annotator"
+    PREDICTION = "prediction", "Model prediction"
+    CONSENSUS = "consensus", "Consensus"
+    IMPORTED = "imported", "Imported truth"
+
+
+# Sets whose cells are truth for training, evaluation and export; a field holds at most one of them.
+TRUTH_KINDS = (AnnotationKind.CONSENSUS, AnnotationKind.IMPORTED)
+
+
+class AnnotationStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SUBMITTED = "submitted", "Submitted"
+    LOCKED = "locked", "Locked"
+
+
+class AnnotationSet(models.Model):
+    field = models.ForeignKey(Field, on_delete=models.CASCADE, related_name="annotation_sets")
+    kind = models.CharField(max_length=16, choices=AnnotationKind.choices)
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="annotation_sets"
+    )
+    model_version = models.ForeignKey(
+        "training.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="prediction_sets"
+    )
+    # The versions of all three stages that produced a prediction set, {"detector": id, ...}.
+    pipeline = models.JSONField(default=dict, blank=True)
+    source_name = models.CharField(max_length=255, blank=True, default="", help_text="dataset an import came from")
+    status = models.CharField(max_length=16, choices=AnnotationStatus.choices, default=AnnotationStatus.DRAFT)
+    # Optimistic lock: every write names the version it read; a stale write is refused with 409.
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["field_id", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(kind=AnnotationKind.ANNOTATOR) | Q(annotator__isnull=False),
+                name="annotator_set_has_annotator",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind=AnnotationKind.PREDICTION) | Q(model_version__isnull=False),
+                name="prediction_set_has_model_version",
+            ),
+            models.UniqueConstraint(
+                fields=["field", "annotator"],
+                condition=Q(kind=AnnotationKind.ANNOTATOR),
+                name="one_set_per_annotator_per_field",
+            ),
+            models.UniqueConstraint(
+                fields=["field", "model_version"],
+                condition=Q(kind=AnnotationKind.PREDICTION),
+                name="one_prediction_set_per_model_version_per_field",
+            ),
+            models.UniqueConstraint(
+                fields=["field"], condition=Q(kind__in=TRUTH_KINDS), name="one_truth_set_per_field"
+            ),
+            models.CheckConstraint(condition=Q(version__gte=1), name="annotation_set_version_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} set {self.pk} of field {self.field_id}"
+
+    @property
+    def is_truth(self) -> bool:
+        return self.kind in TRUTH_KINDS
+
+
+class Cell(models.Model):
+    """A box in image pixels (x, y = top-left corner) with its countable flag and class."""
+
+    annotation_set = models.ForeignKey(AnnotationSet, on_delete=models.CASCADE, related_name="cells")
+    x = models.FloatField()
+    y = models.FloatField()
+    width = models.FloatField()
+    height = models.FloatField()
+    countable = models.BooleanField(default=True)
+    cell_class = models.ForeignKey(CellClass, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # Predictions only: 21 averaged probabilities, per-member probabilities, P(countable).
+    scores = models.JSONField(default=dict, blank=True)
+    # Predictions only, as columns so the review queue can order and filter by them in SQL.
+    detector_score = models.FloatField(null=True, blank=True)
+    confidence = models.FloatField(null=True, blank=True, db_index=True)
+    margin = models.FloatField(null=True, blank=True, db_index=True)
+    entropy = models.FloatField(null=True, blank=True, db_index=True)
+    mutual_information = models.FloatField(null=True, blank=True, db_index=True)
+    # Provenance: the model suggestion an annotator accepted, or the annotator cell a consensus cell came from.
+    source_cell = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["annotation_set_id", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(width__gt=0) & Q(height__gt=0), name="cell_size_positive"),
+            models.CheckConstraint(condition=Q(x__gte=0) & Q(y__gte=0), name="cell_origin_inside_image"),
+            # "Box inside the image" needs the field's size from another table: enforced by the trigger of
+            # migration 0003 (cell_box_inside_field).
+        ]
+
+    def __str__(self) -> str:
+        return f"cell {self.pk} [{self.x:.0f},{self.y:.0f},{self.width:.0f},{self.height:.0f}]"
+
+
+class AuditTrailImmutable(Exception):
+    """Raised on any attempt to change or delete an audit event."""
+
+
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    def update(self, **kwargs: object) -> int:
+        raise AuditTrailImmutable("the audit trail cannot be changed")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AuditTrailImmutable("the audit trail cannot be deleted")
+
+
+class AuditEvent(models.Model):
+    """Append-only record of every change to human annotations and consensus (who, when, before, after, why).
+
+    Ids of the changed objects are stored as plain integers so that history outlives what it describes.
+    """
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
+    action = models.CharField(max_length=64)
+    entity = models.CharField(max_length=32)
+    entity_id = models.BigIntegerField()
+    field_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    annotation_set_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    reason = models.TextField(blank=True, default="")
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["entity", "entity_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.action} {self.entity} {self.entity_id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AuditTrailImmutable("the audit trail cannot be changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AuditTrailImmutable("the audit trail cannot be deleted")

@@ -1,0 +1,200 @@
+"""API shapes of the domain data. Writes that need more than field validation go through `services.py`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.validators import UniqueTogetherValidator
+
+from aicell.roles import CLINICAL_ROLES, roles_of
+from annotations.models import AnnotationSet, Case, Cell, CellClass, Field, Patient, Smear
+
+
+class PatientSerializer(serializers.ModelSerializer):
+    case_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Patient
+        fields = ["id", "code", "split", "case_count", "created_at"]
+        read_only_fields = ["split", "created_at"]
+
+
+class CaseSerializer(serializers.ModelSerializer):
+    patient_code = serializers.CharField(source="patient.code", read_only=True)
+    smear_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Case
+        fields = [
+            "id",
+            "code",
+            "patient",
+            "patient_code",
+            "collected_on",
+            "confirmed_diagnosis",
+            "diagnosis_method",
+            "notes",
+            "smear_count",
+            "created_at",
+        ]
+        read_only_fields = ["created_at"]
+
+
+class SmearSerializer(serializers.ModelSerializer):
+    case_code = serializers.CharField(source="case.code", read_only=True)
+    field_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Smear
+        fields = [
+            "id",
+            "case",
+            "case_code",
+            "code",
+            "stain",
+            "microscope",
+            "camera",
+            "magnification",
+            "notes",
+            "field_count",
+            "created_at",
+        ]
+        read_only_fields = ["created_at"]
+        validators = [
+            UniqueTogetherValidator(
+                queryset=Smear.objects.all(),
+                fields=["case", "code"],
+                message="This case already has a smear with this code.",
+            )
+        ]
+
+
+class FieldSerializer(serializers.ModelSerializer):
+    case = serializers.IntegerField(source="smear.case_id", read_only=True)
+    case_code = serializers.CharField(source="smear.case.code", read_only=True)
+    image_url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Field
+        fields = [
+            "id",
+            "smear",
+            "case",
+            "case_code",
+            "width",
+            "height",
+            "sha256",
+            "format",
+            "byte_size",
+            "original_name",
+            "status",
+            "created_at",
+            "updated_at",
+            "image_url",
+            "thumbnail_url",
+        ]
+        read_only_fields = fields
+
+    def to_representation(self, instance: Field) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        # Upload names may carry patient identifiers: only the lab's own roles see them.
+        if request is None or not roles_of(request.user) & CLINICAL_ROLES:
+            data.pop("original_name", None)
+        return data
+
+    @extend_schema_field(serializers.CharField())
+    def get_image_url(self, field: Field) -> str:
+        return reverse("field-image", kwargs={"pk": field.pk})
+
+    @extend_schema_field(serializers.CharField())
+    def get_thumbnail_url(self, field: Field) -> str:
+        return reverse("field-thumbnail", kwargs={"pk": field.pk})
+
+
+class FieldUploadSerializer(serializers.Serializer):
+    smear = serializers.IntegerField(help_text="id of the smear the fields belong to")
+    files = serializers.ListField(
+        child=serializers.FileField(allow_empty_file=True), help_text="one or many JPEG, PNG or TIFF images"
+    )
+
+
+class CellClassSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CellClass
+        fields = ["id", "name", "lineage", "is_blast", "shortcut"]
+
+
+class AnnotationSetSerializer(serializers.ModelSerializer):
+    annotator_username = serializers.CharField(source="annotator.username", read_only=True, default=None)
+    cell_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = AnnotationSet
+        fields = [
+            "id",
+            "field",
+            "kind",
+            "annotator",
+            "annotator_username",
+            "model_version",
+            "pipeline",
+            "source_name",
+            "status",
+            "version",
+            "cell_count",
+            "created_at",
+            "updated_at",
+            "submitted_at",
+        ]
+        read_only_fields = fields
+
+
+class AnnotationSetCreateSerializer(serializers.Serializer):
+    field = serializers.IntegerField(help_text="the field to annotate; the set is yours")
+
+
+class CellSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Cell
+        fields = [
+            "id",
+            "annotation_set",
+            "x",
+            "y",
+            "width",
+            "height",
+            "countable",
+            "cell_class",
+            "scores",
+            "detector_score",
+            "confidence",
+            "margin",
+            "entropy",
+            "mutual_information",
+            "source_cell",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class CellWriteSerializer(serializers.Serializer):
+    """Documents the write body; values are checked by `services.validate_box` and friends."""
+
+    x = serializers.FloatField(required=False)
+    y = serializers.FloatField(required=False)
+    width = serializers.FloatField(required=False)
+    height = serializers.FloatField(required=False)
+    countable = serializers.BooleanField(required=False)
+    cell_class = serializers.IntegerField(required=False, allow_null=True)
+    source_cell = serializers.IntegerField(required=False, allow_null=True)
+    version = serializers.IntegerField(required=False, help_text="the set version you read (or send If-Match)")
+
+
+class VersionSerializer(serializers.Serializer):
+    version = serializers.IntegerField(required=False, help_text="the set version you read (or send If-Match)")

@@ -1,0 +1,481 @@
+"""Writes to the domain data. Each function checks its input, writes in one transaction, records the audit trail
+and raises a domain error (aicell.errors) that the API turns into a clear response."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from aicell.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
+from annotations.images import ImageRejected, check_image, make_thumbnail
+from annotations.models import (
+    AnnotationKind,
+    AnnotationSet,
+    AnnotationStatus,
+    AuditEvent,
+    Cell,
+    CellClass,
+    Field,
+    FieldStatus,
+    Smear,
+)
+from annotations.taxonomy import NUM_CLASSES
+
+User = AbstractBaseUser
+
+
+@dataclass(frozen=True)
+class Upload:
+    name: str
+    data: bytes
+
+
+# --- audit -------------------------------------------------------------------------------------------------------
+
+
+def audit_record(
+    *,
+    actor: Any,
+    action: str,
+    entity: str,
+    entity_id: int,
+    field_id: int | None = None,
+    annotation_set_id: int | None = None,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+    reason: str = "",
+) -> AuditEvent:
+    return AuditEvent.objects.create(
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        action=action,
+        entity=entity,
+        entity_id=entity_id,
+        field_id=field_id,
+        annotation_set_id=annotation_set_id,
+        before=dict(before) if before is not None else None,
+        after=dict(after) if after is not None else None,
+        reason=reason,
+    )
+
+
+def cell_snapshot(cell: Cell) -> dict[str, Any]:
+    return {
+        "id": cell.pk,
+        "x": cell.x,
+        "y": cell.y,
+        "width": cell.width,
+        "height": cell.height,
+        "countable": cell.countable,
+        "cell_class": cell.cell_class_id,
+        "source_cell": cell.source_cell_id,
+    }
+
+
+def annotation_set_snapshot(annotation_set: AnnotationSet) -> dict[str, Any]:
+    return {
+        "id": annotation_set.pk,
+        "field": annotation_set.field_id,
+        "kind": annotation_set.kind,
+        "status": annotation_set.status,
+        "version": annotation_set.version,
+        "cells": [cell_snapshot(cell) for cell in annotation_set.cells.order_by("id")],
+    }
+
+
+# --- fields ------------------------------------------------------------------------------------------------------
+
+
+def field_upload_many(*, smear: Smear, uploads: Sequence[Upload], actor: Any) -> list[Field]:
+    """Store a batch of field images into a smear: all of them, or (on any bad file) none of them.
+
+    Every file is decoded before anything is written; a duplicate of a stored field answers 409 with its id.
+    """
+    if not uploads:
+        raise ValidationFailed("Send at least one image file.", field="files")
+    checked = []
+    errors: list[FieldError] = []
+    first_index_by_hash: dict[str, int] = {}
+    for index, upload in enumerate(uploads):
+        label = f"files[{index}] ({upload.name})"
+        try:
+            image = check_image(
+                upload.data, max_pixels=settings.AICELL_MAX_UPLOAD_PIXELS, max_bytes=settings.AICELL_MAX_UPLOAD_BYTES
+            )
+        except ImageRejected as exc:
+            errors.append(FieldError(label, str(exc)))
+            continue
+        if image.sha256 in first_index_by_hash:
+            errors.append(FieldError(label, f"the same image as files[{first_index_by_hash[image.sha256]}]"))
+            continue
+        first_index_by_hash[image.sha256] = index
+        checked.append((upload, image))
+    if errors:
+        raise ValidationFailed(
+            f"{len(errors)} of {len(uploads)} files were refused; nothing was stored.", errors=errors
+        )
+    existing = dict(Field.objects.filter(sha256__in=[image.sha256 for _, image in checked]).values_list("sha256", "id"))
+    if existing:
+        duplicates = [
+            FieldError(
+                f"files[{first_index_by_hash[image.sha256]}] ({upload.name})",
+                f"already stored as field {existing[image.sha256]}",
+            )
+            for upload, image in checked
+            if image.sha256 in existing
+        ]
+        raise Conflict(
+            "The batch holds images that are already stored; nothing was stored.",
+            errors=duplicates,
+            details={"existing_field_ids": sorted(existing.values())},
+        )
+    thumbnails = [make_thumbnail(image.data, settings.AICELL_THUMBNAIL_SIZE) for _, image in checked]
+    return _store_fields(smear, checked, thumbnails, actor)
+
+
+def _store_fields(
+    smear: Smear, checked: Sequence[tuple[Upload, Any]], thumbnails: Sequence[bytes], actor: Any
+) -> list[Field]:
+    written: list[Field] = []
+    try:
+        with transaction.atomic():
+            for (upload, image), thumbnail in zip(checked, thumbnails, strict=True):
+                field = Field(
+                    smear=smear,
+                    width=image.width,
+                    height=image.height,
+                    sha256=image.sha256,
+                    format=image.format,
+                    byte_size=len(image.data),
+                    original_name=upload.name[:255],
+                    uploaded_by=actor if actor is not None and actor.is_authenticated else None,
+                )
+                field.image.save("original", ContentFile(image.data), save=False)
+                written.append(field)
+                field.thumbnail.save("thumbnail", ContentFile(thumbnail), save=False)
+                field.save()
+                audit_record(
+                    actor=actor,
+                    action="field.upload",
+                    entity="field",
+                    entity_id=field.pk,
+                    field_id=field.pk,
+                    after={"sha256": field.sha256, "smear": smear.pk, "width": field.width, "height": field.height},
+                )
+    except IntegrityError as exc:
+        _delete_files(written)
+        # A concurrent upload of the same image won the race between our duplicate check and the insert.
+        raise Conflict("An image of this batch was stored by another upload meanwhile; nothing was stored.") from exc
+    except BaseException:
+        _delete_files(written)
+        raise
+    for field in written:
+        transaction.on_commit(functools.partial(_notify_field_uploaded, field.pk))
+    return written
+
+
+def _delete_files(fields: Sequence[Field]) -> None:
+    for field in fields:
+        for file in (field.image, field.thumbnail):
+            if file.name:
+                file.storage.delete(file.name)
+
+
+# Callbacks run after a field upload commits (the pre-label trigger registers itself here); kept as a list so
+# the upload path does not import the inference app.
+FIELD_UPLOADED_HOOKS: list[Callable[[int], None]] = []
+
+
+def _notify_field_uploaded(field_id: int) -> None:
+    for hook in FIELD_UPLOADED_HOOKS:
+        hook(field_id)
+
+
+def field_set_status(field: Field, status: FieldStatus) -> None:
+    if field.status != status:
+        Field.objects.filter(pk=field.pk).update(status=status, updated_at=timezone.now())
+        field.status = status
+
+
+# --- annotation sets and cells ----------------------------------------------------------------------------------
+
+
+def annotation_set_create_for_annotator(*, field: Field, annotator: Any) -> AnnotationSet:
+    with transaction.atomic():
+        existing = AnnotationSet.objects.filter(field=field, annotator=annotator, kind=AnnotationKind.ANNOTATOR).first()
+        if existing is not None:
+            raise Conflict(
+                f"You already have annotation set {existing.pk} for field {field.pk}.",
+                details={"existing_annotation_set_id": existing.pk},
+            )
+        annotation_set = AnnotationSet.objects.create(field=field, kind=AnnotationKind.ANNOTATOR, annotator=annotator)
+        if field.status in (FieldStatus.UPLOADED, FieldStatus.PRELABELLED):
+            field_set_status(field, FieldStatus.IN_ANNOTATION)
+        audit_record(
+            actor=annotator,
+            action="annotation_set.create",
+            entity="annotation_set",
+            entity_id=annotation_set.pk,
+            field_id=field.pk,
+            annotation_set_id=annotation_set.pk,
+            after={"kind": annotation_set.kind, "version": annotation_set.version},
+        )
+    return annotation_set
+
+
+def _finite(name: str, value: Any, errors: list[FieldError]) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        errors.append(FieldError(name, "must be a number"))
+        return None
+    if not math.isfinite(value):
+        errors.append(FieldError(name, "must be a finite number"))
+        return None
+    return float(value)
+
+
+def validate_box(box: Mapping[str, Any], *, image_width: int, image_height: int) -> tuple[float, float, float, float]:
+    """A box in image pixels: finite, positive size, entirely inside the image."""
+    errors: list[FieldError] = []
+    x, y, w, h = (_finite(key, box.get(key), errors) for key in ("x", "y", "width", "height"))
+    if errors or x is None or y is None or w is None or h is None:
+        raise ValidationFailed("The box needs finite numbers x, y, width and height.", errors=errors)
+    if w <= 0:
+        errors.append(FieldError("width", "must be greater than 0"))
+    if h <= 0:
+        errors.append(FieldError("height", "must be greater than 0"))
+    if x < 0:
+        errors.append(FieldError("x", "must be 0 or more (the box starts left of the image)"))
+    if y < 0:
+        errors.append(FieldError("y", "must be 0 or more (the box starts above the image)"))
+    if x + w > image_width:
+        errors.append(FieldError("width", f"x + width = {x + w:g} exceeds the image width {image_width}"))
+    if y + h > image_height:
+        errors.append(FieldError("height", f"y + height = {y + h:g} exceeds the image height {image_height}"))
+    if errors:
+        raise ValidationFailed("The box lies outside the image.", errors=errors)
+    return x, y, w, h
+
+
+def validate_cell_class(value: Any) -> CellClass | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < NUM_CLASSES:
+        raise ValidationFailed(
+            f"cell_class must be a class id from 0 to {NUM_CLASSES - 1} or null.", field="cell_class"
+        )
+    return CellClass.objects.get(pk=value)
+
+
+def _lock_set_for_write(annotation_set_id: int, expected_version: int | None, actor: Any) -> AnnotationSet:
+    """Lock the set row, then check the writer may change it and read the version it is changing."""
+    annotation_set = (
+        AnnotationSet.objects.select_for_update().select_related("field").filter(pk=annotation_set_id).first()
+    )
+    if annotation_set is None:
+        raise NotFound(f"Annotation set {annotation_set_id} does not exist.")
+    if annotation_set.kind != AnnotationKind.ANNOTATOR:
+        raise PermissionDenied(f"A {annotation_set.kind} set cannot be edited through the annotator's endpoints.")
+    if annotation_set.annotator_id != getattr(actor, "pk", None):
+        raise PermissionDenied("This annotation set belongs to another annotator.")
+    if annotation_set.status != AnnotationStatus.DRAFT:
+        raise PermissionDenied("This annotation set is submitted and locked; changes go through the cross-check.")
+    if expected_version is None:
+        raise ValidationFailed(
+            "Say which version of the set you are changing (If-Match header or 'version').", field="version"
+        )
+    if expected_version != annotation_set.version:
+        raise Conflict(
+            f"The set changed since you read it (you sent version {expected_version}, it is at version "
+            f"{annotation_set.version}); nothing was changed.",
+            details={"current_version": annotation_set.version, "current": annotation_set_snapshot(annotation_set)},
+        )
+    return annotation_set
+
+
+def _bump_version(annotation_set: AnnotationSet) -> None:
+    annotation_set.version += 1
+    annotation_set.save(update_fields=["version", "updated_at"])
+
+
+def cell_create(*, annotation_set_id: int, expected_version: int | None, data: Mapping[str, Any], actor: Any) -> Cell:
+    with transaction.atomic():
+        annotation_set = _lock_set_for_write(annotation_set_id, expected_version, actor)
+        field = annotation_set.field
+        x, y, w, h = validate_box(data, image_width=field.width, image_height=field.height)
+        cell = Cell.objects.create(
+            annotation_set=annotation_set,
+            x=x,
+            y=y,
+            width=w,
+            height=h,
+            countable=_countable(data.get("countable", True)),
+            cell_class=validate_cell_class(data.get("cell_class")),
+            source_cell=_source_cell(data.get("source_cell"), field.pk),
+            created_by=actor,
+        )
+        _bump_version(annotation_set)
+        audit_record(
+            actor=actor,
+            action="cell.create",
+            entity="cell",
+            entity_id=cell.pk,
+            field_id=field.pk,
+            annotation_set_id=annotation_set.pk,
+            after=cell_snapshot(cell),
+        )
+    return cell
+
+
+def _countable(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationFailed("countable must be true or false.", field="countable")
+    return value
+
+
+def _source_cell(value: Any, field_id: int) -> Cell | None:
+    if value is None:
+        return None
+    source = (
+        Cell.objects.filter(pk=value, annotation_set__field_id=field_id).first() if isinstance(value, int) else None
+    )
+    if source is None:
+        raise ValidationFailed(f"source_cell {value!r} is not a cell of this field.", field="source_cell")
+    return source
+
+
+_EDITABLE = ("x", "y", "width", "height", "countable", "cell_class")
+
+
+def cell_update(*, cell_id: int, expected_version: int | None, changes: Mapping[str, Any], actor: Any) -> Cell:
+    unknown = sorted(set(changes) - set(_EDITABLE) - {"version"})
+    if unknown:
+        raise ValidationFailed(
+            f"These attributes cannot be changed: {', '.join(unknown)}.",
+            errors=[FieldError(name, "not editable") for name in unknown],
+        )
+    with transaction.atomic():
+        cell = _cell_for_write(cell_id)
+        annotation_set = _lock_set_for_write(cell.annotation_set_id, expected_version, actor)
+        field = annotation_set.field
+        before = cell_snapshot(cell)
+        box = {"x": cell.x, "y": cell.y, "width": cell.width, "height": cell.height}
+        box.update({key: changes[key] for key in ("x", "y", "width", "height") if key in changes})
+        cell.x, cell.y, cell.width, cell.height = validate_box(box, image_width=field.width, image_height=field.height)
+        if "countable" in changes:
+            cell.countable = _countable(changes["countable"])
+        if "cell_class" in changes:
+            cell.cell_class = validate_cell_class(changes["cell_class"])
+        cell.save()
+        _bump_version(annotation_set)
+        audit_record(
+            actor=actor,
+            action="cell.update",
+            entity="cell",
+            entity_id=cell.pk,
+            field_id=field.pk,
+            annotation_set_id=annotation_set.pk,
+            before=before,
+            after=cell_snapshot(cell),
+        )
+    return cell
+
+
+def _cell_for_write(cell_id: int) -> Cell:
+    cell = Cell.objects.filter(pk=cell_id).first()
+    if cell is None:
+        raise NotFound(f"Cell {cell_id} does not exist.")
+    return cell
+
+
+def cell_delete(*, cell_id: int, expected_version: int | None, actor: Any) -> None:
+    with transaction.atomic():
+        cell = _cell_for_write(cell_id)
+        annotation_set = _lock_set_for_write(cell.annotation_set_id, expected_version, actor)
+        before = cell_snapshot(cell)
+        cell.delete()
+        _bump_version(annotation_set)
+        audit_record(
+            actor=actor,
+            action="cell.delete",
+            entity="cell",
+            entity_id=cell_id,
+            field_id=annotation_set.field_id,
+            annotation_set_id=annotation_set.pk,
+            before=before,
+        )
+
+
+def annotation_set_submit(*, annotation_set_id: int, expected_version: int | None, actor: Any) -> AnnotationSet:
+    with transaction.atomic():
+        annotation_set = _lock_set_for_write(annotation_set_id, expected_version, actor)
+        unclassified = annotation_set.cells.filter(countable=True, cell_class__isnull=True).count()
+        if unclassified:
+            raise ValidationFailed(
+                f"{unclassified} countable cell(s) have no class yet; classify them or mark them uncountable.",
+                field="cells",
+            )
+        annotation_set.status = AnnotationStatus.SUBMITTED
+        annotation_set.submitted_at = timezone.now()
+        annotation_set.version += 1
+        annotation_set.save(update_fields=["status", "submitted_at", "version", "updated_at"])
+        audit_record(
+            actor=actor,
+            action="annotation_set.submit",
+            entity="annotation_set",
+            entity_id=annotation_set.pk,
+            field_id=annotation_set.field_id,
+            annotation_set_id=annotation_set.pk,
+            after=annotation_set_snapshot(annotation_set),
+        )
+    return annotation_set
+
+
+# --- storage integrity --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StorageCheck:
+    checked: int
+    missing: list[int]
+    altered: list[int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"checked": self.checked, "missing": self.missing, "altered": self.altered}
+
+
+def fields_verify_storage(*, field_ids: Sequence[int] | None = None) -> StorageCheck:
+    """Re-hash stored originals: a field whose file is gone or whose bytes no longer match its sha256 is reported
+    (and recorded in the audit trail), so silent storage corruption cannot go unnoticed."""
+    fields = Field.objects.all() if field_ids is None else Field.objects.filter(pk__in=field_ids)
+    missing: list[int] = []
+    altered: list[int] = []
+    checked = 0
+    for field in fields.only("id", "image", "sha256").iterator():
+        checked += 1
+        try:
+            with field.image.open("rb") as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        except FileNotFoundError:
+            missing.append(field.pk)
+            continue
+        if digest != field.sha256:
+            altered.append(field.pk)
+    for field_id in missing + altered:
+        audit_record(
+            actor=None,
+            action="field.storage_fault",
+            entity="field",
+            entity_id=field_id,
+            field_id=field_id,
+            after={"fault": "missing" if field_id in missing else "altered"},
+        )
+    return StorageCheck(checked=checked, missing=missing, altered=altered)

@@ -1,0 +1,287 @@
+"""REST endpoints of the domain data: thin adapters over selectors and services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count, QuerySet
+from django.http import FileResponse, HttpResponse, HttpResponseBase
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from aicell.api.permissions import RoleAccess
+from aicell.errors import FieldError, ValidationFailed
+from aicell.roles import ALL_ROLES, CLINICAL_ROLES, Role, roles_of
+from annotations import selectors, services
+from annotations.filters import AnnotationSetFilter, CaseFilter, CellFilter, FieldFilter, PatientFilter, SmearFilter
+from annotations.images import encode_without_metadata, open_rgb
+from annotations.models import AnnotationSet, Case, Cell, CellClass, Field, Patient, Smear
+from annotations.serializers import (
+    AnnotationSetCreateSerializer,
+    AnnotationSetSerializer,
+    CaseSerializer,
+    CellClassSerializer,
+    CellSerializer,
+    CellWriteSerializer,
+    FieldSerializer,
+    FieldUploadSerializer,
+    PatientSerializer,
+    SmearSerializer,
+    VersionSerializer,
+)
+
+LAB_MANAGERS = frozenset({Role.ADMIN, Role.ADJUDICATOR})
+IF_MATCH = OpenApiParameter(
+    "If-Match", str, OpenApiParameter.HEADER, required=False, description='the set version you read, e.g. "3"'
+)
+
+
+def request_value(request: Request, name: str) -> Any:
+    """A top-level value of the body, whatever its parser produced (a JSON list body has none)."""
+    return request.data.get(name) if hasattr(request.data, "get") else None
+
+
+def expected_version(request: Request) -> int | None:
+    """The version a writer read: the If-Match header (an ETag such as "3" or W/"3") or a `version` field."""
+    header = request.headers.get("If-Match")
+    raw: Any = header.removeprefix("W/").strip('"') if header else request_value(request, "version")
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise ValidationFailed("The version must be an integer.", field="version") from None
+
+
+def cell_write_body(request: Request, *, partial: bool) -> dict[str, Any]:
+    """The checked cell attributes of a write; unknown keys are refused rather than silently dropped."""
+    unknown = sorted(set(request.data) - set(CellWriteSerializer().fields))
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown cell attributes: {', '.join(unknown)}.",
+            errors=[FieldError(name, "not a cell attribute") for name in unknown],
+        )
+    body = CellWriteSerializer(data=request.data, partial=partial)
+    body.is_valid(raise_exception=True)
+    return {key: value for key, value in body.validated_data.items() if key != "version"}
+
+
+def with_etag(response: Response, annotation_set: AnnotationSet) -> Response:
+    response["ETag"] = f'"{annotation_set.version}"'
+    return response
+
+
+class PatientViewSet(viewsets.ModelViewSet):
+    serializer_class = PatientSerializer
+    filterset_class = PatientFilter
+    permission_classes = [RoleAccess]
+    read_roles = ALL_ROLES
+    write_roles = LAB_MANAGERS
+    ordering_fields = ["code", "created_at"]
+
+    def get_queryset(self) -> QuerySet[Patient]:
+        return selectors.patients_visible_to(self.request.user).annotate(case_count=Count("cases")).order_by("code")
+
+
+class CaseViewSet(viewsets.ModelViewSet):
+    serializer_class = CaseSerializer
+    filterset_class = CaseFilter
+    permission_classes = [RoleAccess]
+    read_roles = ALL_ROLES
+    write_roles = LAB_MANAGERS
+    ordering_fields = ["code", "collected_on", "created_at"]
+
+    def get_queryset(self) -> QuerySet[Case]:
+        return selectors.cases_visible_to(self.request.user).annotate(smear_count=Count("smears")).order_by("code")
+
+
+class SmearViewSet(viewsets.ModelViewSet):
+    serializer_class = SmearSerializer
+    filterset_class = SmearFilter
+    permission_classes = [RoleAccess]
+    read_roles = ALL_ROLES
+    write_roles = LAB_MANAGERS
+    ordering_fields = ["code", "created_at"]
+
+    def get_queryset(self) -> QuerySet[Smear]:
+        return selectors.smears_visible_to(self.request.user)
+
+
+class FieldViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = FieldSerializer
+    parser_classes = [MultiPartParser, FormParser]
+    filterset_class = FieldFilter
+    permission_classes = [RoleAccess]
+    read_roles = ALL_ROLES
+    write_roles = LAB_MANAGERS
+    ordering_fields = ["id", "created_at", "status"]
+
+    def get_queryset(self) -> QuerySet[Field]:
+        return selectors.fields_visible_to(self.request.user)
+
+    @extend_schema(request={"multipart/form-data": FieldUploadSerializer}, responses={201: FieldSerializer(many=True)})
+    def create(self, request: Request) -> Response:
+        """Upload one or many field images into a smear (all stored, or none when any file is refused)."""
+        smear_id = request_value(request, "smear")
+        try:
+            smear = Smear.objects.get(pk=int(smear_id))
+        except (TypeError, ValueError, Smear.DoesNotExist):
+            raise ValidationFailed(f"Smear {smear_id!r} does not exist.", field="smear") from None
+        uploads = [services.Upload(name=f.name or "", data=f.read()) for f in request.FILES.getlist("files")]
+        fields = services.field_upload_many(smear=smear, uploads=uploads, actor=request.user)
+        data = FieldSerializer(fields, many=True, context={"request": request}).data
+        return Response(data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={(200, "image/*"): bytes})
+    @action(detail=True, methods=["get"])
+    def image(self, request: Request, pk: str) -> HttpResponseBase:
+        """The field image: byte-exact original for the lab's roles, a metadata-free copy for researchers."""
+        field = self.get_object()
+        if roles_of(request.user) & CLINICAL_ROLES:
+            extension = field.image.name.rsplit(".", 1)[-1]
+            response: HttpResponseBase = FileResponse(
+                field.image.open("rb"),
+                content_type=f"image/{field.format.lower()}",
+                filename=f"field-{field.pk}.{extension}",
+            )
+        else:
+            with field.image.open("rb") as handle:
+                clean = encode_without_metadata(open_rgb(handle.read()), image_format="PNG")
+            response = HttpResponse(clean, content_type="image/png")
+            response["Content-Disposition"] = f'inline; filename="field-{field.pk}.png"'
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Cache-Control"] = "private, max-age=3600"
+        return response
+
+    @extend_schema(responses={(200, "image/jpeg"): bytes})
+    @action(detail=True, methods=["get"])
+    def thumbnail(self, request: Request, pk: str) -> HttpResponseBase:
+        field = self.get_object()
+        response = FileResponse(field.thumbnail.open("rb"), content_type="image/jpeg")
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Cache-Control"] = "private, max-age=3600"
+        return response
+
+
+class CellClassViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = CellClass.objects.all()
+    serializer_class = CellClassSerializer
+    permission_classes = [RoleAccess]
+    read_roles = ALL_ROLES
+    filterset_fields = ["lineage", "is_blast"]
+    pagination_class = None
+
+
+class AnnotationSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = AnnotationSetSerializer
+    filterset_class = AnnotationSetFilter
+    permission_classes = [RoleAccess]
+    read_roles = ALL_ROLES
+    write_roles = frozenset({Role.ANNOTATOR})
+    ordering_fields = ["id", "created_at", "updated_at"]
+
+    def get_queryset(self) -> QuerySet[AnnotationSet]:
+        return (
+            selectors.annotation_sets_visible_to(self.request.user)
+            .select_related("annotator")
+            .annotate(cell_count=Count("cells"))
+            .order_by("id")
+        )
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        annotation_set = self.get_object()
+        return with_etag(Response(self.get_serializer(annotation_set).data), annotation_set)
+
+    @extend_schema(request=AnnotationSetCreateSerializer, responses={201: AnnotationSetSerializer})
+    def create(self, request: Request) -> Response:
+        """Start your own annotation set on a field."""
+        body = AnnotationSetCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        field = selectors.fields_visible_to(request.user).filter(pk=body.validated_data["field"]).first()
+        if field is None:
+            raise ValidationFailed(f"Field {body.validated_data['field']} does not exist.", field="field")
+        annotation_set = services.annotation_set_create_for_annotator(field=field, annotator=request.user)
+        annotation_set = self.get_queryset().get(pk=annotation_set.pk)
+        return with_etag(Response(self.get_serializer(annotation_set).data, status=201), annotation_set)
+
+    @extend_schema(request=VersionSerializer, parameters=[IF_MATCH], responses={200: AnnotationSetSerializer})
+    @action(detail=True, methods=["post"])
+    def submit(self, request: Request, pk: str) -> Response:
+        """Submit your set: it is locked from then on."""
+        annotation_set = self.get_object()
+        services.annotation_set_submit(
+            annotation_set_id=annotation_set.pk, expected_version=expected_version(request), actor=request.user
+        )
+        annotation_set = self.get_queryset().get(pk=annotation_set.pk)
+        return with_etag(Response(self.get_serializer(annotation_set).data), annotation_set)
+
+    @extend_schema(
+        methods=["GET"], responses={200: CellSerializer(many=True)}, filters=False, description="Cells of the set."
+    )
+    @extend_schema(
+        methods=["POST"], request=CellWriteSerializer, parameters=[IF_MATCH], responses={201: CellSerializer}
+    )
+    @action(detail=True, methods=["get", "post"], pagination_class=None, filterset_class=None)
+    def cells(self, request: Request, pk: str) -> Response:
+        annotation_set = self.get_object()
+        if request.method == "GET":
+            cells = annotation_set.cells.order_by("id")
+            return with_etag(Response(CellSerializer(cells, many=True).data), annotation_set)
+        data = cell_write_body(request, partial=False)
+        cell = services.cell_create(
+            annotation_set_id=annotation_set.pk,
+            expected_version=expected_version(request),
+            data=data,
+            actor=request.user,
+        )
+        return with_etag(Response(CellSerializer(cell).data, status=201), cell.annotation_set)
+
+
+class CellViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = CellSerializer
+    filterset_class = CellFilter
+    permission_classes = [RoleAccess]
+    read_roles = ALL_ROLES
+    write_roles = frozenset({Role.ANNOTATOR})
+    ordering_fields = ["id", "confidence", "entropy", "margin"]
+    http_method_names = ["get", "patch", "delete", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[Cell]:
+        return selectors.cells_visible_to(self.request.user)
+
+    @extend_schema(request=CellWriteSerializer, parameters=[IF_MATCH], responses={200: CellSerializer})
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        cell = self.get_object()
+        changes = cell_write_body(request, partial=True)
+        cell = services.cell_update(
+            cell_id=cell.pk, expected_version=expected_version(request), changes=changes, actor=request.user
+        )
+        return with_etag(Response(CellSerializer(cell).data), cell.annotation_set)
+
+    @extend_schema(parameters=[IF_MATCH, OpenApiParameter("version", int, required=False)])
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        cell = self.get_object()
+        version = expected_version(request)
+        if version is None and "version" in request.query_params:
+            version = _int_param(request.query_params["version"], "version")
+        services.cell_delete(cell_id=cell.pk, expected_version=version, actor=request.user)
+        annotation_set = get_object_or_404(AnnotationSet, pk=cell.annotation_set_id)
+        return with_etag(Response(status=status.HTTP_204_NO_CONTENT), annotation_set)
+
+
+def _int_param(raw: str, name: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValidationFailed(f"{name} must be an integer.", field=name) from None

@@ -1,0 +1,116 @@
+"""factory_boy factories for the domain data, and small real images made in memory."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from typing import Any
+
+import factory
+from django.contrib.auth.models import Group, User
+from django.core.files.base import ContentFile
+from PIL import Image
+
+from aicell.roles import Role
+from annotations.models import AnnotationKind, AnnotationSet, Case, Cell, Field, Patient, Smear
+from training.models import ModelVersion, Stage
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+def image_bytes(width: int = 64, height: int = 48, image_format: str = "JPEG", seed: int = 0, **save: Any) -> bytes:
+    """A small real image whose pixels depend on `seed`, so two seeds never share a hash."""
+    image = Image.new("RGB", (width, height), (200, 180, 190))
+    for i in range(min(width, height) // 2):
+        image.putpixel(((seed * 7 + i) % width, (seed * 3 + i) % height), (seed % 256, 30, 90))
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format, **save)
+    return buffer.getvalue()
+
+
+class UserFactory(factory.django.DjangoModelFactory[User]):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def roles(self, create: bool, extracted: list[Role] | None, **kwargs: Any) -> None:
+        for role in extracted or []:
+            self.groups.add(Group.objects.get(name=role.value))
+        self.save()
+
+
+class PatientFactory(factory.django.DjangoModelFactory[Patient]):
+    class Meta:
+        model = Patient
+
+    code = factory.Sequence(lambda n: f"P{n:04d}")
+
+
+class CaseFactory(factory.django.DjangoModelFactory[Case]):
+    class Meta:
+        model = Case
+
+    patient = factory.SubFactory(PatientFactory)
+    code = factory.Sequence(lambda n: f"C{n:04d}")
+
+
+class SmearFactory(factory.django.DjangoModelFactory[Smear]):
+    class Meta:
+        model = Smear
+
+    case = factory.SubFactory(CaseFactory)
+    code = factory.Sequence(lambda n: f"S{n:03d}")
+
+
+class FieldFactory(factory.django.DjangoModelFactory[Field]):
+    """A stored field with a real image file (through the storage API, as uploads store them)."""
+
+    class Meta:
+        model = Field
+
+    class Params:
+        seed = factory.Sequence(lambda n: n)
+        data = factory.LazyAttribute(lambda o: image_bytes(o.width, o.height, seed=o.seed))
+
+    smear = factory.SubFactory(SmearFactory)
+    width = 640
+    height = 480
+    format = "JPEG"
+    sha256 = factory.LazyAttribute(lambda o: hashlib.sha256(o.data).hexdigest())
+    byte_size = factory.LazyAttribute(lambda o: len(o.data))
+    image = factory.LazyAttribute(lambda o: ContentFile(o.data, name="original.jpg"))
+    thumbnail = factory.LazyAttribute(lambda o: ContentFile(o.data, name="thumbnail.jpg"))
+
+
+class ModelVersionFactory(factory.django.DjangoModelFactory[ModelVersion]):
+    class Meta:
+        model = ModelVersion
+
+    stage = Stage.CLASSIFIER
+    profile = "cpu"
+    architecture = "resnet18"
+
+
+class AnnotationSetFactory(factory.django.DjangoModelFactory[AnnotationSet]):
+    class Meta:
+        model = AnnotationSet
+
+    field = factory.SubFactory(FieldFactory)
+    kind = AnnotationKind.ANNOTATOR
+    annotator = factory.SubFactory(UserFactory, roles=[Role.ANNOTATOR])
+
+
+class CellFactory(factory.django.DjangoModelFactory[Cell]):
+    class Meta:
+        model = Cell
+
+    annotation_set = factory.SubFactory(AnnotationSetFactory)
+    x = 10.0
+    y = 20.0
+    width = 50.0
+    height = 40.0
+    cell_class_id = 11
