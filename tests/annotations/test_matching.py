@@ -20,8 +20,9 @@ LYMPHOCYTE = class_by_name("lymphocyte").id
 MYELOBLAST = class_by_name("myeloblast").id
 
 
-def box(key: str, x: float, y: float = 0, w: float = 10, h: float = 10, cls: int | None = LYMPHOCYTE,
-        countable: bool = True) -> BoxAnnotation:  # fmt: skip
+def box(
+    key: str, x: float, y: float = 0, w: float = 10, h: float = 10, cls: int | None = LYMPHOCYTE, countable: bool = True
+) -> BoxAnnotation:
     return BoxAnnotation(key, x, y, w, h, cls, countable)
 
 
