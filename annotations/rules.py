@@ -466,9 +466,8 @@ def _percent_decision(
     if share.n < rule_set.min_cells:
         reasons.append(_too_few(share.n, rule_set.min_cells))
     # The decision is monotone in the percentage, so the interval is undecided exactly when its ends disagree.
-    if rule_set.ci_gate and _meets(share.ci_high, rule.operator, threshold) != _meets(
-        share.ci_low, rule.operator, threshold
-    ):
+    straddles = _meets(share.ci_low, rule.operator, threshold) != _meets(share.ci_high, rule.operator, threshold)
+    if rule_set.ci_gate and straddles:
         reasons.append(
             f"95% CI {share.ci_low:.1f}-{share.ci_high:.1f}% straddles the threshold {rule.operator} {threshold:g}%"
         )

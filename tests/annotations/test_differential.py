@@ -9,7 +9,7 @@ from annotations.taxonomy import NUM_CLASSES, class_by_name
 
 
 def cells_of(*groups: tuple[str, int], countable: bool = True, start: int = 0) -> list[CountedCell]:
-    cells = []
+    cells: list[CountedCell] = []
     for name, count in groups:
         for _ in range(count):
             cells.append(CountedCell(f"c{start + len(cells)}", class_by_name(name).id, countable))

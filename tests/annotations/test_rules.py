@@ -27,7 +27,7 @@ POSITIVE, NEGATIVE, MORE = SuggestionStatus.POSITIVE, SuggestionStatus.NEGATIVE,
 
 def differential_of(**counts: int) -> Differential:
     """Cells by class name with spaces as underscores; `filler` pads with neutrophilic segmented cells."""
-    cells = []
+    cells: list[CountedCell] = []
     for key, count in counts.items():
         name = "neutrophilic segmented" if key == "filler" else key.replace("_", " ")
         if name == "pro erythroblast":
