@@ -60,11 +60,19 @@ def demo_fields_load(actor: User) -> tuple[int, int]:
             patient, _ = Patient.objects.get_or_create(code=f"DEMO-P{number:02d}")
             case, _ = Case.objects.get_or_create(
                 code=f"DEMO-C{number:02d}",
-                defaults={"patient": patient, "confirmed_diagnosis": Diagnosis.NO_MALIGNANCY, "diagnosis_method": "demo"},
+                defaults={
+                    "patient": patient,
+                    "confirmed_diagnosis": Diagnosis.NO_MALIGNANCY,
+                    "diagnosis_method": "demo",
+                },
             )
             smear, _ = Smear.objects.get_or_create(case=case, code="S1", defaults={"microscope": "BCCD demo"})
-        uploads = [Upload(f"{image_id}.jpg", (DEMO_DATA / "JPEGImages" / f"{image_id}.jpg").read_bytes()) for image_id in batch]
-        stored = set(Field.objects.filter(original_name__in=[u.name for u in uploads]).values_list("original_name", flat=True))
+        uploads = [
+            Upload(f"{image_id}.jpg", (DEMO_DATA / "JPEGImages" / f"{image_id}.jpg").read_bytes()) for image_id in batch
+        ]
+        stored = set(
+            Field.objects.filter(original_name__in=[u.name for u in uploads]).values_list("original_name", flat=True)
+        )
         new = [upload for upload in uploads if upload.name not in stored]
         existing += len(uploads) - len(new)
         if new:

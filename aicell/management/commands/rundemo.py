@@ -25,7 +25,18 @@ class Command(BaseCommand):
         python = sys.executable
         commands = {
             "worker": [python, "-m", "celery", "-A", "aicell", "worker", "-Q", "default,gpu", "-c", "1", "-l", "info"],
-            "beat": [python, "-m", "celery", "-A", "aicell", "beat", "-l", "info", "-s", str(settings.VAR_DIR / "beat")],
+            "beat": [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "aicell",
+                "beat",
+                "-l",
+                "info",
+                "-s",
+                str(settings.VAR_DIR / "beat"),
+            ],
             "web": [python, "manage.py", "runserver", f"{options['host']}:{options['port']}", "--noreload"],
         }
         children = {name: subprocess.Popen(command, cwd=settings.BASE_DIR) for name, command in commands.items()}
