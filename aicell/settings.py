@@ -218,8 +218,12 @@ AICELL_THUMBNAIL_SIZE = env.int("AICELL_THUMBNAIL_SIZE", default=320)
 AICELL_AUTO_PRELABEL = env.bool("AICELL_AUTO_PRELABEL", default=True)
 AICELL_PROFILE = env.str("AICELL_PROFILE", default="cpu")
 AICELL_MODEL_DIR = Path(env.str("AICELL_MODEL_DIR", default=str(VAR_DIR / "models")))
-# Seconds after which a worker that sent no heartbeat is reported as gone by /api/v1/health.
-AICELL_WORKER_STALE_AFTER = env.int("AICELL_WORKER_STALE_AFTER", default=60)
+# Seconds without a progress heartbeat after which a running job is marked failed (its worker died).
+AICELL_JOB_STALE_AFTER = env.int("AICELL_JOB_STALE_AFTER", default=600)
+CELERY_BEAT_SCHEDULE = {
+    "fail-stale-jobs": {"task": "aicell.fail_stale_jobs", "schedule": 60.0},
+    "verify-storage-weekly": {"task": "annotations.verify_storage", "schedule": 7 * 24 * 3600.0},
+}
 
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

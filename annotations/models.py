@@ -226,6 +226,14 @@ class AnnotationSet(models.Model):
         return self.kind in TRUTH_KINDS
 
 
+class ReviewOutcome(models.TextChoices):
+    """How a consensus cell became truth (double review); empty for every other set's cells."""
+
+    AGREED = "agreed", "Both annotators agreed"
+    RESOLVED = "resolved", "Agreed after cross-check"
+    ADJUDICATED = "adjudicated", "Decided by an adjudicator"
+
+
 class Cell(models.Model):
     """A box in image pixels (x, y = top-left corner) with its countable flag and class."""
 
@@ -246,6 +254,7 @@ class Cell(models.Model):
     mutual_information = models.FloatField(null=True, blank=True, db_index=True)
     # Provenance: the model suggestion an annotator accepted, or the annotator cell a consensus cell came from.
     source_cell = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    review_outcome = models.CharField(max_length=16, choices=ReviewOutcome.choices, blank=True, default="")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -177,6 +177,7 @@ class CellSerializer(serializers.ModelSerializer):
             "entropy",
             "mutual_information",
             "source_cell",
+            "review_outcome",
             "created_at",
             "updated_at",
         ]

@@ -78,6 +78,7 @@ def cell_snapshot(cell: Cell) -> dict[str, Any]:
         "countable": cell.countable,
         "cell_class": cell.cell_class_id,
         "source_cell": cell.source_cell_id,
+        "review_outcome": cell.review_outcome,
     }
 
 

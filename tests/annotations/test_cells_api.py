@@ -72,6 +72,7 @@ def test_a_stale_write_answers_409_with_the_current_state_and_changes_nothing(
             "countable": True,
             "cell_class": 1,
             "source_cell": None,
+            "review_outcome": "",
         }
     ]
     cell.refresh_from_db()
