@@ -132,6 +132,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "staticfiles")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [d for d in [BASE_DIR / "frontend" / "dist"] if d.exists()]
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
@@ -218,6 +219,14 @@ AICELL_THUMBNAIL_SIZE = env.int("AICELL_THUMBNAIL_SIZE", default=320)
 AICELL_AUTO_PRELABEL = env.bool("AICELL_AUTO_PRELABEL", default=True)
 AICELL_PROFILE = env.str("AICELL_PROFILE", default="cpu")
 AICELL_MODEL_DIR = Path(env.str("AICELL_MODEL_DIR", default=str(VAR_DIR / "models")))
+# Model profiles are data: the shipped file, or a lab's own copy with extra or tuned profiles.
+AICELL_PROFILES_FILE = Path(env.str("AICELL_PROFILES_FILE", default=str(BASE_DIR / "inference" / "profiles.yaml")))
+# Device for inference and training: empty = the profile's choice ("auto": CUDA when available).
+AICELL_DEVICE = env.str("AICELL_DEVICE", default="")
+# Fields per pre-label task: a GPU worker classifies the crops of all of them in one batch.
+AICELL_PRELABEL_CHUNK = env.int("AICELL_PRELABEL_CHUNK", default=8)
+# Minutes a review-queue cell stays reserved for the reviewer it was handed to.
+AICELL_REVIEW_CLAIM_MINUTES = env.int("AICELL_REVIEW_CLAIM_MINUTES", default=15)
 # Seconds without a progress heartbeat after which a running job is marked failed (its worker died).
 AICELL_JOB_STALE_AFTER = env.int("AICELL_JOB_STALE_AFTER", default=600)
 CELERY_BEAT_SCHEDULE = {

@@ -10,6 +10,7 @@ from rest_framework.routers import DefaultRouter
 
 from aicell.api.views import HealthView, SessionView
 from annotations import views as annotation_views
+from inference import views as inference_views
 
 router = DefaultRouter()
 # Both /api/v1/fields and /api/v1/fields/ resolve (no redirect that would turn a POST into a GET).
@@ -21,11 +22,13 @@ router.register("fields", annotation_views.FieldViewSet, basename="field")
 router.register("cell-classes", annotation_views.CellClassViewSet, basename="cell-class")
 router.register("annotation-sets", annotation_views.AnnotationSetViewSet, basename="annotation-set")
 router.register("cells", annotation_views.CellViewSet, basename="cell")
+router.register("prelabel-jobs", inference_views.PrelabelJobViewSet, basename="prelabel-job")
 
 api_v1: list[URLPattern | URLResolver] = [
     path("health", HealthView.as_view(), name="health"),
     path("auth/session", SessionView.as_view(), name="auth-session"),
     path("auth/token", obtain_auth_token, name="auth-token"),
+    path("review-queue", inference_views.ReviewQueueView.as_view(), name="review-queue"),
     path("", include(router.urls)),
 ]
 

@@ -179,8 +179,7 @@ def _store_fields(
     except BaseException:
         _delete_files(written)
         raise
-    for field in written:
-        transaction.on_commit(functools.partial(_notify_field_uploaded, field.pk))
+    transaction.on_commit(functools.partial(_notify_fields_uploaded, [field.pk for field in written]))
     return written
 
 
@@ -191,14 +190,14 @@ def _delete_files(fields: Sequence[Field]) -> None:
                 file.storage.delete(file.name)
 
 
-# Callbacks run after a field upload commits (the pre-label trigger registers itself here); kept as a list so
-# the upload path does not import the inference app.
-FIELD_UPLOADED_HOOKS: list[Callable[[int], None]] = []
+# Callbacks run with the ids of a batch of fields once its upload commits (the pre-label trigger registers itself
+# here); kept as a list so the upload path does not import the inference app.
+FIELD_UPLOADED_HOOKS: list[Callable[[list[int]], None]] = []
 
 
-def _notify_field_uploaded(field_id: int) -> None:
+def _notify_fields_uploaded(field_ids: list[int]) -> None:
     for hook in FIELD_UPLOADED_HOOKS:
-        hook(field_id)
+        hook(field_ids)
 
 
 def field_set_status(field: Field, status: FieldStatus) -> None:

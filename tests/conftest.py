@@ -89,9 +89,10 @@ def client_for() -> Any:
 
 
 @pytest.fixture
-def celery_worker_thread(transactional_db: None) -> Iterator[Any]:
+def celery_worker_thread(transactional_db: None, django_db_serialized_rollback: None) -> Iterator[Any]:
     """A real Celery worker (consuming the default and gpu queues) in a thread of this process, on the broker
-    the settings name (Redis in CI). Tests using it see committed data only, hence transactional_db."""
+    the settings name (Redis in CI). The worker sees committed data only, so these tests run transactionally;
+    serialized rollback restores the rows that migrations seed (cell classes, role groups) after each of them."""
     from celery.contrib.testing.worker import start_worker
 
     from aicell.celery import app

@@ -1,0 +1,75 @@
+"""The pipeline a worker runs for the registry's model versions, loaded once per process and reused.
+
+torch is imported only when a pipeline is first needed, so web processes that import this module stay light.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+
+from training.models import ModelVersion, Stage
+from training.selectors import checkpoint_paths
+
+if TYPE_CHECKING:
+    from inference.pipeline import Pipeline
+    from inference.profiles import Profile
+
+
+class PipelineUnavailable(Exception):
+    """The registry's versions cannot form a pipeline (mixed profiles, missing files, wrong checkpoints)."""
+
+
+def profile_named(name: str) -> Profile:
+    from inference.profiles import UnknownProfileError, load_profiles
+
+    profiles = load_profiles(settings.AICELL_PROFILES_FILE)
+    if name not in profiles:
+        raise UnknownProfileError(name, tuple(profiles))
+    return profiles[name]
+
+
+def pipeline_key(versions: Mapping[str, ModelVersion]) -> tuple[tuple[str, int, str, tuple[str, ...]], ...]:
+    return tuple(
+        (stage.value, versions[stage.value].pk, versions[stage.value].profile, tuple(versions[stage.value].checkpoints))
+        for stage in Stage
+    )
+
+
+def pipeline_for(versions: Mapping[str, ModelVersion]) -> Pipeline:
+    profiles = {version.profile for version in versions.values()}
+    if len(profiles) != 1:
+        raise PipelineUnavailable(f"the active stage versions use different profiles: {sorted(profiles)}")
+    return _load_pipeline(pipeline_key(versions), str(settings.AICELL_MODEL_DIR), str(settings.AICELL_PROFILES_FILE))
+
+
+@functools.lru_cache(maxsize=2)
+def _load_pipeline(key: tuple[tuple[str, int, str, tuple[str, ...]], ...], model_dir: str, profiles_file: str) -> Pipeline:
+    from inference.checkpoints import CheckpointError
+    from inference.pipeline import Pipeline
+
+    by_stage = {stage: [Path(model_dir) / path for path in paths] for stage, _, _, paths in key}
+    profile = profile_named(key[0][2])
+    for stage, paths in by_stage.items():
+        if not paths:
+            raise PipelineUnavailable(f"the {stage} version has no checkpoint files")
+        missing = [str(path) for path in paths if not path.exists()]
+        if missing:
+            raise PipelineUnavailable(f"checkpoint files of the {stage} version are missing: {', '.join(missing)}")
+    try:
+        return Pipeline.from_checkpoints(
+            by_stage[Stage.DETECTOR.value][0],
+            by_stage[Stage.COUNTABILITY.value][0],
+            by_stage[Stage.CLASSIFIER.value],
+            profile,
+            device=settings.AICELL_DEVICE or None,
+        )
+    except CheckpointError as exc:
+        raise PipelineUnavailable(str(exc)) from exc
+
+
+__all__ = ["PipelineUnavailable", "checkpoint_paths", "pipeline_for", "profile_named"]

@@ -1,0 +1,121 @@
+"""The review queue: predicted cells of the active classifier that most need a hematologist's eye.
+
+SQL orders a bounded pool by the strategy's uncertainty column; the pure `inference.selection` then balances
+classes (so rare blasts are not starved) and spreads the pick over fields. Picked cells are claimed for the
+reviewer for a while, under `select_for_update(skip_locked=True)`, so two reviewers never get the same cell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, QuerySet
+from django.utils import timezone
+
+from annotations.models import TRUTH_KINDS, AnnotationKind, AnnotationSet, Cell
+from inference.models import ReviewClaim
+from inference.selection import STRATEGIES, ReviewCandidate, UnknownStrategyError, select_for_review
+from training.models import Stage
+from training.selectors import active_model_versions
+
+# The SQL ordering that puts each strategy's most uncertain cells first.
+STRATEGY_ORDER: dict[str, str] = {
+    "entropy": "-entropy",
+    "margin": "margin",
+    "least_confidence": "confidence",
+    "disagreement": "-mutual_information",
+    "detector": "detector_score",
+}
+POOL_FACTOR = 10
+MAX_POOL = 2000
+assert set(STRATEGY_ORDER) == set(STRATEGIES), "every selection strategy needs its SQL ordering"
+
+
+@dataclass(frozen=True)
+class ReviewQueueRequest:
+    strategy: str = "entropy"
+    case_id: int | None = None
+    cell_class: int | None = None
+    limit: int = 20
+    balance_classes: bool = True
+    max_per_field: int | None = None
+
+
+def _candidate(cell: Cell) -> ReviewCandidate:
+    uncertainty = dict(cell.scores.get("uncertainty", {}))
+    return ReviewCandidate(
+        cell_id=cell.pk,
+        field_id=cell.annotation_set.field_id,
+        predicted_class=cell.cell_class_id if cell.cell_class_id is not None else -1,
+        uncertainty=uncertainty,
+        detector_score=cell.detector_score if cell.detector_score is not None else 0.0,
+    )
+
+
+def review_pool(user: Any, request: ReviewQueueRequest) -> QuerySet[Cell]:
+    """Predicted cells of the active classifier on fields without truth, not yet taken into the reviewer's own
+    set, not claimed by another reviewer."""
+    classifier = active_model_versions().get(Stage.CLASSIFIER.value)
+    if classifier is None:
+        return Cell.objects.none()
+    has_truth = AnnotationSet.objects.filter(field_id=OuterRef("annotation_set__field_id"), kind__in=TRUTH_KINDS)
+    taken_by_reviewer = Cell.objects.filter(
+        source_cell_id=OuterRef("pk"), annotation_set__kind=AnnotationKind.ANNOTATOR, annotation_set__annotator=user
+    )
+    claimed_by_other = ReviewClaim.objects.filter(cell_id=OuterRef("pk"), expires_at__gt=timezone.now()).exclude(
+        reviewer=user
+    )
+    pool = (
+        Cell.objects.filter(annotation_set__kind=AnnotationKind.PREDICTION, annotation_set__model_version=classifier)
+        .exclude(Exists(has_truth))
+        .exclude(Exists(taken_by_reviewer))
+        .exclude(Exists(claimed_by_other))
+    )
+    if request.case_id is not None:
+        pool = pool.filter(annotation_set__field__smear__case_id=request.case_id)
+    if request.cell_class is not None:
+        pool = pool.filter(cell_class_id=request.cell_class)
+    return pool
+
+
+def review_queue_next(user: Any, request: ReviewQueueRequest) -> list[Cell]:
+    """The next cells for `user` to review, claimed for them for AICELL_REVIEW_CLAIM_MINUTES."""
+    if request.strategy not in STRATEGY_ORDER:
+        raise UnknownStrategyError(request.strategy)
+    pool_size = min(MAX_POOL, request.limit * POOL_FACTOR)
+    with transaction.atomic():
+        pool = list(
+            review_pool(user, request)
+            .select_related("annotation_set")
+            .order_by(STRATEGY_ORDER[request.strategy], "id")
+            .select_for_update(skip_locked=True, of=("self",))[:pool_size]
+        )
+        picked = select_for_review(
+            [_candidate(cell) for cell in pool],
+            request.limit,
+            request.strategy,
+            balance_classes=request.balance_classes,
+            max_per_field=request.max_per_field,
+        )
+        by_id = {cell.pk: cell for cell in pool}
+        cells = [by_id[candidate.cell_id] for candidate in picked]
+        _claim(user, cells)
+    return cells
+
+
+def _claim(user: Any, cells: list[Cell]) -> None:
+    expires_at = timezone.now() + timedelta(minutes=settings.AICELL_REVIEW_CLAIM_MINUTES)
+    ReviewClaim.objects.filter(expires_at__lte=timezone.now()).delete()
+    for cell in cells:
+        try:
+            with transaction.atomic():
+                ReviewClaim.objects.update_or_create(cell=cell, defaults={"reviewer": user, "expires_at": expires_at})
+        except IntegrityError:
+            continue  # another reviewer claimed it at this instant; it stays theirs
+
+
+__all__ = ["STRATEGY_ORDER", "ReviewQueueRequest", "UnknownStrategyError", "review_pool", "review_queue_next"]

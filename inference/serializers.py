@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from annotations.taxonomy import CLASS_NAMES
+from inference.models import PrelabelItem, PrelabelJob
+
+JOB_FIELDS = [
+    "id",
+    "status",
+    "progress",
+    "message",
+    "error",
+    "result",
+    "cancel_requested",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "heartbeat_at",
+]
+
+
+class PrelabelJobSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PrelabelJob
+        fields = [*JOB_FIELDS, "trigger", "pipeline", "field_count", "done_count", "failed_count"]
+        read_only_fields = fields
+
+
+class PrelabelItemSerializer(serializers.ModelSerializer):
+    field = serializers.IntegerField(source="field_id_at_start")
+
+    class Meta:
+        model = PrelabelItem
+        fields = ["id", "field", "status", "error", "cell_count", "attempts", "updated_at"]
+        read_only_fields = fields
+
+
+class PrelabelRequestSerializer(serializers.Serializer):
+    fields = serializers.ListField(child=serializers.IntegerField(), required=False, help_text="field ids")
+    case = serializers.IntegerField(required=False, help_text="every field of this case")
+    everything = serializers.BooleanField(
+        default=False, help_text="also fields the active model already pre-labelled (default: only new ones)"
+    )
+
+
+class ReviewQueueQuerySerializer(serializers.Serializer):
+    strategy = serializers.CharField(default="entropy")
+    case = serializers.IntegerField(required=False)
+    cell_class = serializers.IntegerField(required=False, min_value=0, max_value=len(CLASS_NAMES) - 1)
+    limit = serializers.IntegerField(default=20, min_value=1, max_value=200)
+    balance = serializers.BooleanField(default=True)
+    max_per_field = serializers.IntegerField(required=False, min_value=1)
+
+
+class ReviewCellSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    field = serializers.IntegerField(source="annotation_set.field_id")
+    x = serializers.FloatField()
+    y = serializers.FloatField()
+    width = serializers.FloatField()
+    height = serializers.FloatField()
+    predicted_class = serializers.IntegerField(source="cell_class_id")
+    countable = serializers.BooleanField()
+    p_countable = serializers.FloatField(source="scores.p_countable")
+    detector_score = serializers.FloatField()
+    probabilities = serializers.ListField(child=serializers.FloatField(), source="scores.probabilities")
+    top3 = serializers.SerializerMethodField()
+    uncertainty = serializers.DictField(child=serializers.FloatField(), source="scores.uncertainty")
+    model_version = serializers.IntegerField(source="annotation_set.model_version_id")
+
+    def get_top3(self, cell: Any) -> list[dict[str, Any]]:
+        probabilities = cell.scores.get("probabilities", [])
+        ranked = sorted(range(len(probabilities)), key=lambda index: -probabilities[index])[:3]
+        return [{"cell_class": i, "name": CLASS_NAMES[i], "probability": probabilities[i]} for i in ranked]

@@ -1,0 +1,41 @@
+"""Celery adapters for pre-labelling; routed to the `gpu` queue (settings.CELERY_TASK_ROUTES)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from celery import shared_task
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from inference import services
+from inference.runtime import PipelineUnavailable
+
+# Transient failures worth another delivery: the database or broker blinked. Bad images fail their field only.
+RETRY_ON = (OperationalError, InterfaceError, ConnectionError)
+
+
+@shared_task(
+    name="inference.prelabel_fields",
+    acks_late=True,
+    autoretry_for=RETRY_ON,
+    retry_backoff=True,
+    retry_backoff_max=300,
+    max_retries=5,
+)
+def prelabel_fields(job_id: int, field_ids: list[int]) -> dict[str, int]:
+    """Pre-label a chunk of a job's fields in one batched pipeline run (chunk size: AICELL_PRELABEL_CHUNK;
+    1 gives one task per field)."""
+    try:
+        outcomes = services.prelabel_fields_run(field_ids=field_ids, job_id=job_id)
+    except PipelineUnavailable as exc:
+        services.prelabel_job_fail(job_id, str(exc))
+        return {"failed": len(field_ids)}
+    return dict(Counter(outcome.status.value for outcome in outcomes))
+
+
+def enqueue_prelabel_job(job_id: int, field_ids: Sequence[int]) -> None:
+    chunk = settings.AICELL_PRELABEL_CHUNK
+    for start in range(0, len(field_ids), chunk):
+        prelabel_fields.delay(job_id, list(field_ids[start : start + chunk]))

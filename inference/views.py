@@ -1,0 +1,107 @@
+"""Pre-label jobs and the review queue: thin adapters over services and selectors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from aicell.api.permissions import RoleAccess
+from aicell.errors import FieldError, ValidationFailed
+from aicell.jobs import job_request_cancel
+from aicell.roles import Role
+from annotations.models import Case
+from inference import selectors, services
+from inference.models import PrelabelJob, PrelabelTrigger
+from inference.selection import STRATEGIES
+from inference.serializers import (
+    PrelabelItemSerializer,
+    PrelabelJobSerializer,
+    PrelabelRequestSerializer,
+    ReviewCellSerializer,
+    ReviewQueueQuerySerializer,
+)
+
+LAB_MANAGERS = frozenset({Role.ADMIN, Role.ADJUDICATOR})
+
+
+class PrelabelJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = PrelabelJobSerializer
+    permission_classes = [RoleAccess]
+    read_roles = LAB_MANAGERS
+    write_roles = LAB_MANAGERS
+    filterset_fields = ["status", "trigger"]
+    ordering_fields = ["created_at"]
+
+    def get_queryset(self) -> QuerySet[PrelabelJob]:
+        return PrelabelJob.objects.all()
+
+    @extend_schema(request=PrelabelRequestSerializer, responses={202: PrelabelJobSerializer})
+    def create(self, request: Request) -> Response:
+        """Queue pre-labelling of fields (by ids, by case, or all new ones) with the active models."""
+        body = PrelabelRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        fields = services.fields_to_prelabel(everything=data["everything"] or "fields" in data)
+        if "fields" in data:
+            fields = fields.filter(pk__in=data["fields"])
+        if "case" in data:
+            if not Case.objects.filter(pk=data["case"]).exists():
+                raise ValidationFailed(f"Case {data['case']} does not exist.", field="case")
+            fields = fields.filter(smear__case_id=data["case"])
+        job = services.prelabel_job_create(fields=fields, trigger=PrelabelTrigger.MANUAL, actor=request.user)
+        return Response(PrelabelJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("status", str, required=False)], responses={200: PrelabelItemSerializer(many=True)}
+    )
+    @action(detail=True, methods=["get"], filterset_fields=[], ordering_fields=[])
+    def items(self, request: Request, pk: str) -> Response:
+        """Each field of the job with its status and, for a failure, the reason."""
+        items = self.get_object().items.all()
+        if "status" in request.query_params:
+            items = items.filter(status=request.query_params["status"])
+        page = self.paginate_queryset(items)
+        return self.get_paginated_response(PrelabelItemSerializer(page, many=True).data)
+
+    @extend_schema(request=None, responses={200: PrelabelJobSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        job = job_request_cancel(PrelabelJob, self.get_object().pk)
+        return Response(PrelabelJobSerializer(job).data)
+
+
+class ReviewQueueView(APIView):
+    """The next predicted cells to review, most uncertain first, balanced across classes."""
+
+    permission_classes = [RoleAccess]
+    read_roles = frozenset({Role.ANNOTATOR, Role.ADJUDICATOR})
+
+    @extend_schema(parameters=[ReviewQueueQuerySerializer], responses={200: ReviewCellSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        query = ReviewQueueQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data: dict[str, Any] = query.validated_data
+        if data["strategy"] not in STRATEGIES:
+            raise ValidationFailed(
+                f"Unknown strategy {data['strategy']!r}; valid strategies: {', '.join(STRATEGIES)}.",
+                errors=[FieldError("strategy", f"must be one of {', '.join(STRATEGIES)}")],
+            )
+        cells = selectors.review_queue_next(
+            request.user,
+            selectors.ReviewQueueRequest(
+                strategy=data["strategy"],
+                case_id=data.get("case"),
+                cell_class=data.get("cell_class"),
+                limit=data["limit"],
+                balance_classes=data["balance"],
+                max_per_field=data.get("max_per_field"),
+            ),
+        )
+        return Response(ReviewCellSerializer(cells, many=True).data)

@@ -1,0 +1,164 @@
+"""GET /api/v1/review-queue: predicted cells of the active classifier, most uncertain first, balanced across
+classes, never handed to two reviewers at once."""
+
+from typing import Any
+
+import pytest
+
+from annotations.models import AnnotationKind
+from inference.models import ReviewClaim
+from tests.factories import AnnotationSetFactory, CellFactory, FieldFactory, ModelVersionFactory
+
+pytestmark = pytest.mark.django_db
+
+STRATEGIES = "entropy, margin, least_confidence, disagreement, detector"
+
+
+def predicted(field: Any, model_version: Any, cells: list[dict[str, Any]]) -> list[Any]:
+    """A prediction set of `field` by `model_version`, with cells carrying explicit uncertainty values."""
+    prediction_set = AnnotationSetFactory(
+        field=field, kind=AnnotationKind.PREDICTION, annotator=None, model_version=model_version, status="locked"
+    )
+    made = []
+    for index, cell in enumerate(cells):
+        uncertainty = {
+            "entropy": cell["entropy"],
+            "margin": cell.get("margin", 0.5),
+            "least_confidence": 1 - cell.get("confidence", 0.5),
+            "mutual_information": cell.get("mutual_information", 0.0),
+            "detector": 1 - cell.get("detector_score", 0.9),
+        }
+        probabilities = [0.0] * 21
+        probabilities[cell.get("cell_class", 12)] = 1.0
+        made.append(
+            CellFactory(
+                annotation_set=prediction_set,
+                x=10 + 60 * index,
+                cell_class_id=cell.get("cell_class", 12),
+                entropy=cell["entropy"],
+                margin=uncertainty["margin"],
+                confidence=cell.get("confidence", 0.5),
+                mutual_information=uncertainty["mutual_information"],
+                detector_score=cell.get("detector_score", 0.9),
+                scores={"probabilities": probabilities, "p_countable": 0.9, "uncertainty": uncertainty},
+            )
+        )
+    return made
+
+
+@pytest.fixture
+def classifier() -> Any:
+    return ModelVersionFactory(stage="classifier", status="active")
+
+
+def release_claims() -> None:
+    """As if the reviewers' claims had expired, so the next request sees the whole queue again."""
+    ReviewClaim.objects.all().delete()
+
+
+def queue(client: Any, **params: Any) -> Any:
+    return client.get("/api/v1/review-queue", {"balance": "false", **params})
+
+
+def test_most_uncertain_first_by_each_strategy(client_for: Any, annotator: Any, classifier: Any) -> None:
+    field = FieldFactory()
+    calm, unsure, torn = predicted(
+        field,
+        classifier,
+        [
+            {"entropy": 0.1, "margin": 0.9, "confidence": 0.95, "mutual_information": 0.01, "detector_score": 0.99},
+            {"entropy": 2.0, "margin": 0.05, "confidence": 0.2, "mutual_information": 0.10, "detector_score": 0.90},
+            {"entropy": 1.0, "margin": 0.30, "confidence": 0.5, "mutual_information": 0.80, "detector_score": 0.35},
+        ],
+    )
+    expected = {
+        "entropy": [unsure, torn, calm],
+        "margin": [unsure, torn, calm],
+        "least_confidence": [unsure, torn, calm],
+        "disagreement": [torn, unsure, calm],
+        "detector": [torn, unsure, calm],
+    }
+    for strategy, order in expected.items():
+        release_claims()
+        response = queue(client_for(annotator), strategy=strategy)
+        assert response.status_code == 200, response.json()
+        assert [cell["id"] for cell in response.json()] == [cell.pk for cell in order], strategy
+    first = queue(client_for(annotator), strategy="entropy").json()[0]
+    assert first["field"] == field.pk
+    assert first["top3"][0] == {"cell_class": 12, "name": "lymphocyte", "probability": 1.0}
+    assert first["model_version"] == classifier.pk
+
+
+def test_unknown_strategy_is_refused_listing_the_valid_ones(client_for: Any, annotator: Any) -> None:
+    response = queue(client_for(annotator), strategy="random")
+    assert response.status_code == 400
+    assert STRATEGIES in response.json()["detail"]
+    assert response.json()["errors"][0]["field"] == "strategy"
+
+
+def test_fields_with_truth_and_old_model_versions_are_left_out(client_for: Any, annotator: Any, classifier: Any) -> None:
+    open_field, settled_field = FieldFactory(), FieldFactory()
+    (wanted,) = predicted(open_field, classifier, [{"entropy": 0.5}])
+    predicted(settled_field, classifier, [{"entropy": 3.0}])
+    AnnotationSetFactory(field=settled_field, kind=AnnotationKind.CONSENSUS, annotator=None, status="locked")
+    retired = ModelVersionFactory(stage="classifier", status="retired")
+    predicted(open_field, retired, [{"entropy": 2.5}])
+    assert [cell["id"] for cell in queue(client_for(annotator)).json()] == [wanted.pk]
+
+
+def test_cells_the_reviewer_already_took_are_left_out(client_for: Any, annotator: Any, classifier: Any) -> None:
+    field = FieldFactory()
+    taken, left = predicted(field, classifier, [{"entropy": 2.0}, {"entropy": 1.0}])
+    own_set = AnnotationSetFactory(field=field, annotator=annotator)
+    CellFactory(annotation_set=own_set, source_cell=taken)
+    assert [cell["id"] for cell in queue(client_for(annotator)).json()] == [left.pk]
+
+
+def test_two_reviewers_never_get_the_same_cell(
+    client_for: Any, annotator: Any, second_annotator: Any, classifier: Any
+) -> None:
+    field = FieldFactory()
+    cells = predicted(field, classifier, [{"entropy": 3 - 0.1 * i} for i in range(6)])
+    first = [cell["id"] for cell in queue(client_for(annotator), limit=4).json()]
+    second = [cell["id"] for cell in queue(client_for(second_annotator), limit=4).json()]
+    assert first == [cell.pk for cell in cells[:4]]
+    assert second == [cell.pk for cell in cells[4:]]
+    # The same reviewer asking again gets their own claimed cells back, not nothing.
+    assert [cell["id"] for cell in queue(client_for(annotator), limit=4).json()] == first
+
+
+def test_class_balancing_keeps_rare_blasts_in_the_first_page(client_for: Any, annotator: Any, classifier: Any) -> None:
+    field = FieldFactory()
+    lymphocytes = predicted(field, classifier, [{"entropy": 2.0 - 0.01 * i, "cell_class": 12} for i in range(5)])
+    (blast,) = predicted(FieldFactory(), classifier, [{"entropy": 0.3, "cell_class": 11}])
+    balanced = [cell["id"] for cell in queue(client_for(annotator), limit=3, balance="true").json()]
+    assert blast.pk in balanced
+    release_claims()
+    unbalanced = [cell["id"] for cell in queue(client_for(annotator), limit=3).json()]
+    assert unbalanced == [cell.pk for cell in lymphocytes[:3]]
+
+
+def test_filters_by_case_and_class_and_caps_cells_per_field(client_for: Any, annotator: Any, classifier: Any) -> None:
+    crowded, other = FieldFactory(), FieldFactory()
+    crowded_cells = predicted(crowded, classifier, [{"entropy": 3.0 - 0.1 * i, "cell_class": 0} for i in range(4)])
+    (other_cell,) = predicted(other, classifier, [{"entropy": 0.1, "cell_class": 16}])
+    client = client_for(annotator)
+    by_case = queue(client, case=other.smear.case_id).json()
+    assert [cell["id"] for cell in by_case] == [other_cell.pk]
+    release_claims()
+    assert [cell["id"] for cell in queue(client, cell_class=0, limit=2).json()] == [c.pk for c in crowded_cells[:2]]
+    release_claims()
+    capped = [cell["id"] for cell in queue(client, max_per_field=1, limit=5).json()]
+    assert capped == [crowded_cells[0].pk, other_cell.pk]
+
+
+def test_without_an_active_classifier_the_queue_is_empty(client_for: Any, annotator: Any) -> None:
+    response = queue(client_for(annotator))
+    assert (response.status_code, response.json()) == (200, [])
+
+
+@pytest.mark.parametrize(("params", "field"), [({"limit": 0}, "limit"), ({"cell_class": 21}, "cell_class")])
+def test_bad_parameters_name_the_field(client_for: Any, annotator: Any, params: dict[str, Any], field: str) -> None:
+    response = queue(client_for(annotator), **params)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == field
