@@ -9,6 +9,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from aicell.api.views import HealthView, SessionView
+from annotations import review_views
 from annotations import views as annotation_views
 
 router = DefaultRouter()
@@ -21,11 +22,15 @@ router.register("fields", annotation_views.FieldViewSet, basename="field")
 router.register("cell-classes", annotation_views.CellClassViewSet, basename="cell-class")
 router.register("annotation-sets", annotation_views.AnnotationSetViewSet, basename="annotation-set")
 router.register("cells", annotation_views.CellViewSet, basename="cell")
+router.register("assignments", review_views.AssignmentViewSet, basename="assignment")
+router.register("conflicts", review_views.ConflictViewSet, basename="conflict")
 
 api_v1: list[URLPattern | URLResolver] = [
     path("health", HealthView.as_view(), name="health"),
     path("auth/session", SessionView.as_view(), name="auth-session"),
     path("auth/token", obtain_auth_token, name="auth-token"),
+    path("agreement", review_views.AgreementView.as_view(), name="agreement"),
+    path("review-settings", review_views.ReviewSettingsView.as_view(), name="review-settings"),
     path("", include(router.urls)),
 ]
 

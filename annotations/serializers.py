@@ -195,6 +195,7 @@ class CellWriteSerializer(serializers.Serializer):
     cell_class = serializers.IntegerField(required=False, allow_null=True)
     source_cell = serializers.IntegerField(required=False, allow_null=True)
     version = serializers.IntegerField(required=False, help_text="the set version you read (or send If-Match)")
+    reason = serializers.CharField(required=False, allow_blank=True, help_text="why (recorded in the history)")
 
 
 class VersionSerializer(serializers.Serializer):

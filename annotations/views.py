@@ -15,12 +15,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from aicell.api.permissions import RoleAccess
+from aicell.api.versioning import expected_version, request_value, with_version_etag
 from aicell.errors import FieldError, ValidationFailed
 from aicell.roles import ALL_ROLES, CLINICAL_ROLES, Role, roles_of
-from annotations import selectors, services
+from annotations import review_services, selectors, services
 from annotations.filters import AnnotationSetFilter, CaseFilter, CellFilter, FieldFilter, PatientFilter, SmearFilter
 from annotations.images import encode_without_metadata, open_rgb
 from annotations.models import AnnotationSet, Case, Cell, CellClass, Field, Patient, Smear
+from annotations.review_serializers import AcceptedSuggestionsSerializer, AcceptSuggestionsSerializer
+from annotations.review_views import FieldReviewActions
 from annotations.serializers import (
     AnnotationSetCreateSerializer,
     AnnotationSetSerializer,
@@ -36,26 +39,10 @@ from annotations.serializers import (
 )
 
 LAB_MANAGERS = frozenset({Role.ADMIN, Role.ADJUDICATOR})
+CELL_WRITERS = frozenset({Role.ANNOTATOR, Role.ADJUDICATOR})
 IF_MATCH = OpenApiParameter(
     "If-Match", str, OpenApiParameter.HEADER, required=False, description='the set version you read, e.g. "3"'
 )
-
-
-def request_value(request: Request, name: str) -> Any:
-    """A top-level value of the body, whatever its parser produced (a JSON list body has none)."""
-    return request.data.get(name) if hasattr(request.data, "get") else None
-
-
-def expected_version(request: Request) -> int | None:
-    """The version a writer read: the If-Match header (an ETag such as "3" or W/"3") or a `version` field."""
-    header = request.headers.get("If-Match")
-    raw: Any = header.removeprefix("W/").strip('"') if header else request_value(request, "version")
-    if raw is None or raw == "":
-        return None
-    try:
-        return int(raw)
-    except (TypeError, ValueError):
-        raise ValidationFailed("The version must be an integer.", field="version") from None
 
 
 def cell_write_body(request: Request, *, partial: bool) -> dict[str, Any]:
@@ -68,12 +55,16 @@ def cell_write_body(request: Request, *, partial: bool) -> dict[str, Any]:
         )
     body = CellWriteSerializer(data=request.data, partial=partial)
     body.is_valid(raise_exception=True)
-    return {key: value for key, value in body.validated_data.items() if key != "version"}
+    return {key: value for key, value in body.validated_data.items() if key not in ("version", "reason")}
+
+
+def change_reason(request: Request) -> str:
+    """Why a change is made (optional; a reopened consensus falls back on the reason it was reopened for)."""
+    return str(request_value(request, "reason") or request.query_params.get("reason", ""))
 
 
 def with_etag(response: Response, annotation_set: AnnotationSet) -> Response:
-    response["ETag"] = f'"{annotation_set.version}"'
-    return response
+    return with_version_etag(response, annotation_set.version)
 
 
 class PatientViewSet(viewsets.ModelViewSet):
@@ -112,7 +103,7 @@ class SmearViewSet(viewsets.ModelViewSet):
         return selectors.smears_visible_to(self.request.user)
 
 
-class FieldViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class FieldViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, FieldReviewActions):
     serializer_class = FieldSerializer
     parser_classes = [MultiPartParser, FormParser]
     filterset_class = FieldFilter
@@ -182,7 +173,9 @@ class AnnotationSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
     filterset_class = AnnotationSetFilter
     permission_classes = [RoleAccess]
     read_roles = ALL_ROLES
-    write_roles = frozenset({Role.ANNOTATOR})
+    # Adjudicators write cells into a reopened consensus; everything else here is the annotators' own work.
+    write_roles = CELL_WRITERS
+    action_roles = {action: frozenset({Role.ANNOTATOR}) for action in ("create", "submit", "accept")}
     ordering_fields = ["id", "created_at", "updated_at"]
 
     def get_queryset(self) -> QuerySet[AnnotationSet]:
@@ -238,8 +231,33 @@ class AnnotationSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
             expected_version=expected_version(request),
             data=data,
             actor=request.user,
+            reason=change_reason(request),
         )
         return with_etag(Response(CellSerializer(cell).data, status=201), cell.annotation_set)
+
+    @extend_schema(
+        request=AcceptSuggestionsSerializer, parameters=[IF_MATCH], responses={200: AcceptedSuggestionsSerializer}
+    )
+    @action(detail=True, methods=["post"])
+    def accept(self, request: Request, pk: str) -> Response:
+        """Copy model suggestions of the field into your set (their provenance kept in `source_cell`)."""
+        annotation_set = self.get_object()
+        body = AcceptSuggestionsSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        accepted = review_services.annotation_set_accept_predictions(
+            annotation_set_id=annotation_set.pk,
+            expected_version=expected_version(request),
+            cell_ids=body.validated_data.get("cells"),
+            accept_all=body.validated_data.get("all", False),
+            prediction_set_id=body.validated_data.get("prediction_set"),
+            actor=request.user,
+        )
+        data = {
+            "created": CellSerializer(accepted.created, many=True).data,
+            "skipped": accepted.skipped,
+            "version": accepted.annotation_set.version,
+        }
+        return with_etag(Response(data), accepted.annotation_set)
 
 
 class CellViewSet(
@@ -253,7 +271,7 @@ class CellViewSet(
     filterset_class = CellFilter
     permission_classes = [RoleAccess]
     read_roles = ALL_ROLES
-    write_roles = frozenset({Role.ANNOTATOR})
+    write_roles = CELL_WRITERS
     ordering_fields = ["id", "confidence", "entropy", "margin"]
     http_method_names = ["get", "patch", "delete", "head", "options"]
 
@@ -265,7 +283,11 @@ class CellViewSet(
         cell = self.get_object()
         changes = cell_write_body(request, partial=True)
         cell = services.cell_update(
-            cell_id=cell.pk, expected_version=expected_version(request), changes=changes, actor=request.user
+            cell_id=cell.pk,
+            expected_version=expected_version(request),
+            changes=changes,
+            actor=request.user,
+            reason=change_reason(request),
         )
         return with_etag(Response(CellSerializer(cell).data), cell.annotation_set)
 
@@ -275,7 +297,9 @@ class CellViewSet(
         version = expected_version(request)
         if version is None and "version" in request.query_params:
             version = _int_param(request.query_params["version"], "version")
-        services.cell_delete(cell_id=cell.pk, expected_version=version, actor=request.user)
+        services.cell_delete(
+            cell_id=cell.pk, expected_version=version, actor=request.user, reason=change_reason(request)
+        )
         annotation_set = get_object_or_404(AnnotationSet, pk=cell.annotation_set_id)
         return with_etag(Response(status=status.HTTP_204_NO_CONTENT), annotation_set)
 

@@ -12,7 +12,8 @@ from django.core.files.base import ContentFile
 from PIL import Image
 
 from aicell.roles import Role
-from annotations.models import AnnotationKind, AnnotationSet, Case, Cell, Field, Patient, Smear
+from annotations.models import AnnotationKind, AnnotationSet, Assignment, Case, Cell, Field, Patient, Smear
+from annotations.review_services import field_review_start_if_ready
 from training.models import ModelVersion, Stage
 
 PASSWORD = "correct-horse-battery-staple"
@@ -114,3 +115,47 @@ class CellFactory(factory.django.DjangoModelFactory[Cell]):
     width = 50.0
     height = 40.0
     cell_class_id = 11
+
+
+class AssignmentFactory(factory.django.DjangoModelFactory[Assignment]):
+    """An assignment written directly (the service `assignment_create` is what the API uses)."""
+
+    class Meta:
+        model = Assignment
+
+    field = factory.SubFactory(FieldFactory)
+    annotator = factory.SubFactory(UserFactory, roles=[Role.ANNOTATOR])
+    slot = factory.LazyAttribute(lambda o: 1 + Assignment.objects.filter(field=o.field).count())
+
+
+def submitted_set(field: Any, annotator: Any, boxes: list[dict[str, Any]]) -> AnnotationSet:
+    """An assigned annotator's submitted set with the given cells, written directly."""
+    Assignment.objects.get_or_create(
+        field=field, annotator=annotator, defaults={"slot": 1 + Assignment.objects.filter(field=field).count()}
+    )
+    annotation_set = AnnotationSetFactory(field=field, annotator=annotator, status="submitted")
+    for box in boxes:
+        CellFactory(annotation_set=annotation_set, **box)
+    return annotation_set
+
+
+def reviewed_field(
+    annotator_a: Any, annotator_b: Any, boxes_a: list[dict[str, Any]], boxes_b: list[dict[str, Any]], **field: Any
+) -> Field:
+    """A field both annotators submitted, with its cross-check started (conflicts or consensus made)."""
+    made: Any = FieldFactory(**field)
+    submitted_set(made, annotator_a, boxes_a)
+    submitted_set(made, annotator_b, boxes_b)
+    field_review_start_if_ready(made.pk, None)
+    made.refresh_from_db()
+    return made
+
+
+def prediction_set(field: Field, boxes: list[dict[str, Any]]) -> AnnotationSet:
+    """A model's pre-labels of a field."""
+    predictions = AnnotationSetFactory(
+        field=field, kind=AnnotationKind.PREDICTION, annotator=None, model_version=ModelVersionFactory()
+    )
+    for box in boxes:
+        CellFactory(annotation_set=predictions, **box)
+    return predictions
