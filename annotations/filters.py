@@ -6,6 +6,7 @@ from typing import Any
 
 import django_filters
 from django.db.models import Q, QuerySet
+from django_filters.widgets import BooleanWidget
 
 from annotations.models import AnnotationSet, Assignment, Case, Cell, Conflict, ConflictKind, Field, Patient, Smear
 
@@ -62,7 +63,9 @@ class CellFilter(django_filters.FilterSet):
 
 
 class AssignmentFilter(django_filters.FilterSet):
-    mine = django_filters.BooleanFilter(method="filter_mine", help_text="only my assignments (my worklist)")
+    mine = django_filters.BooleanFilter(
+        method="filter_mine", widget=BooleanWidget, help_text="1: only my assignments (my worklist)"
+    )
     smear = django_filters.NumberFilter(field_name="field__smear")
     case = django_filters.NumberFilter(field_name="field__smear__case")
     field_status = django_filters.CharFilter(field_name="field__status")

@@ -503,7 +503,7 @@ def conflict_resolve(
         conflict.save()
         audit_record(
             actor=actor,
-            action="conflict.adjudicate" if side is None else f"conflict.{conflict.decision_a or conflict.decision_b}",
+            action="conflict.adjudicate" if side is None else f"conflict.{data['decision']}",
             entity="conflict",
             entity_id=conflict.pk,
             field_id=field.pk,

@@ -152,8 +152,9 @@ def agreement_of(reviews: Sequence[FieldReview]) -> dict[str, Any]:
     by_pair: dict[tuple[int, int], list[FieldMatch]] = {}
     users: dict[int, Any] = {}
     for review, match in matches:
-        user_a, user_b = review.set_a.annotator, review.set_b.annotator
-        assert user_a is not None and user_b is not None  # annotator sets always name their annotator
+        # Annotator sets always name their annotator (a database constraint).
+        user_a: Any = review.set_a.annotator
+        user_b: Any = review.set_b.annotator
         users.update({user_a.pk: user_a, user_b.pk: user_b})
         key = (min(user_a.pk, user_b.pk), max(user_a.pk, user_b.pk))
         by_pair.setdefault(key, []).append(match if user_a.pk < user_b.pk else match.swapped())
