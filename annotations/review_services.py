@@ -283,6 +283,7 @@ def assignment_delete(*, assignment_id: int, actor: Any) -> None:
                 details={"assignment": assignment_snapshot(assignment)},
             )
         before = {**assignment_snapshot(assignment), "draft": annotation_set_snapshot(draft) if draft else None}
+        draft_id = draft.pk if draft is not None else None
         if draft is not None:
             draft.delete()
         assignment.delete()
@@ -292,7 +293,7 @@ def assignment_delete(*, assignment_id: int, actor: Any) -> None:
             entity="assignment",
             entity_id=assignment_id,
             field_id=field.pk,
-            annotation_set_id=draft.pk if draft is not None else None,
+            annotation_set_id=draft_id,
             before=before,
         )
         if field.status == FieldStatus.IN_ANNOTATION and not field.assignments.exists():

@@ -151,7 +151,7 @@ def reviewed_field(
     return made
 
 
-def prediction_set(field: Field, boxes: list[dict[str, Any]]) -> AnnotationSet:
+def prediction_set(field: Any, boxes: list[dict[str, Any]]) -> AnnotationSet:
     """A model's pre-labels of a field."""
     predictions = AnnotationSetFactory(
         field=field, kind=AnnotationKind.PREDICTION, annotator=None, model_version=ModelVersionFactory()
