@@ -9,7 +9,7 @@ The flow of one field (its `status` in brackets):
   [in_adjudication] until they lock it again [consensus].
 
 Consensus cells: a matched pair's box is the mean of A's and B's boxes (both drew the cell; averaging two
-experts' boxes halves their independent placement error), with the class and countable flag both agreed on or
+experts' boxes reduces their independent placement errors), with the class and countable flag both agreed on or
 that the resolution chose; a box only one annotator drew enters exactly as drawn, or not at all. An adjudicator
 may instead give a cell of their own. `source_cell` points at A's cell (agreed pairs) or at the chosen version's
 cell, `review_outcome` says agreed / resolved / adjudicated.
@@ -52,7 +52,6 @@ from annotations.models import (
     ReviewSettings,
 )
 from annotations.services import (
-    _lock_set_for_write,
     annotation_set_snapshot,
     audit_record,
     cell_snapshot,
@@ -60,6 +59,7 @@ from annotations.services import (
     check_version,
     field_set_status,
     lock_field,
+    lock_set_for_write,
     validate_box,
     validate_cell_class,
 )
@@ -328,7 +328,7 @@ def annotation_set_accept_predictions(
     if accept_all == (cell_ids is not None):
         raise ValidationFailed('Send either "cells": [prediction cell ids] or "all": true.', field="cells")
     with transaction.atomic():
-        annotation_set = _lock_set_for_write(annotation_set_id, expected_version, actor)
+        annotation_set = lock_set_for_write(annotation_set_id, expected_version, actor)
         if annotation_set.kind != AnnotationKind.ANNOTATOR:
             raise PermissionDenied("Model suggestions are accepted into an annotator's own set only.")
         if not ReviewSettings.load().show_prelabels:

@@ -285,7 +285,7 @@ def validate_cell_class(value: Any) -> CellClass | None:
     return CellClass.objects.get(pk=value)
 
 
-def _lock_set_for_write(annotation_set_id: int, expected_version: int | None, actor: Any) -> AnnotationSet:
+def lock_set_for_write(annotation_set_id: int, expected_version: int | None, actor: Any) -> AnnotationSet:
     """Lock the set row, then check the writer may change it and read the version it is changing."""
     annotation_set = (
         AnnotationSet.objects.select_for_update().select_related("field").filter(pk=annotation_set_id).first()
@@ -344,7 +344,7 @@ def cell_create(
     *, annotation_set_id: int, expected_version: int | None, data: Mapping[str, Any], actor: Any, reason: str = ""
 ) -> Cell:
     with transaction.atomic():
-        annotation_set = _lock_set_for_write(annotation_set_id, expected_version, actor)
+        annotation_set = lock_set_for_write(annotation_set_id, expected_version, actor)
         field = annotation_set.field
         x, y, w, h = validate_box(data, image_width=field.width, image_height=field.height)
         cell = Cell.objects.create(
@@ -401,14 +401,13 @@ def _source_cell(value: Any, annotation_set: AnnotationSet) -> Cell | None:
     if annotation_set.kind == AnnotationKind.ANNOTATOR:
         shown = ReviewSettings.load().show_prelabels
         candidates = candidates.filter(annotation_set__kind=AnnotationKind.PREDICTION) if shown else candidates.none()
+        allowed = "a model suggestion of this field"
     else:
         candidates = candidates.filter(annotation_set__kind__in=[AnnotationKind.ANNOTATOR, AnnotationKind.PREDICTION])
+        allowed = "an annotator's or the model's cell of this field"
     source = candidates.filter(pk=value).first() if isinstance(value, int) and not isinstance(value, bool) else None
     if source is None:
-        raise ValidationFailed(
-            f"source_cell {value!r} is not a cell this set can copy from (a model suggestion of this field).",
-            field="source_cell",
-        )
+        raise ValidationFailed(f"source_cell {value!r} is not {allowed}.", field="source_cell")
     return source
 
 
@@ -426,7 +425,7 @@ def cell_update(
         )
     with transaction.atomic():
         cell = _cell_for_write(cell_id)
-        annotation_set = _lock_set_for_write(cell.annotation_set_id, expected_version, actor)
+        annotation_set = lock_set_for_write(cell.annotation_set_id, expected_version, actor)
         field = annotation_set.field
         before = cell_snapshot(cell)
         box = {"x": cell.x, "y": cell.y, "width": cell.width, "height": cell.height}
@@ -463,7 +462,7 @@ def _cell_for_write(cell_id: int) -> Cell:
 def cell_delete(*, cell_id: int, expected_version: int | None, actor: Any, reason: str = "") -> None:
     with transaction.atomic():
         cell = _cell_for_write(cell_id)
-        annotation_set = _lock_set_for_write(cell.annotation_set_id, expected_version, actor)
+        annotation_set = lock_set_for_write(cell.annotation_set_id, expected_version, actor)
         before = cell_snapshot(cell)
         cell.delete()
         _bump_version(annotation_set)
@@ -491,7 +490,7 @@ def annotation_set_submit(*, annotation_set_id: int, expected_version: int | Non
         # Both annotators' submits serialise on the field row, so the later one sees the earlier one and starts
         # the cross-check exactly once.
         lock_field(field_id)
-        annotation_set = _lock_set_for_write(annotation_set_id, expected_version, actor)
+        annotation_set = lock_set_for_write(annotation_set_id, expected_version, actor)
         if annotation_set.kind != AnnotationKind.ANNOTATOR:
             raise PermissionDenied("Only an annotator's set is submitted; a reopened consensus is locked again.")
         unclassified = annotation_set.cells.filter(countable=True, cell_class__isnull=True).count()

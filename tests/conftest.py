@@ -5,6 +5,7 @@ Under CI=true the suite must run against PostgreSQL and Redis: a missing service
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,6 +87,16 @@ def token_client(user: Any) -> APIClient:
 @pytest.fixture
 def client_for() -> Any:
     return token_client
+
+
+@pytest.fixture
+def seeded_rows(transactional_db: None) -> None:
+    """The rows data migrations seed (role groups, the cell taxonomy), for a transactional test: an earlier
+    transactional test's flush empties every table, seeded ones included."""
+    from django.apps import apps
+
+    for module in ("aicell.migrations.0001_roles", "annotations.migrations.0002_seed_cell_classes"):
+        importlib.import_module(module).seed(apps, None)
 
 
 @pytest.fixture
