@@ -21,6 +21,7 @@ router.register("fields", annotation_views.FieldViewSet, basename="field")
 router.register("cell-classes", annotation_views.CellClassViewSet, basename="cell-class")
 router.register("annotation-sets", annotation_views.AnnotationSetViewSet, basename="annotation-set")
 router.register("cells", annotation_views.CellViewSet, basename="cell")
+router.register("rule-sets", annotation_views.RuleSetViewSet, basename="rule-set")
 
 api_v1: list[URLPattern | URLResolver] = [
     path("health", HealthView.as_view(), name="health"),

@@ -14,6 +14,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from aicell.roles import Role
+from annotations.models import RuleSet
+from annotations.rules import FAB_RULE_SET
 from tests.conftest import token_client
 from tests.factories import (
     AnnotationSetFactory,
@@ -44,6 +46,7 @@ class World:
     field: Any = None
     annotation_set: Any = None
     cell: Any = None
+    rule_set: Any = None
 
     def ids(self) -> dict[str, int]:
         return {name: value.pk for name, value in vars(self).items() if hasattr(value, "pk")}
@@ -91,9 +94,15 @@ ENDPOINTS: list[Endpoint] = [
         lambda w: {"code": "CX1", "patient": w.patient.pk, "confirmed_diagnosis": "ALL"},
     ),
     Endpoint("get", "/api/v1/cases/{case}", everyone(200)),
+    Endpoint("get", "/api/v1/cases/{case}/differential", everyone(200)),
+    Endpoint("get", "/api/v1/cases/{case}/differential?format=csv", everyone(200)),
+    Endpoint("get", "/api/v1/cases/{case}/differential/report.pdf", everyone(200)),
     Endpoint("get", "/api/v1/smears", everyone(200)),
     Endpoint("post", "/api/v1/smears", only(MANAGERS, 201), lambda w: {"code": "SX1", "case": w.case.pk}),
     Endpoint("get", "/api/v1/smears/{smear}", everyone(200)),
+    Endpoint("get", "/api/v1/smears/{smear}/differential", everyone(200)),
+    Endpoint("get", "/api/v1/smears/{smear}/differential?format=csv", everyone(200)),
+    Endpoint("get", "/api/v1/smears/{smear}/differential/report.pdf", everyone(200)),
     Endpoint("get", "/api/v1/fields", everyone(200)),
     Endpoint(
         "post",
@@ -127,6 +136,10 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("get", "/api/v1/cells/{cell}", everyone(200, researcher=404)),
     Endpoint("patch", "/api/v1/cells/{cell}", only(("annotator",), 200), lambda w: {"x": 2, "version": 1}),
     Endpoint("delete", "/api/v1/cells/{cell}?version=1", only(("annotator",), 204)),
+    Endpoint("get", "/api/v1/rule-sets", everyone(200)),
+    Endpoint("post", "/api/v1/rule-sets", only(("admin",), 201), lambda w: {"name": "fab", "content": FAB_RULE_SET}),
+    Endpoint("get", "/api/v1/rule-sets/{rule_set}", everyone(200)),
+    Endpoint("post", "/api/v1/rule-sets/{rule_set}/activate", only(("admin",), 200)),
 ]
 
 
@@ -141,6 +154,7 @@ def build_world() -> World:
     # The annotator user's own set, on another field so that starting a set on `field` stays possible.
     world.annotation_set = AnnotationSetFactory(field=FieldFactory(smear=world.smear), annotator=users["annotator"])
     world.cell = CellFactory(annotation_set=world.annotation_set)
+    world.rule_set = RuleSet.objects.get(name="fab", version=1)
     return world
 
 
