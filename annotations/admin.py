@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from annotations.models import AnnotationSet, AuditEvent, Case, Cell, CellClass, Field, Patient, Smear
+from annotations.models import AnnotationSet, AuditEvent, Case, Cell, CellClass, Field, Patient, RuleSet, Smear
 
 
 @admin.register(Patient)
@@ -76,6 +76,24 @@ class AuditEventAdmin(admin.ModelAdmin):
     search_fields = ["entity_id", "field_id", "actor__username"]
 
     # The audit trail is append-only, in the admin as everywhere else.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(RuleSet)
+class RuleSetAdmin(admin.ModelAdmin):
+    """Read-only: a rule set is edited by storing a new version (POST /api/v1/rule-sets), never in place."""
+
+    list_display = ["name", "version", "active", "note", "created_by", "created_at"]
+    list_filter = ["name", "active"]
+    readonly_fields = ["name", "version", "active", "content", "note", "created_by", "created_at"]
+
     def has_add_permission(self, request):
         return False
 

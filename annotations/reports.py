@@ -463,7 +463,7 @@ def _suggestions_table(diagnosis: DiagnosisReport) -> Table:
                 _percent_text(evidence.percent),
                 _ci_text(evidence.ci_low, evidence.ci_high),
                 _threshold_text(suggestion),
-                _text(" ".join(notes) or "-", "TableCell"),
+                [_text(note, "TableCell") for note in notes] or "-",
             ]
         )
     table = _table(rows, [36 * mm, 23 * mm, 16 * mm, 11 * mm, 18 * mm, 17 * mm, 59 * mm], right_from=2)

@@ -139,10 +139,10 @@ def differential_options(params: Mapping[str, str]) -> selectors.DifferentialOpt
     )
 
 
+# The differential count of a viewset's object (a case or a smear): JSON by default, CSV with `?format=csv` or
+# `Accept: text/csv`, and a PDF report at `.../differential/report.pdf`. (A comment, not a docstring: the API schema
+# would show a mixin's docstring on every operation of the viewsets that use it.)
 class DifferentialActions(viewsets.GenericViewSet):
-    """The differential count of the viewset's object (a case or a smear): JSON by default, CSV with
-    `?format=csv` or `Accept: text/csv`, and a PDF report at `.../differential/report.pdf`."""
-
     DIFFERENTIAL_ACTIONS = ("differential", "differential_report")
 
     def handle_exception(self, exc: Exception) -> Response:

@@ -75,11 +75,13 @@ def format_run(run: DiagnosisEvaluationRun, evaluation: DiagnosisEvaluation) -> 
             f"  sensitivity {format_rate(metrics.sensitivity)}",
             f"  specificity {format_rate(metrics.specificity)}",
         ]
-    width = max(len(label) for label in (*evaluation.labels, "confirmed \\ suggested")) + 2
+    corner = "confirmed \\ suggested"
+    first = max(len(label) for label in (*evaluation.labels, corner)) + 2
+    width = max(len(label) for label in evaluation.labels) + 2
     lines += ["", "Confusion table (rows: confirmed, columns: suggested; determinate cases)"]
-    lines.append("confirmed \\ suggested".ljust(width) + "".join(label.rjust(width) for label in evaluation.labels))
+    lines.append(corner.ljust(first) + "".join(label.rjust(width) for label in evaluation.labels))
     for label, row in zip(evaluation.labels, evaluation.confusion, strict=True):
-        lines.append(label.ljust(width) + "".join(str(count).rjust(width) for count in row))
+        lines.append(label.ljust(first) + "".join(str(count).rjust(width) for count in row))
     lines += ["", "Cases:"]
     lines += [
         f"  {case.case}: confirmed {case.confirmed}, suggested {case.suggested or 'none'} "
