@@ -24,6 +24,7 @@ router.register("annotation-sets", annotation_views.AnnotationSetViewSet, basena
 router.register("cells", annotation_views.CellViewSet, basename="cell")
 router.register("assignments", review_views.AssignmentViewSet, basename="assignment")
 router.register("conflicts", review_views.ConflictViewSet, basename="conflict")
+router.register("rule-sets", annotation_views.RuleSetViewSet, basename="rule-set")
 
 api_v1: list[URLPattern | URLResolver] = [
     path("health", HealthView.as_view(), name="health"),

@@ -11,9 +11,23 @@ from annotations.models import (
     Field,
     Patient,
     ReviewSettings,
+    RuleSet,
     Smear,
 )
 from annotations.review_services import review_settings_update
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """For records that change only through their services (audited, versioned): the admin reads them."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Patient)
@@ -83,20 +97,12 @@ class CellAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
+    """The audit trail is append-only, in the admin as everywhere else."""
+
     list_display = ["at", "actor", "action", "entity", "entity_id", "field_id"]
     list_filter = ["action", "entity"]
     search_fields = ["entity_id", "field_id", "actor__username"]
-
-    # The audit trail is append-only, in the admin as everywhere else.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Assignment)
@@ -131,17 +137,18 @@ class ReviewSettingsAdmin(admin.ModelAdmin):
 
 
 @admin.register(Conflict)
-class ConflictAdmin(admin.ModelAdmin):
+class ConflictAdmin(ReadOnlyAdmin):
     list_display = ["id", "field", "kind", "class_differs", "countability_differs", "status", "resolution"]
     list_filter = ["status", "kind"]
     search_fields = ["field__id"]
 
     # Conflicts are resolved through the API (versioned, audited); the admin only reads them.
-    def has_add_permission(self, request):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
 
-    def has_delete_permission(self, request, obj=None):
-        return False
+@admin.register(RuleSet)
+class RuleSetAdmin(ReadOnlyAdmin):
+    """Read-only: a rule set is edited by storing a new version (POST /api/v1/rule-sets), never in place."""
+
+    list_display = ["name", "version", "active", "note", "created_by", "created_at"]
+    list_filter = ["name", "active"]
+    readonly_fields = ["name", "version", "active", "content", "note", "created_by", "created_at"]

@@ -488,3 +488,59 @@ class Conflict(models.Model):
             )
             if differs
         ]
+
+
+RULE_SET_NAME_VALIDATOR = RegexValidator(
+    r"^[a-z0-9][a-z0-9._-]{0,63}$", "Use lower-case letters, digits, '.', '_' or '-' (e.g. 'default', 'fab')."
+)
+
+
+class RuleSetImmutable(Exception):
+    """Raised on any attempt to change a stored rule set other than (de)activating it, or to delete one."""
+
+
+class RuleSetQuerySet(models.QuerySet["RuleSet"]):
+    def update(self, **kwargs: Any) -> int:
+        if set(kwargs) - {"active"}:
+            raise RuleSetImmutable("a stored rule set cannot be changed: create a new version")
+        return super().update(**kwargs)
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise RuleSetImmutable("rule sets are kept as history and cannot be deleted")
+
+
+class RuleSet(models.Model):
+    """One version of a diagnosis rule set (the JSON of `annotations.rules`), immutable once stored.
+
+    Editing a rule set stores a new row with the same name and the next version, so every suggestion ever
+    shown can be traced back to the exact rules that produced it. Exactly one row is the active one.
+    """
+
+    name = models.CharField(max_length=64, validators=[RULE_SET_NAME_VALIDATOR])
+    version = models.PositiveIntegerField()
+    content = models.JSONField()
+    note = models.TextField(blank=True, default="", help_text="why this version was made")
+    active = models.BooleanField(default=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = RuleSetQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "version"], name="rule_set_name_version_unique"),
+            models.UniqueConstraint(fields=["active"], condition=Q(active=True), name="one_active_rule_set"),
+            models.CheckConstraint(condition=Q(version__gte=1), name="rule_set_version_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}{' (active)' if self.active else ''}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding and set(kwargs.get("update_fields") or ()) != {"active"}:
+            raise RuleSetImmutable("a stored rule set cannot be changed: create a new version")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise RuleSetImmutable("rule sets are kept as history and cannot be deleted")

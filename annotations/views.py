@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 from django.db.models import Count, QuerySet
-from django.http import FileResponse, HttpResponse, HttpResponseBase
+from django.http import FileResponse, HttpResponse, HttpResponseBase, QueryDict
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from aicell.api.permissions import RoleAccess
+from aicell.api.renderers import CSVRenderer, PDFRenderer
 from aicell.api.versioning import expected_version, request_value, with_version_etag
 from aicell.errors import FieldError, ValidationFailed
 from aicell.roles import ALL_ROLES, CLINICAL_ROLES, Role, roles_of
-from annotations import review_services, selectors, services
+from annotations import reports, review_services, selectors, services
+from annotations.differential import CI_METHODS, CIMethod
+from annotations.differential_sources import SOURCES, Source, parse_source
 from annotations.filters import AnnotationSetFilter, CaseFilter, CellFilter, FieldFilter, PatientFilter, SmearFilter
 from annotations.images import encode_without_metadata, open_rgb
-from annotations.models import AnnotationSet, Case, Cell, CellClass, Field, Patient, Smear
+from annotations.models import AnnotationSet, Case, Cell, CellClass, Field, Patient, RuleSet, Smear
 from annotations.review_serializers import AcceptedSuggestionsSerializer, AcceptSuggestionsSerializer
 from annotations.review_views import FieldReviewActions
 from annotations.serializers import (
@@ -34,6 +41,8 @@ from annotations.serializers import (
     FieldSerializer,
     FieldUploadSerializer,
     PatientSerializer,
+    RuleSetCreateSerializer,
+    RuleSetSerializer,
     SmearSerializer,
     VersionSerializer,
 )
@@ -79,7 +88,126 @@ class PatientViewSet(viewsets.ModelViewSet):
         return selectors.patients_visible_to(self.request.user).annotate(case_count=Count("cases")).order_by("code")
 
 
-class CaseViewSet(viewsets.ModelViewSet):
+DIFFERENTIAL_QUERY_PARAMETERS = ("source", "rule_set", "ci_method")
+DIFFERENTIAL_PARAMETERS = [
+    OpenApiParameter(
+        "source",
+        str,
+        enum=list(SOURCES),
+        required=False,
+        description="cells counted: consensus (default), consensus+model (send '+' as %2B), or model",
+    ),
+    OpenApiParameter("rule_set", int, required=False, description="rule set id (default: the active one)"),
+    OpenApiParameter(
+        "ci_method", str, enum=list(CI_METHODS), required=False, description="95% intervals (default: the rule set's)"
+    ),
+]
+
+
+def differential_options(params: Mapping[str, str]) -> selectors.DifferentialOptions:
+    """The differential's query parameters, every problem reported at once; unknown parameters are refused so that
+    a typo never silently falls back to a default source."""
+    errors: list[FieldError] = []
+    unknown = sorted(set(params) - {*DIFFERENTIAL_QUERY_PARAMETERS, "format"})
+    errors += [FieldError(name, f"unknown; expected {', '.join(DIFFERENTIAL_QUERY_PARAMETERS)}") for name in unknown]
+    source = Source.CONSENSUS
+    try:
+        source = parse_source(params.get("source"))
+    except ValueError as error:
+        errors.append(FieldError("source", str(error)))
+    rule_set_id = params.get("rule_set") or None
+    if rule_set_id is not None and not rule_set_id.isdigit():
+        errors.append(FieldError("rule_set", f"must be a rule set id (an integer); got {rule_set_id!r}"))
+    ci_method = params.get("ci_method") or None
+    if ci_method is not None and ci_method not in CI_METHODS:
+        errors.append(FieldError("ci_method", f"must be one of {', '.join(CI_METHODS)}; got {ci_method!r}"))
+    if errors:
+        raise ValidationFailed(f"{errors[0].field}: {errors[0].reason}", errors=errors)
+    return selectors.DifferentialOptions(
+        source=source,
+        rule_set_id=int(rule_set_id) if rule_set_id else None,
+        ci_method=cast(CIMethod | None, ci_method),
+    )
+
+
+# The differential count of a viewset's object (a case or a smear): JSON by default, CSV with `?format=csv` or
+# `Accept: text/csv`, and a PDF report at `.../differential/report.pdf`. (A comment, not a docstring: the API schema
+# would show a mixin's docstring on every operation of the viewsets that use it.)
+class DifferentialActions(viewsets.GenericViewSet):
+    DIFFERENTIAL_ACTIONS = ("differential", "differential_report")
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if self.action in self.DIFFERENTIAL_ACTIONS:
+            # Errors keep the shared JSON shape whatever document format was asked for.
+            self.request.accepted_renderer = JSONRenderer()
+            self.request.accepted_media_type = JSONRenderer.media_type
+        return super().handle_exception(exc)
+
+    def _report(self, request: Request) -> reports.DifferentialReport:
+        subject = self.get_object()
+        options = differential_options(request.query_params)
+        return selectors.differential_report(user=request.user, subject=subject, options=options)
+
+    def _file_name(self, report: reports.DifferentialReport) -> str:
+        subject = report.subject
+        return f"differential-{subject.case_code}" + (f"-{subject.code}" if subject.kind == "smear" else "")
+
+    def _links(self, request: Request, pk: str) -> dict[str, str]:
+        basename = self.basename
+        query = QueryDict(mutable=True)
+        for name in DIFFERENTIAL_QUERY_PARAMETERS:
+            if name in request.query_params:
+                query[name] = request.query_params[name]
+        csv_query = query.copy()
+        csv_query["format"] = "csv"
+        pdf_query = f"?{query.urlencode()}" if query else ""
+        return {
+            "cell": reverse("cell-list") + "/{id}",
+            "csv": f"{reverse(f'{basename}-differential', kwargs={'pk': pk})}?{csv_query.urlencode()}",
+            "pdf": reverse(f"{basename}-differential-report", kwargs={"pk": pk}) + pdf_query,
+        }
+
+    @extend_schema(
+        parameters=DIFFERENTIAL_PARAMETERS,
+        filters=False,
+        responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.STR},
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        renderer_classes=[JSONRenderer, CSVRenderer],
+        filter_backends=[],
+        pagination_class=None,
+    )
+    def differential(self, request: Request, pk: str) -> Response:
+        """Counts, percentages with 95% intervals, lineages, M:E ratio, diagnosis suggestions with their evidence,
+        and where the cells came from."""
+        report = self._report(request)
+        if request.accepted_renderer.format == "csv":
+            disposition = f'attachment; filename="{self._file_name(report)}.csv"'
+            return Response(reports.report_csv(report), headers={"Content-Disposition": disposition})
+        return Response({**reports.report_json(report), "links": self._links(request, pk)})
+
+    @extend_schema(
+        parameters=DIFFERENTIAL_PARAMETERS, filters=False, responses={(200, "application/pdf"): OpenApiTypes.BINARY}
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path=r"differential/report\.pdf",
+        url_name="differential-report",
+        renderer_classes=[PDFRenderer],
+        filter_backends=[],
+        pagination_class=None,
+    )
+    def differential_report(self, request: Request, pk: str) -> Response:
+        """The same differential as a PDF report (table, lineage chart, suggestion with evidence, provenance)."""
+        report = self._report(request)
+        disposition = f'inline; filename="{self._file_name(report)}.pdf"'
+        return Response(reports.report_pdf(report), headers={"Content-Disposition": disposition})
+
+
+class CaseViewSet(DifferentialActions, viewsets.ModelViewSet):
     serializer_class = CaseSerializer
     filterset_class = CaseFilter
     permission_classes = [RoleAccess]
@@ -91,7 +219,7 @@ class CaseViewSet(viewsets.ModelViewSet):
         return selectors.cases_visible_to(self.request.user).annotate(smear_count=Count("smears")).order_by("code")
 
 
-class SmearViewSet(viewsets.ModelViewSet):
+class SmearViewSet(DifferentialActions, viewsets.ModelViewSet):
     serializer_class = SmearSerializer
     filterset_class = SmearFilter
     permission_classes = [RoleAccess]
@@ -157,6 +285,35 @@ class FieldViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, FieldReview
         response["X-Content-Type-Options"] = "nosniff"
         response["Cache-Control"] = "private, max-age=3600"
         return response
+
+
+class RuleSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Diagnosis rule sets, versioned: a POST stores a new version (rows never change); one version is active."""
+
+    serializer_class = RuleSetSerializer
+    permission_classes = [RoleAccess]
+    read_roles = ALL_ROLES
+    write_roles = frozenset({Role.ADMIN})
+    filterset_fields = ["name", "active"]
+    ordering_fields = ["name", "version", "created_at"]
+
+    def get_queryset(self) -> QuerySet[RuleSet]:
+        return selectors.rule_sets_visible_to(self.request.user).order_by("name", "-version")
+
+    @extend_schema(request=RuleSetCreateSerializer, responses={201: RuleSetSerializer})
+    def create(self, request: Request) -> Response:
+        """Store a rule set as the next version of its name (an edit), optionally making it the active one."""
+        body = RuleSetCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        rule_set = services.rule_set_create_version(**body.validated_data, actor=request.user)
+        return Response(self.get_serializer(rule_set).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: RuleSetSerializer})
+    @action(detail=True, methods=["post"])
+    def activate(self, request: Request, pk: str) -> Response:
+        """Make this version the one differentials and the evaluation use by default."""
+        rule_set = services.rule_set_activate(rule_set_id=self.get_object().pk, actor=request.user)
+        return Response(self.get_serializer(rule_set).data)
 
 
 class CellClassViewSet(viewsets.ReadOnlyModelViewSet):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Mapping
 from typing import Any
 
 import factory
@@ -12,9 +13,20 @@ from django.core.files.base import ContentFile
 from PIL import Image
 
 from aicell.roles import Role
-from annotations.models import AnnotationKind, AnnotationSet, Assignment, Case, Cell, Field, Patient, Smear
+from annotations.models import (
+    AnnotationKind,
+    AnnotationSet,
+    AnnotationStatus,
+    Assignment,
+    Case,
+    Cell,
+    Field,
+    Patient,
+    Smear,
+)
 from annotations.review_services import field_review_start_if_ready
-from training.models import ModelVersion, Stage
+from annotations.taxonomy import class_by_name
+from training.models import ModelStatus, ModelVersion, Stage
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -159,3 +171,60 @@ def prediction_set(field: Any, boxes: list[dict[str, Any]]) -> AnnotationSet:
     for box in boxes:
         CellFactory(annotation_set=predictions, **box)
     return predictions
+
+
+class TruthSetFactory(factory.django.DjangoModelFactory[AnnotationSet]):
+    """The consensus of a field (use kind=AnnotationKind.IMPORTED for imported truth)."""
+
+    class Meta:
+        model = AnnotationSet
+
+    field = factory.SubFactory(FieldFactory)
+    kind = AnnotationKind.CONSENSUS
+    status = AnnotationStatus.LOCKED
+
+
+class ActiveClassifierFactory(ModelVersionFactory):
+    status = ModelStatus.ACTIVE
+
+
+class PredictionSetFactory(factory.django.DjangoModelFactory[AnnotationSet]):
+    class Meta:
+        model = AnnotationSet
+
+    field = factory.SubFactory(FieldFactory)
+    kind = AnnotationKind.PREDICTION
+    model_version = factory.SubFactory(ModelVersionFactory)
+    status = AnnotationStatus.LOCKED
+
+
+def add_cells(
+    annotation_set: Any,
+    classes: Mapping[str, int] | None = None,
+    *,
+    uncountable: int = 0,
+    unclassified: int = 0,
+    source_cells: list[Cell] | None = None,
+) -> list[Cell]:
+    """Bulk-create cells in `annotation_set` (an AnnotationSet, typed Any for factory results) by class name
+    (`classes` {"lymphoblast": 30}), plus uncountable cells and countable cells without a class;
+    `source_cells[i]` becomes the provenance of the i-th cell made."""
+    specs: list[tuple[int | None, bool]] = [
+        (class_by_name(name).id, True) for name, count in (classes or {}).items() for _ in range(count)
+    ]
+    specs += [(class_by_name("lymphoblast").id, False)] * uncountable + [(None, True)] * unclassified
+    sources = list(source_cells or [])
+    cells = [
+        Cell(
+            annotation_set=annotation_set,
+            x=1.0,
+            y=1.0,
+            width=10.0,
+            height=10.0,
+            countable=countable,
+            cell_class_id=class_id,
+            source_cell=sources[index] if index < len(sources) else None,
+        )
+        for index, (class_id, countable) in enumerate(specs)
+    ]
+    return Cell.objects.bulk_create(cells)

@@ -15,7 +15,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from aicell.roles import Role
+from annotations.models import RuleSet
 from annotations.review_services import consensus_reopen
+from annotations.rules import FAB_RULE_SET
 from tests.conftest import token_client
 from tests.factories import (
     PASSWORD,
@@ -106,6 +108,7 @@ BUILDERS: dict[str, Callable[[World], Any]] = {
     "annotation_set": _own_set_with_suggestions,
     "cell": lambda w: CellFactory(annotation_set=w.annotation_set),
     "co_annotator": lambda w: UserFactory(roles=[Role.ANNOTATOR]),
+    "rule_set": lambda w: RuleSet.objects.get(name="fab", version=1),
     "assignment": lambda w: w.field.assignments.get(),
     "spare_assignment": lambda w: AssignmentFactory(field=FieldFactory(smear=w.smear), annotator=w.co_annotator),
     # Automatic assignment needs two annotators to choose from.
@@ -166,9 +169,15 @@ ENDPOINTS: list[Endpoint] = [
         lambda w: {"code": "CX1", "patient": w.patient.pk, "confirmed_diagnosis": "ALL"},
     ),
     Endpoint("get", "/api/v1/cases/{case}", everyone(200)),
+    Endpoint("get", "/api/v1/cases/{case}/differential", everyone(200)),
+    Endpoint("get", "/api/v1/cases/{case}/differential?format=csv", everyone(200)),
+    Endpoint("get", "/api/v1/cases/{case}/differential/report.pdf", everyone(200)),
     Endpoint("get", "/api/v1/smears", everyone(200)),
     Endpoint("post", "/api/v1/smears", only(MANAGERS, 201), lambda w: {"code": "SX1", "case": w.case.pk}),
     Endpoint("get", "/api/v1/smears/{smear}", everyone(200)),
+    Endpoint("get", "/api/v1/smears/{smear}/differential", everyone(200)),
+    Endpoint("get", "/api/v1/smears/{smear}/differential?format=csv", everyone(200)),
+    Endpoint("get", "/api/v1/smears/{smear}/differential/report.pdf", everyone(200)),
     Endpoint("get", "/api/v1/fields", everyone(200)),
     Endpoint(
         "post",
@@ -257,6 +266,10 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("get", "/api/v1/agreement?case={case}", everyone(200, researcher=403)),
     Endpoint("get", "/api/v1/review-settings", everyone(200)),
     Endpoint("patch", "/api/v1/review-settings", only(("admin",), 200), lambda w: {"iou_threshold": 0.6}),
+    Endpoint("get", "/api/v1/rule-sets", everyone(200)),
+    Endpoint("post", "/api/v1/rule-sets", only(("admin",), 201), lambda w: {"name": "fab", "content": FAB_RULE_SET}),
+    Endpoint("get", "/api/v1/rule-sets/{rule_set}", everyone(200)),
+    Endpoint("post", "/api/v1/rule-sets/{rule_set}/activate", only(("admin",), 200)),
 ]
 
 

@@ -48,7 +48,9 @@ def post_together(requests: dict[str, tuple[Any, str, dict[str, Any]]]) -> dict[
     "(the embedded database is a file with a busy timeout); runs on PostgreSQL (CI). The sequential stale-version "
     "case runs everywhere: test_double_review_flow.py::test_a_stale_conflict_decision_answers_409_and_changes_nothing",
 )
-def test_two_concurrent_resolves_of_one_conflict_one_wins_the_other_gets_409(seeded_rows: None, make_user: Any) -> None:
+def test_two_concurrent_resolves_of_one_conflict_one_wins_the_other_gets_409(
+    committed_db: None, make_user: Any
+) -> None:
     annotator, second_annotator = make_user(Role.ANNOTATOR), make_user(Role.ANNOTATOR)
     field = reviewed_field(annotator, second_annotator, [{**BOX, "cell_class_id": 11}], [{**BOX, "cell_class_id": 0}])
     conflict = Conflict.objects.get(field=field)
