@@ -9,6 +9,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from aicell.api.views import HealthView, SessionView
+from annotations import review_views
 from annotations import views as annotation_views
 from inference import views as inference_views
 
@@ -23,12 +24,17 @@ router.register("cell-classes", annotation_views.CellClassViewSet, basename="cel
 router.register("annotation-sets", annotation_views.AnnotationSetViewSet, basename="annotation-set")
 router.register("cells", annotation_views.CellViewSet, basename="cell")
 router.register("prelabel-jobs", inference_views.PrelabelJobViewSet, basename="prelabel-job")
+router.register("assignments", review_views.AssignmentViewSet, basename="assignment")
+router.register("conflicts", review_views.ConflictViewSet, basename="conflict")
+router.register("rule-sets", annotation_views.RuleSetViewSet, basename="rule-set")
 
 api_v1: list[URLPattern | URLResolver] = [
     path("health", HealthView.as_view(), name="health"),
     path("auth/session", SessionView.as_view(), name="auth-session"),
     path("auth/token", obtain_auth_token, name="auth-token"),
     path("review-queue", inference_views.ReviewQueueView.as_view(), name="review-queue"),
+    path("agreement", review_views.AgreementView.as_view(), name="agreement"),
+    path("review-settings", review_views.ReviewSettingsView.as_view(), name="review-settings"),
     path("", include(router.urls)),
 ]
 

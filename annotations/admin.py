@@ -1,6 +1,33 @@
 from django.contrib import admin
 
-from annotations.models import AnnotationSet, AuditEvent, Case, Cell, CellClass, Field, Patient, Smear
+from annotations.models import (
+    AnnotationSet,
+    Assignment,
+    AuditEvent,
+    Case,
+    Cell,
+    CellClass,
+    Conflict,
+    Field,
+    Patient,
+    ReviewSettings,
+    RuleSet,
+    Smear,
+)
+from annotations.review_services import review_settings_update
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """For records that change only through their services (audited, versioned): the admin reads them."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Patient)
@@ -70,17 +97,58 @@ class CellAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
+    """The audit trail is append-only, in the admin as everywhere else."""
+
     list_display = ["at", "actor", "action", "entity", "entity_id", "field_id"]
     list_filter = ["action", "entity"]
     search_fields = ["entity_id", "field_id", "actor__username"]
 
-    # The audit trail is append-only, in the admin as everywhere else.
-    def has_add_permission(self, request):
-        return False
 
-    def has_change_permission(self, request, obj=None):
+@admin.register(Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ["id", "field", "annotator", "slot", "created_by", "created_at"]
+    list_filter = ["field__status"]
+    search_fields = ["field__id", "annotator__username"]
+    # Assignments carry rules (two distinct annotators, final once submitted): they change through the API.
+    readonly_fields = ["field", "annotator", "slot", "created_by", "created_at"]
+
+    def has_add_permission(self, request):
         return False
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(ReviewSettings)
+class ReviewSettingsAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "show_prelabels", "iou_threshold", "updated_by", "updated_at"]
+    fields = ["show_prelabels", "iou_threshold"]
+
+    def has_add_permission(self, request):
+        return not ReviewSettings.objects.exists()
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        # The same service as the API, so an admin change is validated and audited too.
+        review_settings_update(changes=form.cleaned_data, actor=request.user)
+
+
+@admin.register(Conflict)
+class ConflictAdmin(ReadOnlyAdmin):
+    list_display = ["id", "field", "kind", "class_differs", "countability_differs", "status", "resolution"]
+    list_filter = ["status", "kind"]
+    search_fields = ["field__id"]
+
+    # Conflicts are resolved through the API (versioned, audited); the admin only reads them.
+
+
+@admin.register(RuleSet)
+class RuleSetAdmin(ReadOnlyAdmin):
+    """Read-only: a rule set is edited by storing a new version (POST /api/v1/rule-sets), never in place."""
+
+    list_display = ["name", "version", "active", "note", "created_by", "created_at"]
+    list_filter = ["name", "active"]
+    readonly_fields = ["name", "version", "active", "content", "note", "created_by", "created_at"]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import django_filters
+from typing import Any
 
-from annotations.models import AnnotationSet, Case, Cell, Field, Patient, Smear
+import django_filters
+from django.db.models import Q, QuerySet
+from django_filters.widgets import BooleanWidget
+
+from annotations.models import AnnotationSet, Assignment, Case, Cell, Conflict, ConflictKind, Field, Patient, Smear
 
 
 class PatientFilter(django_filters.FilterSet):
@@ -48,8 +52,53 @@ class AnnotationSetFilter(django_filters.FilterSet):
 
 class CellFilter(django_filters.FilterSet):
     field = django_filters.NumberFilter(field_name="annotation_set__field")
+    # A plain number, not a choice among all sets: an id the reader may not see must answer exactly like an id
+    # that does not exist (an empty list), never "not a valid choice", or the filter would reveal hidden sets.
+    annotation_set = django_filters.NumberFilter(field_name="annotation_set")
     kind = django_filters.CharFilter(field_name="annotation_set__kind")
 
     class Meta:
         model = Cell
         fields = ["annotation_set", "field", "kind", "cell_class", "countable"]
+
+
+class AssignmentFilter(django_filters.FilterSet):
+    mine = django_filters.BooleanFilter(
+        method="filter_mine", widget=BooleanWidget, help_text="1: only my assignments (my worklist)"
+    )
+    smear = django_filters.NumberFilter(field_name="field__smear")
+    case = django_filters.NumberFilter(field_name="field__smear__case")
+    field_status = django_filters.CharFilter(field_name="field__status")
+    field = django_filters.NumberFilter(field_name="field")
+    annotator = django_filters.NumberFilter(field_name="annotator")
+
+    class Meta:
+        model = Assignment
+        fields = ["mine", "field", "annotator", "smear", "case", "field_status"]
+
+    def filter_mine(self, queryset: QuerySet[Assignment], name: str, value: Any) -> QuerySet[Assignment]:
+        return queryset.filter(annotator=self.request.user) if value else queryset
+
+
+_CONFLICT_KINDS = {
+    "class_conflict": Q(class_differs=True),
+    "countability_conflict": Q(countability_differs=True),
+    ConflictKind.ONLY_A.value: Q(kind=ConflictKind.ONLY_A),
+    ConflictKind.ONLY_B.value: Q(kind=ConflictKind.ONLY_B),
+}
+
+
+class ConflictFilter(django_filters.FilterSet):
+    field = django_filters.NumberFilter(field_name="field")
+    smear = django_filters.NumberFilter(field_name="field__smear")
+    case = django_filters.NumberFilter(field_name="field__smear__case")
+    kind = django_filters.ChoiceFilter(
+        method="filter_kind", choices=[(name, name) for name in _CONFLICT_KINDS], help_text="an outcome kind"
+    )
+
+    class Meta:
+        model = Conflict
+        fields = ["field", "smear", "case", "status", "kind"]
+
+    def filter_kind(self, queryset: QuerySet[Conflict], name: str, value: str) -> QuerySet[Conflict]:
+        return queryset.filter(_CONFLICT_KINDS[value])

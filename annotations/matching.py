@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -95,6 +96,47 @@ class MatchOutcome(JsonMixin):
 class FieldMatch(JsonMixin):
     iou_threshold: float
     outcomes: tuple[MatchOutcome, ...]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FieldMatch:
+        """The inverse of `to_dict()`, so a stored match can be measured again without the boxes."""
+        return cls(
+            float(data["iou_threshold"]),
+            tuple(
+                MatchOutcome(
+                    kinds=tuple(OutcomeKind(kind) for kind in outcome["kinds"]),
+                    key_a=outcome["key_a"],
+                    key_b=outcome["key_b"],
+                    iou=outcome["iou"],
+                    class_a=outcome["class_a"],
+                    class_b=outcome["class_b"],
+                    countable_a=outcome["countable_a"],
+                    countable_b=outcome["countable_b"],
+                )
+                for outcome in data["outcomes"]
+            ),
+        )
+
+    def swapped(self) -> FieldMatch:
+        """The same match seen with B as the first annotator, so fields of one pair of people can be pooled
+        whichever of them was A on each field."""
+        return FieldMatch(self.iou_threshold, tuple(_swap_outcome(outcome) for outcome in self.outcomes))
+
+
+_SWAPPED_KIND = {OutcomeKind.ONLY_A: OutcomeKind.ONLY_B, OutcomeKind.ONLY_B: OutcomeKind.ONLY_A}
+
+
+def _swap_outcome(outcome: MatchOutcome) -> MatchOutcome:
+    return MatchOutcome(
+        kinds=tuple(_SWAPPED_KIND.get(kind, kind) for kind in outcome.kinds),
+        key_a=outcome.key_b,
+        key_b=outcome.key_a,
+        iou=outcome.iou,
+        class_a=outcome.class_b,
+        class_b=outcome.class_a,
+        countable_a=outcome.countable_b,
+        countable_b=outcome.countable_a,
+    )
 
 
 def iou_matrix(boxes_a: Sequence[BoxAnnotation], boxes_b: Sequence[BoxAnnotation]) -> np.ndarray:

@@ -317,3 +317,230 @@ class AuditEvent(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise AuditTrailImmutable("the audit trail cannot be deleted")
+
+
+# --- double review -----------------------------------------------------------------------------------------------
+
+
+class Assignment(models.Model):
+    """A field given to one of its two annotators; `slot` 1 is annotator A of the cross-check, 2 is B.
+
+    At most two per field (slot 1 or 2, unique per field) and never the same person twice, in the database.
+    """
+
+    field = models.ForeignKey(Field, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="assignments")
+    slot = models.PositiveSmallIntegerField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["field_id", "slot"]
+        constraints = [
+            models.UniqueConstraint(fields=["field", "annotator"], name="assignment_one_per_annotator_per_field"),
+            models.UniqueConstraint(fields=["field", "slot"], name="assignment_two_slots_per_field"),
+            models.CheckConstraint(condition=Q(slot__in=[1, 2]), name="assignment_slot_is_a_or_b"),
+        ]
+
+    def __str__(self) -> str:
+        return f"field {self.field_id} -> user {self.annotator_id} ({'AB'[self.slot - 1]})"
+
+
+class ReviewSettings(models.Model):
+    """The project's double-review settings: a single row (id 1), created with its defaults on first read."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    show_prelabels = models.BooleanField(
+        default=True, help_text="annotators see the model's pre-labels as suggestions to accept or correct"
+    )
+    iou_threshold = models.FloatField(
+        default=0.5, help_text="boxes of the two annotators pair up from this IoU on (0 < IoU threshold <= 1)"
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "review settings"
+        constraints = [
+            models.CheckConstraint(condition=Q(id=1), name="review_settings_single_row"),
+            models.CheckConstraint(
+                condition=Q(iou_threshold__gt=0) & Q(iou_threshold__lte=1), name="review_settings_iou_in_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return "review settings"
+
+    @classmethod
+    def load(cls) -> ReviewSettings:
+        settings_row, _ = cls.objects.get_or_create(pk=1)
+        return settings_row
+
+
+class FieldReview(models.Model):
+    """The cross-check of one field, started when both assigned annotators have submitted: which two sets were
+    compared, with which threshold, and the frozen result of the matching (`matching.FieldMatch.to_dict()`)."""
+
+    field = models.OneToOneField(Field, on_delete=models.CASCADE, related_name="review")
+    set_a = models.ForeignKey(AnnotationSet, on_delete=models.CASCADE, related_name="+")
+    set_b = models.ForeignKey(AnnotationSet, on_delete=models.CASCADE, related_name="+")
+    iou_threshold = models.FloatField()
+    match = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Why the consensus is open again; empty while it is locked. Consensus edits record it as their reason.
+    reopen_reason = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["field_id"]
+        constraints = [models.CheckConstraint(condition=~Q(set_a=models.F("set_b")), name="review_of_two_sets")]
+
+    def __str__(self) -> str:
+        return f"review of field {self.field_id}"
+
+
+class ConflictKind(models.TextChoices):
+    PAIR = "pair", "Matched boxes that differ"
+    ONLY_A = "only_a", "Box only in A"
+    ONLY_B = "only_b", "Box only in B"
+
+
+class ConflictStatus(models.TextChoices):
+    OPEN = "open", "Open (cross-check)"
+    RESOLVED = "resolved", "Resolved by a concession"
+    ESCALATED = "escalated", "Escalated to adjudication"
+    ADJUDICATED = "adjudicated", "Decided by an adjudicator"
+
+
+class Decision(models.TextChoices):
+    CONCEDE = "concede", "Take the other annotator's version"
+    KEEP = "keep", "Keep my version"
+
+
+class Resolution(models.TextChoices):
+    A = "a", "A's version"
+    B = "b", "B's version"
+    NONE = "none", "No cell"
+    CUSTOM = "custom", "The adjudicator's own cell"
+
+
+class Conflict(models.Model):
+    """One disagreement between A and B on a field, with frozen snapshots of both versions.
+
+    A matched pair that differs in class and in countability is one conflict carrying both flags. `final_cell`
+    is the cell the resolution puts into the consensus (None = no cell). `version` is the optimistic lock.
+    """
+
+    field = models.ForeignKey(Field, on_delete=models.CASCADE, related_name="conflicts")
+    kind = models.CharField(max_length=8, choices=ConflictKind.choices)
+    class_differs = models.BooleanField(default=False)
+    countability_differs = models.BooleanField(default=False)
+    iou = models.FloatField(null=True, blank=True)
+    cell_a = models.ForeignKey(Cell, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    cell_b = models.ForeignKey(Cell, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    snapshot_a = models.JSONField(null=True, blank=True)
+    snapshot_b = models.JSONField(null=True, blank=True)
+    status = models.CharField(max_length=12, choices=ConflictStatus.choices, default=ConflictStatus.OPEN)
+    decision_a = models.CharField(max_length=8, choices=Decision.choices, blank=True, default="")
+    decision_b = models.CharField(max_length=8, choices=Decision.choices, blank=True, default="")
+    resolution = models.CharField(max_length=8, choices=Resolution.choices, blank=True, default="")
+    final_cell = models.JSONField(null=True, blank=True)
+    reason = models.TextField(blank=True, default="")
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["field_id", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(kind=ConflictKind.PAIR) & (Q(class_differs=True) | Q(countability_differs=True)))
+                | (~Q(kind=ConflictKind.PAIR) & Q(class_differs=False) & Q(countability_differs=False)),
+                name="conflict_pair_differs_single_does_not",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=[ConflictStatus.OPEN, ConflictStatus.ESCALATED], resolution="")
+                | (Q(status__in=[ConflictStatus.RESOLVED, ConflictStatus.ADJUDICATED]) & ~Q(resolution="")),
+                name="conflict_resolution_iff_decided",
+            ),
+            models.CheckConstraint(condition=Q(version__gte=1), name="conflict_version_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"conflict {self.pk} ({self.kind}) on field {self.field_id}"
+
+    @property
+    def kinds(self) -> list[str]:
+        """The outcome kinds of `matching.OutcomeKind` this conflict stands for."""
+        if self.kind != ConflictKind.PAIR:
+            return [self.kind]
+        return [
+            name
+            for name, differs in (
+                ("class_conflict", self.class_differs),
+                ("countability_conflict", self.countability_differs),
+            )
+            if differs
+        ]
+
+
+RULE_SET_NAME_VALIDATOR = RegexValidator(
+    r"^[a-z0-9][a-z0-9._-]{0,63}$", "Use lower-case letters, digits, '.', '_' or '-' (e.g. 'default', 'fab')."
+)
+
+
+class RuleSetImmutable(Exception):
+    """Raised on any attempt to change a stored rule set other than (de)activating it, or to delete one."""
+
+
+class RuleSetQuerySet(models.QuerySet["RuleSet"]):
+    def update(self, **kwargs: Any) -> int:
+        if set(kwargs) - {"active"}:
+            raise RuleSetImmutable("a stored rule set cannot be changed: create a new version")
+        return super().update(**kwargs)
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise RuleSetImmutable("rule sets are kept as history and cannot be deleted")
+
+
+class RuleSet(models.Model):
+    """One version of a diagnosis rule set (the JSON of `annotations.rules`), immutable once stored.
+
+    Editing a rule set stores a new row with the same name and the next version, so every suggestion ever
+    shown can be traced back to the exact rules that produced it. Exactly one row is the active one.
+    """
+
+    name = models.CharField(max_length=64, validators=[RULE_SET_NAME_VALIDATOR])
+    version = models.PositiveIntegerField()
+    content = models.JSONField()
+    note = models.TextField(blank=True, default="", help_text="why this version was made")
+    active = models.BooleanField(default=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = RuleSetQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "version"], name="rule_set_name_version_unique"),
+            models.UniqueConstraint(fields=["active"], condition=Q(active=True), name="one_active_rule_set"),
+            models.CheckConstraint(condition=Q(version__gte=1), name="rule_set_version_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}{' (active)' if self.active else ''}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding and set(kwargs.get("update_fields") or ()) != {"active"}:
+            raise RuleSetImmutable("a stored rule set cannot be changed: create a new version")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise RuleSetImmutable("rule sets are kept as history and cannot be deleted")

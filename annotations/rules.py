@@ -497,6 +497,8 @@ def _hint_applies(hint: Hint, differential: Differential) -> bool:
 
 # ---------------------------------------------------------------------------------------------------------
 # Shipped rule sets (data; copy before editing)
+# Rule ids are the confirmed-diagnosis codes of cases (annotations.models.Diagnosis), so that `diagnosis_eval`
+# compares suggestions with confirmed diagnoses label for label.
 
 _AML_BLASTS = ["myeloblast", "monoblast", "megakaryoblast"]
 
@@ -560,7 +562,7 @@ DEFAULT_RULE_SET: Final[dict[str, Any]] = {
             ],
         },
         {
-            "id": "NB",
+            "id": "NEUROBLASTOMA",
             "label": "Neuroblastoma bone-marrow metastasis",
             "numerator": ["neuroblastoma cell"],
             "operator": ">=",

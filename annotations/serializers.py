@@ -10,7 +10,17 @@ from rest_framework import serializers
 from rest_framework.validators import UniqueTogetherValidator
 
 from aicell.roles import CLINICAL_ROLES, roles_of
-from annotations.models import AnnotationSet, Case, Cell, CellClass, Field, Patient, Smear
+from annotations.models import (
+    RULE_SET_NAME_VALIDATOR,
+    AnnotationSet,
+    Case,
+    Cell,
+    CellClass,
+    Field,
+    Patient,
+    RuleSet,
+    Smear,
+)
 
 
 class PatientSerializer(serializers.ModelSerializer):
@@ -195,7 +205,42 @@ class CellWriteSerializer(serializers.Serializer):
     cell_class = serializers.IntegerField(required=False, allow_null=True)
     source_cell = serializers.IntegerField(required=False, allow_null=True)
     version = serializers.IntegerField(required=False, help_text="the set version you read (or send If-Match)")
+    reason = serializers.CharField(required=False, allow_blank=True, help_text="why (recorded in the history)")
 
 
 class VersionSerializer(serializers.Serializer):
     version = serializers.IntegerField(required=False, help_text="the set version you read (or send If-Match)")
+
+
+class RuleSetSerializer(serializers.ModelSerializer):
+    description = serializers.SerializerMethodField()
+    created_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RuleSet
+        fields = ["id", "name", "version", "active", "description", "note", "content", "created_by", "created_at"]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.CharField())
+    def get_description(self, rule_set: RuleSet) -> str:
+        content = rule_set.content
+        return str(content.get("description", "")) if isinstance(content, dict) else ""
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_created_by(self, rule_set: RuleSet) -> str | None:
+        request = self.context.get("request")
+        # Researchers see the platform de-identified: no user names.
+        if rule_set.created_by is None or request is None or not roles_of(request.user) & CLINICAL_ROLES:
+            return None
+        return rule_set.created_by.username
+
+
+class RuleSetCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(
+        max_length=64,
+        validators=[RULE_SET_NAME_VALIDATOR],
+        help_text="an existing name stores its next version; a new name starts at version 1",
+    )
+    content = serializers.JSONField(help_text="the rule set (see annotations/rules.py); validated path by path")
+    note = serializers.CharField(required=False, allow_blank=True, default="", help_text="why this version")
+    activate = serializers.BooleanField(required=False, default=False, help_text="make it the active rule set")

@@ -17,16 +17,23 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from aicell.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
+from aicell.roles import Role, has_role
+from annotations import rules
 from annotations.images import ImageRejected, check_image, make_thumbnail
 from annotations.models import (
     AnnotationKind,
     AnnotationSet,
     AnnotationStatus,
+    Assignment,
     AuditEvent,
     Cell,
     CellClass,
     Field,
+    FieldReview,
     FieldStatus,
+    ReviewOutcome,
+    ReviewSettings,
+    RuleSet,
     Smear,
 )
 from annotations.taxonomy import NUM_CLASSES
@@ -211,6 +218,10 @@ def field_set_status(field: Field, status: FieldStatus) -> None:
 
 def annotation_set_create_for_annotator(*, field: Field, annotator: Any) -> AnnotationSet:
     with transaction.atomic():
+        if not Assignment.objects.filter(field=field, annotator=annotator).exists():
+            raise PermissionDenied(
+                f"Field {field.pk} is not assigned to you; an adjudicator or admin assigns fields to annotators."
+            )
         existing = AnnotationSet.objects.filter(field=field, annotator=annotator, kind=AnnotationKind.ANNOTATOR).first()
         if existing is not None:
             raise Conflict(
@@ -275,30 +286,54 @@ def validate_cell_class(value: Any) -> CellClass | None:
     return CellClass.objects.get(pk=value)
 
 
-def _lock_set_for_write(annotation_set_id: int, expected_version: int | None, actor: Any) -> AnnotationSet:
+def lock_set_for_write(annotation_set_id: int, expected_version: int | None, actor: Any) -> AnnotationSet:
     """Lock the set row, then check the writer may change it and read the version it is changing."""
     annotation_set = (
         AnnotationSet.objects.select_for_update().select_related("field").filter(pk=annotation_set_id).first()
     )
     if annotation_set is None:
         raise NotFound(f"Annotation set {annotation_set_id} does not exist.")
-    if annotation_set.kind != AnnotationKind.ANNOTATOR:
-        raise PermissionDenied(f"A {annotation_set.kind} set cannot be edited through the annotator's endpoints.")
+    if annotation_set.kind == AnnotationKind.ANNOTATOR:
+        _check_annotator_may_write(annotation_set, actor)
+    elif annotation_set.kind == AnnotationKind.CONSENSUS:
+        check_adjudicator_may_change(annotation_set, actor)
+    else:
+        raise PermissionDenied(f"A {annotation_set.kind} set cannot be edited through the annotators' endpoints.")
+    check_version(expected_version, annotation_set.version, lambda: annotation_set_snapshot(annotation_set))
+    return annotation_set
+
+
+def check_version(expected: int | None, current: int, current_state: Callable[[], Any], what: str = "set") -> None:
+    """The optimistic lock: a write names the version it read; a stale one is refused with the current state."""
+    if expected is None:
+        raise ValidationFailed(
+            f"Say which version of the {what} you are changing (If-Match header or 'version').", field="version"
+        )
+    if expected != current:
+        raise Conflict(
+            f"The {what} changed since you read it (you sent version {expected}, it is at version {current}); "
+            "nothing was changed.",
+            details={"current_version": current, "current": current_state()},
+        )
+
+
+def _check_annotator_may_write(annotation_set: AnnotationSet, actor: Any) -> None:
     if annotation_set.annotator_id != getattr(actor, "pk", None):
         raise PermissionDenied("This annotation set belongs to another annotator.")
     if annotation_set.status != AnnotationStatus.DRAFT:
         raise PermissionDenied("This annotation set is submitted and locked; changes go through the cross-check.")
-    if expected_version is None:
-        raise ValidationFailed(
-            "Say which version of the set you are changing (If-Match header or 'version').", field="version"
+
+
+def check_adjudicator_may_change(consensus: AnnotationSet, actor: Any, *, must_be_open: bool = True) -> None:
+    """The consensus changes only by an adjudicator who did not annotate the field, and only while reopened."""
+    if not has_role(actor, Role.ADJUDICATOR):
+        raise PermissionDenied(
+            "The consensus is final: only an adjudicator changes it, after reopening it with a reason."
         )
-    if expected_version != annotation_set.version:
-        raise Conflict(
-            f"The set changed since you read it (you sent version {expected_version}, it is at version "
-            f"{annotation_set.version}); nothing was changed.",
-            details={"current_version": annotation_set.version, "current": annotation_set_snapshot(annotation_set)},
-        )
-    return annotation_set
+    if Assignment.objects.filter(field_id=consensus.field_id, annotator=actor).exists():
+        raise PermissionDenied("You annotated this field; another adjudicator decides on it.")
+    if must_be_open and consensus.status != AnnotationStatus.DRAFT:
+        raise PermissionDenied("The consensus is locked; an adjudicator reopens it with a reason first.")
 
 
 def _bump_version(annotation_set: AnnotationSet) -> None:
@@ -306,9 +341,11 @@ def _bump_version(annotation_set: AnnotationSet) -> None:
     annotation_set.save(update_fields=["version", "updated_at"])
 
 
-def cell_create(*, annotation_set_id: int, expected_version: int | None, data: Mapping[str, Any], actor: Any) -> Cell:
+def cell_create(
+    *, annotation_set_id: int, expected_version: int | None, data: Mapping[str, Any], actor: Any, reason: str = ""
+) -> Cell:
     with transaction.atomic():
-        annotation_set = _lock_set_for_write(annotation_set_id, expected_version, actor)
+        annotation_set = lock_set_for_write(annotation_set_id, expected_version, actor)
         field = annotation_set.field
         x, y, w, h = validate_box(data, image_width=field.width, image_height=field.height)
         cell = Cell.objects.create(
@@ -319,7 +356,8 @@ def cell_create(*, annotation_set_id: int, expected_version: int | None, data: M
             height=h,
             countable=_countable(data.get("countable", True)),
             cell_class=validate_cell_class(data.get("cell_class")),
-            source_cell=_source_cell(data.get("source_cell"), field.pk),
+            source_cell=_source_cell(data.get("source_cell"), annotation_set),
+            review_outcome=_outcome_of_edit(annotation_set),
             created_by=actor,
         )
         _bump_version(annotation_set)
@@ -331,8 +369,21 @@ def cell_create(*, annotation_set_id: int, expected_version: int | None, data: M
             field_id=field.pk,
             annotation_set_id=annotation_set.pk,
             after=cell_snapshot(cell),
+            reason=_reason_of_edit(annotation_set, reason),
         )
     return cell
+
+
+def _outcome_of_edit(annotation_set: AnnotationSet) -> str:
+    return ReviewOutcome.ADJUDICATED if annotation_set.kind == AnnotationKind.CONSENSUS else ""
+
+
+def _reason_of_edit(annotation_set: AnnotationSet, reason: str) -> str:
+    """An edit of a reopened consensus without its own reason is recorded with the reason it was reopened for."""
+    if reason or annotation_set.kind != AnnotationKind.CONSENSUS:
+        return reason
+    review = FieldReview.objects.filter(field_id=annotation_set.field_id).first()
+    return review.reopen_reason if review is not None else ""
 
 
 def _countable(value: Any) -> bool:
@@ -341,21 +392,32 @@ def _countable(value: Any) -> bool:
     return value
 
 
-def _source_cell(value: Any, field_id: int) -> Cell | None:
+def _source_cell(value: Any, annotation_set: AnnotationSet) -> Cell | None:
+    """Provenance of a new cell: an annotator copies a model suggestion of the field (when the project shows
+    them); a consensus cell may come from any annotator or model cell of the field. The message is the same for
+    a cell that does not exist and one the writer may not use, so it reveals nothing about other annotators."""
     if value is None:
         return None
-    source = (
-        Cell.objects.filter(pk=value, annotation_set__field_id=field_id).first() if isinstance(value, int) else None
-    )
+    candidates = Cell.objects.filter(annotation_set__field_id=annotation_set.field_id)
+    if annotation_set.kind == AnnotationKind.ANNOTATOR:
+        shown = ReviewSettings.load().show_prelabels
+        candidates = candidates.filter(annotation_set__kind=AnnotationKind.PREDICTION) if shown else candidates.none()
+        allowed = "a model suggestion of this field"
+    else:
+        candidates = candidates.filter(annotation_set__kind__in=[AnnotationKind.ANNOTATOR, AnnotationKind.PREDICTION])
+        allowed = "an annotator's or the model's cell of this field"
+    source = candidates.filter(pk=value).first() if isinstance(value, int) and not isinstance(value, bool) else None
     if source is None:
-        raise ValidationFailed(f"source_cell {value!r} is not a cell of this field.", field="source_cell")
+        raise ValidationFailed(f"source_cell {value!r} is not {allowed}.", field="source_cell")
     return source
 
 
 _EDITABLE = ("x", "y", "width", "height", "countable", "cell_class")
 
 
-def cell_update(*, cell_id: int, expected_version: int | None, changes: Mapping[str, Any], actor: Any) -> Cell:
+def cell_update(
+    *, cell_id: int, expected_version: int | None, changes: Mapping[str, Any], actor: Any, reason: str = ""
+) -> Cell:
     unknown = sorted(set(changes) - set(_EDITABLE) - {"version"})
     if unknown:
         raise ValidationFailed(
@@ -364,7 +426,7 @@ def cell_update(*, cell_id: int, expected_version: int | None, changes: Mapping[
         )
     with transaction.atomic():
         cell = _cell_for_write(cell_id)
-        annotation_set = _lock_set_for_write(cell.annotation_set_id, expected_version, actor)
+        annotation_set = lock_set_for_write(cell.annotation_set_id, expected_version, actor)
         field = annotation_set.field
         before = cell_snapshot(cell)
         box = {"x": cell.x, "y": cell.y, "width": cell.width, "height": cell.height}
@@ -374,6 +436,7 @@ def cell_update(*, cell_id: int, expected_version: int | None, changes: Mapping[
             cell.countable = _countable(changes["countable"])
         if "cell_class" in changes:
             cell.cell_class = validate_cell_class(changes["cell_class"])
+        cell.review_outcome = _outcome_of_edit(annotation_set) or cell.review_outcome
         cell.save()
         _bump_version(annotation_set)
         audit_record(
@@ -385,6 +448,7 @@ def cell_update(*, cell_id: int, expected_version: int | None, changes: Mapping[
             annotation_set_id=annotation_set.pk,
             before=before,
             after=cell_snapshot(cell),
+            reason=_reason_of_edit(annotation_set, reason),
         )
     return cell
 
@@ -396,10 +460,10 @@ def _cell_for_write(cell_id: int) -> Cell:
     return cell
 
 
-def cell_delete(*, cell_id: int, expected_version: int | None, actor: Any) -> None:
+def cell_delete(*, cell_id: int, expected_version: int | None, actor: Any, reason: str = "") -> None:
     with transaction.atomic():
         cell = _cell_for_write(cell_id)
-        annotation_set = _lock_set_for_write(cell.annotation_set_id, expected_version, actor)
+        annotation_set = lock_set_for_write(cell.annotation_set_id, expected_version, actor)
         before = cell_snapshot(cell)
         cell.delete()
         _bump_version(annotation_set)
@@ -411,12 +475,25 @@ def cell_delete(*, cell_id: int, expected_version: int | None, actor: Any) -> No
             field_id=annotation_set.field_id,
             annotation_set_id=annotation_set.pk,
             before=before,
+            reason=_reason_of_edit(annotation_set, reason),
         )
 
 
 def annotation_set_submit(*, annotation_set_id: int, expected_version: int | None, actor: Any) -> AnnotationSet:
+    """Lock an annotator's set; the second of the field's two annotators to submit starts the cross-check."""
+    # review_services builds on this module, so it is imported where it is needed.
+    from annotations.review_services import field_review_start_if_ready
+
     with transaction.atomic():
-        annotation_set = _lock_set_for_write(annotation_set_id, expected_version, actor)
+        field_id = AnnotationSet.objects.filter(pk=annotation_set_id).values_list("field_id", flat=True).first()
+        if field_id is None:
+            raise NotFound(f"Annotation set {annotation_set_id} does not exist.")
+        # Both annotators' submits serialise on the field row, so the later one sees the earlier one and starts
+        # the cross-check exactly once.
+        lock_field(field_id)
+        annotation_set = lock_set_for_write(annotation_set_id, expected_version, actor)
+        if annotation_set.kind != AnnotationKind.ANNOTATOR:
+            raise PermissionDenied("Only an annotator's set is submitted; a reopened consensus is locked again.")
         unclassified = annotation_set.cells.filter(countable=True, cell_class__isnull=True).count()
         if unclassified:
             raise ValidationFailed(
@@ -436,7 +513,16 @@ def annotation_set_submit(*, annotation_set_id: int, expected_version: int | Non
             annotation_set_id=annotation_set.pk,
             after=annotation_set_snapshot(annotation_set),
         )
+        field_review_start_if_ready(field_id, actor)
     return annotation_set
+
+
+def lock_field(field_id: int) -> Field:
+    """Lock a field row for the rest of the transaction: the double-review steps of one field run one at a time."""
+    field = Field.objects.select_for_update().filter(pk=field_id).first()
+    if field is None:
+        raise NotFound(f"Field {field_id} does not exist.")
+    return field
 
 
 # --- storage integrity --------------------------------------------------------------------------------------------
@@ -479,3 +565,69 @@ def fields_verify_storage(*, field_ids: Sequence[int] | None = None) -> StorageC
             after={"fault": "missing" if field_id in missing else "altered"},
         )
     return StorageCheck(checked=checked, missing=missing, altered=altered)
+
+
+# --- diagnosis rule sets -----------------------------------------------------------------------------------------
+
+
+def rule_set_snapshot(rule_set: RuleSet) -> dict[str, Any]:
+    return {"id": rule_set.pk, "name": rule_set.name, "version": rule_set.version, "active": rule_set.active}
+
+
+def rule_set_create_version(*, name: str, content: Any, note: str = "", activate: bool = False, actor: Any) -> RuleSet:
+    """Store `content` as the next version of rule set `name` (version 1 for a new name). Stored rows never change:
+    this is how a rule set is edited. The content is validated first; every problem is reported with its path."""
+    problems = rules.validate_rule_set(content)
+    if problems:
+        raise ValidationFailed(
+            f"The rule set has {len(problems)} problem(s); nothing was stored.",
+            errors=[FieldError(f"content.{p.path}" if p.path else "content", p.message) for p in problems],
+        )
+    # Stored with every default written out, so that a later change of a default never alters an old version.
+    normalized = rules.parse_rule_set(content).to_dict()
+    try:
+        with transaction.atomic():
+            latest = RuleSet.objects.select_for_update().filter(name=name).order_by("-version").first()
+            rule_set = RuleSet.objects.create(
+                name=name,
+                version=latest.version + 1 if latest else 1,
+                content=normalized,
+                note=note,
+                created_by=actor if actor is not None and actor.is_authenticated else None,
+            )
+            audit_record(
+                actor=actor,
+                action="rule_set.create",
+                entity="rule_set",
+                entity_id=rule_set.pk,
+                after={**rule_set_snapshot(rule_set), "content": normalized, "note": note},
+            )
+            if activate:
+                rule_set = rule_set_activate(rule_set_id=rule_set.pk, actor=actor)
+    except IntegrityError as exc:
+        raise Conflict(f"Another version of rule set {name!r} was stored at the same moment; try again.") from exc
+    return rule_set
+
+
+def rule_set_activate(*, rule_set_id: int, actor: Any) -> RuleSet:
+    """Make one rule set version the one differentials are evaluated against (the previous one is kept)."""
+    with transaction.atomic():
+        rule_set = RuleSet.objects.select_for_update().filter(pk=rule_set_id).first()
+        if rule_set is None:
+            raise NotFound(f"Rule set {rule_set_id} does not exist.")
+        if rule_set.active:
+            return rule_set
+        previous = RuleSet.objects.select_for_update().filter(active=True).first()
+        # Deactivate first: at most one row may be active at any moment (partial unique index).
+        RuleSet.objects.filter(active=True).update(active=False)
+        RuleSet.objects.filter(pk=rule_set.pk).update(active=True)
+        rule_set.refresh_from_db()
+        audit_record(
+            actor=actor,
+            action="rule_set.activate",
+            entity="rule_set",
+            entity_id=rule_set.pk,
+            before=rule_set_snapshot(previous) if previous else None,
+            after=rule_set_snapshot(rule_set),
+        )
+    return rule_set

@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 from django.db.models import Count, QuerySet
-from django.http import FileResponse, HttpResponse, HttpResponseBase
+from django.http import FileResponse, HttpResponse, HttpResponseBase, QueryDict
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from aicell.api.permissions import RoleAccess
+from aicell.api.renderers import CSVRenderer, PDFRenderer
+from aicell.api.versioning import expected_version, request_value, with_version_etag
 from aicell.errors import FieldError, ValidationFailed
 from aicell.roles import ALL_ROLES, CLINICAL_ROLES, Role, roles_of
-from annotations import selectors, services
+from annotations import reports, review_services, selectors, services
+from annotations.differential import CI_METHODS, CIMethod
+from annotations.differential_sources import SOURCES, Source, parse_source
 from annotations.filters import AnnotationSetFilter, CaseFilter, CellFilter, FieldFilter, PatientFilter, SmearFilter
 from annotations.images import encode_without_metadata, open_rgb
-from annotations.models import AnnotationSet, Case, Cell, CellClass, Field, Patient, Smear
+from annotations.models import AnnotationSet, Case, Cell, CellClass, Field, Patient, RuleSet, Smear
+from annotations.review_serializers import AcceptedSuggestionsSerializer, AcceptSuggestionsSerializer
+from annotations.review_views import FieldReviewActions
 from annotations.serializers import (
     AnnotationSetCreateSerializer,
     AnnotationSetSerializer,
@@ -31,31 +41,17 @@ from annotations.serializers import (
     FieldSerializer,
     FieldUploadSerializer,
     PatientSerializer,
+    RuleSetCreateSerializer,
+    RuleSetSerializer,
     SmearSerializer,
     VersionSerializer,
 )
 
 LAB_MANAGERS = frozenset({Role.ADMIN, Role.ADJUDICATOR})
+CELL_WRITERS = frozenset({Role.ANNOTATOR, Role.ADJUDICATOR})
 IF_MATCH = OpenApiParameter(
     "If-Match", str, OpenApiParameter.HEADER, required=False, description='the set version you read, e.g. "3"'
 )
-
-
-def request_value(request: Request, name: str) -> Any:
-    """A top-level value of the body, whatever its parser produced (a JSON list body has none)."""
-    return request.data.get(name) if hasattr(request.data, "get") else None
-
-
-def expected_version(request: Request) -> int | None:
-    """The version a writer read: the If-Match header (an ETag such as "3" or W/"3") or a `version` field."""
-    header = request.headers.get("If-Match")
-    raw: Any = header.removeprefix("W/").strip('"') if header else request_value(request, "version")
-    if raw is None or raw == "":
-        return None
-    try:
-        return int(raw)
-    except (TypeError, ValueError):
-        raise ValidationFailed("The version must be an integer.", field="version") from None
 
 
 def cell_write_body(request: Request, *, partial: bool) -> dict[str, Any]:
@@ -68,12 +64,16 @@ def cell_write_body(request: Request, *, partial: bool) -> dict[str, Any]:
         )
     body = CellWriteSerializer(data=request.data, partial=partial)
     body.is_valid(raise_exception=True)
-    return {key: value for key, value in body.validated_data.items() if key != "version"}
+    return {key: value for key, value in body.validated_data.items() if key not in ("version", "reason")}
+
+
+def change_reason(request: Request) -> str:
+    """Why a change is made (optional; a reopened consensus falls back on the reason it was reopened for)."""
+    return str(request_value(request, "reason") or request.query_params.get("reason", ""))
 
 
 def with_etag(response: Response, annotation_set: AnnotationSet) -> Response:
-    response["ETag"] = f'"{annotation_set.version}"'
-    return response
+    return with_version_etag(response, annotation_set.version)
 
 
 class PatientViewSet(viewsets.ModelViewSet):
@@ -88,7 +88,126 @@ class PatientViewSet(viewsets.ModelViewSet):
         return selectors.patients_visible_to(self.request.user).annotate(case_count=Count("cases")).order_by("code")
 
 
-class CaseViewSet(viewsets.ModelViewSet):
+DIFFERENTIAL_QUERY_PARAMETERS = ("source", "rule_set", "ci_method")
+DIFFERENTIAL_PARAMETERS = [
+    OpenApiParameter(
+        "source",
+        str,
+        enum=list(SOURCES),
+        required=False,
+        description="cells counted: consensus (default), consensus+model (send '+' as %2B), or model",
+    ),
+    OpenApiParameter("rule_set", int, required=False, description="rule set id (default: the active one)"),
+    OpenApiParameter(
+        "ci_method", str, enum=list(CI_METHODS), required=False, description="95% intervals (default: the rule set's)"
+    ),
+]
+
+
+def differential_options(params: Mapping[str, str]) -> selectors.DifferentialOptions:
+    """The differential's query parameters, every problem reported at once; unknown parameters are refused so that
+    a typo never silently falls back to a default source."""
+    errors: list[FieldError] = []
+    unknown = sorted(set(params) - {*DIFFERENTIAL_QUERY_PARAMETERS, "format"})
+    errors += [FieldError(name, f"unknown; expected {', '.join(DIFFERENTIAL_QUERY_PARAMETERS)}") for name in unknown]
+    source = Source.CONSENSUS
+    try:
+        source = parse_source(params.get("source"))
+    except ValueError as error:
+        errors.append(FieldError("source", str(error)))
+    rule_set_id = params.get("rule_set") or None
+    if rule_set_id is not None and not rule_set_id.isdigit():
+        errors.append(FieldError("rule_set", f"must be a rule set id (an integer); got {rule_set_id!r}"))
+    ci_method = params.get("ci_method") or None
+    if ci_method is not None and ci_method not in CI_METHODS:
+        errors.append(FieldError("ci_method", f"must be one of {', '.join(CI_METHODS)}; got {ci_method!r}"))
+    if errors:
+        raise ValidationFailed(f"{errors[0].field}: {errors[0].reason}", errors=errors)
+    return selectors.DifferentialOptions(
+        source=source,
+        rule_set_id=int(rule_set_id) if rule_set_id else None,
+        ci_method=cast(CIMethod | None, ci_method),
+    )
+
+
+# The differential count of a viewset's object (a case or a smear): JSON by default, CSV with `?format=csv` or
+# `Accept: text/csv`, and a PDF report at `.../differential/report.pdf`. (A comment, not a docstring: the API schema
+# would show a mixin's docstring on every operation of the viewsets that use it.)
+class DifferentialActions(viewsets.GenericViewSet):
+    DIFFERENTIAL_ACTIONS = ("differential", "differential_report")
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if self.action in self.DIFFERENTIAL_ACTIONS:
+            # Errors keep the shared JSON shape whatever document format was asked for.
+            self.request.accepted_renderer = JSONRenderer()
+            self.request.accepted_media_type = JSONRenderer.media_type
+        return super().handle_exception(exc)
+
+    def _report(self, request: Request) -> reports.DifferentialReport:
+        subject = self.get_object()
+        options = differential_options(request.query_params)
+        return selectors.differential_report(user=request.user, subject=subject, options=options)
+
+    def _file_name(self, report: reports.DifferentialReport) -> str:
+        subject = report.subject
+        return f"differential-{subject.case_code}" + (f"-{subject.code}" if subject.kind == "smear" else "")
+
+    def _links(self, request: Request, pk: str) -> dict[str, str]:
+        basename = self.basename
+        query = QueryDict(mutable=True)
+        for name in DIFFERENTIAL_QUERY_PARAMETERS:
+            if name in request.query_params:
+                query[name] = request.query_params[name]
+        csv_query = query.copy()
+        csv_query["format"] = "csv"
+        pdf_query = f"?{query.urlencode()}" if query else ""
+        return {
+            "cell": reverse("cell-list") + "/{id}",
+            "csv": f"{reverse(f'{basename}-differential', kwargs={'pk': pk})}?{csv_query.urlencode()}",
+            "pdf": reverse(f"{basename}-differential-report", kwargs={"pk": pk}) + pdf_query,
+        }
+
+    @extend_schema(
+        parameters=DIFFERENTIAL_PARAMETERS,
+        filters=False,
+        responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.STR},
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        renderer_classes=[JSONRenderer, CSVRenderer],
+        filter_backends=[],
+        pagination_class=None,
+    )
+    def differential(self, request: Request, pk: str) -> Response:
+        """Counts, percentages with 95% intervals, lineages, M:E ratio, diagnosis suggestions with their evidence,
+        and where the cells came from."""
+        report = self._report(request)
+        if request.accepted_renderer.format == "csv":
+            disposition = f'attachment; filename="{self._file_name(report)}.csv"'
+            return Response(reports.report_csv(report), headers={"Content-Disposition": disposition})
+        return Response({**reports.report_json(report), "links": self._links(request, pk)})
+
+    @extend_schema(
+        parameters=DIFFERENTIAL_PARAMETERS, filters=False, responses={(200, "application/pdf"): OpenApiTypes.BINARY}
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path=r"differential/report\.pdf",
+        url_name="differential-report",
+        renderer_classes=[PDFRenderer],
+        filter_backends=[],
+        pagination_class=None,
+    )
+    def differential_report(self, request: Request, pk: str) -> Response:
+        """The same differential as a PDF report (table, lineage chart, suggestion with evidence, provenance)."""
+        report = self._report(request)
+        disposition = f'inline; filename="{self._file_name(report)}.pdf"'
+        return Response(reports.report_pdf(report), headers={"Content-Disposition": disposition})
+
+
+class CaseViewSet(DifferentialActions, viewsets.ModelViewSet):
     serializer_class = CaseSerializer
     filterset_class = CaseFilter
     permission_classes = [RoleAccess]
@@ -100,7 +219,7 @@ class CaseViewSet(viewsets.ModelViewSet):
         return selectors.cases_visible_to(self.request.user).annotate(smear_count=Count("smears")).order_by("code")
 
 
-class SmearViewSet(viewsets.ModelViewSet):
+class SmearViewSet(DifferentialActions, viewsets.ModelViewSet):
     serializer_class = SmearSerializer
     filterset_class = SmearFilter
     permission_classes = [RoleAccess]
@@ -112,7 +231,7 @@ class SmearViewSet(viewsets.ModelViewSet):
         return selectors.smears_visible_to(self.request.user)
 
 
-class FieldViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class FieldViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, FieldReviewActions):
     serializer_class = FieldSerializer
     parser_classes = [MultiPartParser, FormParser]
     filterset_class = FieldFilter
@@ -168,6 +287,35 @@ class FieldViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return response
 
 
+class RuleSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Diagnosis rule sets, versioned: a POST stores a new version (rows never change); one version is active."""
+
+    serializer_class = RuleSetSerializer
+    permission_classes = [RoleAccess]
+    read_roles = ALL_ROLES
+    write_roles = frozenset({Role.ADMIN})
+    filterset_fields = ["name", "active"]
+    ordering_fields = ["name", "version", "created_at"]
+
+    def get_queryset(self) -> QuerySet[RuleSet]:
+        return selectors.rule_sets_visible_to(self.request.user).order_by("name", "-version")
+
+    @extend_schema(request=RuleSetCreateSerializer, responses={201: RuleSetSerializer})
+    def create(self, request: Request) -> Response:
+        """Store a rule set as the next version of its name (an edit), optionally making it the active one."""
+        body = RuleSetCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        rule_set = services.rule_set_create_version(**body.validated_data, actor=request.user)
+        return Response(self.get_serializer(rule_set).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: RuleSetSerializer})
+    @action(detail=True, methods=["post"])
+    def activate(self, request: Request, pk: str) -> Response:
+        """Make this version the one differentials and the evaluation use by default."""
+        rule_set = services.rule_set_activate(rule_set_id=self.get_object().pk, actor=request.user)
+        return Response(self.get_serializer(rule_set).data)
+
+
 class CellClassViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = CellClass.objects.all()
     serializer_class = CellClassSerializer
@@ -182,7 +330,9 @@ class AnnotationSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
     filterset_class = AnnotationSetFilter
     permission_classes = [RoleAccess]
     read_roles = ALL_ROLES
-    write_roles = frozenset({Role.ANNOTATOR})
+    # Adjudicators write cells into a reopened consensus; everything else here is the annotators' own work.
+    write_roles = CELL_WRITERS
+    action_roles = {action: frozenset({Role.ANNOTATOR}) for action in ("create", "submit", "accept")}
     ordering_fields = ["id", "created_at", "updated_at"]
 
     def get_queryset(self) -> QuerySet[AnnotationSet]:
@@ -238,8 +388,33 @@ class AnnotationSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
             expected_version=expected_version(request),
             data=data,
             actor=request.user,
+            reason=change_reason(request),
         )
         return with_etag(Response(CellSerializer(cell).data, status=201), cell.annotation_set)
+
+    @extend_schema(
+        request=AcceptSuggestionsSerializer, parameters=[IF_MATCH], responses={200: AcceptedSuggestionsSerializer}
+    )
+    @action(detail=True, methods=["post"])
+    def accept(self, request: Request, pk: str) -> Response:
+        """Copy model suggestions of the field into your set (their provenance kept in `source_cell`)."""
+        annotation_set = self.get_object()
+        body = AcceptSuggestionsSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        accepted = review_services.annotation_set_accept_predictions(
+            annotation_set_id=annotation_set.pk,
+            expected_version=expected_version(request),
+            cell_ids=body.validated_data.get("cells"),
+            accept_all=body.validated_data.get("all", False),
+            prediction_set_id=body.validated_data.get("prediction_set"),
+            actor=request.user,
+        )
+        data = {
+            "created": CellSerializer(accepted.created, many=True).data,
+            "skipped": accepted.skipped,
+            "version": accepted.annotation_set.version,
+        }
+        return with_etag(Response(data), accepted.annotation_set)
 
 
 class CellViewSet(
@@ -253,7 +428,7 @@ class CellViewSet(
     filterset_class = CellFilter
     permission_classes = [RoleAccess]
     read_roles = ALL_ROLES
-    write_roles = frozenset({Role.ANNOTATOR})
+    write_roles = CELL_WRITERS
     ordering_fields = ["id", "confidence", "entropy", "margin"]
     http_method_names = ["get", "patch", "delete", "head", "options"]
 
@@ -265,7 +440,11 @@ class CellViewSet(
         cell = self.get_object()
         changes = cell_write_body(request, partial=True)
         cell = services.cell_update(
-            cell_id=cell.pk, expected_version=expected_version(request), changes=changes, actor=request.user
+            cell_id=cell.pk,
+            expected_version=expected_version(request),
+            changes=changes,
+            actor=request.user,
+            reason=change_reason(request),
         )
         return with_etag(Response(CellSerializer(cell).data), cell.annotation_set)
 
@@ -275,7 +454,9 @@ class CellViewSet(
         version = expected_version(request)
         if version is None and "version" in request.query_params:
             version = _int_param(request.query_params["version"], "version")
-        services.cell_delete(cell_id=cell.pk, expected_version=version, actor=request.user)
+        services.cell_delete(
+            cell_id=cell.pk, expected_version=version, actor=request.user, reason=change_reason(request)
+        )
         annotation_set = get_object_or_404(AnnotationSet, pk=cell.annotation_set_id)
         return with_etag(Response(status=status.HTTP_204_NO_CONTENT), annotation_set)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Mapping
 from typing import Any
 
 import factory
@@ -12,8 +13,20 @@ from django.core.files.base import ContentFile
 from PIL import Image
 
 from aicell.roles import Role
-from annotations.models import AnnotationKind, AnnotationSet, Case, Cell, Field, Patient, Smear
-from training.models import ModelVersion, Stage
+from annotations.models import (
+    AnnotationKind,
+    AnnotationSet,
+    AnnotationStatus,
+    Assignment,
+    Case,
+    Cell,
+    Field,
+    Patient,
+    Smear,
+)
+from annotations.review_services import field_review_start_if_ready
+from annotations.taxonomy import class_by_name
+from training.models import ModelStatus, ModelVersion, Stage
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -114,3 +127,104 @@ class CellFactory(factory.django.DjangoModelFactory[Cell]):
     width = 50.0
     height = 40.0
     cell_class_id = 11
+
+
+class AssignmentFactory(factory.django.DjangoModelFactory[Assignment]):
+    """An assignment written directly (the service `assignment_create` is what the API uses)."""
+
+    class Meta:
+        model = Assignment
+
+    field = factory.SubFactory(FieldFactory)
+    annotator = factory.SubFactory(UserFactory, roles=[Role.ANNOTATOR])
+    slot = factory.LazyAttribute(lambda o: 1 + Assignment.objects.filter(field=o.field).count())
+
+
+def submitted_set(field: Any, annotator: Any, boxes: list[dict[str, Any]]) -> AnnotationSet:
+    """An assigned annotator's submitted set with the given cells, written directly."""
+    Assignment.objects.get_or_create(
+        field=field, annotator=annotator, defaults={"slot": 1 + Assignment.objects.filter(field=field).count()}
+    )
+    annotation_set = AnnotationSetFactory(field=field, annotator=annotator, status="submitted")
+    for box in boxes:
+        CellFactory(annotation_set=annotation_set, **box)
+    return annotation_set
+
+
+def reviewed_field(
+    annotator_a: Any, annotator_b: Any, boxes_a: list[dict[str, Any]], boxes_b: list[dict[str, Any]], **field: Any
+) -> Field:
+    """A field both annotators submitted, with its cross-check started (conflicts or consensus made)."""
+    made: Any = FieldFactory(**field)
+    submitted_set(made, annotator_a, boxes_a)
+    submitted_set(made, annotator_b, boxes_b)
+    field_review_start_if_ready(made.pk, None)
+    made.refresh_from_db()
+    return made
+
+
+def prediction_set(field: Any, boxes: list[dict[str, Any]]) -> AnnotationSet:
+    """A model's pre-labels of a field."""
+    predictions = AnnotationSetFactory(
+        field=field, kind=AnnotationKind.PREDICTION, annotator=None, model_version=ModelVersionFactory()
+    )
+    for box in boxes:
+        CellFactory(annotation_set=predictions, **box)
+    return predictions
+
+
+class TruthSetFactory(factory.django.DjangoModelFactory[AnnotationSet]):
+    """The consensus of a field (use kind=AnnotationKind.IMPORTED for imported truth)."""
+
+    class Meta:
+        model = AnnotationSet
+
+    field = factory.SubFactory(FieldFactory)
+    kind = AnnotationKind.CONSENSUS
+    status = AnnotationStatus.LOCKED
+
+
+class ActiveClassifierFactory(ModelVersionFactory):
+    status = ModelStatus.ACTIVE
+
+
+class PredictionSetFactory(factory.django.DjangoModelFactory[AnnotationSet]):
+    class Meta:
+        model = AnnotationSet
+
+    field = factory.SubFactory(FieldFactory)
+    kind = AnnotationKind.PREDICTION
+    model_version = factory.SubFactory(ModelVersionFactory)
+    status = AnnotationStatus.LOCKED
+
+
+def add_cells(
+    annotation_set: Any,
+    classes: Mapping[str, int] | None = None,
+    *,
+    uncountable: int = 0,
+    unclassified: int = 0,
+    source_cells: list[Cell] | None = None,
+) -> list[Cell]:
+    """Bulk-create cells in `annotation_set` (an AnnotationSet, typed Any for factory results) by class name
+    (`classes` {"lymphoblast": 30}), plus uncountable cells and countable cells without a class;
+    `source_cells[i]` becomes the provenance of the i-th cell made."""
+    specs: list[tuple[int | None, bool]] = [
+        (class_by_name(name).id, True) for name, count in (classes or {}).items() for _ in range(count)
+    ]
+    specs += [(class_by_name("lymphoblast").id, False)] * uncountable + [(None, True)] * unclassified
+    sources = list(source_cells or [])
+    cells = [
+        Cell(
+            annotation_set=annotation_set,
+            x=1.0,
+            y=1.0,
+            width=10.0,
+            height=10.0,
+            countable=countable,
+            cell_class_id=class_id,
+            source_cell=sources[index] if index < len(sources) else None,
+        )
+        for index, (class_id, countable) in enumerate(specs)
+    ]
+    return Cell.objects.bulk_create(cells)

@@ -38,7 +38,7 @@ def test_health_reports_database_broker_and_the_queues_workers_serve(celery_work
     assert report["status"] == "ok"
 
 
-def test_health_without_a_worker_is_degraded_not_failed(transactional_db: None) -> None:
+def test_health_without_a_worker_is_degraded_not_failed(committed_db: None) -> None:
     from aicell.celery import app
 
     if app.control.inspect(timeout=0.5).ping():

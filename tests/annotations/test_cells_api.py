@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from annotations.models import AnnotationSet, AuditEvent, Cell
-from tests.factories import AnnotationSetFactory, CellFactory, FieldFactory
+from tests.factories import AnnotationSetFactory, AssignmentFactory, CellFactory, FieldFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -17,7 +17,7 @@ def own_set(annotator: Any) -> AnnotationSet:
 
 def test_annotator_starts_a_set_and_adds_moves_classifies_and_deletes_cells(client_for: Any, annotator: Any) -> None:
     client = client_for(annotator)
-    field = FieldFactory()
+    field = AssignmentFactory(annotator=annotator).field
     created = client.post("/api/v1/annotation-sets", {"field": field.pk}, format="json")
     assert created.status_code == 201
     set_id, version = created.json()["id"], created.json()["version"]
@@ -169,6 +169,7 @@ def test_submit_locks_the_set(client_for: Any, annotator: Any, own_set: Annotati
 
 
 def test_a_second_set_on_the_same_field_is_a_conflict(client_for: Any, annotator: Any, own_set: AnnotationSet) -> None:
+    AssignmentFactory(field=own_set.field, annotator=annotator)
     response = client_for(annotator).post("/api/v1/annotation-sets", {"field": own_set.field_id}, format="json")
     assert response.status_code == 409
     assert response.json()["existing_annotation_set_id"] == own_set.pk

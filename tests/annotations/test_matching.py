@@ -268,3 +268,28 @@ def test_to_dict_is_plain_json() -> None:
     assert json.loads(json.dumps(data, allow_nan=False)) == data
     assert data["outcomes"][0]["kinds"] == ["class_conflict", "countability_conflict"]
     json.dumps(measure_agreement([match]).to_dict(), allow_nan=False)
+
+
+def test_a_stored_match_reads_back_equal() -> None:
+    match = match_boxes(
+        [box("a1", 0, cls=LYMPHOBLAST), box("a2", 100, countable=False), box("a3", 300)],
+        [box("b1", 0, cls=MYELOBLAST), box("b2", 100), box("b3", 500)],
+    )
+    stored = json.loads(json.dumps(match.to_dict()))
+
+    assert FieldMatch.from_dict(stored) == match
+
+
+def test_swapping_sides_mirrors_every_outcome_and_keeps_symmetric_figures() -> None:
+    boxes_a = [box("a1", 0, cls=LYMPHOBLAST), box("a2", 100), box("a3", 300, cls=LYMPHOBLAST)]
+    boxes_b = [box("b1", 0, cls=MYELOBLAST), box("b2", 100), box("b4", 500), box("b5", 700)]
+    match = match_boxes(boxes_a, boxes_b)
+    mirrored = match_boxes(boxes_b, boxes_a)
+
+    swapped = match.swapped()
+    assert sorted(map(repr, swapped.outcomes)) == sorted(map(repr, mirrored.outcomes))
+    assert swapped.swapped() == match
+    forward, backward = measure_agreement([match]), measure_agreement([swapped])
+    assert (backward.n_only_a, backward.n_only_b) == (forward.n_only_b, forward.n_only_a) == (2, 1)
+    assert backward.boxes.f1 == forward.boxes.f1
+    assert backward.class_kappa == forward.class_kappa

@@ -63,7 +63,7 @@ def test_default_and_fab_thresholds() -> None:
     assert (default["ALL"].operator, default["ALL"].threshold_percent) == (">", 20)
     assert (fab["ALL"].operator, fab["ALL"].threshold_percent) == (">", 30)
     assert (default["AML"].operator, default["AML"].threshold_percent) == (">=", 20)
-    assert default["NB"].threshold_count is not None
+    assert default["NEUROBLASTOMA"].threshold_count is not None
 
 
 def test_validation_reports_unknown_class_with_its_path() -> None:
@@ -215,7 +215,8 @@ def test_fewer_cells_than_min_cells_asks_for_more_cells() -> None:
 def test_no_cells_counted_asks_for_more_cells() -> None:
     report = suggest_diagnosis(DEFAULT_RULE_SET, build_differential([]))
 
-    assert {s.rule_id: s.status for s in report.suggestions} == {"ALL": MORE, "AML": MORE, "LYMPHOMA": MORE, "NB": MORE}
+    statuses = {s.rule_id: s.status for s in report.suggestions}
+    assert statuses == {"ALL": MORE, "AML": MORE, "LYMPHOMA": MORE, "NEUROBLASTOMA": MORE}
     assert report.suggestions[0].evidence.percent is None
     assert (report.summary.status, report.summary.text) == (MORE, COUNT_MORE_CELLS)
     json.dumps(report.to_dict(), allow_nan=False)
@@ -294,7 +295,7 @@ def test_lymphoma_infiltration() -> None:
 )
 def test_count_rule_for_neuroblastoma(tumour_cells: int, others: int, expected: SuggestionStatus) -> None:
     differential = differential_of(neuroblastoma_cell=tumour_cells, filler=others)
-    nb = by_id(evaluate_rules(DEFAULT_RULE_SET, differential))["NB"]
+    nb = by_id(evaluate_rules(DEFAULT_RULE_SET, differential))["NEUROBLASTOMA"]
 
     assert nb.status is expected
     assert nb.evidence.count == tumour_cells

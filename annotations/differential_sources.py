@@ -1,0 +1,180 @@
+"""Which cells a differential counts, by source (issue 7 "Source chosen by the caller").
+
+- "consensus" (default): the truth set of each field (consensus, or imported truth); fields without one are
+  not counted.
+- "consensus+model": the truth set where the field has one, else the prediction set of the active classifier.
+- "model": the prediction sets of the active classifier only.
+
+The prediction set of a field is the one made by the active classifier model version (stage classifier, status
+active; at most one per field and version). Fields that have nothing from the chosen source are listed, never
+silently mixed with another source.
+
+The queries do not depend on the number of fields: one for the fields, one for the active classifier, one for
+the chosen sets, one for their cells (with the annotator each consensus cell came from), one for the model
+versions named by the sets' pipelines.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from annotations.differential import CountedCell
+from annotations.models import TRUTH_KINDS, AnnotationKind, AnnotationSet, Cell, Field
+from annotations.reports import FROM_CONSENSUS, FROM_IMPORTED, FROM_MODEL, FROM_NOTHING, FieldSource, ModelVersionRef
+from training.models import ModelStatus, ModelVersion, Stage
+
+
+class Source(StrEnum):
+    CONSENSUS = "consensus"
+    CONSENSUS_PLUS_MODEL = "consensus+model"
+    MODEL = "model"
+
+
+SOURCES: tuple[str, ...] = tuple(source.value for source in Source)
+_FROM_KIND = {
+    AnnotationKind.CONSENSUS: FROM_CONSENSUS,
+    AnnotationKind.IMPORTED: FROM_IMPORTED,
+    AnnotationKind.PREDICTION: FROM_MODEL,
+}
+_MISSING = {
+    Source.CONSENSUS: "have no consensus yet",
+    Source.CONSENSUS_PLUS_MODEL: "have neither consensus nor a prediction of the active classifier",
+    Source.MODEL: "have no prediction of the active classifier",
+}
+
+
+def parse_source(raw: str | None) -> Source:
+    """The source named by `raw` (None: the default); ValueError listing the valid values otherwise.
+
+    A query string decodes an unescaped "+" to a space, so "consensus model" is read as "consensus+model".
+    """
+    if raw is None or raw == "":
+        return Source.CONSENSUS
+    value = raw.strip().replace(" ", "+")
+    if value not in SOURCES:
+        raise ValueError(f"source must be one of {', '.join(SOURCES)}; got {raw!r}")
+    return Source(value)
+
+
+@dataclass(frozen=True)
+class Annotator:
+    id: int
+    username: str
+
+
+@dataclass(frozen=True)
+class GatheredCells:
+    source: Source
+    cells: tuple[CountedCell, ...]
+    fields: tuple[FieldSource, ...]
+    model_versions: tuple[ModelVersionRef, ...]
+    annotators: tuple[Annotator, ...]
+    imported_from: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+    @property
+    def fields_by_source(self) -> dict[str, int]:
+        counts = Counter(field.source for field in self.fields)
+        return {label: counts[label] for label in (FROM_CONSENSUS, FROM_IMPORTED, FROM_MODEL, FROM_NOTHING)}
+
+
+def gather_cells(fields: QuerySet[Field], source: Source) -> GatheredCells:
+    """The cells to count over `fields` (a smear's or a case's) from `source`, with their provenance."""
+    field_rows = list(fields.order_by("id").values_list("id", "smear_id"))
+    classifier = None if source is Source.CONSENSUS else _active_classifier()
+    chosen = AnnotationSet.objects.filter(field__in=fields.values("pk")).filter(_set_choice(source, classifier))
+    set_rows = list(chosen.values_list("id", "field_id", "kind", "source_name", "pipeline"))
+    cell_rows = list(
+        Cell.objects.filter(annotation_set__in=chosen.values("pk"))
+        .order_by("id")
+        .values_list(
+            "id",
+            "annotation_set_id",
+            "countable",
+            "cell_class_id",
+            "source_cell__annotation_set__kind",
+            "source_cell__annotation_set__annotator_id",
+            "source_cell__annotation_set__annotator__username",
+        )
+    )
+    cells = tuple(CountedCell(cell_id, cell_class, countable) for cell_id, _, countable, cell_class, *_ in cell_rows)
+    annotators = {
+        Annotator(user_id, username)
+        for *_, kind, user_id, username in cell_rows
+        if kind == AnnotationKind.ANNOTATOR and user_id is not None
+    }
+    imported = {name for _, _, kind, name, _ in set_rows if kind == AnnotationKind.IMPORTED and name}
+    field_sources = _field_sources(field_rows, set_rows, Counter(row[1] for row in cell_rows))
+    pipeline_ids = {_as_id(value) for *_, pipeline in set_rows for value in (pipeline or {}).values()}
+    if classifier is not None and any(kind == AnnotationKind.PREDICTION for _, _, kind, _, _ in set_rows):
+        pipeline_ids.add(classifier.pk)
+    return GatheredCells(
+        source=source,
+        cells=cells,
+        fields=field_sources,
+        model_versions=_model_versions({model_id for model_id in pipeline_ids if model_id is not None}),
+        annotators=tuple(sorted(annotators, key=lambda annotator: annotator.id)),
+        imported_from=tuple(sorted(imported)),
+        warnings=_warnings(source, classifier, field_sources),
+    )
+
+
+def _active_classifier() -> ModelVersion | None:
+    return ModelVersion.objects.filter(stage=Stage.CLASSIFIER, status=ModelStatus.ACTIVE).first()
+
+
+def _set_choice(source: Source, classifier: ModelVersion | None) -> Q:
+    truth = Q(kind__in=TRUTH_KINDS)
+    if source is Source.CONSENSUS:
+        return truth
+    if classifier is None:
+        return truth if source is Source.CONSENSUS_PLUS_MODEL else Q(pk__in=[])
+    prediction = Q(kind=AnnotationKind.PREDICTION, model_version=classifier)
+    if source is Source.MODEL:
+        return prediction
+    field_has_truth = Exists(AnnotationSet.objects.filter(field=OuterRef("field"), kind__in=TRUTH_KINDS))
+    return truth | (prediction & Q(~field_has_truth))
+
+
+def _field_sources(
+    field_rows: list[tuple[int, int]], set_rows: list[tuple[Any, ...]], cells_per_set: Counter[int]
+) -> tuple[FieldSource, ...]:
+    set_of_field = {field_id: (set_id, kind) for set_id, field_id, kind, _, _ in set_rows}
+    sources = []
+    for field_id, smear_id in field_rows:
+        set_id, kind = set_of_field.get(field_id, (None, None))
+        label = _FROM_KIND[AnnotationKind(kind)] if kind is not None else FROM_NOTHING
+        sources.append(FieldSource(field_id, smear_id, label, set_id, cells_per_set[set_id] if set_id else 0))
+    return tuple(sources)
+
+
+def _as_id(value: Any) -> int | None:
+    """A model version id from a set's pipeline JSON; anything else there is not a version reference."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _model_versions(ids: set[int]) -> tuple[ModelVersionRef, ...]:
+    if not ids:
+        return ()
+    rows = ModelVersion.objects.filter(pk__in=ids).order_by("stage", "id")
+    return tuple(
+        ModelVersionRef(row.pk, row.stage, row.architecture, row.profile, row.status)
+        for row in rows.only("id", "stage", "architecture", "profile", "status")
+    )
+
+
+def _warnings(source: Source, classifier: ModelVersion | None, fields: tuple[FieldSource, ...]) -> tuple[str, ...]:
+    warnings = []
+    if not fields:
+        warnings.append("no field images uploaded yet")
+    if source is not Source.CONSENSUS and classifier is None:
+        warnings.append("no active classifier model version: no model predictions were used")
+    missing = sum(1 for field in fields if field.source == FROM_NOTHING)
+    if missing:
+        warnings.append(f"{missing} of {len(fields)} field(s) {_MISSING[source]} and were not counted")
+    return tuple(warnings)
