@@ -199,7 +199,7 @@ def _delete_files(fields: Sequence[Field]) -> None:
 
 # Callbacks run with the ids of a batch of fields once its upload commits (the pre-label trigger registers itself
 # here); kept as a list so the upload path does not import the inference app.
-FIELD_UPLOADED_HOOKS: list[Callable[[list[int]], None]] = []
+FIELD_UPLOADED_HOOKS: list[Callable[[list[int]], object]] = []
 
 
 def _notify_fields_uploaded(field_ids: list[int]) -> None:

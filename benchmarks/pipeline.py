@@ -107,7 +107,9 @@ def time_bare_forwards(pipeline: Pipeline, tensors: list[torch.Tensor], crops: d
 def benchmark(
     profile: Profile, fields: list[np.ndarray], repeats: int, device: str | None, checkpoints: Path | None
 ) -> dict[str, Any]:
-    pipeline = checkpoint_pipeline(checkpoints, profile, device) if checkpoints else random_init_pipeline(profile, device)
+    pipeline = (
+        checkpoint_pipeline(checkpoints, profile, device) if checkpoints else random_init_pipeline(profile, device)
+    )
     tensors, crops = bare_inputs(pipeline, fields)
     time_pipeline(pipeline, fields)  # warm-up: allocator, oneDNN/cuDNN kernel choice for these shapes
     time_bare_forwards(pipeline, tensors, crops)

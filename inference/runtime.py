@@ -48,7 +48,9 @@ def pipeline_for(versions: Mapping[str, ModelVersion]) -> Pipeline:
 
 
 @functools.lru_cache(maxsize=2)
-def _load_pipeline(key: tuple[tuple[str, int, str, tuple[str, ...]], ...], model_dir: str, profiles_file: str) -> Pipeline:
+def _load_pipeline(
+    key: tuple[tuple[str, int, str, tuple[str, ...]], ...], model_dir: str, profiles_file: str
+) -> Pipeline:
     from inference.checkpoints import CheckpointError
     from inference.pipeline import Pipeline
 

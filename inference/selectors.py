@@ -7,6 +7,7 @@ reviewer for a while, under `select_for_update(skip_locked=True)`, so two review
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -101,7 +102,7 @@ def review_queue_next(user: Any, request: ReviewQueueRequest) -> list[Cell]:
             balance_classes=request.balance_classes,
             max_per_field=request.max_per_field,
         )
-        by_id = {cell.pk: cell for cell in pool}
+        by_id: dict[Hashable, Cell] = {cell.pk: cell for cell in pool}
         cells = [by_id[candidate.cell_id] for candidate in picked]
         _claim(user, cells)
     return cells

@@ -39,7 +39,7 @@ class PrelabelItemSerializer(serializers.ModelSerializer):
 
 
 class PrelabelRequestSerializer(serializers.Serializer):
-    fields = serializers.ListField(child=serializers.IntegerField(), required=False, help_text="field ids")
+    field_ids = serializers.ListField(child=serializers.IntegerField(), required=False, help_text="these fields")
     case = serializers.IntegerField(required=False, help_text="every field of this case")
     everything = serializers.BooleanField(
         default=False, help_text="also fields the active model already pre-labelled (default: only new ones)"

@@ -48,9 +48,9 @@ class PrelabelJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         body = PrelabelRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        fields = services.fields_to_prelabel(everything=data["everything"] or "fields" in data)
-        if "fields" in data:
-            fields = fields.filter(pk__in=data["fields"])
+        fields = services.fields_to_prelabel(everything=data["everything"] or "field_ids" in data)
+        if "field_ids" in data:
+            fields = fields.filter(pk__in=data["field_ids"])
         if "case" in data:
             if not Case.objects.filter(pk=data["case"]).exists():
                 raise ValidationFailed(f"Case {data['case']} does not exist.", field="case")

@@ -26,17 +26,38 @@ _PROFILE = {
         "nms_iou": 0.5,
         "max_detections": 3,
         "batch_size": 4,
-        "training": {"optimizer": "adamw", "lr": 1.0e-3, "weight_decay": 0.0, "batch_size": 4, "epochs": 1, "cosine_t_max": 1},
+        "training": {
+            "optimizer": "adamw",
+            "lr": 1.0e-3,
+            "weight_decay": 0.0,
+            "batch_size": 4,
+            "epochs": 1,
+            "cosine_t_max": 1,
+        },
     },
     "countability": {
         "arch": "mobilenetv3_small_050",
         "input_size": 48,
-        "training": {"optimizer": "adamw", "lr": 1.0e-3, "weight_decay": 0.0, "batch_size": 8, "epochs": 1, "cosine_t_max": 1},
+        "training": {
+            "optimizer": "adamw",
+            "lr": 1.0e-3,
+            "weight_decay": 0.0,
+            "batch_size": 8,
+            "epochs": 1,
+            "cosine_t_max": 1,
+        },
     },
     "classifier": {
         "archs": ["mobilenetv3_small_050", "lcnet_050"],
         "input_size": 48,
-        "training": {"optimizer": "adamw", "lr": 1.0e-3, "weight_decay": 0.0, "batch_size": 8, "epochs": 1, "cosine_t_max": 1},
+        "training": {
+            "optimizer": "adamw",
+            "lr": 1.0e-3,
+            "weight_decay": 0.0,
+            "batch_size": 8,
+            "epochs": 1,
+            "cosine_t_max": 1,
+        },
     },
 }
 
@@ -63,7 +84,7 @@ def write_random_checkpoints(model_dir: Path, *, classes: Any = None) -> dict[st
 
     torch.manual_seed(0)
     profile = profile_from_dict(TEST_PROFILE, _PROFILE)
-    norm = {"mean": profile.normalisation.mean, "std": profile.normalisation.std}
+    mean, std = profile.normalisation.mean, profile.normalisation.std
     metas = {
         "detector": [
             CheckpointMeta(
@@ -72,7 +93,8 @@ def write_random_checkpoints(model_dir: Path, *, classes: Any = None) -> dict[st
                 classes=DETECTOR_CLASSES,
                 profile=TEST_PROFILE,
                 model_kwargs=profile.detector.model_kwargs(),
-                **norm,
+                mean=mean,
+                std=std,
             )
         ],
         "countability": [
@@ -82,7 +104,8 @@ def write_random_checkpoints(model_dir: Path, *, classes: Any = None) -> dict[st
                 classes=COUNTABILITY_CLASSES,
                 profile=TEST_PROFILE,
                 input_size=profile.countability.input_size,
-                **norm,
+                mean=mean,
+                std=std,
             )
         ],
         "classifier": [
@@ -92,7 +115,8 @@ def write_random_checkpoints(model_dir: Path, *, classes: Any = None) -> dict[st
                 classes=tuple(classes or CLASS_NAMES),
                 profile=TEST_PROFILE,
                 input_size=profile.classifier.input_size,
-                **norm,
+                mean=mean,
+                std=std,
             )
             for arch in profile.classifier.archs
         ],

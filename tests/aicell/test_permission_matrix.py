@@ -18,6 +18,7 @@ from aicell.roles import Role
 from annotations.models import RuleSet
 from annotations.review_services import consensus_reopen
 from annotations.rules import FAB_RULE_SET
+from inference.models import PrelabelJob
 from tests.conftest import token_client
 from tests.factories import (
     PASSWORD,
@@ -26,6 +27,7 @@ from tests.factories import (
     CaseFactory,
     CellFactory,
     FieldFactory,
+    ModelVersionFactory,
     PatientFactory,
     SmearFactory,
     UserFactory,
@@ -33,6 +35,7 @@ from tests.factories import (
     prediction_set,
     reviewed_field,
 )
+from training.models import Stage
 
 pytestmark = pytest.mark.django_db
 
@@ -99,6 +102,11 @@ def _reopened_field(w: World) -> Any:
     return field
 
 
+def _prelabel_request(w: World) -> dict[str, Any]:
+    w.active_models  # noqa: B018  (a pre-label request needs an active model of every stage)
+    return {"field_ids": [w.field.pk]}
+
+
 BUILDERS: dict[str, Callable[[World], Any]] = {
     "patient": lambda w: PatientFactory(),
     "spare_patient": lambda w: PatientFactory(),
@@ -109,6 +117,8 @@ BUILDERS: dict[str, Callable[[World], Any]] = {
     "cell": lambda w: CellFactory(annotation_set=w.annotation_set),
     "co_annotator": lambda w: UserFactory(roles=[Role.ANNOTATOR]),
     "rule_set": lambda w: RuleSet.objects.get(name="fab", version=1),
+    "active_models": lambda w: [ModelVersionFactory(stage=stage, status="active") for stage in Stage],
+    "prelabel_job": lambda w: PrelabelJob.objects.create(pipeline={}, field_count=1),
     "assignment": lambda w: w.field.assignments.get(),
     "spare_assignment": lambda w: AssignmentFactory(field=FieldFactory(smear=w.smear), annotator=w.co_annotator),
     # Automatic assignment needs two annotators to choose from.
@@ -266,6 +276,12 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("get", "/api/v1/agreement?case={case}", everyone(200, researcher=403)),
     Endpoint("get", "/api/v1/review-settings", everyone(200)),
     Endpoint("patch", "/api/v1/review-settings", only(("admin",), 200), lambda w: {"iou_threshold": 0.6}),
+    Endpoint("get", "/api/v1/prelabel-jobs", only(MANAGERS, 200)),
+    Endpoint("post", "/api/v1/prelabel-jobs", only(MANAGERS, 202), lambda w: _prelabel_request(w)),
+    Endpoint("get", "/api/v1/prelabel-jobs/{prelabel_job}", only(MANAGERS, 200)),
+    Endpoint("get", "/api/v1/prelabel-jobs/{prelabel_job}/items", only(MANAGERS, 200)),
+    Endpoint("post", "/api/v1/prelabel-jobs/{prelabel_job}/cancel", only(MANAGERS, 200)),
+    Endpoint("get", "/api/v1/review-queue", only(("annotator", "adjudicator"), 200)),
     Endpoint("get", "/api/v1/rule-sets", everyone(200)),
     Endpoint("post", "/api/v1/rule-sets", only(("admin",), 201), lambda w: {"name": "fab", "content": FAB_RULE_SET}),
     Endpoint("get", "/api/v1/rule-sets/{rule_set}", everyone(200)),

@@ -139,7 +139,7 @@ def test_invalid_input_is_refused() -> None:
     with pytest.raises(ValueError, match="outside"):
         CountedCell("x", NUM_CLASSES, True)
     with pytest.raises(ValueError, match="method"):
-        build_differential([], ci_method="normal")  # type: ignore[arg-type]
+        build_differential([], ci_method="normal")
     with pytest.raises(ValueError, match="total > 0"):
         proportion_ci(0, 0)
 

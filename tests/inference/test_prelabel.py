@@ -58,7 +58,8 @@ def test_new_uploads_are_prelabelled_by_a_real_worker(
             assert cell.confidence == pytest.approx(max(probabilities))
             assert len(cell.scores["member_probabilities"]) == 2
             assert cell.entropy == pytest.approx(cell.scores["uncertainty"]["entropy"])
-            assert 0 <= cell.x and cell.x + cell.width <= field.width + 1e-6
+            assert cell.x >= 0
+            assert cell.x + cell.width <= field.width + 1e-6
 
 
 def test_running_again_replaces_the_prediction_set_never_duplicates(
@@ -81,7 +82,9 @@ def test_running_again_replaces_the_prediction_set_never_duplicates(
     assert first.done_count == 1  # the redelivered chunk was not counted twice
 
 
-def test_a_field_deleted_meanwhile_is_skipped_not_a_crash(celery_worker_thread: Any, active_models: dict[str, Any]) -> None:
+def test_a_field_deleted_meanwhile_is_skipped_not_a_crash(
+    celery_worker_thread: Any, active_models: dict[str, Any]
+) -> None:
     kept, deleted = FieldFactory(width=160, height=120), FieldFactory(width=160, height=120)
     job = prelabel_job_create(fields=Field.objects.filter(pk__in=[kept.pk, deleted.pk]), trigger=PrelabelTrigger.MANUAL)
     Field.objects.filter(pk=deleted.pk).delete()
@@ -97,7 +100,9 @@ def test_a_corrupt_image_fails_its_field_with_the_reason_visible_in_the_api(
 ) -> None:
     good, bad = FieldFactory(width=160, height=120), FieldFactory(width=160, height=120)
     Path(bad.image.path).write_bytes(b"not an image any more")
-    job = wait_for(prelabel_job_create(fields=Field.objects.filter(pk__in=[good.pk, bad.pk]), trigger=PrelabelTrigger.MANUAL))
+    job = wait_for(
+        prelabel_job_create(fields=Field.objects.filter(pk__in=[good.pk, bad.pk]), trigger=PrelabelTrigger.MANUAL)
+    )
     assert (job.status, job.done_count, job.failed_count) == ("succeeded", 1, 1)
     response = client_for(adjudicator).get(f"/api/v1/prelabel-jobs/{job.pk}/items?status=failed")
     assert response.status_code == 200
@@ -121,7 +126,8 @@ def test_a_checkpoint_of_the_wrong_shape_fails_the_job_with_the_mismatch_named(
     prelabel_fields.apply(args=(job.pk, [field.pk]))  # runs the task body here: no worker needed for a refusal
     job.refresh_from_db()
     assert job.status == "failed"
-    assert "class list differ" in job.error and "expected ['myeloblast'" in job.error
+    assert "class list differ" in job.error
+    assert "expected ['myeloblast'" in job.error
 
 
 def test_without_active_models_a_prelabel_request_is_refused(client_for: Any, adjudicator: Any) -> None:

@@ -96,7 +96,9 @@ def test_unknown_strategy_is_refused_listing_the_valid_ones(client_for: Any, ann
     assert response.json()["errors"][0]["field"] == "strategy"
 
 
-def test_fields_with_truth_and_old_model_versions_are_left_out(client_for: Any, annotator: Any, classifier: Any) -> None:
+def test_fields_with_truth_and_old_model_versions_are_left_out(
+    client_for: Any, annotator: Any, classifier: Any
+) -> None:
     open_field, settled_field = FieldFactory(), FieldFactory()
     (wanted,) = predicted(open_field, classifier, [{"entropy": 0.5}])
     predicted(settled_field, classifier, [{"entropy": 3.0}])
