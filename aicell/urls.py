@@ -21,6 +21,8 @@ router.register("fields", annotation_views.FieldViewSet, basename="field")
 router.register("cell-classes", annotation_views.CellClassViewSet, basename="cell-class")
 router.register("annotation-sets", annotation_views.AnnotationSetViewSet, basename="annotation-set")
 router.register("cells", annotation_views.CellViewSet, basename="cell")
+router.register("exports", annotation_views.ExportViewSet, basename="export")
+router.register("imports", annotation_views.ImportViewSet, basename="import")
 
 api_v1: list[URLPattern | URLResolver] = [
     path("health", HealthView.as_view(), name="health"),

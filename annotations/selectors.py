@@ -7,7 +7,18 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet
 
 from aicell.roles import Role, roles_of
-from annotations.models import TRUTH_KINDS, AnnotationKind, AnnotationSet, Case, Cell, Field, Patient, Smear
+from annotations.models import (
+    TRUTH_KINDS,
+    AnnotationKind,
+    AnnotationSet,
+    Case,
+    Cell,
+    ExportJob,
+    Field,
+    ImportJob,
+    Patient,
+    Smear,
+)
 
 
 def patients_visible_to(user: Any) -> QuerySet[Patient]:
@@ -48,3 +59,17 @@ def annotation_sets_visible_to(user: Any) -> QuerySet[AnnotationSet]:
 def cells_visible_to(user: Any) -> QuerySet[Cell]:
     visible_sets = annotation_sets_visible_to(user).values("pk")
     return Cell.objects.filter(annotation_set__in=visible_sets).select_related("annotation_set")
+
+
+def export_jobs_visible_to(user: Any) -> QuerySet[ExportJob]:
+    """Admins see every export; a researcher only their own (an export is as personal as a download)."""
+    roles = roles_of(user)
+    if Role.ADMIN in roles:
+        return ExportJob.objects.all()
+    if Role.RESEARCHER in roles:
+        return ExportJob.objects.filter(created_by=user)
+    return ExportJob.objects.none()
+
+
+def import_jobs_visible_to(user: Any) -> QuerySet[ImportJob]:
+    return ImportJob.objects.select_related("case") if Role.ADMIN in roles_of(user) else ImportJob.objects.none()
