@@ -1,6 +1,17 @@
 from django.contrib import admin
 
-from annotations.models import AnnotationSet, AuditEvent, Case, Cell, CellClass, Field, Patient, Smear
+from annotations.models import (
+    AnnotationSet,
+    AuditEvent,
+    Case,
+    Cell,
+    CellClass,
+    ExportJob,
+    Field,
+    ImportJob,
+    Patient,
+    Smear,
+)
 
 
 @admin.register(Patient)
@@ -84,3 +95,17 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(ExportJob)
+class ExportJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "status", "progress", "created_by", "created_at", "finished_at"]
+    list_filter = ["status"]
+    readonly_fields = ["parameters", "result", "error", "file", "celery_task_id"]
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "format", "case", "status", "progress", "created_by", "created_at", "finished_at"]
+    list_filter = ["status", "format"]
+    readonly_fields = ["parameters", "result", "error", "archive", "celery_task_id"]

@@ -5,6 +5,7 @@ Under CI=true the suite must run against PostgreSQL and Redis: a missing service
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,7 +90,17 @@ def client_for() -> Any:
 
 
 @pytest.fixture
-def celery_worker_thread(transactional_db: None) -> Iterator[Any]:
+def migration_seeded_rows(transactional_db: None) -> None:
+    """The flush after each transactional test also empties what data migrations seeded (the role groups, the 21
+    cell classes); a transactional test that needs them gets them back (the seeds are idempotent)."""
+    from django.apps import apps
+
+    for module in ("aicell.migrations.0001_roles", "annotations.migrations.0002_seed_cell_classes"):
+        importlib.import_module(module).seed(apps, None)
+
+
+@pytest.fixture
+def celery_worker_thread(transactional_db: None, migration_seeded_rows: None) -> Iterator[Any]:
     """A real Celery worker (consuming the default and gpu queues) in a thread of this process, on the broker
     the settings name (Redis in CI). Tests using it see committed data only, hence transactional_db."""
     from celery.contrib.testing.worker import start_worker

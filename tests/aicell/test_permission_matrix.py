@@ -5,15 +5,20 @@ Each row names the statuses that differ from the row's default; new endpoints ad
 
 from __future__ import annotations
 
+import io
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
+from aicell.models import JobStatus
 from aicell.roles import Role
+from annotations.models import AnnotationKind, AnnotationStatus, ExportJob, ImportJob
 from tests.conftest import token_client
 from tests.factories import (
     AnnotationSetFactory,
@@ -44,6 +49,10 @@ class World:
     field: Any = None
     annotation_set: Any = None
     cell: Any = None
+    export: Any = None
+    queued_export: Any = None
+    import_job: Any = None
+    queued_import: Any = None
 
     def ids(self) -> dict[str, int]:
         return {name: value.pk for name, value in vars(self).items() if hasattr(value, "pk")}
@@ -73,6 +82,15 @@ def only(allowed: tuple[str, ...], status: int) -> dict[str, int]:
 
 
 MANAGERS = ("admin", "adjudicator")
+EXPORTERS = ("admin", "researcher")
+
+
+def tiny_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("Annotations/f.xml", "<annotation/>")
+    return buffer.getvalue()
+
 
 ENDPOINTS: list[Endpoint] = [
     Endpoint("get", "/api/v1/health", {**everyone(200), ANONYMOUS: 200}),
@@ -127,6 +145,22 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("get", "/api/v1/cells/{cell}", everyone(200, researcher=404)),
     Endpoint("patch", "/api/v1/cells/{cell}", only(("annotator",), 200), lambda w: {"x": 2, "version": 1}),
     Endpoint("delete", "/api/v1/cells/{cell}?version=1", only(("annotator",), 204)),
+    Endpoint("get", "/api/v1/exports", only(EXPORTERS, 200)),
+    Endpoint("post", "/api/v1/exports", only(EXPORTERS, 202), lambda w: {}),
+    # The world's exports belong to the researcher user; admins see every export.
+    Endpoint("get", "/api/v1/exports/{export}", only(EXPORTERS, 200)),
+    Endpoint("get", "/api/v1/exports/{export}/download", only(EXPORTERS, 200)),
+    Endpoint("post", "/api/v1/exports/{queued_export}/cancel", only(EXPORTERS, 200)),
+    Endpoint("get", "/api/v1/imports", only(("admin",), 200)),
+    Endpoint(
+        "post",
+        "/api/v1/imports",
+        only(("admin",), 202),
+        lambda w: {"archive": SimpleUploadedFile("set.zip", tiny_zip()), "format": "voc", "case": w.case.code},
+        multipart=True,
+    ),
+    Endpoint("get", "/api/v1/imports/{import_job}", only(("admin",), 200)),
+    Endpoint("post", "/api/v1/imports/{queued_import}/cancel", only(("admin",), 200)),
 ]
 
 
@@ -141,6 +175,21 @@ def build_world() -> World:
     # The annotator user's own set, on another field so that starting a set on `field` stays possible.
     world.annotation_set = AnnotationSetFactory(field=FieldFactory(smear=world.smear), annotator=users["annotator"])
     world.cell = CellFactory(annotation_set=world.annotation_set)
+    # Locked truth on a third field, so that an export has something to export.
+    truth = AnnotationSetFactory(
+        field=FieldFactory(smear=world.smear),
+        kind=AnnotationKind.IMPORTED,
+        annotator=None,
+        status=AnnotationStatus.LOCKED,
+    )
+    CellFactory(annotation_set=truth)
+    researcher = users["researcher"]
+    world.export = ExportJob.objects.create(
+        created_by=researcher, status=JobStatus.SUCCEEDED, file=ContentFile(tiny_zip(), name="export.zip")
+    )
+    world.queued_export = ExportJob.objects.create(created_by=researcher)
+    world.import_job = ImportJob.objects.create(created_by=users["admin"], case=world.case, format="voc")
+    world.queued_import = ImportJob.objects.create(created_by=users["admin"], case=world.case, format="voc")
     return world
 
 

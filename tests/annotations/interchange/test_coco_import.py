@@ -68,7 +68,7 @@ def run_import(files: Any, case: Any, **options: Any) -> importer.ImportReport:
 
 
 def test_a_coco_folder_imports_as_locked_truth(tmp_path: Path) -> None:
-    case = CaseFactory()
+    case: Any = CaseFactory()
     report = run_import(DirectoryDataset(coco_folder(tmp_path)), case, source_name="lab-set")
     assert (report.fields, report.cells, report.unclassified_cells) == (3, 4, 1)
     assert [w.reason for w in report.warnings] == ["a crowd region (iscrowd 1) is not a cell; skipped"]
@@ -88,14 +88,14 @@ def test_a_coco_folder_imports_as_locked_truth(tmp_path: Path) -> None:
 
 
 def test_round_trip_import_export_import_gives_the_same_boxes_and_classes(tmp_path: Path) -> None:
-    first_case = CaseFactory()
+    first_case: Any = CaseFactory()
     run_import(DirectoryDataset(coco_folder(tmp_path / "source")), first_case)
     original = boxes_by_image(first_case)
     exported = io.BytesIO()
     coco_export_write(export_plan(ExportRequest(cases=(first_case.code,))), exported)
     # Make room for the same images again (the import skips images it already stores).
     Field.objects.filter(smear__case=first_case).delete()
-    second_case = CaseFactory()
+    second_case: Any = CaseFactory()
     report = run_import(ZipDataset(io.BytesIO(exported.getvalue()), archive_limits()), second_case)
     assert report.duplicates == []
     # Image bytes are identical (no metadata to strip), so the content keys match too.
@@ -172,7 +172,7 @@ def test_a_failure_while_writing_rolls_back_and_deletes_stored_files(
 
 def test_import_as_an_annotator_makes_their_submitted_set(tmp_path: Path) -> None:
     annotator = UserFactory(roles=[Role.ANNOTATOR])
-    case = CaseFactory()
+    case: Any = CaseFactory()
     run_import(
         DirectoryDataset(coco_folder(tmp_path)), case, annotator=import_annotator(f"annotator:{annotator.username}")
     )
@@ -188,7 +188,7 @@ def test_import_as_an_annotator_makes_their_submitted_set(tmp_path: Path) -> Non
 
 def test_ids_choose_images_and_unknown_ids_are_problems(tmp_path: Path) -> None:
     root = coco_folder(tmp_path)
-    case = CaseFactory()
+    case: Any = CaseFactory()
     report = run_import(DirectoryDataset(root), case, ids=frozenset({"img0", "3"}), smear_code="S9")
     assert report.fields == 2
     assert sorted(Field.objects.filter(smear__case=case, smear__code="S9").values_list("original_name", flat=True)) == [

@@ -164,7 +164,7 @@ def test_the_shipped_bccd_subset_imports_only_the_listed_ids(tmp_path: Path) -> 
     train = (DEMO_BCCD / "ImageSets" / "train.txt").read_text().split()
     ids_file = tmp_path / "ids.txt"
     ids_file.write_text("\n".join(train[:3]))
-    case = CaseFactory()
+    case: Any = CaseFactory()
     call_command(
         "import_dataset", str(DEMO_BCCD), "--format=voc", f"--case={case.code}", f"--label-map={BCCD_MAP}",
         f"--ids={ids_file}", "--smear=BCCD-S1",
