@@ -108,7 +108,9 @@ def _row_chunks(queryset: QuerySet[Any], columns: Sequence[str]) -> Iterator[lis
     if selected != list(columns):  # the raw SQL's column order must be the order the formatter unpacks
         raise RuntimeError(f"unexpected column order {selected}")
     sql, params = query.sql_with_params()
-    with connection.chunked_cursor() as cursor:
+    # A server-side cursor on PostgreSQL (unless disabled, e.g. behind pgbouncer), as QuerySet.iterator() uses.
+    server_side = not connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS")
+    with connection.chunked_cursor() if server_side else connection.cursor() as cursor:
         cursor.execute(sql, params)
         while rows := cursor.fetchmany(CHUNK_ROWS):
             yield rows

@@ -302,5 +302,4 @@ def export_plan(request: ExportRequest, *, user: Any = None) -> ExportPlan:
             f"{' or '.join(sorted(plan.instance_sources))} to export.",
             field="sources",
         )
-    plan.left_out.update({"fields_without_the_source": selected - exported})
-    return plan
+    return dataclasses.replace(plan, left_out={"fields_without_the_source": selected - exported})

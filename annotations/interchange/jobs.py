@@ -13,9 +13,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.files import File
 from django.db import transaction
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from aicell.errors import FieldError, PayloadTooLarge, PermissionDenied, ValidationFailed
-from aicell.jobs import job_report_progress
+from aicell.jobs import job_fail, job_report_progress
 from annotations.interchange.archive import ArchiveLimits, DatasetFiles, DirectoryDataset, UnsafeArchive, ZipDataset
 from annotations.interchange.coco_export import ExportSummary, coco_export_write
 from annotations.interchange.dataset_import import ImportOptions, dataset_import, import_annotator
@@ -71,14 +72,20 @@ def export_job_create(*, request: ExportRequest, user: Any) -> ExportJob:
     export_plan(request, user=user)  # refuse a bad or empty request now, not in the worker
     with transaction.atomic():
         job = ExportJob.objects.create(parameters=request.to_dict(), created_by=user, message="waiting for a worker")
-        transaction.on_commit(lambda: _enqueue("annotations.export_dataset", job.pk))
+        transaction.on_commit(lambda: _enqueue(ExportJob, job.pk))
+    job.refresh_from_db()
     return job
 
 
-def _enqueue(task_name: str, job_id: int) -> None:
-    from annotations import tasks
+def _enqueue(job_model: type[ExportJob] | type[ImportJob], job_id: int) -> None:
+    """Send the job's task; when the broker cannot take it, the job fails at once instead of waiting forever."""
+    from annotations import tasks  # the tasks module imports this one
 
-    getattr(tasks, task_name.split(".", 1)[1]).delay(job_id)
+    task = tasks.export_dataset if job_model is ExportJob else tasks.import_dataset
+    try:
+        task.delay(job_id)
+    except (KombuOperationalError, OSError) as exc:
+        job_fail(job_model.objects.get(pk=job_id), f"the task queue is unreachable ({exc}); ask again later")
 
 
 def export_job_run(job: ExportJob) -> dict[str, Any]:
@@ -176,10 +183,11 @@ def import_job_create(
     try:
         with transaction.atomic():
             job.save()
-            transaction.on_commit(lambda: _enqueue("annotations.import_dataset", job.pk))
+            transaction.on_commit(lambda: _enqueue(ImportJob, job.pk))
     except BaseException:
         job.archive.delete(save=False)
         raise
+    job.refresh_from_db()
     return job
 
 

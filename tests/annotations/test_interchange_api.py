@@ -15,6 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from aicell.models import JobStatus
 from aicell.roles import Role
+from annotations.interchange import coco_export, jobs
 from annotations.models import AnnotationKind, AnnotationStatus, Cell, ExportJob, Field, ImportJob
 from annotations.tasks import export_dataset, import_dataset
 from tests.annotations.interchange.builders import write_voc, zip_folder
@@ -38,8 +39,22 @@ def zip_members(response: Any) -> dict[str, bytes]:
 
 
 @pytest.mark.django_db
-def test_a_researcher_exports_polls_and_downloads(client_for: Any, researcher: Any, make_user: Any) -> None:
+def test_a_researcher_exports_polls_and_downloads(
+    client_for: Any, researcher: Any, make_user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Progress reported after every row: heartbeats and cancel checks run while the export's cursor is open.
+    monkeypatch.setattr(coco_export, "CHUNK_ROWS", 1)
+    monkeypatch.setattr(coco_export, "PROGRESS_EVERY_S", 0.0)
+    reports: list[tuple[float, str]] = []
+    report_progress = jobs.job_report_progress
+
+    def recorded(job: Any, percent: float, message: str) -> None:
+        reports.append((percent, message))
+        report_progress(job, percent, message)
+
+    monkeypatch.setattr(jobs, "job_report_progress", recorded)
     field = truth_field()
+    CellFactory(annotation_set=field.annotation_sets.get(), x=100, cell_class_id=3)
     client = client_for(researcher)
     response = client.post("/api/v1/exports", {"cases": [field.smear.case.code]}, format="json")
     assert response.status_code == 202, response.json()
@@ -54,6 +69,8 @@ def test_a_researcher_exports_polls_and_downloads(client_for: Any, researcher: A
     done = client.get(f"/api/v1/exports/{job['id']}").json()
     assert (done["status"], done["progress"]) == ("succeeded", 100.0)
     assert done["result"]["images"] == 1
+    assert [percent for percent, _ in reports] == sorted(percent for percent, _ in reports)
+    assert len(reports) >= 5  # 2 boxes, 1 image entry, 1 image file, the end, storing the zip
     assert done["download_url"] == f"http://testserver/api/v1/exports/{job['id']}/download"
     download = client.get(done["download_url"])
     assert download.status_code == 200
@@ -199,3 +216,24 @@ def test_a_real_worker_runs_an_export_requested_through_the_api(
     assert ExportJob.objects.get(pk=job["id"]).celery_task_id
     members = zip_members(client.get(state["download_url"]))
     assert f"images/unassigned/{field.pk:08d}.jpg" in members
+
+
+@pytest.mark.django_db
+def test_an_export_the_broker_cannot_take_fails_at_once(
+    client_for: Any, researcher: Any, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    truth_field()
+
+    def broker_down(*args: Any) -> None:
+        raise OSError("Connection refused")
+
+    monkeypatch.setattr(export_dataset, "delay", broker_down)
+    client = client_for(researcher)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/api/v1/exports", {}, format="json")
+    assert response.status_code == 202
+    job = client.get(f"/api/v1/exports/{response.json()['id']}").json()
+    assert (job["status"], job["error"]) == (
+        "failed",
+        "the task queue is unreachable (Connection refused); ask again later",
+    )
