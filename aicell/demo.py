@@ -1,7 +1,10 @@
-"""The demo world of `make demo`: one user per role (two annotators for double review) and the shipped fields."""
+"""The demo world of `make demo`: one user per role (two annotators for double review) and the shipped fields:
+the BCCD `train` list arrives as reviewed truth through the dataset import, the `val` list as new uploads."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,10 +14,15 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 
 from aicell.roles import Role
-from annotations.models import Case, Diagnosis, Field, Patient, Smear
+from annotations.interchange.archive import DirectoryDataset
+from annotations.interchange.dataset import field_types_read
+from annotations.interchange.dataset_import import ImportOptions, dataset_import
+from annotations.interchange.label_map import label_map_parse
+from annotations.models import Case, Diagnosis, Field, ImportFormat, Patient, Smear
 from annotations.services import Upload, field_upload_many
 
 DEMO_DATA = settings.BASE_DIR / "demo" / "bccd"
+DEMO_LABEL_MAP = settings.BASE_DIR / "demo" / "bccd_label_map.json"
 DEMO_USERS: tuple[tuple[str, Role], ...] = (
     ("annotator1", Role.ANNOTATOR),
     ("annotator2", Role.ANNOTATOR),
@@ -49,34 +57,66 @@ def demo_field_ids(split: str) -> list[str]:
     return (DEMO_DATA / "ImageSets" / f"{split}.txt").read_text().split()
 
 
-def demo_fields_load(actor: User) -> tuple[int, int]:
-    """Upload the shipped fields into pseudonymous demo patients, a few fields per smear; skip those stored."""
-    created = existing = 0
-    image_ids = demo_field_ids("train") + demo_field_ids("val")
-    for start in range(0, len(image_ids), FIELDS_PER_SMEAR):
-        number = start // FIELDS_PER_SMEAR + 1
-        batch = image_ids[start : start + FIELDS_PER_SMEAR]
-        with transaction.atomic():
-            patient, _ = Patient.objects.get_or_create(code=f"DEMO-P{number:02d}")
-            case, _ = Case.objects.get_or_create(
-                code=f"DEMO-C{number:02d}",
-                defaults={
-                    "patient": patient,
-                    "confirmed_diagnosis": Diagnosis.NO_MALIGNANCY,
-                    "diagnosis_method": "demo",
-                },
-            )
-            smear, _ = Smear.objects.get_or_create(case=case, code="S1", defaults={"microscope": "BCCD demo"})
-        uploads = [
-            Upload(f"{image_id}.jpg", (DEMO_DATA / "JPEGImages" / f"{image_id}.jpg").read_bytes()) for image_id in batch
-        ]
-        stored = set(
-            Field.objects.filter(original_name__in=[u.name for u in uploads]).values_list("original_name", flat=True)
+def _demo_smear(number: int) -> Smear:
+    with transaction.atomic():
+        patient, _ = Patient.objects.get_or_create(code=f"DEMO-P{number:02d}")
+        case, _ = Case.objects.get_or_create(
+            code=f"DEMO-C{number:02d}",
+            defaults={"patient": patient, "confirmed_diagnosis": Diagnosis.NO_MALIGNANCY, "diagnosis_method": "demo"},
         )
-        new = [upload for upload in uploads if upload.name not in stored]
-        existing += len(uploads) - len(new)
-        if new:
-            created += len(field_upload_many(smear=smear, uploads=new, actor=actor))
+        smear, _ = Smear.objects.get_or_create(case=case, code="S1", defaults={"microscope": "BCCD demo"})
+    return smear
+
+
+def _demo_batches() -> list[tuple[str, list[str]]]:
+    return [
+        (split, ids[start : start + FIELDS_PER_SMEAR])
+        for split in ("train", "val")
+        for ids in [demo_field_ids(split)]
+        for start in range(0, len(ids), FIELDS_PER_SMEAR)
+    ]
+
+
+def _demo_import_truth(smear: Smear, image_ids: list[str], actor: User) -> tuple[int, int]:
+    """The fields with their BCCD boxes as imported truth (WBC types as classes), through the VOC import."""
+    options = ImportOptions(
+        format=ImportFormat.VOC,
+        case=smear.case,
+        smear_code=smear.code,
+        label_map=label_map_parse(json.loads(DEMO_LABEL_MAP.read_text())),
+        ids=frozenset(image_ids),
+        field_types=field_types_read((DEMO_DATA / "wbc_types.csv").read_text()),
+        source_name="BCCD",
+    )
+    report = dataset_import(DirectoryDataset(DEMO_DATA), options, actor=actor)
+    return report.fields, len(report.duplicates)
+
+
+def _demo_upload(smear: Smear, image_ids: list[str], actor: User) -> tuple[int, int]:
+    """The fields as new uploads, without boxes: the demo model pre-labels them."""
+    uploads = [
+        Upload(f"{image_id}.jpg", (DEMO_DATA / "JPEGImages" / f"{image_id}.jpg").read_bytes()) for image_id in image_ids
+    ]
+    stored = set(
+        Field.objects.filter(sha256__in=[hashlib.sha256(u.data).hexdigest() for u in uploads]).values_list(
+            "sha256", flat=True
+        )
+    )
+    new = [upload for upload in uploads if hashlib.sha256(upload.data).hexdigest() not in stored]
+    created = len(field_upload_many(smear=smear, uploads=new, actor=actor)) if new else 0
+    return created, len(uploads) - len(new)
+
+
+def demo_fields_load(actor: User) -> tuple[int, int]:
+    """Load the shipped fields, a few per demo case: the `train` list as reviewed (imported) truth, the `val` list
+    as new uploads. Returns (created, already stored); running it again stores nothing twice."""
+    created = existing = 0
+    for number, (split, image_ids) in enumerate(_demo_batches(), start=1):
+        smear = _demo_smear(number)
+        load = _demo_import_truth if split == "train" else _demo_upload
+        new, old = load(smear, image_ids, actor)
+        created += new
+        existing += old
     return created, existing
 
 

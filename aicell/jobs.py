@@ -6,6 +6,7 @@ worker that died (killed, out of memory, host lost) and is marked failed instead
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -13,7 +14,7 @@ from django.apps import apps
 from django.db import transaction
 from django.utils import timezone
 
-from aicell.errors import Conflict
+from aicell.errors import Conflict, DomainError
 from aicell.models import FINISHED_STATUSES, Job, JobStatus
 
 J = TypeVar("J", bound=Job)
@@ -72,8 +73,8 @@ def job_succeed(job: Job, *, result: dict | None = None, message: str = "done") 
     _finish(job, JobStatus.SUCCEEDED, message=message, result=result)
 
 
-def job_fail(job: Job, error: str) -> None:
-    _finish(job, JobStatus.FAILED, message="failed", error=error)
+def job_fail(job: Job, error: str, *, result: dict | None = None) -> None:
+    _finish(job, JobStatus.FAILED, message="failed", error=error, result=result)
 
 
 def job_cancelled(job: Job) -> None:
@@ -91,6 +92,29 @@ def job_request_cancel(job_model: type[J], job_id: int) -> J:
         if job.status == JobStatus.QUEUED:
             job_cancelled(job)
     return job
+
+
+def job_run(job_model: type[J], job_id: int, work: Callable[[J], dict[str, Any]], *, task_id: str = "") -> str:
+    """Run a job's work the same way for every Celery task: mark it running; then succeeded with the work's result,
+    cancelled when it raised JobCancelled, or failed: with the error's response body as result for a domain error
+    (bad input, found only now), with the exception re-raised for Celery to log for anything else.
+    Returns the job's final status ("skipped" when it was gone, finished or cancelled before it started)."""
+    job = job_mark_running(job_model, job_id, task_id=task_id)
+    if job is None:
+        return "skipped"
+    try:
+        result = work(job)
+    except JobCancelled:
+        job_cancelled(job)
+        return JobStatus.CANCELLED
+    except DomainError as exc:
+        job_fail(job, exc.message, result=exc.to_dict())
+        return JobStatus.FAILED
+    except Exception as exc:
+        job_fail(job, f"{type(exc).__name__}: {exc}")
+        raise
+    job_succeed(job, result=result)
+    return JobStatus.SUCCEEDED
 
 
 def job_models() -> list[type[Job]]:
@@ -116,6 +140,7 @@ __all__ = [
     "job_mark_running",
     "job_report_progress",
     "job_request_cancel",
+    "job_run",
     "job_succeed",
     "jobs_fail_stale",
 ]

@@ -7,6 +7,7 @@ Every variable is listed in README.md.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from pathlib import Path
 
@@ -229,6 +230,20 @@ AICELL_PRELABEL_CHUNK = env.int("AICELL_PRELABEL_CHUNK", default=8)
 AICELL_REVIEW_CLAIM_MINUTES = env.int("AICELL_REVIEW_CLAIM_MINUTES", default=15)
 # Seconds without a progress heartbeat after which a running job is marked failed (its worker died).
 AICELL_JOB_STALE_AFTER = env.int("AICELL_JOB_STALE_AFTER", default=600)
+# Dataset interchange (README "Interchange"): bounds on imported archives (zip bombs) and export settings.
+AICELL_IMPORT_MAX_ARCHIVE_BYTES = env.int("AICELL_IMPORT_MAX_ARCHIVE_BYTES", default=4 * 1024**3)
+AICELL_IMPORT_MAX_ENTRIES = env.int("AICELL_IMPORT_MAX_ENTRIES", default=200_000)
+AICELL_IMPORT_MAX_EXPANDED_BYTES = env.int("AICELL_IMPORT_MAX_EXPANDED_BYTES", default=8 * 1024**3)
+AICELL_IMPORT_MAX_ENTRY_BYTES = env.int("AICELL_IMPORT_MAX_ENTRY_BYTES", default=1024**3)
+AICELL_IMPORT_MAX_RATIO = env.float("AICELL_IMPORT_MAX_RATIO", default=100.0)
+AICELL_EXPORT_ZIP_LEVEL = env.int("AICELL_EXPORT_ZIP_LEVEL", default=6)
+# Keyed pseudonyms of cases, smears and annotators in exports; stable while this key is (set it explicitly so that
+# rotating DJANGO_SECRET_KEY does not change them).
+AICELL_EXPORT_PSEUDONYM_KEY = env.str(
+    "AICELL_EXPORT_PSEUDONYM_KEY", default=hashlib.sha256(f"aicell-export-pseudonyms:{SECRET_KEY}".encode()).hexdigest()
+)
+# Scratch space for exports being written (they move into storage under exports/ when complete).
+AICELL_TMP_DIR = Path(env.str("AICELL_TMP_DIR", default=str(VAR_DIR / "tmp")))
 CELERY_BEAT_SCHEDULE = {
     "fail-stale-jobs": {"task": "aicell.fail_stale_jobs", "schedule": 60.0},
     "verify-storage-weekly": {"task": "annotations.verify_storage", "schedule": 7 * 24 * 3600.0},

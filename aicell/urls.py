@@ -27,6 +27,8 @@ router.register("prelabel-jobs", inference_views.PrelabelJobViewSet, basename="p
 router.register("assignments", review_views.AssignmentViewSet, basename="assignment")
 router.register("conflicts", review_views.ConflictViewSet, basename="conflict")
 router.register("rule-sets", annotation_views.RuleSetViewSet, basename="rule-set")
+router.register("exports", annotation_views.ExportViewSet, basename="export")
+router.register("imports", annotation_views.ImportViewSet, basename="import")
 
 api_v1: list[URLPattern | URLResolver] = [
     path("health", HealthView.as_view(), name="health"),

@@ -8,7 +8,9 @@ from annotations.models import (
     Cell,
     CellClass,
     Conflict,
+    ExportJob,
     Field,
+    ImportJob,
     Patient,
     ReviewSettings,
     RuleSet,
@@ -152,3 +154,17 @@ class RuleSetAdmin(ReadOnlyAdmin):
     list_display = ["name", "version", "active", "note", "created_by", "created_at"]
     list_filter = ["name", "active"]
     readonly_fields = ["name", "version", "active", "content", "note", "created_by", "created_at"]
+
+
+@admin.register(ExportJob)
+class ExportJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "status", "progress", "created_by", "created_at", "finished_at"]
+    list_filter = ["status"]
+    readonly_fields = ["parameters", "result", "error", "file", "celery_task_id"]
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "format", "case", "status", "progress", "created_by", "created_at", "finished_at"]
+    list_filter = ["status", "format"]
+    readonly_fields = ["parameters", "result", "error", "archive", "celery_task_id"]

@@ -86,6 +86,128 @@ def encode_without_metadata(image: Image.Image, *, image_format: str = "JPEG", q
 
 
 def make_thumbnail(data: bytes, size: int) -> bytes:
-    image = open_rgb(data)
+    image: Image.Image = Image.open(io.BytesIO(data))
+    # A JPEG is decoded straight at the smallest DCT scale still >= size (several times faster); no-op otherwise.
+    image.draft("RGB", (size, size))
+    image = image.convert("RGB")
     image.thumbnail((size, size))
     return encode_without_metadata(image, quality=85)
+
+
+# --- metadata-free copies for exports ------------------------------------------------------------------------------
+#
+# Exports must carry no EXIF (camera serials, capture times), XMP, ICC descriptions or comments. Re-encoding a JPEG
+# would strip them too, but every export would then lose pixel quality a training set needs; so JPEG and PNG files
+# are copied with their metadata segments/chunks left out (pixels byte-identical, same file type) and only TIFF,
+# whose tags are its structure, is re-encoded (to lossless PNG). A JPEG this parser cannot walk is re-encoded.
+
+# The file extension of an exported field by stored format: it depends on the format only, so an export can name
+# every file in its JSON before any image is read.
+EXPORT_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "TIFF": "png"}
+
+_JPEG_SOI, _JPEG_EOI, _JPEG_SOS = 0xD8, 0xD9, 0xDA
+# APP0 holds the JFIF header and APP14 the Adobe colour transform that decoders need; other APPn and COM are metadata.
+_JPEG_KEPT_APP_PREFIX = {0xE0: b"JFIF\x00", 0xEE: b"Adobe"}
+_JPEG_COM = 0xFE
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Chunks that define the pixels or their colour; text, time, EXIF, ICC and everything else is dropped.
+_PNG_KEPT_CHUNKS = frozenset({b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND", b"gAMA", b"cHRM", b"sRGB", b"sBIT"})
+_PNG_MODES = frozenset({"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"})
+
+
+def _jpeg_is_metadata(marker: int, payload: bytes) -> bool:
+    if marker == _JPEG_COM:
+        return True
+    if 0xE0 <= marker <= 0xEF:
+        prefix = _JPEG_KEPT_APP_PREFIX.get(marker)
+        return prefix is None or not payload.startswith(prefix)
+    return False
+
+
+def _jpeg_scan_end(data: bytes, start: int) -> int:
+    """The offset of the marker that ends the entropy-coded data starting at `start`."""
+    position = start
+    while True:
+        position = data.find(b"\xff", position)
+        if position < 0 or position + 1 >= len(data):
+            raise ValueError("the JPEG scan data is truncated")
+        following = data[position + 1]
+        if following == 0xFF:  # fill byte before a marker
+            position += 1
+        elif following == 0x00 or 0xD0 <= following <= 0xD7:  # stuffed 0xFF or a restart marker
+            position += 2
+        else:
+            return position
+
+
+def jpeg_without_metadata(data: bytes) -> bytes:
+    """The JPEG with its APPn (except JFIF/Adobe) and COM segments and any bytes after EOI left out."""
+    if not data.startswith(b"\xff\xd8"):
+        raise ValueError("not a JPEG stream")
+    parts = [data[:2]]
+    position = 2
+    while position < len(data):
+        if data[position] != 0xFF:
+            raise ValueError(f"expected a JPEG marker at byte {position}")
+        while position < len(data) and data[position] == 0xFF:
+            position += 1
+        if position >= len(data):
+            break
+        marker = data[position]
+        position += 1
+        if marker == _JPEG_EOI:
+            parts.append(b"\xff\xd9")
+            return b"".join(parts)
+        if 0xD0 <= marker <= 0xD7 or marker in (0x01, _JPEG_SOI):
+            parts.append(bytes((0xFF, marker)))
+            continue
+        length = int.from_bytes(data[position : position + 2], "big")
+        if length < 2 or position + length > len(data):
+            raise ValueError(f"a JPEG segment at byte {position} overruns the file")
+        payload = data[position + 2 : position + length]
+        if not _jpeg_is_metadata(marker, payload):
+            parts.append(data[position - 2 : position + length])
+        position += length
+        if marker == _JPEG_SOS:
+            end = _jpeg_scan_end(data, position)
+            parts.append(data[position:end])
+            position = end
+    raise ValueError("the JPEG has no end-of-image marker")
+
+
+def png_without_metadata(data: bytes) -> bytes:
+    """The PNG with only the chunks that define its pixels and colours."""
+    if not data.startswith(_PNG_SIGNATURE):
+        raise ValueError("not a PNG stream")
+    parts = [_PNG_SIGNATURE]
+    position = len(_PNG_SIGNATURE)
+    while position + 12 <= len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        kind = data[position + 4 : position + 8]
+        end = position + 12 + length
+        if end > len(data):
+            raise ValueError(f"the PNG chunk {kind!r} overruns the file")
+        if kind in _PNG_KEPT_CHUNKS:
+            parts.append(data[position:end])
+        position = end
+        if kind == b"IEND":
+            return b"".join(parts)
+    raise ValueError("the PNG has no IEND chunk")
+
+
+def export_copy(data: bytes, image_format: str) -> bytes:
+    """A metadata-free file of the stored field image, of the type EXPORT_EXTENSIONS names for its format."""
+    if image_format == "JPEG":
+        try:
+            return jpeg_without_metadata(data)
+        except ValueError:
+            return encode_without_metadata(open_rgb(data), image_format="JPEG", quality=95)
+    if image_format == "PNG":
+        try:
+            return png_without_metadata(data)
+        except ValueError:
+            pass
+    image: Image.Image = Image.open(io.BytesIO(data))
+    if image.mode not in _PNG_MODES:
+        image = image.convert("RGB")
+    return encode_without_metadata(image, image_format="PNG")

@@ -6,6 +6,7 @@ check the same things first so that users get a clear message instead of an Inte
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -13,6 +14,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
+from aicell.models import Job
 from annotations.taxonomy import NUM_CLASSES, Lineage
 
 PSEUDONYM_VALIDATOR = RegexValidator(
@@ -544,3 +546,43 @@ class RuleSet(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise RuleSetImmutable("rule sets are kept as history and cannot be deleted")
+
+
+# --- dataset interchange jobs ------------------------------------------------------------------------------------
+
+
+def export_file_path(instance: ExportJob, filename: str) -> str:
+    # An unguessable name: the zip is only ever served through the API, which checks who asks.
+    return f"exports/{uuid.uuid4().hex}.zip"
+
+
+def import_archive_path(instance: ImportJob, filename: str) -> str:
+    return f"imports/{uuid.uuid4().hex}.zip"
+
+
+class ExportJob(Job):
+    """A COCO export asked for through the API; `parameters` is the export request, `file` the finished zip."""
+
+    parameters = models.JSONField(default=dict)
+    file = models.FileField(upload_to=export_file_path, max_length=255, blank=True)
+
+    def __str__(self) -> str:
+        return f"export {self.pk} ({self.status})"
+
+
+class ImportFormat(models.TextChoices):
+    COCO = "coco", "COCO"
+    VOC = "voc", "Pascal VOC"
+
+
+class ImportJob(Job):
+    """A dataset import sent through the API; the uploaded archive is deleted once the job has ended."""
+
+    format = models.CharField(max_length=8, choices=ImportFormat.choices)
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="+")
+    # smear, as (consensus | annotator:USERNAME), label_map, ids, field_types, source_name
+    parameters = models.JSONField(default=dict)
+    archive = models.FileField(upload_to=import_archive_path, max_length=255, blank=True)
+
+    def __str__(self) -> str:
+        return f"import {self.pk} ({self.status})"

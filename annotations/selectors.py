@@ -33,8 +33,10 @@ from annotations.models import (
     Cell,
     Conflict,
     Diagnosis,
+    ExportJob,
     Field,
     FieldReview,
+    ImportJob,
     Patient,
     ReviewSettings,
     RuleSet,
@@ -426,3 +428,17 @@ def _label_notes(rule_ids: list[str], confirmed: set[str]) -> tuple[str, ...]:
     if unsuggestable:
         notes.append(f"confirmed diagnoses that no rule suggests (always a false negative): {', '.join(unsuggestable)}")
     return tuple(notes)
+
+
+def export_jobs_visible_to(user: Any) -> QuerySet[ExportJob]:
+    """Admins see every export; a researcher only their own (an export is as personal as a download)."""
+    roles = roles_of(user)
+    if Role.ADMIN in roles:
+        return ExportJob.objects.all()
+    if Role.RESEARCHER in roles:
+        return ExportJob.objects.filter(created_by=user)
+    return ExportJob.objects.none()
+
+
+def import_jobs_visible_to(user: Any) -> QuerySet[ImportJob]:
+    return ImportJob.objects.select_related("case") if Role.ADMIN in roles_of(user) else ImportJob.objects.none()

@@ -9,14 +9,19 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.validators import UniqueTogetherValidator
 
+from aicell.models import JobStatus
 from aicell.roles import CLINICAL_ROLES, roles_of
+from annotations.interchange.export_selection import SPLIT_ORDER, ExportSource
 from annotations.models import (
     RULE_SET_NAME_VALIDATOR,
     AnnotationSet,
     Case,
     Cell,
     CellClass,
+    ExportJob,
     Field,
+    ImportFormat,
+    ImportJob,
     Patient,
     RuleSet,
     Smear,
@@ -244,3 +249,90 @@ class RuleSetCreateSerializer(serializers.Serializer):
     content = serializers.JSONField(help_text="the rule set (see annotations/rules.py); validated path by path")
     note = serializers.CharField(required=False, allow_blank=True, default="", help_text="why this version")
     activate = serializers.BooleanField(required=False, default=False, help_text="make it the active rule set")
+
+
+# --- dataset interchange -----------------------------------------------------------------------------------------
+
+_JOB_FIELDS = [
+    "id",
+    "status",
+    "progress",
+    "message",
+    "error",
+    "parameters",
+    "result",
+    "cancel_requested",
+    "created_by",
+    "created_at",
+    "started_at",
+    "finished_at",
+]
+
+
+class ExportRequestSerializer(serializers.Serializer):
+    sources = serializers.ListField(
+        child=serializers.ChoiceField(choices=[source.value for source in ExportSource]),
+        required=False,
+        default=[ExportSource.CONSENSUS.value],
+        help_text="consensus (default), annotations, predictions",
+    )
+    cases = serializers.ListField(child=serializers.CharField(), required=False, default=list, help_text="case codes")
+    splits = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(SPLIT_ORDER)), required=False, default=list
+    )
+    classes = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        default=list,
+        help_text="class names, 'uncountable', 'unclassified' or category ids; empty: all",
+    )
+    model_version = serializers.IntegerField(required=False, allow_null=True, default=None)
+
+
+class ExportJobSerializer(serializers.ModelSerializer):
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ExportJob
+        fields = [*_JOB_FIELDS, "download_url"]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_download_url(self, job: ExportJob) -> str | None:
+        if job.status != JobStatus.SUCCEEDED or not job.file:
+            return None
+        path = reverse("export-download", kwargs={"pk": job.pk})
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
+
+
+class ImportJobSerializer(serializers.ModelSerializer):
+    case_code = serializers.CharField(source="case.code", read_only=True)
+
+    class Meta:
+        model = ImportJob
+        fields = [*_JOB_FIELDS, "format", "case", "case_code"]
+        read_only_fields = fields
+
+
+class ImportRequestSerializer(serializers.Serializer):
+    """Multipart form of an import; `as` is 'consensus' (default) or 'annotator:USERNAME'."""
+
+    archive = serializers.FileField(
+        help_text="a zip: COCO (annotations/*.json + images) or VOC (Annotations/, JPEGImages/)"
+    )
+    format = serializers.ChoiceField(choices=ImportFormat.choices)
+    case = serializers.CharField(help_text="code of an existing case")
+    smear = serializers.CharField(required=False, default="S1", help_text="smear code in the case (created if missing)")
+    label_map = serializers.FileField(required=False, help_text="label map JSON (README 'Interchange')")
+    ids = serializers.FileField(required=False, help_text="text file, one image per line: import only these")
+    types_csv = serializers.FileField(required=False, help_text="CSV image,types: per-field cell types")
+    source_name = serializers.CharField(required=False, default="", allow_blank=True)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        # "as" is a Python keyword, so it cannot be declared as a class attribute.
+        fields["as"] = serializers.CharField(
+            required=False, default="consensus", help_text="consensus | annotator:USERNAME"
+        )
+        return fields

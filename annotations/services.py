@@ -3,10 +3,11 @@ and raises a domain error (aicell.errors) that the API turns into a clear respon
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ from django.utils import timezone
 from aicell.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from aicell.roles import Role, has_role
 from annotations import rules
-from annotations.images import ImageRejected, check_image, make_thumbnail
+from annotations.images import CheckedImage, ImageRejected, check_image, make_thumbnail
 from annotations.models import (
     AnnotationKind,
     AnnotationSet,
@@ -103,6 +104,11 @@ def annotation_set_snapshot(annotation_set: AnnotationSet) -> dict[str, Any]:
 # --- fields ------------------------------------------------------------------------------------------------------
 
 
+def field_image_check(data: bytes) -> CheckedImage:
+    """The checks every stored field image passes, whichever way it arrives (upload, dataset import)."""
+    return check_image(data, max_pixels=settings.AICELL_MAX_UPLOAD_PIXELS, max_bytes=settings.AICELL_MAX_UPLOAD_BYTES)
+
+
 def field_upload_many(*, smear: Smear, uploads: Sequence[Upload], actor: Any) -> list[Field]:
     """Store a batch of field images into a smear: all of them, or (on any bad file) none of them.
 
@@ -116,9 +122,7 @@ def field_upload_many(*, smear: Smear, uploads: Sequence[Upload], actor: Any) ->
     for index, upload in enumerate(uploads):
         label = f"files[{index}] ({upload.name})"
         try:
-            image = check_image(
-                upload.data, max_pixels=settings.AICELL_MAX_UPLOAD_PIXELS, max_bytes=settings.AICELL_MAX_UPLOAD_BYTES
-            )
+            image = field_image_check(upload.data)
         except ImageRejected as exc:
             errors.append(FieldError(label, str(exc)))
             continue
@@ -146,39 +150,22 @@ def field_upload_many(*, smear: Smear, uploads: Sequence[Upload], actor: Any) ->
             errors=duplicates,
             details={"existing_field_ids": sorted(existing.values())},
         )
-    thumbnails = [make_thumbnail(image.data, settings.AICELL_THUMBNAIL_SIZE) for _, image in checked]
-    return _store_fields(smear, checked, thumbnails, actor)
+    with field_files_removed_on_error() as written, transaction.atomic():
+        fields = [
+            field_store(smear=smear, image=image, original_name=upload.name, actor=actor, written=written)
+            for upload, image in checked
+        ]
+    fields_notify_uploaded(fields)
+    return fields
 
 
-def _store_fields(
-    smear: Smear, checked: Sequence[tuple[Upload, Any]], thumbnails: Sequence[bytes], actor: Any
-) -> list[Field]:
+@contextlib.contextmanager
+def field_files_removed_on_error() -> Iterator[list[Field]]:
+    """Collects the fields `field_store` writes; when the block fails (and its transaction rolls back), their image
+    and thumbnail files are deleted too, so a failed batch leaves no orphan files."""
     written: list[Field] = []
     try:
-        with transaction.atomic():
-            for (upload, image), thumbnail in zip(checked, thumbnails, strict=True):
-                field = Field(
-                    smear=smear,
-                    width=image.width,
-                    height=image.height,
-                    sha256=image.sha256,
-                    format=image.format,
-                    byte_size=len(image.data),
-                    original_name=upload.name[:255],
-                    uploaded_by=actor if actor is not None and actor.is_authenticated else None,
-                )
-                field.image.save("original", ContentFile(image.data), save=False)
-                written.append(field)
-                field.thumbnail.save("thumbnail", ContentFile(thumbnail), save=False)
-                field.save()
-                audit_record(
-                    actor=actor,
-                    action="field.upload",
-                    entity="field",
-                    entity_id=field.pk,
-                    field_id=field.pk,
-                    after={"sha256": field.sha256, "smear": smear.pk, "width": field.width, "height": field.height},
-                )
+        yield written
     except IntegrityError as exc:
         _delete_files(written)
         # A concurrent upload of the same image won the race between our duplicate check and the insert.
@@ -186,8 +173,40 @@ def _store_fields(
     except BaseException:
         _delete_files(written)
         raise
-    transaction.on_commit(functools.partial(_notify_fields_uploaded, [field.pk for field in written]))
-    return written
+
+
+def field_store(*, smear: Smear, image: CheckedImage, original_name: str, actor: Any, written: list[Field]) -> Field:
+    """One checked image as a new field: file, thumbnail, row and audit event. Call it inside a transaction and
+    `field_files_removed_on_error` (whose list is `written`)."""
+    thumbnail = make_thumbnail(image.data, settings.AICELL_THUMBNAIL_SIZE)
+    field = Field(
+        smear=smear,
+        width=image.width,
+        height=image.height,
+        sha256=image.sha256,
+        format=image.format,
+        byte_size=len(image.data),
+        original_name=original_name[:255],
+        uploaded_by=actor if actor is not None and actor.is_authenticated else None,
+    )
+    field.image.save("original", ContentFile(image.data), save=False)
+    written.append(field)
+    field.thumbnail.save("thumbnail", ContentFile(thumbnail), save=False)
+    field.save()
+    audit_record(
+        actor=actor,
+        action="field.upload",
+        entity="field",
+        entity_id=field.pk,
+        field_id=field.pk,
+        after={"sha256": field.sha256, "smear": smear.pk, "width": field.width, "height": field.height},
+    )
+    return field
+
+
+def fields_notify_uploaded(fields: Sequence[Field]) -> None:
+    """Run the upload hooks (pre-labelling) for new fields once the transaction that stored them commits."""
+    transaction.on_commit(functools.partial(_notify_fields_uploaded, [field.pk for field in fields]))
 
 
 def _delete_files(fields: Sequence[Field]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -21,14 +22,30 @@ from rest_framework.response import Response
 from aicell.api.permissions import RoleAccess
 from aicell.api.renderers import CSVRenderer, PDFRenderer
 from aicell.api.versioning import expected_version, request_value, with_version_etag
-from aicell.errors import FieldError, ValidationFailed
+from aicell.errors import Conflict, FieldError, ValidationFailed
+from aicell.jobs import job_request_cancel
+from aicell.models import JobStatus
 from aicell.roles import ALL_ROLES, CLINICAL_ROLES, Role, roles_of
 from annotations import reports, review_services, selectors, services
 from annotations.differential import CI_METHODS, CIMethod
 from annotations.differential_sources import SOURCES, Source, parse_source
 from annotations.filters import AnnotationSetFilter, CaseFilter, CellFilter, FieldFilter, PatientFilter, SmearFilter
 from annotations.images import encode_without_metadata, open_rgb
-from annotations.models import AnnotationSet, Case, Cell, CellClass, Field, Patient, RuleSet, Smear
+from annotations.interchange.dataset import field_types_read, ids_read
+from annotations.interchange.export_selection import ExportRequest
+from annotations.interchange.jobs import export_job_create, import_job_create
+from annotations.models import (
+    AnnotationSet,
+    Case,
+    Cell,
+    CellClass,
+    ExportJob,
+    Field,
+    ImportJob,
+    Patient,
+    RuleSet,
+    Smear,
+)
 from annotations.review_serializers import AcceptedSuggestionsSerializer, AcceptSuggestionsSerializer
 from annotations.review_views import FieldReviewActions
 from annotations.serializers import (
@@ -38,8 +55,12 @@ from annotations.serializers import (
     CellClassSerializer,
     CellSerializer,
     CellWriteSerializer,
+    ExportJobSerializer,
+    ExportRequestSerializer,
     FieldSerializer,
     FieldUploadSerializer,
+    ImportJobSerializer,
+    ImportRequestSerializer,
     PatientSerializer,
     RuleSetCreateSerializer,
     RuleSetSerializer,
@@ -466,3 +487,118 @@ def _int_param(raw: str, name: str) -> int:
         return int(raw)
     except ValueError:
         raise ValidationFailed(f"{name} must be an integer.", field=name) from None
+
+
+# --- dataset interchange -----------------------------------------------------------------------------------------
+
+EXPORTERS = frozenset({Role.ADMIN, Role.RESEARCHER})
+
+
+def _json_upload(upload: Any, name: str) -> Any:
+    try:
+        return json.loads(upload.read())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationFailed(f"{name} is not valid JSON ({exc}).", field=name) from None
+
+
+def _text_upload(upload: Any, name: str) -> str:
+    try:
+        return str(upload.read().decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise ValidationFailed(f"{name} is not UTF-8 text.", field=name) from None
+
+
+class ExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """COCO exports for researchers and admins: 202 with a job to poll; its download_url once it succeeded."""
+
+    serializer_class = ExportJobSerializer
+    permission_classes = [RoleAccess]
+    read_roles = EXPORTERS
+    write_roles = EXPORTERS
+    filterset_fields = ["status"]
+    ordering_fields = ["id", "created_at"]
+
+    def get_queryset(self) -> QuerySet[ExportJob]:
+        return selectors.export_jobs_visible_to(self.request.user).order_by("-id")
+
+    @extend_schema(request=ExportRequestSerializer, responses={202: ExportJobSerializer})
+    def create(self, request: Request) -> Response:
+        body = ExportRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        job = export_job_create(request=ExportRequest.from_dict(body.validated_data), user=request.user)
+        data = self.get_serializer(job).data
+        return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": f"/api/v1/exports/{job.pk}"})
+
+    @extend_schema(responses={(200, "application/zip"): bytes})
+    @action(detail=True, methods=["get"])
+    def download(self, request: Request, pk: str) -> HttpResponseBase:
+        job = self.get_object()
+        if job.status != JobStatus.SUCCEEDED or not job.file:
+            raise Conflict(f"Export {job.pk} has no file to download (it is {job.status}).")
+        response = FileResponse(
+            job.file.open("rb"),
+            as_attachment=True,
+            filename=f"aicell-export-{job.pk}.zip",
+            content_type="application/zip",
+        )
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    @extend_schema(request=None, responses={200: ExportJobSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        job = job_request_cancel(ExportJob, self.get_object().pk)
+        return Response(self.get_serializer(job).data)
+
+
+class ImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Dataset imports (admins): the zip is checked at once, imported by a worker; 202 with the job to poll."""
+
+    serializer_class = ImportJobSerializer
+    parser_classes = [MultiPartParser, FormParser]
+    permission_classes = [RoleAccess]
+    read_roles = frozenset({Role.ADMIN})
+    write_roles = frozenset({Role.ADMIN})
+    filterset_fields = ["status", "format"]
+    ordering_fields = ["id", "created_at"]
+
+    def get_queryset(self) -> QuerySet[ImportJob]:
+        return selectors.import_jobs_visible_to(self.request.user).order_by("-id")
+
+    @extend_schema(request={"multipart/form-data": ImportRequestSerializer}, responses={202: ImportJobSerializer})
+    def create(self, request: Request) -> Response:
+        body = ImportRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        values = body.validated_data
+        archive = values["archive"]
+        parameters: dict[str, Any] = {
+            "smear": values["smear"],
+            "as": values["as"],
+            "source_name": values["source_name"],
+            "archive_name": archive.name or "archive.zip",
+        }
+        if "label_map" in values:
+            parameters["label_map"] = _json_upload(values["label_map"], "label_map")
+        if "ids" in values:
+            parameters["ids"] = sorted(ids_read(_text_upload(values["ids"], "ids")))
+        if "types_csv" in values:
+            try:
+                parameters["field_types"] = field_types_read(_text_upload(values["types_csv"], "types_csv"))
+            except ValueError as exc:
+                raise ValidationFailed(f"types_csv: {exc}.", field="types_csv") from None
+        job = import_job_create(
+            archive=archive,
+            parameters=parameters,
+            import_format=values["format"],
+            case_code=values["case"],
+            user=request.user,
+        )
+        job = self.get_queryset().get(pk=job.pk)
+        data = self.get_serializer(job).data
+        return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": f"/api/v1/imports/{job.pk}"})
+
+    @extend_schema(request=None, responses={200: ImportJobSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        job = job_request_cancel(ImportJob, self.get_object().pk)
+        return Response(self.get_serializer(job).data)

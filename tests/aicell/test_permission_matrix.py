@@ -5,17 +5,21 @@ Each row names the statuses that differ from the row's default; new endpoints ad
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
+from aicell.models import JobStatus
 from aicell.roles import Role
-from annotations.models import RuleSet
+from annotations.models import AnnotationKind, AnnotationStatus, ExportJob, ImportJob, RuleSet
 from annotations.review_services import consensus_reopen
 from annotations.rules import FAB_RULE_SET
 from inference.models import PrelabelJob
@@ -107,6 +111,20 @@ def _prelabel_request(w: World) -> dict[str, Any]:
     return {"field_ids": [w.field.pk]}
 
 
+def _locked_truth(w: World) -> Any:
+    # Locked truth on a field of its own, so that an export has something to export.
+    truth = AnnotationSetFactory(
+        field=FieldFactory(smear=w.smear), kind=AnnotationKind.IMPORTED, annotator=None, status=AnnotationStatus.LOCKED
+    )
+    CellFactory(annotation_set=truth)
+    return truth
+
+
+def _export_request(w: World) -> dict[str, Any]:
+    w.locked_truth  # noqa: B018  (something to export)
+    return {}
+
+
 BUILDERS: dict[str, Callable[[World], Any]] = {
     "patient": lambda w: PatientFactory(),
     "spare_patient": lambda w: PatientFactory(),
@@ -119,6 +137,13 @@ BUILDERS: dict[str, Callable[[World], Any]] = {
     "rule_set": lambda w: RuleSet.objects.get(name="fab", version=1),
     "active_models": lambda w: [ModelVersionFactory(stage=stage, status="active") for stage in Stage],
     "prelabel_job": lambda w: PrelabelJob.objects.create(pipeline={}, field_count=1),
+    "locked_truth": _locked_truth,
+    "export": lambda w: ExportJob.objects.create(
+        created_by=w.users["researcher"], status=JobStatus.SUCCEEDED, file=ContentFile(tiny_zip(), name="export.zip")
+    ),
+    "queued_export": lambda w: ExportJob.objects.create(created_by=w.users["researcher"]),
+    "import_job": lambda w: ImportJob.objects.create(created_by=w.users["admin"], case=w.case, format="voc"),
+    "queued_import": lambda w: ImportJob.objects.create(created_by=w.users["admin"], case=w.case, format="voc"),
     "assignment": lambda w: w.field.assignments.get(),
     "spare_assignment": lambda w: AssignmentFactory(field=FieldFactory(smear=w.smear), annotator=w.co_annotator),
     # Automatic assignment needs two annotators to choose from.
@@ -155,6 +180,15 @@ def only(allowed: tuple[str, ...], status: int) -> dict[str, int]:
 
 
 MANAGERS = ("admin", "adjudicator")
+EXPORTERS = ("admin", "researcher")
+
+
+def tiny_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("Annotations/f.xml", "<annotation/>")
+    return buffer.getvalue()
+
 
 ENDPOINTS: list[Endpoint] = [
     Endpoint("get", "/api/v1/health", {**everyone(200), ANONYMOUS: 200}),
@@ -286,6 +320,22 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("post", "/api/v1/rule-sets", only(("admin",), 201), lambda w: {"name": "fab", "content": FAB_RULE_SET}),
     Endpoint("get", "/api/v1/rule-sets/{rule_set}", everyone(200)),
     Endpoint("post", "/api/v1/rule-sets/{rule_set}/activate", only(("admin",), 200)),
+    Endpoint("get", "/api/v1/exports", only(EXPORTERS, 200)),
+    Endpoint("post", "/api/v1/exports", only(EXPORTERS, 202), lambda w: _export_request(w)),
+    # The world's exports belong to the researcher user; admins see every export.
+    Endpoint("get", "/api/v1/exports/{export}", only(EXPORTERS, 200)),
+    Endpoint("get", "/api/v1/exports/{export}/download", only(EXPORTERS, 200)),
+    Endpoint("post", "/api/v1/exports/{queued_export}/cancel", only(EXPORTERS, 200)),
+    Endpoint("get", "/api/v1/imports", only(("admin",), 200)),
+    Endpoint(
+        "post",
+        "/api/v1/imports",
+        only(("admin",), 202),
+        lambda w: {"archive": SimpleUploadedFile("set.zip", tiny_zip()), "format": "voc", "case": w.case.code},
+        multipart=True,
+    ),
+    Endpoint("get", "/api/v1/imports/{import_job}", only(("admin",), 200)),
+    Endpoint("post", "/api/v1/imports/{queued_import}/cancel", only(("admin",), 200)),
 ]
 
 

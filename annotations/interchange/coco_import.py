@@ -1,0 +1,146 @@
+"""COCO reader: `annotations/*.json` (or one given JSON file) with the images they name.
+
+An image's `file_name` is looked up, in order, as `images/<split>/<name>` (this platform's exports), `images/<name>`,
+`<split>/<name>` (COCO's own train2017/ layout), next to the JSON file, and at the dataset root; `<split>` is the
+JSON file name without its `instances_` prefix. Boxes keep COCO's [x, y, width, height] in pixels. Crowd regions
+(iscrowd 1) are not cells: they are skipped with a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import posixpath
+from collections import defaultdict
+from typing import Any
+
+from annotations.interchange.archive import DatasetFiles, Problem, UnsafeArchive, entry_name_problem, join
+from annotations.interchange.dataset import ForeignBox, ForeignDataset, ForeignImage
+from annotations.taxonomy import NUM_CLASSES
+
+
+def coco_json_files(names: list[str]) -> list[str]:
+    """The annotation files of a COCO dataset: those in an `annotations/` folder, else the top-level .json files."""
+    in_folder = [
+        name
+        for name in names
+        if name.endswith(".json") and posixpath.basename(posixpath.dirname(name)) == "annotations"
+    ]
+    return in_folder or [name for name in names if name.endswith(".json") and "/" not in name]
+
+
+def _split_of(json_name: str) -> str:
+    return posixpath.splitext(posixpath.basename(json_name))[0].removeprefix("instances_")
+
+
+def _image_path(available: set[str], json_name: str, file_name: str) -> str | None:
+    json_dir = posixpath.dirname(json_name)
+    root = posixpath.dirname(json_dir) if posixpath.basename(json_dir) == "annotations" else json_dir
+    split = _split_of(json_name)
+    candidates = (
+        join(root, "images", split, file_name),
+        join(root, "images", file_name),
+        join(root, split, file_name),
+        join(json_dir, file_name),
+        join(root, file_name),
+    )
+    return next((candidate for candidate in candidates if candidate in available), None)
+
+
+def _bbox(value: Any) -> tuple[float, float, float, float] | str:
+    if not isinstance(value, list) or len(value) != 4:
+        return "bbox must be a list [x, y, width, height]"
+    if any(isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) for v in value):
+        return "bbox values must be finite numbers"
+    x, y, w, h = (float(v) for v in value)
+    if w <= 0 or h <= 0:
+        return f"bbox {value} has no area"
+    return x, y, w, h
+
+
+def _carried_class(annotation: dict[str, Any]) -> int | None:
+    value = annotation.get("cell_class")
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < NUM_CLASSES else None
+
+
+def _read_one(json_name: str, data: Any, available: set[str], result: ForeignDataset, seen: dict[str, str]) -> None:
+    problems, warnings = result.problems, result.warnings
+    if not isinstance(data, dict) or not all(
+        isinstance(data.get(key), list) for key in ("images", "annotations", "categories")
+    ):
+        problems.append(Problem(json_name, "not a COCO dataset: it needs the lists images, annotations and categories"))
+        return
+    categories = {c.get("id"): str(c.get("name", "")) for c in data["categories"] if isinstance(c, dict)}
+    images: dict[Any, ForeignImage] = {}
+    for index, image in enumerate(data["images"]):
+        file_name = image.get("file_name") if isinstance(image, dict) else None
+        where = f"{json_name}: images[{index}]"
+        if not isinstance(file_name, str) or "id" not in image:
+            problems.append(Problem(where, "an image needs an id and a file_name"))
+            continue
+        unsafe = entry_name_problem(file_name)
+        path = None if unsafe else _image_path(available, json_name, file_name)
+        if path is None:
+            problems.append(Problem(where, f"file_name {file_name!r}: {unsafe or 'no such image file in the dataset'}"))
+            continue
+        if path in seen:
+            problems.append(Problem(where, f"{file_name} is already listed by {seen[path]}"))
+            continue
+        seen[path] = json_name
+        width, height = image.get("width"), image.get("height")
+        images[image["id"]] = ForeignImage(
+            key=posixpath.splitext(posixpath.basename(file_name))[0],
+            image_path=path,
+            annotation_file=json_name,
+            declared_width=width if isinstance(width, int) else None,
+            declared_height=height if isinstance(height, int) else None,
+            aliases=(posixpath.basename(file_name), str(image["id"])),
+        )
+    boxes: dict[Any, list[ForeignBox]] = defaultdict(list)
+    for index, annotation in enumerate(data["annotations"]):
+        where = f"{json_name}: annotations[{index}]"
+        if not isinstance(annotation, dict) or annotation.get("image_id") not in images:
+            problems.append(Problem(where, "image_id names no image of this file"))
+            continue
+        if annotation.get("iscrowd", 0):
+            warnings.append(Problem(where, "a crowd region (iscrowd 1) is not a cell; skipped"))
+            continue
+        label = categories.get(annotation.get("category_id"))
+        if label is None:
+            problems.append(Problem(where, f"category_id {annotation.get('category_id')!r} is not in categories"))
+            continue
+        bbox = _bbox(annotation.get("bbox"))
+        ref = f"annotations[{index}] (id {annotation.get('id')}, {label})"
+        if isinstance(bbox, str):
+            boxes[annotation["image_id"]].append(ForeignBox(label, error=bbox, ref=ref))
+        else:
+            boxes[annotation["image_id"]].append(
+                ForeignBox(label, *bbox, cell_class=_carried_class(annotation), ref=ref)
+            )
+    for image_id, image in images.items():
+        image.boxes = boxes.get(image_id, [])
+        result.images.append(image)
+
+
+def coco_read(files: DatasetFiles, *, json_names: list[str] | None = None) -> ForeignDataset:
+    names = files.names()
+    result = ForeignDataset([], [])
+    json_names = json_names or coco_json_files(names)
+    if not json_names:
+        result.problems.append(
+            Problem(files.label, "no COCO annotation file (annotations/*.json or a top-level .json)")
+        )
+        return result
+    available = set(names)
+    seen: dict[str, str] = {}
+    for json_name in json_names:
+        try:
+            data = json.loads(files.read(json_name))
+        except UnsafeArchive as exc:
+            result.problems.extend(exc.problems)
+            continue
+        except (ValueError, UnicodeDecodeError) as exc:
+            result.problems.append(Problem(json_name, f"not valid JSON ({exc})"))
+            continue
+        _read_one(json_name, data, available, result, seen)
+    return result

@@ -1,0 +1,226 @@
+"""Export and import jobs: created by the API (checked at once, so bad requests answer 400 before anything is
+queued), run by the Celery tasks of `annotations.tasks` through `aicell.jobs.job_run`."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.files import File
+from django.db import transaction
+from kombu.exceptions import OperationalError as KombuOperationalError
+
+from aicell.errors import FieldError, PayloadTooLarge, PermissionDenied, ValidationFailed
+from aicell.jobs import job_fail, job_report_progress
+from annotations.interchange.archive import ArchiveLimits, DatasetFiles, DirectoryDataset, UnsafeArchive, ZipDataset
+from annotations.interchange.coco_export import ExportSummary, coco_export_write
+from annotations.interchange.dataset_import import ImportOptions, dataset_import, import_annotator
+from annotations.interchange.export_selection import ExportRequest, export_plan
+from annotations.interchange.label_map import LabelMap, LabelMapInvalid, label_map_parse
+from annotations.models import PSEUDONYM_VALIDATOR, Case, ExportJob, ImportFormat, ImportJob
+
+
+def archive_limits() -> ArchiveLimits:
+    return ArchiveLimits(
+        max_archive_bytes=settings.AICELL_IMPORT_MAX_ARCHIVE_BYTES,
+        max_entries=settings.AICELL_IMPORT_MAX_ENTRIES,
+        max_total_bytes=settings.AICELL_IMPORT_MAX_EXPANDED_BYTES,
+        max_entry_bytes=settings.AICELL_IMPORT_MAX_ENTRY_BYTES,
+        max_ratio=settings.AICELL_IMPORT_MAX_RATIO,
+    )
+
+
+def refused_archive(exc: UnsafeArchive) -> ValidationFailed:
+    return ValidationFailed(
+        f"The archive is refused: {exc}.", errors=[FieldError(problem.file, problem.reason) for problem in exc.problems]
+    )
+
+
+def label_map_checked(data: Any) -> LabelMap:
+    try:
+        return label_map_parse(data)
+    except LabelMapInvalid as exc:
+        raise ValidationFailed(
+            "The label map is not valid.", errors=[FieldError("label_map", reason) for reason in exc.reasons]
+        ) from None
+
+
+def smear_code_checked(code: str) -> str:
+    try:
+        PSEUDONYM_VALIDATOR(code)
+    except DjangoValidationError:
+        raise ValidationFailed(
+            f"{code!r} is not a valid smear code (letters, digits, '.', '_', '-').", field="smear"
+        ) from None
+    return code
+
+
+# --- export ------------------------------------------------------------------------------------------------------
+
+
+def coco_export_to_file(request: ExportRequest, out: IO[bytes], *, user: Any = None) -> ExportSummary:
+    """The command line's export: check the request, then stream the zip into `out`."""
+    return coco_export_write(export_plan(request, user=user), out)
+
+
+def export_job_create(*, request: ExportRequest, user: Any) -> ExportJob:
+    export_plan(request, user=user)  # refuse a bad or empty request now, not in the worker
+    with transaction.atomic():
+        job = ExportJob.objects.create(parameters=request.to_dict(), created_by=user, message="waiting for a worker")
+        transaction.on_commit(lambda: _enqueue(ExportJob, job.pk))
+    job.refresh_from_db()
+    return job
+
+
+def _enqueue(job_model: type[ExportJob] | type[ImportJob], job_id: int) -> None:
+    """Send the job's task; when the broker cannot take it, the job fails at once instead of waiting forever."""
+    from annotations import tasks  # the tasks module imports this one
+
+    task = tasks.export_dataset if job_model is ExportJob else tasks.import_dataset
+    try:
+        task.delay(job_id)
+    except (KombuOperationalError, OSError) as exc:
+        job_fail(job_model.objects.get(pk=job_id), f"the task queue is unreachable ({exc}); ask again later")
+
+
+def export_job_run(job: ExportJob) -> dict[str, Any]:
+    """Write the job's export into storage (exports/<random>.zip); progress and cancel through aicell.jobs."""
+    if job.created_by is None:
+        raise PermissionDenied("The user who asked for this export no longer exists.")
+    # Checked again: roles, cases and predictions may have changed since the request was queued.
+    plan = export_plan(ExportRequest.from_dict(job.parameters), user=job.created_by)
+    settings.AICELL_TMP_DIR.mkdir(parents=True, exist_ok=True)
+
+    def progress(done: int, total: int) -> None:
+        job_report_progress(job, 95 * done / max(total, 1), f"written {done:,} of {total:,} images and boxes")
+
+    with tempfile.TemporaryFile(dir=settings.AICELL_TMP_DIR, suffix=".zip") as scratch:
+        summary = coco_export_write(plan, scratch, progress=progress)
+        size = scratch.seek(0, os.SEEK_END)
+        scratch.seek(0)
+        job_report_progress(job, 97, "storing the zip")
+        job.file.save("export.zip", File(scratch), save=False)
+    ExportJob.objects.filter(pk=job.pk).update(file=job.file.name)
+    return {**summary.to_dict(), "bytes": size}
+
+
+# --- import ------------------------------------------------------------------------------------------------------
+
+
+def dataset_files_open(path: Path) -> tuple[DatasetFiles, list[str] | None]:
+    """What the command line's PATH names: a folder, a zip, or one COCO .json file (its folder holds the images).
+    Returns the files and, for a .json file, the one annotation file to read."""
+    try:
+        if path.is_dir():
+            return DirectoryDataset(path), None
+        if path.suffix.lower() == ".json" and path.is_file():
+            return DirectoryDataset(path.parent), [path.name]
+        if path.is_file():
+            return ZipDataset(path.open("rb"), archive_limits(), label=path.name), None
+    except UnsafeArchive as exc:
+        raise refused_archive(exc) from None
+    raise ValidationFailed(f"{path} is not a folder, a .zip or a .json file.", field="path")
+
+
+def import_options(
+    *,
+    import_format: str,
+    case: Case,
+    smear: str,
+    as_: str,
+    label_map: Mapping[str, Any] | None,
+    ids: frozenset[str] | None,
+    field_types: Mapping[str, list[str]] | None,
+    source_name: str,
+    dry_run: bool = False,
+    coco_json: list[str] | None = None,
+) -> ImportOptions:
+    if import_format not in ImportFormat.values:
+        raise ValidationFailed(f"format must be coco or voc, not {import_format!r}.", field="format")
+    return ImportOptions(
+        format=import_format,
+        case=case,
+        smear_code=smear_code_checked(smear),
+        annotator=import_annotator(as_),
+        label_map=label_map_checked(label_map) if label_map is not None else None,
+        ids=ids,
+        field_types=field_types,
+        source_name=source_name,
+        dry_run=dry_run,
+        coco_json=coco_json,
+    )
+
+
+def case_by_code(code: str) -> Case:
+    case = Case.objects.filter(code=code).first()
+    if case is None:
+        raise ValidationFailed(f"No case with the code {code!r}; create it first.", field="case")
+    return case
+
+
+def import_job_create(
+    *, archive: Any, parameters: dict[str, Any], import_format: str, case_code: str, user: Any
+) -> ImportJob:
+    """Check an uploaded import at once (options, label map, archive entries) and queue it."""
+    case = case_by_code(case_code)
+    import_options(import_format=import_format, case=case, **_option_values(parameters))
+    if archive.size > settings.AICELL_IMPORT_MAX_ARCHIVE_BYTES:
+        raise PayloadTooLarge(
+            f"The archive is {archive.size:,} bytes; the limit is {settings.AICELL_IMPORT_MAX_ARCHIVE_BYTES:,}.",
+            field="archive",
+        )
+    _zip_files(archive, archive.name or "archive").close()
+    archive.seek(0)
+    job = ImportJob(
+        format=import_format, case=case, parameters=parameters, created_by=user, message="waiting for a worker"
+    )
+    job.archive.save("archive.zip", archive, save=False)
+    try:
+        with transaction.atomic():
+            job.save()
+            transaction.on_commit(lambda: _enqueue(ImportJob, job.pk))
+    except BaseException:
+        job.archive.delete(save=False)
+        raise
+    job.refresh_from_db()
+    return job
+
+
+def _option_values(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    ids = parameters.get("ids")
+    return {
+        "smear": parameters.get("smear") or "S1",
+        "as_": parameters.get("as") or "consensus",
+        "label_map": parameters.get("label_map"),
+        "ids": frozenset(ids) if ids is not None else None,
+        "field_types": parameters.get("field_types"),
+        "source_name": parameters.get("source_name") or "",
+    }
+
+
+def _zip_files(handle: IO[bytes], label: str) -> ZipDataset:
+    try:
+        return ZipDataset(handle, archive_limits(), label=label)
+    except UnsafeArchive as exc:
+        raise refused_archive(exc) from None
+
+
+def import_job_run(job: ImportJob) -> dict[str, Any]:
+    """Import the job's archive; the archive is deleted afterwards whatever the outcome."""
+    try:
+        options = import_options(import_format=job.format, case=job.case, **_option_values(job.parameters))
+        with job.archive.open("rb") as handle:
+            files = _zip_files(handle, job.parameters.get("archive_name") or "archive")
+
+            def progress(percent: float, message: str) -> None:
+                job_report_progress(job, percent, message)
+
+            return dataset_import(files, options, actor=job.created_by, progress=progress).to_dict()
+    finally:
+        job.archive.delete(save=False)
+        ImportJob.objects.filter(pk=job.pk).update(archive="")

@@ -1,0 +1,63 @@
+"""Export a COCO dataset zip from the command line (README "Interchange")."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from aicell.errors import DomainError
+from annotations.interchange.export_selection import SPLIT_ORDER, ExportRequest, ExportSource
+from annotations.interchange.jobs import coco_export_to_file
+
+
+def domain_error_text(exc: DomainError) -> str:
+    lines = [exc.message, *(f"  {error.field}: {error.reason}" for error in exc.errors if error.reason != exc.message)]
+    return "\n".join(lines)
+
+
+class Command(BaseCommand):
+    help = "Write a COCO export (instances per split, images, predictions as results files) into a zip."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--out", required=True, type=Path, help="the zip to write (replaced only when complete)")
+        parser.add_argument(
+            "--source",
+            nargs="+",
+            choices=[source.value for source in ExportSource],
+            default=[ExportSource.CONSENSUS.value],
+            help="what to export (default: consensus); predictions go to results/predictions_<split>.json",
+        )
+        parser.add_argument("--case", nargs="+", default=[], metavar="CODE", help="only these cases")
+        parser.add_argument("--split", nargs="+", default=[], choices=SPLIT_ORDER, help="only these splits")
+        parser.add_argument(
+            "--classes", nargs="+", default=[], metavar="CLASS", help="class names, uncountable, unclassified or ids"
+        )
+        parser.add_argument("--model-version", type=int, help="the model version of the predictions")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        request = ExportRequest(
+            sources=tuple(options["source"]),
+            cases=tuple(options["case"]),
+            splits=tuple(options["split"]),
+            classes=tuple(options["classes"]),
+            model_version=options["model_version"],
+        )
+        out: Path = options["out"]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # Written beside the target and renamed at the end: a failed export never leaves a half-written zip.
+        handle, scratch = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
+        try:
+            with os.fdopen(handle, "wb") as scratch_file:
+                summary = coco_export_to_file(request, scratch_file)
+            os.replace(scratch, out)
+        except DomainError as exc:
+            raise CommandError(domain_error_text(exc)) from None
+        finally:
+            if os.path.exists(scratch):
+                os.unlink(scratch)
+        self.stdout.write(json.dumps({"out": str(out), **summary.to_dict()}, indent=2))

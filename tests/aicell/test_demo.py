@@ -1,0 +1,53 @@
+"""The demo load: BCCD `train` fields arrive as imported truth (WBC types as classes), `val` fields as uploads."""
+
+from __future__ import annotations
+
+import csv
+import xml.etree.ElementTree as ET
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+
+from aicell.demo import DEMO_DATA, demo_field_ids, demo_setup
+from annotations.models import AnnotationKind, AnnotationSet, AnnotationStatus, Cell, Field, FieldStatus
+
+pytestmark = pytest.mark.django_db
+TYPE_CLASS = {"neutrophil": 5, "eosinophil": 6, "lymphocyte": 12, "monocyte": 16, "basophil": 20}
+
+
+def _white_cells(image_id: str) -> int:
+    root = ET.parse(DEMO_DATA / "Annotations" / f"{image_id}.xml").getroot()
+    return sum(1 for obj in root.iter("object") if obj.findtext("name") == "WBC")
+
+
+def test_the_demo_loads_train_fields_as_truth_and_val_fields_as_uploads_once(settings: Any) -> None:
+    settings.AICELL_AUTO_PRELABEL = False
+    first = demo_setup()
+    train, val = demo_field_ids("train"), demo_field_ids("val")
+    assert (first.fields_created, first.fields_existing) == (len(train) + len(val), 0)
+    by_name = {field.original_name: field for field in Field.objects.all()}
+    with (DEMO_DATA / "wbc_types.csv").open() as handle:
+        types = {row["image"]: row["wbc_types"].split(";") for row in csv.DictReader(handle)}
+    for image_id in train:
+        field = by_name[f"{image_id}.jpg"]
+        assert field.status == FieldStatus.CONSENSUS
+        truth = AnnotationSet.objects.get(field=field)
+        assert (truth.kind, truth.status, truth.source_name) == (
+            AnnotationKind.IMPORTED,
+            AnnotationStatus.LOCKED,
+            "BCCD",
+        )
+        classes = list(Cell.objects.filter(annotation_set=truth).values_list("cell_class", flat=True))
+        assert len(classes) == _white_cells(image_id)
+        listed = types.get(image_id, [])
+        if len(classes) == len(listed) and len(set(listed)) == 1:
+            assert set(classes) == {TYPE_CLASS[listed[0]]}
+    for image_id in val:
+        field = by_name[f"{image_id}.jpg"]
+        assert field.status == FieldStatus.UPLOADED
+        assert not field.annotation_sets.exists()
+    assert set(User.objects.values_list("username", flat=True)) >= {"annotator1", "labadmin", "researcher"}
+    again = demo_setup()
+    assert (again.fields_created, again.fields_existing) == (0, len(train) + len(val))
+    assert Field.objects.count() == len(train) + len(val)

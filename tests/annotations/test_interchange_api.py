@@ -1,0 +1,239 @@
+"""/api/v1/exports and /api/v1/imports: 202 with a job, progress, download, ownership, early refusals."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from aicell.models import JobStatus
+from aicell.roles import Role
+from annotations.interchange import coco_export, jobs
+from annotations.models import AnnotationKind, AnnotationStatus, Cell, ExportJob, Field, ImportJob
+from annotations.tasks import export_dataset, import_dataset
+from tests.annotations.interchange.builders import write_voc, zip_folder
+from tests.factories import AnnotationSetFactory, CaseFactory, CellFactory, FieldFactory, image_bytes
+
+BCCD_MAP = settings.BASE_DIR / "demo" / "bccd_label_map.json"
+
+
+def truth_field(**kwargs: Any) -> Any:
+    field = FieldFactory(**kwargs)
+    truth = AnnotationSetFactory(
+        field=field, kind=AnnotationKind.IMPORTED, annotator=None, status=AnnotationStatus.LOCKED
+    )
+    CellFactory(annotation_set=truth, cell_class_id=12)
+    return field
+
+
+def zip_members(response: Any) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+@pytest.mark.django_db
+def test_a_researcher_exports_polls_and_downloads(
+    client_for: Any, researcher: Any, make_user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Progress reported after every row: heartbeats and cancel checks run while the export's cursor is open.
+    monkeypatch.setattr(coco_export, "CHUNK_ROWS", 1)
+    monkeypatch.setattr(coco_export, "PROGRESS_EVERY_S", 0.0)
+    reports: list[tuple[float, str]] = []
+    report_progress = jobs.job_report_progress
+
+    def recorded(job: Any, percent: float, message: str) -> None:
+        reports.append((percent, message))
+        report_progress(job, percent, message)
+
+    monkeypatch.setattr(jobs, "job_report_progress", recorded)
+    field = truth_field()
+    CellFactory(annotation_set=field.annotation_sets.get(), x=100, cell_class_id=3)
+    client = client_for(researcher)
+    response = client.post("/api/v1/exports", {"cases": [field.smear.case.code]}, format="json")
+    assert response.status_code == 202, response.json()
+    job = response.json()
+    assert (job["status"], job["download_url"], response["Location"]) == (
+        "queued",
+        None,
+        f"/api/v1/exports/{job['id']}",
+    )
+    assert client.get(f"/api/v1/exports/{job['id']}/download").status_code == 409  # nothing to download yet
+    assert export_dataset(job["id"]) == JobStatus.SUCCEEDED  # what the worker runs
+    done = client.get(f"/api/v1/exports/{job['id']}").json()
+    assert (done["status"], done["progress"]) == ("succeeded", 100.0)
+    assert done["result"]["images"] == 1
+    assert [percent for percent, _ in reports] == sorted(percent for percent, _ in reports)
+    assert len(reports) >= 5  # 2 boxes, 1 image entry, 1 image file, the end, storing the zip
+    assert done["download_url"] == f"http://testserver/api/v1/exports/{job['id']}/download"
+    download = client.get(done["download_url"])
+    assert download.status_code == 200
+    assert download["Content-Type"] == "application/zip"
+    instances = json.loads(zip_members(download)["annotations/instances_unassigned.json"])
+    assert [image["id"] for image in instances["images"]] == [field.pk]
+    # Exports are personal: another researcher does not see it, an admin does, other roles are refused.
+    other = client_for(make_user(Role.RESEARCHER))
+    assert other.get(f"/api/v1/exports/{job['id']}").status_code == 404
+    assert other.get(f"/api/v1/exports/{job['id']}/download").status_code == 404
+    assert other.get("/api/v1/exports").json()["count"] == 0
+    assert client_for(make_user(Role.ADMIN)).get(f"/api/v1/exports/{job['id']}").status_code == 200
+    assert client_for(make_user(Role.ANNOTATOR)).get("/api/v1/exports").status_code == 403
+
+
+@pytest.mark.django_db
+def test_bad_export_requests_are_refused_before_a_job_exists(client_for: Any, researcher: Any) -> None:
+    truth_field()
+    client = client_for(researcher)
+    unknown = client.post("/api/v1/exports", {"cases": ["NOPE"], "splits": ["train"]}, format="json")
+    assert unknown.status_code == 400
+    assert unknown.json()["errors"][0]["field"] == "cases"
+    assert client.post("/api/v1/exports", {"sources": ["everything"]}, format="json").status_code == 400
+    refused = client.post("/api/v1/exports", {"sources": ["annotations"]}, format="json")
+    assert refused.status_code == 403
+    assert refused.json()["errors"] == [{"field": "sources", "reason": refused.json()["detail"]}]
+    empty = client.post("/api/v1/exports", {"splits": ["test"]}, format="json")
+    assert empty.status_code == 400
+    assert "Nothing to export" in empty.json()["detail"]
+    assert ExportJob.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_cancelling_a_queued_export(client_for: Any, researcher: Any) -> None:
+    truth_field()
+    client = client_for(researcher)
+    job = client.post("/api/v1/exports", {}, format="json").json()
+    cancelled = client.post(f"/api/v1/exports/{job['id']}/cancel")
+    assert (cancelled.status_code, cancelled.json()["status"]) == (200, "cancelled")
+    assert client.post(f"/api/v1/exports/{job['id']}/cancel").status_code == 409
+    assert export_dataset(job["id"]) == "skipped"
+
+
+def voc_archive(tmp_path: Path, objects: list[Any] | None = None) -> SimpleUploadedFile:
+    fields = {
+        "BloodImage_1": (image_bytes(64, 48, seed=61), 64, 48, objects or [("WBC", 2, 2, 30, 30), ("RBC", 1, 1, 9, 9)]),
+        "BloodImage_2": (image_bytes(64, 48, seed=62), 64, 48, [("WBC", 5, 5, 20, 20), ("WBC", 30, 5, 50, 20)]),
+    }
+    return SimpleUploadedFile("bccd.zip", zip_folder(write_voc(tmp_path / "voc", fields)), "application/zip")
+
+
+TYPES_CSV = b"image,wbc_types\nBloodImage_1,lymphocyte\nBloodImage_2,eosinophil;eosinophil\n"
+
+
+def import_form(tmp_path: Path, case_code: str, **overrides: Any) -> dict[str, Any]:
+    form = {
+        "archive": voc_archive(tmp_path),
+        "format": "voc",
+        "case": case_code,
+        "label_map": SimpleUploadedFile("map.json", BCCD_MAP.read_bytes()),
+        "types_csv": SimpleUploadedFile("types.csv", TYPES_CSV),
+    }
+    return form | overrides
+
+
+@pytest.mark.django_db
+def test_an_admin_imports_a_voc_zip_through_a_job(client_for: Any, lab_admin: Any, tmp_path: Path) -> None:
+    case: Any = CaseFactory()
+    client = client_for(lab_admin)
+    response = client.post("/api/v1/imports", import_form(tmp_path, case.code), format="multipart")
+    assert response.status_code == 202, response.json()
+    job = response.json()
+    assert (job["status"], job["case_code"], job["format"]) == ("queued", case.code, "voc")
+    archive_name = str(ImportJob.objects.get(pk=job["id"]).archive.name)
+    assert (Path(settings.MEDIA_ROOT) / archive_name).exists()
+    assert import_dataset(job["id"]) == JobStatus.SUCCEEDED
+    done = client.get(f"/api/v1/imports/{job['id']}").json()
+    assert (done["status"], done["result"]["fields"], done["result"]["cells"]) == ("succeeded", 2, 3)
+    assert done["result"]["ignored_boxes"] == {"RBC": 1}
+    classes = sorted(Cell.objects.filter(annotation_set__field__smear__case=case).values_list("cell_class", flat=True))
+    assert classes == [6, 6, 12]  # both white cells of field 2 are eosinophils; field 1's is a lymphocyte
+    assert not (Path(settings.MEDIA_ROOT) / archive_name).exists()  # the uploaded archive is removed
+
+
+@pytest.mark.django_db
+def test_imports_are_refused_early_when_the_request_is_wrong(client_for: Any, lab_admin: Any, tmp_path: Path) -> None:
+    case: Any = CaseFactory()
+    client = client_for(lab_admin)
+    unsafe = io.BytesIO()
+    with zipfile.ZipFile(unsafe, "w") as archive:
+        archive.writestr("Annotations/a.xml", "<annotation/>")
+        archive.writestr("../../etc/cron.d/evil", "* * * * * root sh")
+    cases = {
+        "archive": import_form(tmp_path, case.code, archive=SimpleUploadedFile("evil.zip", unsafe.getvalue())),
+        "case": import_form(tmp_path, case.code, case="NO-SUCH-CASE"),
+        "label_map": import_form(
+            tmp_path, case.code, label_map=SimpleUploadedFile("m.json", b'{"labels": {"WBC": "cell"}}')
+        ),
+        "as": import_form(tmp_path, case.code, **{"as": "annotator:nobody"}),
+        "smear": import_form(tmp_path, case.code, smear="no spaces allowed"),
+    }
+    for name, form in cases.items():
+        response = client.post("/api/v1/imports", form, format="multipart")
+        assert response.status_code == 400, (name, response.json())
+        fields = [error["field"] for error in response.json()["errors"]]
+        assert (fields == ["../../etc/cron.d/evil"]) if name == "archive" else (name in fields), (name, fields)
+    assert ImportJob.objects.count() == 0
+    assert not [p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()]
+
+
+@pytest.mark.django_db
+def test_dataset_problems_found_by_the_worker_fail_the_job_with_every_problem(
+    client_for: Any, lab_admin: Any, tmp_path: Path
+) -> None:
+    case: Any = CaseFactory()
+    form = import_form(
+        tmp_path, case, archive=voc_archive(tmp_path, [("WBC", 2, 2, 90, 30), ("Eosinophil", 1, 1, 9, 9)])
+    )
+    job = client_for(lab_admin).post("/api/v1/imports", form, format="multipart").json()
+    assert import_dataset(job["id"]) == JobStatus.FAILED
+    failed = client_for(lab_admin).get(f"/api/v1/imports/{job['id']}").json()
+    assert failed["status"] == "failed"
+    assert "2 problem(s); nothing was imported" in failed["error"]
+    reasons = {error["reason"] for error in failed["result"]["errors"]}
+    assert any("exceeds the image width 64" in reason for reason in reasons)
+    assert any("'Eosinophil'" in reason for reason in reasons)
+    assert Field.objects.count() == 0
+
+
+@pytest.mark.worker
+@pytest.mark.services
+def test_a_real_worker_runs_an_export_requested_through_the_api(
+    celery_worker_thread: Any, client_for: Any, researcher: Any
+) -> None:
+    field = truth_field()
+    client = client_for(researcher)
+    job = client.post("/api/v1/exports", {}, format="json").json()
+    deadline = time.monotonic() + 60
+    while (state := client.get(f"/api/v1/exports/{job['id']}").json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, state
+        time.sleep(0.2)
+    assert state["status"] == "succeeded", state
+    assert ExportJob.objects.get(pk=job["id"]).celery_task_id
+    members = zip_members(client.get(state["download_url"]))
+    assert f"images/unassigned/{field.pk:08d}.jpg" in members
+
+
+@pytest.mark.django_db
+def test_an_export_the_broker_cannot_take_fails_at_once(
+    client_for: Any, researcher: Any, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    truth_field()
+
+    def broker_down(*args: Any) -> None:
+        raise OSError("Connection refused")
+
+    monkeypatch.setattr(export_dataset, "delay", broker_down)
+    client = client_for(researcher)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/api/v1/exports", {}, format="json")
+    assert response.status_code == 202
+    job = client.get(f"/api/v1/exports/{response.json()['id']}").json()
+    assert (job["status"], job["error"]) == (
+        "failed",
+        "the task queue is unreachable (Connection refused); ask again later",
+    )
