@@ -24,7 +24,14 @@ from inference.checkpoints import CheckpointMeta, CheckpointMismatchError, load_
 from inference.crops import FieldImage, crop_cells, field_to_tensor
 from inference.nets import configure_detector_postprocess
 from inference.profiles import Profile, get_profile
-from inference.stages import COUNTABILITY_CLASSES, COUNTABLE_INDEX, DETECTOR_CLASSES, Stage
+from inference.stages import (
+    CELL_LABEL,
+    COUNTABILITY_CLASSES,
+    COUNTABLE_INDEX,
+    DETECTOR_CLASSES,
+    Stage,
+    detector_num_classes,
+)
 from inference.uncertainty import compute_uncertainty
 
 AmpSetting = torch.dtype | None | Literal["auto"]
@@ -151,11 +158,13 @@ class Pipeline:
         self.countability = countability.eval().to(self.device, memory_format=memory_format)
         self.members = [m.eval().to(self.device, memory_format=memory_format) for m in ensemble_members]
         config = self.profile.detector
+        # Sigmoid heads (RetinaNet, FCOS) also score the unused background label; ask for enough boxes that
+        # those cannot crowd out cells, then keep max_detections cells in `detect`.
         configure_detector_postprocess(
             self.detector,
             score_threshold=config.score_threshold,
             nms_iou=config.nms_iou,
-            max_detections=config.max_detections,
+            max_detections=config.max_detections * detector_num_classes(),
         )
         if self.amp_dtype is not None:
             _backbone_in_reduced_precision(self.detector, self.device, self.amp_dtype)
@@ -224,10 +233,12 @@ class Pipeline:
                 outputs = self.detector(chunk)
             for image, output in zip(chunk, outputs, strict=True):
                 height, width = image.shape[-2:]
-                boxes = output["boxes"].float()
+                # Outputs come sorted by score, so the first max_detections cells are the best ones.
+                cells = (output["labels"] == CELL_LABEL).nonzero().squeeze(1)[: self.profile.detector.max_detections]
+                boxes = output["boxes"][cells].float()
                 boxes[:, 0::2] = boxes[:, 0::2].clamp(0, width)
                 boxes[:, 1::2] = boxes[:, 1::2].clamp(0, height)
-                detections.append((boxes, output["scores"].float()))
+                detections.append((boxes, output["scores"][cells].float()))
         return detections
 
     def crops(self, fields: Sequence[Tensor], boxes: Sequence[Tensor]) -> dict[int, Tensor]:

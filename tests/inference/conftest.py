@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -21,7 +23,7 @@ from inference.stages import COUNTABILITY_CLASSES
 TRAINING = TrainingConfig(optimizer="adamw", lr=1e-3, weight_decay=0.0, batch_size=4, epochs=1, cosine_t_max=1)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_profile() -> Profile:
     return Profile(
         name="tiny",
@@ -44,10 +46,16 @@ def tiny_profile() -> Profile:
     )
 
 
-@pytest.fixture
-def tiny_models(tiny_profile: Profile) -> tuple[nn.Module, nn.Module, list[nn.Module]]:
+@pytest.fixture(scope="session")
+def _tiny_models_once(tiny_profile: Profile) -> tuple[nn.Module, nn.Module, list[nn.Module]]:
     torch.manual_seed(0)
     detector = build_detector(tiny_profile.detector.arch, **tiny_profile.detector.model_kwargs())
     countability = build_classifier(tiny_profile.countability.arch, len(COUNTABILITY_CLASSES))
     members = [build_classifier(arch, NUM_CLASSES) for arch in tiny_profile.classifier.archs]
     return detector, countability, members
+
+
+@pytest.fixture
+def tiny_models(_tiny_models_once: tuple[nn.Module, nn.Module, list[nn.Module]]) -> tuple[nn.Module, ...]:
+    """Fresh copies per test: a Pipeline takes over (and may wrap) the modules it is given."""
+    return copy.deepcopy(_tiny_models_once)

@@ -56,7 +56,11 @@ def test_field_cap_applies_within_a_balanced_round() -> None:
 
 
 def test_margin_strategy_puts_the_smallest_margin_first() -> None:
-    candidates = [cell("wide", 1, 0.5, margin=0.9), cell("narrow", 1, 0.5, margin=0.05), cell("mid", 1, 0.5, margin=0.4)]
+    candidates = [
+        cell("wide", 1, 0.5, margin=0.9),
+        cell("narrow", 1, 0.5, margin=0.05),
+        cell("mid", 1, 0.5, margin=0.4),
+    ]
     assert ids(select_for_review(candidates, 3, "margin")) == ["narrow", "mid", "wide"]
 
 
