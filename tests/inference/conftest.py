@@ -23,8 +23,7 @@ from inference.stages import COUNTABILITY_CLASSES
 TRAINING = TrainingConfig(optimizer="adamw", lr=1e-3, weight_decay=0.0, batch_size=4, epochs=1, cosine_t_max=1)
 
 
-@pytest.fixture(scope="session")
-def tiny_profile() -> Profile:
+def make_tiny_profile() -> Profile:
     return Profile(
         name="tiny",
         description="test profile",
@@ -44,6 +43,11 @@ def tiny_profile() -> Profile:
         countability=CountabilityConfig(arch="test_efficientnet", input_size=40, training=TRAINING),
         classifier=ClassifierConfig(archs=("test_resnet", "test_efficientnet"), input_size=32, training=TRAINING),
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_profile() -> Profile:
+    return make_tiny_profile()
 
 
 @pytest.fixture(scope="session")
