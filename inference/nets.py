@@ -114,7 +114,8 @@ def _family(arch: str) -> str:
     return "ssd" if head.startswith("ssd") else head  # ssd300 / ssdlite320 -> ssd
 
 
-def _set_ssd_input_size(model: nn.Module, size: int | Sequence[int]) -> None:
+# The helpers below reach into torchvision detection models, whose parts are untyped attributes: `model: Any`.
+def _set_ssd_input_size(model: Any, size: int | Sequence[int]) -> None:
     """SSD builders hard-code their input size; the box generator and heads are size-agnostic, so set it here."""
     width, height = (size, size) if isinstance(size, int) else size
     model.transform.fixed_size = (int(width), int(height))
@@ -123,7 +124,7 @@ def _set_ssd_input_size(model: nn.Module, size: int | Sequence[int]) -> None:
 
 
 def _replace_anchors(
-    model: nn.Module,
+    model: Any,
     arch: str,
     num_classes: int,
     sizes: Sequence[Sequence[int]],
@@ -186,7 +187,7 @@ def configure_detector_postprocess(
     model: nn.Module, *, score_threshold: float, nms_iou: float, max_detections: int
 ) -> None:
     """Set the inference-time filtering of any supported detector (these are runtime settings, not weights)."""
-    target = model.roi_heads if hasattr(model, "roi_heads") else model  # Faster R-CNN keeps them in its ROI heads
+    target: Any = model.roi_heads if hasattr(model, "roi_heads") else model  # Faster R-CNN keeps them in its ROI heads
     target.score_thresh = score_threshold
     target.nms_thresh = nms_iou
     target.detections_per_img = max_detections

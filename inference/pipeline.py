@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,13 +93,13 @@ def _float_features(features: Any) -> Any:
     if isinstance(features, Tensor):
         return features.float()
     if isinstance(features, Mapping):
-        return type(features)((k, v.float()) for k, v in features.items())
+        return OrderedDict((k, v.float()) for k, v in features.items())
     return [f.float() for f in features]
 
 
 def _backbone_in_reduced_precision(detector: nn.Module, device: torch.device, dtype: torch.dtype) -> None:
     """Run only the detector's backbone under autocast; its features return as float32 for the heads."""
-    backbone = detector.backbone
+    backbone: Any = detector.backbone
     forward = backbone.forward
     channels_last = device.type == "cuda"
 
@@ -154,9 +155,9 @@ class Pipeline:
         self.max_fields_per_pass = max_fields_per_pass
         self.timings = PipelineTimings()
         memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
-        self.detector = detector.eval().to(self.device, memory_format=memory_format)
-        self.countability = countability.eval().to(self.device, memory_format=memory_format)
-        self.members = [m.eval().to(self.device, memory_format=memory_format) for m in ensemble_members]
+        self.detector = detector.eval().to(self.device).to(memory_format=memory_format)
+        self.countability = countability.eval().to(self.device).to(memory_format=memory_format)
+        self.members = [m.eval().to(self.device).to(memory_format=memory_format) for m in ensemble_members]
         config = self.profile.detector
         # Sigmoid heads (RetinaNet, FCOS) also score the unused background label; ask for enough boxes that
         # those cannot crowd out cells, then keep max_detections cells in `detect`.
