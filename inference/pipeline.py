@@ -154,6 +154,7 @@ class Pipeline:
         self.amp_dtype = default_amp_dtype(self.device) if amp_dtype == "auto" else amp_dtype
         self.max_fields_per_pass = max_fields_per_pass
         self.timings = PipelineTimings()
+        self._pending_cuda_timings: list[tuple[torch.cuda.Event, torch.cuda.Event, Callable[[float], None]]] = []
         memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
         self.detector = detector.eval().to(self.device).to(memory_format=memory_format)
         self.countability = countability.eval().to(self.device).to(memory_format=memory_format)
@@ -210,16 +211,27 @@ class Pipeline:
 
     @contextlib.contextmanager
     def _timed(self, add: Callable[[float], None]) -> Iterator[None]:
+        """Time a forward pass; on CUDA with events read at the end of `run`, so timing adds no sync points."""
         if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        start = time.perf_counter()
-        yield
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        add(time.perf_counter() - start)
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            yield
+            end.record()
+            self._pending_cuda_timings.append((start, end, add))
+        else:
+            began = time.perf_counter()
+            yield
+            add(time.perf_counter() - began)
+
+    def _collect_cuda_timings(self) -> None:
+        torch.cuda.synchronize(self.device)
+        for start, end, add in self._pending_cuda_timings:
+            add(start.elapsed_time(end) / 1000)
+        self._pending_cuda_timings.clear()
 
     def reset_timings(self) -> None:
         self.timings = PipelineTimings()
+        self._pending_cuda_timings.clear()
 
     def to_tensors(self, images: Sequence[FieldImage]) -> list[Tensor]:
         return [field_to_tensor(image, self.device) for image in images]
@@ -280,7 +292,7 @@ class Pipeline:
             for first in range(0, len(images), self.max_fields_per_pass):
                 predictions.extend(self._run_pass(images[first : first + self.max_fields_per_pass]))
         if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+            self._collect_cuda_timings()
         self.timings.total_s += time.perf_counter() - start
         self.timings.fields += len(predictions)
         self.timings.cells += sum(len(p.cells) for p in predictions)
