@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import statistics
 import time
 from collections.abc import Sequence
@@ -71,11 +72,12 @@ def _synchronise(pipeline: Pipeline) -> None:
         torch.cuda.synchronize(pipeline.device)
 
 
-def time_pipeline(pipeline: Pipeline, fields: Sequence[np.ndarray]) -> float:
+def time_pipeline(pipeline: Pipeline, fields: Sequence[np.ndarray]) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) of one run over all fields."""
     _synchronise(pipeline)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     pipeline.run(fields)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu_start
 
 
 def bare_inputs(pipeline: Pipeline, fields: Sequence[np.ndarray]) -> tuple[list[torch.Tensor], dict[int, torch.Tensor]]:
@@ -107,15 +109,19 @@ def time_bare_forwards(pipeline: Pipeline, tensors: list[torch.Tensor], crops: d
 def benchmark(
     profile: Profile, fields: list[np.ndarray], repeats: int, device: str | None, checkpoints: Path | None
 ) -> dict[str, Any]:
-    pipeline = (
-        checkpoint_pipeline(checkpoints, profile, device) if checkpoints else random_init_pipeline(profile, device)
-    )
+    if checkpoints is not None:
+        pipeline = checkpoint_pipeline(checkpoints, profile, device)
+    else:
+        pipeline = random_init_pipeline(profile, device)
     tensors, crops = bare_inputs(pipeline, fields)
     time_pipeline(pipeline, fields)  # warm-up: allocator, oneDNN/cuDNN kernel choice for these shapes
     time_bare_forwards(pipeline, tensors, crops)
-    pipeline_times, bare_times = [], []
+    pipeline_times, cpu_times, bare_times = [], [], []
+    load_before = os.getloadavg()[0]
     for _ in range(repeats):
-        pipeline_times.append(time_pipeline(pipeline, fields))
+        wall, cpu = time_pipeline(pipeline, fields)
+        pipeline_times.append(wall)
+        cpu_times.append(cpu)
         bare_times.append(time_bare_forwards(pipeline, tensors, crops))
     pipeline.reset_timings()
     predictions = pipeline.run(fields)
@@ -142,6 +148,9 @@ def benchmark(
         "pipeline_forward_share": round(pipeline.timings.forward_s / pipeline.timings.total_s, 3),
         "pipeline_times_s": [round(t, 4) for t in pipeline_times],
         "bare_forward_times_s": [round(t, 4) for t in bare_times],
+        # Context for CPU figures: other processes on the machine slow the wall-clock numbers down.
+        "pipeline_cpu_s": round(statistics.median(cpu_times), 4),
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 
 

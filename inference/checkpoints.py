@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -24,7 +25,7 @@ from inference.nets import build_classifier, build_detector
 from inference.stages import Stage, detector_num_classes
 
 FORMAT_VERSION = 1
-_PLAIN_SCALARS = (str, int, float, bool, type(None))
+_PLAIN_SCALARS = (str, int, float, bool)
 
 
 class CheckpointError(Exception):
@@ -58,7 +59,7 @@ class CheckpointMeta:
     created_at: str = field(default_factory=_now)
 
     def __post_init__(self) -> None:
-        Stage(self.stage)  # ValueError for an unknown stage
+        object.__setattr__(self, "stage", Stage(self.stage).value)  # ValueError for an unknown stage
         object.__setattr__(self, "classes", tuple(self.classes))
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
@@ -66,8 +67,7 @@ class CheckpointMeta:
             raise ValueError("a checkpoint needs a non-empty class list")
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        _ensure_plain(data, "meta")
+        data: dict[str, Any] = _to_plain(asdict(self), "meta")
         return data
 
     @classmethod
@@ -86,20 +86,31 @@ class LoadedCheckpoint:
     extra_state: dict[str, Any] | None = None
 
 
-def _ensure_plain(value: Any, where: str) -> None:
-    """Reject values that `torch.load(weights_only=True)` could not read back, naming where they sit."""
-    if isinstance(value, _PLAIN_SCALARS):
-        return
+def _to_plain(value: Any, where: str) -> Any:
+    """A copy of `value` made of plain types that `torch.load(weights_only=True)` can read back.
+
+    Subclasses of str/int/float (enums, numpy scalars) become the base type; anything else is refused with
+    the path to the offending value.
+    """
+    if value is None or type(value) in _PLAIN_SCALARS:
+        return value
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    for plain in (str, int, float):
+        if isinstance(value, plain):
+            return plain(value)
+    if isinstance(value, np.integer | np.floating):
+        return value.item()
     if isinstance(value, Mapping):
+        plain_dict = {}
         for key, item in value.items():
             if not isinstance(key, str | int):
                 raise TypeError(f"{where}: key {key!r} is not a str or int")
-            _ensure_plain(item, f"{where}.{key}")
-        return
+            plain_dict[_to_plain(key, where)] = _to_plain(item, f"{where}.{key}")
+        return plain_dict
     if isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            _ensure_plain(item, f"{where}[{index}]")
-        return
+        items = [_to_plain(item, f"{where}[{index}]") for index, item in enumerate(value)]
+        return items if isinstance(value, list) else tuple(items)
     raise TypeError(f"{where}: {type(value).__name__} is not a plain type (str, number, bool, None, list, dict)")
 
 
@@ -123,8 +134,6 @@ def save_checkpoint(
     """Write one model's checkpoint atomically (temp file in the same folder, then os.replace)."""
     if Stage(meta.stage) is Stage.DETECTOR and len(meta.classes) + 1 != detector_num_classes():
         raise ValueError(f"a detector checkpoint has classes {meta.classes!r}; the detector predicts one class")
-    if extra_state is not None:
-        _ensure_plain(extra_state, "extra_state")
     payload = {
         "format_version": FORMAT_VERSION,
         "meta": meta.to_dict(),
@@ -132,7 +141,7 @@ def save_checkpoint(
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "epoch": epoch,
-        "extra_state": extra_state,
+        "extra_state": _to_plain(extra_state, "extra_state"),
     }
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)

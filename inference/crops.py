@@ -40,7 +40,10 @@ def field_to_tensor(image: FieldImage, device: torch.device | str = "cpu") -> Te
         array = np.repeat(array[:, :, None], 3, axis=2)
     if array.ndim != 3 or array.shape[2] not in (3, 4):
         raise ValueError(f"a field must be (H, W, 3) RGB, got shape {array.shape}")
-    tensor = torch.from_numpy(np.ascontiguousarray(array[:, :, :3])).to(device).permute(2, 0, 1)
+    rgb = array[:, :, :3]
+    # torch.from_numpy shares memory and warns on read-only arrays (e.g. from PIL); copy those once.
+    rgb = np.ascontiguousarray(rgb) if rgb.flags.writeable else np.array(rgb, order="C")
+    tensor = torch.from_numpy(rgb).to(device).permute(2, 0, 1)
     if tensor.dtype == torch.uint8:
         return tensor.float().div_(255.0)
     return tensor.float()

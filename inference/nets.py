@@ -8,6 +8,7 @@ checkpoint through `inference.checkpoints`).
 from __future__ import annotations
 
 import difflib
+import inspect
 import logging
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -22,6 +23,8 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 from torchvision.models.detection.retinanet import RetinaNetHead
 from torchvision.models.detection.rpn import RPNHead
+from torchvision.models.detection.ssd import SSD
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from inference.stages import detector_num_classes
@@ -91,12 +94,28 @@ _DETECTOR_BUILDERS: dict[str, DetectorBuilder] = {
 DETECTOR_ARCHS: tuple[str, ...] = tuple(_DETECTOR_BUILDERS)
 
 
+_FAMILY_CLASSES: dict[str, type[nn.Module]] = {
+    "retinanet": detection.RetinaNet,
+    "fcos": detection.FCOS,
+    "ssd": SSD,
+    "fasterrcnn": detection.FasterRCNN,
+}
+
+
+def _accepted_kwargs(arch: str) -> set[str]:
+    """Keyword names the arch's constructor chain uses; torchvision silently drops unknown ones (typos)."""
+    constructors = (_FAMILY_CLASSES[_family(arch)].__init__, GeneralizedRCNNTransform.__init__)
+    names = {name for c in constructors for name in inspect.signature(c).parameters}
+    return (names | {"trainable_backbone_layers", "norm_layer"}) - {"self", "kwargs", "backbone", "num_classes"}
+
+
 def _family(arch: str) -> str:
     head = arch.split("_", 1)[0]
     return "ssd" if head.startswith("ssd") else head  # ssd300 / ssdlite320 -> ssd
 
 
-def _set_ssd_input_size(model: nn.Module, size: int | Sequence[int]) -> None:
+# The helpers below reach into torchvision detection models, whose parts are untyped attributes: `model: Any`.
+def _set_ssd_input_size(model: Any, size: int | Sequence[int]) -> None:
     """SSD builders hard-code their input size; the box generator and heads are size-agnostic, so set it here."""
     width, height = (size, size) if isinstance(size, int) else size
     model.transform.fixed_size = (int(width), int(height))
@@ -105,7 +124,7 @@ def _set_ssd_input_size(model: nn.Module, size: int | Sequence[int]) -> None:
 
 
 def _replace_anchors(
-    model: nn.Module,
+    model: Any,
     arch: str,
     num_classes: int,
     sizes: Sequence[Sequence[int]],
@@ -150,6 +169,9 @@ def build_detector(arch: str, num_classes: int = detector_num_classes(), **kwarg
     size = kwargs.pop("size", None)
     if size is not None and _family(arch) != "ssd":
         raise ValueError(f"{arch}: `size` is only for SSD models; use min_size/max_size")
+    unknown = set(kwargs) - _accepted_kwargs(arch)
+    if unknown:
+        raise ValueError(f"{arch}: invalid detector kwargs {sorted(unknown)}")
     try:
         model = _DETECTOR_BUILDERS[arch](num_classes=num_classes, **kwargs)
     except TypeError as error:
@@ -165,7 +187,7 @@ def configure_detector_postprocess(
     model: nn.Module, *, score_threshold: float, nms_iou: float, max_detections: int
 ) -> None:
     """Set the inference-time filtering of any supported detector (these are runtime settings, not weights)."""
-    target = model.roi_heads if hasattr(model, "roi_heads") else model  # Faster R-CNN keeps them in its ROI heads
+    target: Any = model.roi_heads if hasattr(model, "roi_heads") else model  # Faster R-CNN keeps them in its ROI heads
     target.score_thresh = score_threshold
     target.nms_thresh = nms_iou
     target.detections_per_img = max_detections

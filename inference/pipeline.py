@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,14 @@ from inference.checkpoints import CheckpointMeta, CheckpointMismatchError, load_
 from inference.crops import FieldImage, crop_cells, field_to_tensor
 from inference.nets import configure_detector_postprocess
 from inference.profiles import Profile, get_profile
-from inference.stages import COUNTABILITY_CLASSES, COUNTABLE_INDEX, DETECTOR_CLASSES, Stage
+from inference.stages import (
+    CELL_LABEL,
+    COUNTABILITY_CLASSES,
+    COUNTABLE_INDEX,
+    DETECTOR_CLASSES,
+    Stage,
+    detector_num_classes,
+)
 from inference.uncertainty import compute_uncertainty
 
 AmpSetting = torch.dtype | None | Literal["auto"]
@@ -85,13 +93,13 @@ def _float_features(features: Any) -> Any:
     if isinstance(features, Tensor):
         return features.float()
     if isinstance(features, Mapping):
-        return type(features)((k, v.float()) for k, v in features.items())
+        return OrderedDict((k, v.float()) for k, v in features.items())
     return [f.float() for f in features]
 
 
 def _backbone_in_reduced_precision(detector: nn.Module, device: torch.device, dtype: torch.dtype) -> None:
     """Run only the detector's backbone under autocast; its features return as float32 for the heads."""
-    backbone = detector.backbone
+    backbone: Any = detector.backbone
     forward = backbone.forward
     channels_last = device.type == "cuda"
 
@@ -146,16 +154,19 @@ class Pipeline:
         self.amp_dtype = default_amp_dtype(self.device) if amp_dtype == "auto" else amp_dtype
         self.max_fields_per_pass = max_fields_per_pass
         self.timings = PipelineTimings()
+        self._pending_cuda_timings: list[tuple[torch.cuda.Event, torch.cuda.Event, Callable[[float], None]]] = []
         memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
-        self.detector = detector.eval().to(self.device, memory_format=memory_format)
-        self.countability = countability.eval().to(self.device, memory_format=memory_format)
-        self.members = [m.eval().to(self.device, memory_format=memory_format) for m in ensemble_members]
+        self.detector = detector.eval().to(self.device).to(memory_format=memory_format)
+        self.countability = countability.eval().to(self.device).to(memory_format=memory_format)
+        self.members = [m.eval().to(self.device).to(memory_format=memory_format) for m in ensemble_members]
         config = self.profile.detector
+        # Sigmoid heads (RetinaNet, FCOS) also score the unused background label; ask for enough boxes that
+        # those cannot crowd out cells, then keep max_detections cells in `detect`.
         configure_detector_postprocess(
             self.detector,
             score_threshold=config.score_threshold,
             nms_iou=config.nms_iou,
-            max_detections=config.max_detections,
+            max_detections=config.max_detections * detector_num_classes(),
         )
         if self.amp_dtype is not None:
             _backbone_in_reduced_precision(self.detector, self.device, self.amp_dtype)
@@ -200,16 +211,27 @@ class Pipeline:
 
     @contextlib.contextmanager
     def _timed(self, add: Callable[[float], None]) -> Iterator[None]:
+        """Time a forward pass; on CUDA with events read at the end of `run`, so timing adds no sync points."""
         if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        start = time.perf_counter()
-        yield
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        add(time.perf_counter() - start)
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            yield
+            end.record()
+            self._pending_cuda_timings.append((start, end, add))
+        else:
+            began = time.perf_counter()
+            yield
+            add(time.perf_counter() - began)
+
+    def _collect_cuda_timings(self) -> None:
+        torch.cuda.synchronize(self.device)
+        for start, end, add in self._pending_cuda_timings:
+            add(start.elapsed_time(end) / 1000)
+        self._pending_cuda_timings.clear()
 
     def reset_timings(self) -> None:
         self.timings = PipelineTimings()
+        self._pending_cuda_timings.clear()
 
     def to_tensors(self, images: Sequence[FieldImage]) -> list[Tensor]:
         return [field_to_tensor(image, self.device) for image in images]
@@ -224,10 +246,12 @@ class Pipeline:
                 outputs = self.detector(chunk)
             for image, output in zip(chunk, outputs, strict=True):
                 height, width = image.shape[-2:]
-                boxes = output["boxes"].float()
+                # Outputs come sorted by score, so the first max_detections cells are the best ones.
+                cells = (output["labels"] == CELL_LABEL).nonzero().squeeze(1)[: self.profile.detector.max_detections]
+                boxes = output["boxes"][cells].float()
                 boxes[:, 0::2] = boxes[:, 0::2].clamp(0, width)
                 boxes[:, 1::2] = boxes[:, 1::2].clamp(0, height)
-                detections.append((boxes, output["scores"].float()))
+                detections.append((boxes, output["scores"][cells].float()))
         return detections
 
     def crops(self, fields: Sequence[Tensor], boxes: Sequence[Tensor]) -> dict[int, Tensor]:
@@ -268,7 +292,7 @@ class Pipeline:
             for first in range(0, len(images), self.max_fields_per_pass):
                 predictions.extend(self._run_pass(images[first : first + self.max_fields_per_pass]))
         if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+            self._collect_cuda_timings()
         self.timings.total_s += time.perf_counter() - start
         self.timings.fields += len(predictions)
         self.timings.cells += sum(len(p.cells) for p in predictions)

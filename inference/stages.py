@@ -19,6 +19,7 @@ class Stage(StrEnum):
 
 # Detectors get one foreground class; torchvision adds background as label 0, so "cell" is label 1.
 DETECTOR_CLASSES: tuple[str, ...] = ("cell",)
+CELL_LABEL = 1
 COUNTABILITY_CLASSES: tuple[str, ...] = ("uncountable", "countable")
 COUNTABLE_INDEX = COUNTABILITY_CLASSES.index("countable")
 
