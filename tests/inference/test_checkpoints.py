@@ -86,6 +86,7 @@ def test_optimizer_and_scheduler_state_round_trip(tmp_path: Path) -> None:
     resumed = torch.optim.AdamW(loaded.model.parameters(), lr=1e-3)
     resumed.load_state_dict(loaded.optimizer_state)
     assert resumed.state_dict()["state"][0]["step"] == optimizer.state_dict()["state"][0]["step"]
+    assert loaded.scheduler_state is not None
     assert loaded.scheduler_state["last_epoch"] == 1
 
 

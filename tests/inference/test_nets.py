@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 import timm
@@ -82,7 +83,7 @@ def test_ssd_size_sets_the_fixed_input() -> None:
 
 def test_custom_anchors_rebuild_the_head_when_the_count_changes() -> None:
     sizes = [[24, 32], [48, 64], [96, 128], [192, 256], [384, 512]]
-    model = build_detector("retinanet_resnet18_fpn", min_size=64, max_size=96, anchor_sizes=sizes).eval()
+    model: Any = build_detector("retinanet_resnet18_fpn", min_size=64, max_size=96, anchor_sizes=sizes).eval()
     assert model.anchor_generator.num_anchors_per_location()[0] == 6  # 2 sizes x 3 default aspect ratios
     assert model.head.classification_head.num_anchors == 6
     configure_detector_postprocess(model, score_threshold=0.0, nms_iou=0.5, max_detections=3)
@@ -118,14 +119,16 @@ def test_unknown_classifier_suggests_close_names() -> None:
         build_classifier("resnet5O", 21)
 
 
-def test_backbone_checkpoint_loads_backbone_and_leaves_a_new_head(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_backbone_checkpoint_loads_backbone_and_leaves_a_new_head(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     torch.manual_seed(1)
     source = timm.create_model("test_resnet", pretrained=False, num_classes=1000)
     state = {**source.state_dict(), "aux.weight": torch.zeros(1)}
     path = tmp_path / "backbone.pth"
     torch.save(state, path)
     with caplog.at_level(logging.INFO, logger="inference.nets"):
-        model = build_classifier("test_resnet", 21, backbone_checkpoint=path)
+        model: Any = build_classifier("test_resnet", 21, backbone_checkpoint=path)
     assert torch.equal(model.state_dict()["conv1.0.weight"], source.state_dict()["conv1.0.weight"])
     assert model.fc.weight.shape[0] == 21
     assert "aux.weight" in caplog.text

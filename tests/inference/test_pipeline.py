@@ -98,7 +98,7 @@ def test_fields_are_processed_in_passes_without_changing_results(tiny_profile: P
     in_passes = Pipeline(*tiny_models, tiny_profile, max_fields_per_pass=1).run(synthetic_fields())
     assert [c.box for f in in_passes for c in f.cells] == [c.box for f in whole for c in f.cells]
     probabilities = [[c.probabilities for f in run for c in f.cells] for run in (in_passes, whole)]
-    np.testing.assert_allclose(*probabilities, atol=1e-5)
+    np.testing.assert_allclose(np.array(probabilities[0]), np.array(probabilities[1]), atol=1e-5)
 
 
 def test_reduced_precision_path_runs_and_keeps_float32_boxes(tiny_profile: Profile, tiny_models: Models) -> None:

@@ -61,7 +61,7 @@ def test_detector_model_kwargs_merge_sizes_and_extra_kwargs() -> None:
     assert "min_size" not in cpu.model_kwargs()
 
 
-def _write_variant(tmp_path: Path, edit) -> Path:  # type: ignore[no-untyped-def]
+def _write_variant(tmp_path: Path, edit) -> Path:
     data = yaml.safe_load(PROFILES_PATH.read_text())
     edit(data["cpu"])
     path = tmp_path / "profiles.yaml"
@@ -70,7 +70,7 @@ def _write_variant(tmp_path: Path, edit) -> Path:  # type: ignore[no-untyped-def
 
 
 def test_a_typo_in_a_key_fails_loudly(tmp_path: Path) -> None:
-    def rename(cpu: dict) -> None:  # type: ignore[type-arg]
+    def rename(cpu: dict) -> None:
         cpu["classifier"]["input_sise"] = cpu["classifier"].pop("input_size")
 
     path = _write_variant(tmp_path, rename)
@@ -89,7 +89,7 @@ def test_a_typo_in_a_key_fails_loudly(tmp_path: Path) -> None:
         (lambda cpu: cpu["classifier"].update(archs=[]), "non-empty list"),
     ],
 )
-def test_bad_values_are_rejected(tmp_path: Path, edit, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_values_are_rejected(tmp_path: Path, edit, message: str) -> None:
     with pytest.raises(ProfileError, match=message):
         load_profiles(_write_variant(tmp_path, edit))
 
