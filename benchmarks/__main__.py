@@ -1,0 +1,82 @@
+"""`make bench`: run the benchmarks, each in its own process, and print one table of their figures.
+
+    python -m benchmarks                    # all of them (the real-data training runs take ~20 min each)
+    python -m benchmarks pipeline export    # a selection
+
+Each benchmark module prints a JSON object as its last output line (`--json`); this runner collects them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    args: tuple[str, ...]
+    figures: tuple[str, ...]
+    goal: str
+
+
+BENCHMARKS: tuple[Benchmark, ...] = (
+    Benchmark(
+        "pipeline",
+        ("--profile", "cpu", "--fields", "32", "--json"),
+        ("fields_per_s", "cells_per_s", "overhead_ratio"),
+        "cpu profile >= 2 fields/s, overhead_ratio <= 1.3",
+    ),
+    Benchmark(
+        "export",
+        ("--annotations", "1000000", "--json"),
+        ("annotations", "seconds", "peak_mb", "annotations_per_s"),
+        "1,000,000 annotations well under a minute, flat memory",
+    ),
+)
+
+
+def run(benchmark: Benchmark) -> dict[str, object]:
+    started = time.monotonic()
+    process = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{benchmark.name}", *benchmark.args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    lines = [line for line in process.stdout.splitlines() if line.strip().startswith("{")]
+    if process.returncode != 0 or not lines:
+        tail = (process.stderr or process.stdout).strip().splitlines()[-5:]
+        return {"error": f"exit {process.returncode}: {' | '.join(tail)}", "wall_s": round(elapsed, 1)}
+    result: dict[str, object] = json.loads(lines[-1])
+    result["wall_s"] = round(elapsed, 1)
+    return result
+
+
+def main(selected: list[str]) -> int:
+    known = {benchmark.name: benchmark for benchmark in BENCHMARKS}
+    unknown = [name for name in selected if name not in known]
+    if unknown:
+        print(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(known)}", file=sys.stderr)
+        return 2
+    chosen = [known[name] for name in selected] if selected else list(BENCHMARKS)
+    failed = False
+    rows = []
+    for benchmark in chosen:
+        print(f"running {benchmark.name} ...", file=sys.stderr, flush=True)
+        result = run(benchmark)
+        failed |= "error" in result
+        shown = result.get("error") or ", ".join(f"{key}={result.get(key)}" for key in benchmark.figures)
+        rows.append((benchmark.name, str(shown), benchmark.goal, str(result["wall_s"])))
+    widths = [max(len(row[i]) for row in [("benchmark", "figures", "goal", "wall s"), *rows]) for i in range(4)]
+    for row in [("benchmark", "figures", "goal", "wall s"), *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
