@@ -15,8 +15,11 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import Permission
+from django.contrib.contenttypes.models import ContentType
+from django.core import serializers
 from django.core.cache import cache
-from django.db import connections
+from django.db import connections, transaction
 from django.urls import NoReverseMatch, reverse
 
 from tests.conftest import IN_CI
@@ -70,28 +73,41 @@ def frontend_dist() -> Path:
     return DIST
 
 
-@pytest.fixture(scope="session")
-def migrated_rows(django_db_setup: None) -> str:
-    """The rows the migrations seed, as Django serialized them when it created the test database.
+@pytest.fixture(scope="session", autouse=True)
+def migrated_rows(django_db_setup: None) -> Iterator[str]:
+    """The rows the migrations seed (roles, cell classes, ...), as Django serialized them when it created the test
+    database (the `serialized_rollback` of BROWSER_TEST asks for that).
 
-    Django puts them back before each serialized-rollback test, but reads them from the connection object of the
-    current context; once Playwright runs, the test code works in another context whose connection object does
-    not carry them. Kept here (read before the browser starts) so `migrated_rows_back` can restore them.
+    `page` puts them back itself rather than leaving it to Django: Django's restore fails when an earlier
+    transactional test without serialized rollback let post_migrate re-create the content types under new ids, and
+    once Playwright runs, Django reads the serialized rows from another connection object (see `browser`).
     """
-    return str(getattr(connections["default"], "_test_serialized_contents", ""))
-
-
-@pytest.fixture
-def migrated_rows_back(migrated_rows: str) -> None:
     connection = connections["default"]
-    if migrated_rows and not hasattr(connection, "_test_serialized_contents"):
-        connection.creation.deserialize_db_from_string(migrated_rows)
-        # Django's flush after the test then leaves these rows to the next restore, as it does on its own.
-        connection._test_serialized_contents = migrated_rows
+    rows = str(getattr(connection, "_test_serialized_contents", ""))
+    if hasattr(connection, "_test_serialized_contents"):
+        del connection._test_serialized_contents
+    yield rows
+    if rows:
+        connection._test_serialized_contents = rows
+
+
+def restore_migrated_rows(rows: str) -> None:
+    """Put back what a flush removed; rows there already (content types and permissions, which post_migrate
+    re-creates after a flush, possibly under other ids) stay as they are."""
+    skip_if_present = (ContentType, Permission)
+    with transaction.atomic():
+        for item in serializers.deserialize("json", rows, ignorenonexistent=True):
+            model = type(item.object)
+            if model in skip_if_present and model.objects.exists():
+                continue
+            if model._default_manager.filter(pk=item.object.pk).exists():
+                continue
+            with transaction.atomic():
+                item.save()
 
 
 @pytest.fixture(scope="session")
-def browser(frontend_dist: Path, migrated_rows: str) -> Iterator[Any]:
+def browser(frontend_dist: Path) -> Iterator[Any]:
     if not CHROMIUM.exists():
         message = f"Chromium is not installed at {CHROMIUM} (apt-get install chromium; `make test` does it)"
         if IN_CI:
@@ -106,8 +122,14 @@ def browser(frontend_dist: Path, migrated_rows: str) -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any, live_server: Any, migrated_rows_back: None) -> Iterator[Any]:
-    """A fresh browser context at 1366x768 on the live server. JavaScript errors fail the test."""
+def page(browser: Any, live_server: Any, migrated_rows: str) -> Iterator[Any]:
+    """A fresh browser context at 1366x768 on the live server. JavaScript errors fail the test.
+
+    Playwright's sync API marks its event loop as running in this thread, so Django keeps the test's database
+    connection in async-context storage from then on: a connection object of its own, which works on the same
+    test database.
+    """
+    restore_migrated_rows(migrated_rows)
     cache.clear()  # the login throttle counts per address; tests log in many times
     context = browser.new_context(viewport=VIEWPORT, base_url=live_server.url)
     context.set_default_timeout(TIMEOUT_MS)
