@@ -58,13 +58,17 @@ def _build_frontend() -> None:
             pytest.fail(f"`{' '.join(command)}` failed in frontend/:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _static_root() -> None:
+    # whitenoise warns about a missing STATIC_ROOT at every request; these servers serve through the finders.
+    Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+
+
 @pytest.fixture(scope="session")
 def frontend_dist() -> Path:
     if not (DIST / "index.html").exists():
         _build_frontend()
     # Settings were read before a build in this session could create the folder: serve it from now on.
-    # whitenoise warns about a missing STATIC_ROOT; the live server serves from the finders.
-    Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
     if DIST not in [Path(d) for d in settings.STATICFILES_DIRS]:
         from django.contrib.staticfiles.finders import get_finder
 
@@ -157,9 +161,12 @@ def log_in(page: Any, username: str, password: str) -> None:
 
 
 def require_route(name: str, branch: str, **kwargs: Any) -> None:
-    """Skip (outside CI) a test whose endpoint arrives with a sibling branch; under CI it must run and fail."""
+    """A test whose endpoint arrives with another branch: outside CI it skips while the endpoint is missing; under
+    CI it fails at once, saying which branch it needs (CI runs every browser test)."""
     try:
         reverse(name, kwargs=kwargs or None)
     except NoReverseMatch:
-        if not IN_CI:
-            pytest.skip(f"the {name} endpoint is not in this branch (it arrives with the {branch} branch)")
+        reason = f"the {name} endpoint is not in this checkout (it arrives with the {branch} branch)"
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)

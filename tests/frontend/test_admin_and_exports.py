@@ -7,10 +7,9 @@ from typing import Any
 import pytest
 
 from aicell.roles import Role
-from annotations.models import AnnotationKind
-from tests.factories import PASSWORD, AnnotationSetFactory, CellFactory, UserFactory
+from tests.factories import PASSWORD, CellFactory, UserFactory
 from tests.frontend.conftest import BROWSER_TEST, log_in, require_route, screenshot
-from tests.frontend.world import build_world
+from tests.frontend.world import build_world, imported_truth
 
 pytestmark = BROWSER_TEST
 
@@ -22,7 +21,7 @@ def exports_api() -> None:
 
 def test_researcher_builds_and_downloads_a_coco_export(exports_api: None, page: Any, celery_worker_thread: Any) -> None:
     world = build_world(n_fields=1)
-    truth = AnnotationSetFactory(field=world.fields[0], kind=AnnotationKind.IMPORTED, annotator=None, source_name="e2e")
+    truth = imported_truth(world.fields[0])
     CellFactory(annotation_set=truth, cell_class_id=12)
     UserFactory(username="rita", roles=[Role.RESEARCHER])
     log_in(page, "rita", PASSWORD)

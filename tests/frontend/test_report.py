@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from annotations.models import AnnotationKind
-from tests.factories import PASSWORD, AnnotationSetFactory, CellFactory
+from tests.factories import PASSWORD, CellFactory
 from tests.frontend.conftest import BROWSER_TEST, log_in, require_route, screenshot
-from tests.frontend.world import build_world
+from tests.frontend.world import build_world, imported_truth
 
 pytestmark = BROWSER_TEST
 
@@ -18,7 +17,7 @@ def test_case_report_shows_counts_intervals_and_the_suggestion(page: Any) -> Non
     world = build_world(n_fields=2)
     # Reviewed truth: 6 lymphoblasts and 14 lymphocytes over the two fields.
     for index, field in enumerate(world.fields):
-        truth = AnnotationSetFactory(field=field, kind=AnnotationKind.IMPORTED, annotator=None, source_name="e2e")
+        truth = imported_truth(field)
         for i in range(10):
             blast = index * 10 + i < 6
             CellFactory(

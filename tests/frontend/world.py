@@ -13,7 +13,7 @@ from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 
 from aicell.roles import Role
-from annotations.models import AnnotationKind, Cell
+from annotations.models import AnnotationKind, AnnotationStatus, Cell
 from tests.conftest import token_client
 from tests.factories import (
     AnnotationSetFactory,
@@ -100,6 +100,13 @@ def build_world(n_fields: int = 2) -> World:
     for field in fields:
         assign_if_required(world, field, annotator, second)
     return world
+
+
+def imported_truth(field: Any) -> Any:
+    """Reviewed truth for a field as an import brings it: a locked set of kind "imported"."""
+    return AnnotationSetFactory(
+        field=field, kind=AnnotationKind.IMPORTED, annotator=None, source_name="e2e", status=AnnotationStatus.LOCKED
+    )
 
 
 def assign_if_required(world: World, field: Any, *annotators: Any) -> None:

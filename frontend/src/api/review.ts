@@ -1,6 +1,6 @@
 // Client of the double-review API: assignments (my worklist), conflicts side by side and their resolution.
 
-import { api, fetchAll, request, withQuery } from "./http";
+import { api, fetchAll, isMissingEndpoint, request, withQuery } from "./http";
 import type { Box } from "./types";
 
 export type Progress = "not_started" | "in_progress" | "submitted" | "pending";
@@ -80,3 +80,13 @@ export const conflicts = {
     ).data;
   },
 };
+
+/** The fields assigned to me; null on a server without assignments, where every field is open to annotators. */
+export async function myAssignedFields(): Promise<Set<number> | null> {
+  try {
+    return new Set((await assignments.mine()).map((assignment) => assignment.field));
+  } catch (error) {
+    if (isMissingEndpoint(error)) return null;
+    throw error;
+  }
+}

@@ -5,6 +5,7 @@
 // consensus. Only `loadReviewQueue` needs to change when that API exists.
 
 import { annotationSets, cells, fields } from "./foundation";
+import { myAssignedFields } from "./review";
 import type { AnnotationSet, Cell, Field, Me } from "./types";
 
 export interface ReviewItem {
@@ -31,9 +32,10 @@ export async function loadReviewQueue(me: Me, limit = 50): Promise<ReviewQueue> 
   const candidates = page.results.filter((cell) => cell.confidence !== null);
   const sets = await each([...new Set(candidates.map((c) => c.annotation_set))], (id) => annotationSets.get(id));
   const fieldIds = [...new Set([...sets.values()].map((s) => s.field))];
-  const [fieldById, mySets] = await Promise.all([
+  const [fieldById, mySets, assigned] = await Promise.all([
     each(fieldIds, (id) => fields.get(id)),
     annotationSets.list({ kind: "annotator", annotator: me.id ?? undefined }),
+    myAssignedFields(),
   ]);
   const mySetByField = new Map(mySets.filter((s) => fieldIds.includes(s.field)).map((s) => [s.field, s]));
   const myCells = await each(
@@ -54,6 +56,7 @@ export async function loadReviewQueue(me: Me, limit = 50): Promise<ReviewQueue> 
     const mySet = mySetByField.get(field.id) ?? null;
     if (taken.has(cell.id) || newestSet.get(field.id) !== set.id) continue;
     if (field.status === "consensus" || (mySet && mySet.status !== "draft")) continue;
+    if (assigned && !assigned.has(field.id)) continue; // double review: only my assigned fields
     items.push({ cell, field, mySet });
     if (items.length >= limit) break;
   }

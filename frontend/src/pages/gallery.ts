@@ -27,6 +27,7 @@ import { clear, h } from "../ui/dom";
 import { showError, showInfo, withProgress } from "../ui/feedback";
 import { bindKeys } from "../ui/keys";
 import { cellWriter as writer } from "../api/foundation";
+import { myAssignedFields } from "../api/review";
 
 const CROP = 96;
 const MARGIN = 0.2;
@@ -70,9 +71,10 @@ export const galleryPage: Page = async (root, params, context) => {
   root.append(h("p", { class: "muted" }, "Loading the gallery…"));
   const taxonomy = await context.taxonomy();
   const caseId = scope === "case" ? scopeId : (await smears.get(scopeId)).case;
-  const [fieldList, sets] = await Promise.all([
+  const [fieldList, sets, assigned] = await Promise.all([
     fieldApi.list(scope === "case" ? { case: scopeId } : { smear: scopeId }),
     annotationSets.list({ case: caseId }),
+    annotating ? myAssignedFields() : Promise.resolve(null),
   ]);
   const fieldsById = new Map(fieldList.map((f) => [f.id, f]));
 
@@ -108,7 +110,9 @@ export const galleryPage: Page = async (root, params, context) => {
     ),
   );
   const stateByField = new Map(states.map((s) => [s.field.id, s]));
-  const locked = (state: FieldState): boolean => state.mySet !== null && state.mySet.status !== "draft";
+  // Submitted fields, and (with double review) fields assigned to someone else, are shown but not changed.
+  const locked = (state: FieldState): boolean =>
+    state.mySet !== null ? state.mySet.status !== "draft" : assigned !== null && !assigned.has(state.field.id);
 
   let items: GalleryItem[] = [];
   let groups: GalleryGroup[] = [];
@@ -174,7 +178,7 @@ export const galleryPage: Page = async (root, params, context) => {
       item.origin === "suggestion"
         ? h("span", { class: "flag" }, "AI")
         : locked(state)
-          ? h("span", { class: "flag" }, "submitted")
+          ? h("span", { class: "flag" }, state.mySet ? "submitted" : "not assigned")
           : null,
     );
     return button;
@@ -359,7 +363,7 @@ export const galleryPage: Page = async (root, params, context) => {
       if (selection.delete(from)) selection.add(to);
       if (focus === from) focus = to;
     }
-    if (skipped) showInfo(`${skipped} cell(s) of submitted fields were left as they are (read-only).`);
+    if (skipped) showInfo(`${skipped} cell(s) of submitted or unassigned fields were left as they are (read-only).`);
     rebuild();
   }
 

@@ -2,6 +2,7 @@
 // saving with the version check, and submit. Everything in the main loop has a key (see keyboard/keymap.ts).
 
 import { annotationSets, cellWriter as writer, ensureMySet, fields, latestPrediction } from "../../api/foundation";
+import { myAssignedFields } from "../../api/review";
 import type { AnnotationSet, Box, Cell, Field } from "../../api/types";
 import type { Page } from "../../context";
 import type { CellState, LocalCell } from "../../logic/edits";
@@ -40,11 +41,13 @@ interface Loaded {
   suggestions: Cell[];
   neighbours: number[];
   truthLabel: string;
+  /** false when double review is on the server and this field is not assigned to me */
+  assignedToMe: boolean;
 }
 
 async function load(fieldId: number, annotating: boolean, meId: number | null): Promise<Loaded> {
   const field = await fields.get(fieldId);
-  const [mySets, prediction, neighbours, truthSets] = await Promise.all([
+  const [mySets, prediction, neighbours, truthSets, assigned] = await Promise.all([
     annotating
       ? annotationSets.list({ field: fieldId, kind: "annotator", annotator: meId ?? undefined })
       : Promise.resolve([]),
@@ -55,6 +58,7 @@ async function load(fieldId: number, annotating: boolean, meId: number | null): 
       : annotationSets
           .list({ field: fieldId })
           .then((sets) => sets.filter((s) => s.kind === "consensus" || s.kind === "imported")),
+    annotating ? myAssignedFields() : Promise.resolve(null),
   ]);
   // Someone who does not annotate sees the field's truth set (read-only) in place of own boxes.
   const shownSet = annotating ? (mySets[0] ?? null) : (truthSets[0] ?? null);
@@ -71,6 +75,7 @@ async function load(fieldId: number, annotating: boolean, meId: number | null): 
     suggestions: predicted.cells,
     neighbours: neighbours.map((f) => f.id),
     truthLabel: annotating ? "" : shownSet ? `${shownSet.kind} set` : "no reviewed truth yet",
+    assignedToMe: assigned === null || assigned.has(fieldId) || shownSet !== null,
   };
 }
 
@@ -80,7 +85,7 @@ export const annotatorPage: Page = async (root, params, context) => {
   root.append(h("p", { class: "muted" }, `Loading field #${fieldId}…`));
   const [taxonomy, data] = await Promise.all([context.taxonomy(), load(fieldId, annotating, context.me.id)]);
   const { field } = data;
-  let readOnly = !annotating || (data.mySet !== null && data.mySet.status !== "draft");
+  let readOnly = !annotating || !data.assignedToMe || (data.mySet !== null && data.mySet.status !== "draft");
 
   const editor = new SetEditor({
     setId: data.mySet?.id ?? null,
@@ -89,6 +94,8 @@ export const annotatorPage: Page = async (root, params, context) => {
     writer,
     async ensureSet() {
       const set = await ensureMySet(fieldId, context.me);
+      // Starting a set moves a new field into annotation (annotations/services.py).
+      if (field.status === "uploaded" || field.status === "prelabelled") field.status = "in_annotation";
       const existing = set.cell_count ? await annotationSets.cells(set.id) : null;
       return { id: set.id, version: existing?.version ?? set.version, cells: existing?.cells };
     },
@@ -209,9 +216,11 @@ export const annotatorPage: Page = async (root, params, context) => {
       readOnly,
       readOnlyReason: !annotating
         ? `read-only: you are not an annotator (showing the ${data.truthLabel})`
-        : readOnly
-          ? "submitted: read-only"
-          : "",
+        : !data.assignedToMe
+          ? "read-only: this field is not assigned to you"
+          : readOnly
+            ? "submitted: read-only"
+            : "",
       cells: [...shownCells().values()],
       selectedCell: cell ?? null,
       selectedSuggestion: suggestion ? { cell: suggestion, choices: topClasses(suggestion, 3) } : null,
