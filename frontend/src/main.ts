@@ -2,13 +2,12 @@
 
 import "./styles.css";
 import { session } from "./api/foundation";
-import { ApiError } from "./api/http";
 import type { Role } from "./api/types";
 import { createContext, type AppContext, type Cleanup, type Page } from "./context";
 import { PAGES } from "./pages";
 import { interceptLinks, matchRoute, navigate, type Params } from "./router";
 import { clear, h } from "./ui/dom";
-import { clearNotices, installFeedback, showError } from "./ui/feedback";
+import { clearNotices, installFeedback, showError, UNAUTHORIZED_EVENT } from "./ui/feedback";
 
 interface NavLink {
   path: string;
@@ -71,11 +70,15 @@ async function start(): Promise<void> {
   };
 
   window.addEventListener("popstate", () => void render());
+  window.addEventListener(UNAUTHORIZED_EVENT, () => {
+    if (location.pathname === "/login") return;
+    context.setMe({ id: null, username: null, roles: [] });
+    navigate(`/login?next=${encodeURIComponent(location.pathname + location.search)}`, true);
+  });
+  // Nothing fails silently: a rejected promise no page caught is still shown in words.
   window.addEventListener("unhandledrejection", (event) => {
-    if (event.reason instanceof ApiError && event.reason.status === 401) {
-      context.setMe({ id: null, username: null, roles: [] });
-      navigate("/login", true);
-    }
+    if (event.reason instanceof DOMException && event.reason.name === "AbortError") return;
+    showError(event.reason);
   });
   await render();
 }

@@ -5,11 +5,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.factories import PASSWORD, CellFactory
+from tests.factories import PASSWORD, CaseFactory, CellFactory
 from tests.frontend.conftest import BROWSER_TEST, log_in, require_route, screenshot
 from tests.frontend.world import build_world, imported_truth
 
 pytestmark = BROWSER_TEST
+
+
+def test_case_list_filters_by_code_and_links_report_and_gallery(page: Any) -> None:
+    world = build_world(n_fields=1)
+    CaseFactory(code="OTHER-C9")
+    log_in(page, "anna", PASSWORD)
+    page.goto("/cases")
+    page.wait_for_selector(f"tr[data-case='{world.case.pk}']")
+    assert page.locator("table.grid tbody tr").count() == 2
+    screenshot(page, "cases")
+    page.fill("input[type=search]", "E2E")
+    page.wait_for_function("document.querySelectorAll('table.grid tbody tr').length === 1")
+    row = page.locator(f"tr[data-case='{world.case.pk}']")
+    assert row.locator(f"a[href='/cases/{world.case.pk}']").count() == 2
+    assert row.locator(f"a[href='/gallery/case/{world.case.pk}']").count() == 1
 
 
 def test_case_report_shows_counts_intervals_and_the_suggestion(page: Any) -> None:
@@ -29,10 +44,6 @@ def test_case_report_shows_counts_intervals_and_the_suggestion(page: Any) -> Non
                 cell_class_id=11 if blast else 12,
             )
     log_in(page, "anna", PASSWORD)
-    page.goto("/cases")
-    page.wait_for_selector(f"tr[data-case='{world.case.pk}']")
-    screenshot(page, "cases")
-
     page.goto(f"/cases/{world.case.pk}")
     page.wait_for_selector(".differential-table")
     assert page.locator(".differential-table tr[data-class='11'] td").nth(1).inner_text() == "6"

@@ -1,7 +1,7 @@
 // What the user is told: errors in words (kept until dismissed), short notices, a progress bar for anything that
 // takes a moment, and modal dialogs that the keyboard can answer.
 
-import { describeError, onActivity } from "../api/http";
+import { ApiError, describeError, onActivity } from "../api/http";
 import { h } from "./dom";
 
 let notices: HTMLElement;
@@ -27,8 +27,12 @@ export function installFeedback(root: HTMLElement): void {
   });
 }
 
+/** Fired when the server says the session is gone (401): the shell sends the user to the login page. */
+export const UNAUTHORIZED_EVENT = "aicell:unauthorized";
+
 /** An API error or exception, in words, until the user dismisses it. */
 export function showError(error: unknown, context = ""): void {
+  if (error instanceof ApiError && error.status === 401) window.dispatchEvent(new Event(UNAUTHORIZED_EVENT));
   const text = describeError(error);
   console.error(context, error);
   notice("error", context ? `${context}: ${text}` : text, 0);
