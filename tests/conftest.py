@@ -89,9 +89,16 @@ def client_for() -> Any:
 
 
 @pytest.fixture
-def celery_worker_thread(transactional_db: None) -> Iterator[Any]:
+def committed_db(transactional_db: None, django_db_serialized_rollback: None) -> None:
+    """A test whose writes are committed, so other threads and processes (a worker, a second client) see them.
+    Serialized rollback restores what migrations seeded (role groups, cell classes, rule sets) after the flush
+    that ends such a test, so later tests still find them."""
+
+
+@pytest.fixture
+def celery_worker_thread(committed_db: None) -> Iterator[Any]:
     """A real Celery worker (consuming the default and gpu queues) in a thread of this process, on the broker
-    the settings name (Redis in CI). Tests using it see committed data only, hence transactional_db."""
+    the settings name (Redis in CI). The worker sees committed data only, hence committed_db."""
     from celery.contrib.testing.worker import start_worker
 
     from aicell.celery import app

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { differential, share } from "../src/logic/differential";
-import { percent, topClasses } from "../src/logic/scores";
+import { countableProbability, percent, topClasses } from "../src/logic/scores";
 import { groupByLineage, Taxonomy } from "../src/logic/taxonomy";
 import { matchRoute } from "../src/router";
 import { cell, taxonomyClasses } from "./fixtures";
@@ -52,6 +52,11 @@ describe("scores", () => {
       { classId: 3, probability: 0.7 },
     ]);
     expect(topClasses(cell({ scores: { probabilities: ["x"] }, cell_class: null }))).toEqual([]);
+  });
+
+  it("reads P(countable) when the prediction stored it", () => {
+    expect(countableProbability({ p_countable: 0.87 })).toBe(0.87);
+    expect(countableProbability({ probabilities: [1] })).toBeNull();
   });
 
   it("writes percentages", () => {

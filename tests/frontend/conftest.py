@@ -15,11 +15,8 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import Permission
-from django.contrib.contenttypes.models import ContentType
-from django.core import serializers
 from django.core.cache import cache
-from django.db import connections, transaction
+from django.db import connections
 from django.urls import NoReverseMatch, reverse
 
 from tests.conftest import IN_CI
@@ -38,9 +35,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 VIEWPORT = {"width": 1366, "height": 768}
-# Every browser test: a live server sees only committed data, and the rows the migrations seed (roles, the 21 cell
-# classes) are put back before each test, since a transactional test empties the database after it.
-BROWSER_TEST = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+BROWSER_TEST = pytest.mark.browser
 FRONTEND = settings.BASE_DIR / "frontend"
 DIST = FRONTEND / "dist"
 SCREENSHOTS = settings.BASE_DIR / "test-output" / "screenshots"
@@ -77,39 +72,6 @@ def frontend_dist() -> Path:
     return DIST
 
 
-@pytest.fixture(scope="session", autouse=True)
-def migrated_rows(django_db_setup: None) -> Iterator[str]:
-    """The rows the migrations seed (roles, cell classes, ...), as Django serialized them when it created the test
-    database (the `serialized_rollback` of BROWSER_TEST asks for that).
-
-    `page` puts them back itself rather than leaving it to Django: Django's restore fails when an earlier
-    transactional test without serialized rollback let post_migrate re-create the content types under new ids, and
-    once Playwright runs, Django reads the serialized rows from another connection object (see `browser`).
-    """
-    connection = connections["default"]
-    rows = str(getattr(connection, "_test_serialized_contents", ""))
-    if hasattr(connection, "_test_serialized_contents"):
-        del connection._test_serialized_contents
-    yield rows
-    if rows:
-        connection._test_serialized_contents = rows
-
-
-def restore_migrated_rows(rows: str) -> None:
-    """Put back what a flush removed; rows there already (content types and permissions, which post_migrate
-    re-creates after a flush, possibly under other ids) stay as they are."""
-    skip_if_present = (ContentType, Permission)
-    with transaction.atomic():
-        for item in serializers.deserialize("json", rows, ignorenonexistent=True):
-            model = type(item.object)
-            if model in skip_if_present and model.objects.exists():
-                continue
-            if model._default_manager.filter(pk=item.object.pk).exists():
-                continue
-            with transaction.atomic():
-                item.save()
-
-
 @pytest.fixture(scope="session")
 def browser(frontend_dist: Path) -> Iterator[Any]:
     if not CHROMIUM.exists():
@@ -119,21 +81,22 @@ def browser(frontend_dist: Path) -> Iterator[Any]:
         pytest.skip(message)
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API marks its event loop as running in this thread, so from its start on Django keeps the
+    # thread's database connections in async-context storage: another connection object (same test database), which
+    # lacks the rows Django serialized to restore after each committed test's flush. Hand it them.
+    serialized = getattr(connections["default"], "_test_serialized_contents", None)
     with sync_playwright() as playwright:
+        if serialized is not None:
+            connections["default"]._test_serialized_contents = serialized
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         yield chromium
         chromium.close()
 
 
 @pytest.fixture
-def page(browser: Any, live_server: Any, migrated_rows: str) -> Iterator[Any]:
-    """A fresh browser context at 1366x768 on the live server. JavaScript errors fail the test.
-
-    Playwright's sync API marks its event loop as running in this thread, so Django keeps the test's database
-    connection in async-context storage from then on: a connection object of its own, which works on the same
-    test database.
-    """
-    restore_migrated_rows(migrated_rows)
+def page(browser: Any, live_server: Any, committed_db: None) -> Iterator[Any]:
+    """A fresh browser context at 1366x768 on the live server (which sees committed data only). JavaScript errors
+    fail the test."""
     cache.clear()  # the login throttle counts per address; tests log in many times
     context = browser.new_context(viewport=VIEWPORT, base_url=live_server.url)
     context.set_default_timeout(TIMEOUT_MS)

@@ -27,8 +27,6 @@ export type Op =
 
 export type CellMap = ReadonlyMap<string, LocalCell>;
 
-export const EDITABLE: readonly (keyof CellChanges)[] = ["x", "y", "width", "height", "countable", "cell_class"];
-
 export function applyOp(cells: CellMap, op: Op): Map<string, LocalCell> {
   const next = new Map(cells);
   if (op.kind === "create") next.set(op.key, { key: op.key, ...op.data });

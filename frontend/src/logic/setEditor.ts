@@ -128,15 +128,6 @@ export class SetEditor {
     return this.pendingOps().length;
   }
 
-  /** Keys of cells with unsaved changes (the annotator draws them differently). */
-  pendingKeys(): Set<string> {
-    return new Set(this.pendingOps().map((op) => op.key));
-  }
-
-  idOf(key: string): number | undefined {
-    return this.ids.get(key);
-  }
-
   keyOfId(id: number): string {
     return this.keys.get(id) ?? keyForId(id);
   }

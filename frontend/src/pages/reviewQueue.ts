@@ -6,7 +6,7 @@ import { annotationSets, cellWriter, ensureMySet } from "../api/foundation";
 import { loadReviewQueue, type ReviewItem } from "../api/reviewQueue";
 import type { Page } from "../context";
 import { cropView } from "../logic/geometry";
-import { percent, topClasses } from "../logic/scores";
+import { countableProbability, percent, topClasses } from "../logic/scores";
 import { SetEditor } from "../logic/setEditor";
 import { clear, h } from "../ui/dom";
 import { showError, showInfo } from "../ui/feedback";
@@ -94,7 +94,8 @@ export const reviewQueuePage: Page = async (root, _params, context) => {
         h(
           "div",
           { class: "small muted" },
-          `confidence ${percent(cell.confidence)} · margin ${percent(cell.margin)} · detector ${percent(cell.detector_score)}`,
+          `confidence ${percent(cell.confidence)} · margin ${percent(cell.margin)} · detector ${percent(cell.detector_score)}` +
+            ` · countable ${percent(countableProbability(cell.scores))}`,
         ),
         decided ? h("div", { class: "tag mine", id: "decided" }, `decided: ${decided.label}`) : null,
       ),

@@ -171,7 +171,7 @@ export const annotatorPage: Page = async (root, params, context) => {
 
   function items(): ViewItem[] {
     const conflict = editor.conflict;
-    const pending = conflict ? new Set(conflict.rebased.map((op) => op.key)) : editor.pendingKeys();
+    const pending = new Set(conflict?.rebased.map((op) => op.key));
     const theirs = conflict
       ? new Set([...conflict.theirs.added, ...conflict.theirs.changed.map((c) => c.after)].map((c) => c.key))
       : new Set<string>();
@@ -181,9 +181,8 @@ export const annotatorPage: Page = async (root, params, context) => {
       box: cell,
       label: cellLabel(cell, taxonomy),
       colour: cell.countable ? taxonomy.colour(cell.cell_class) : UNCOUNTABLE_COLOUR,
-      emphasis: theirs.has(cell.key) ? "theirs" : pending.has(cell.key) && conflict ? "pending" : "none",
+      emphasis: theirs.has(cell.key) ? "theirs" : pending.has(cell.key) ? "pending" : "none",
       editable: !readOnly && !conflict,
-      faded: false,
     }));
     if (!showSuggestions) return mine;
     const suggestions: ViewItem[] = openSuggestions().map((cell) => ({
@@ -194,7 +193,6 @@ export const annotatorPage: Page = async (root, params, context) => {
       colour: SUGGESTION_COLOUR,
       emphasis: "none",
       editable: false,
-      faded: false,
     }));
     return [...mine, ...suggestions];
   }

@@ -26,7 +26,6 @@ export interface ViewItem {
   /** unsaved (mine) or part of the other change during a conflict */
   emphasis: "none" | "pending" | "theirs";
   editable: boolean;
-  faded: boolean;
 }
 
 export interface ViewerEvents {
@@ -104,7 +103,6 @@ export class FieldViewer {
         colour: "#fa5252",
         emphasis: "pending",
         editable: true,
-        faded: false,
       });
       this.events.created(annotation.id, boxOf(annotation));
     });
@@ -142,7 +140,6 @@ export class FieldViewer {
     return {
       stroke: colour,
       strokeWidth: selected ? 4 : item.kind === "suggestion" ? 1.5 : 2.5,
-      strokeOpacity: item.faded ? 0.5 : 1,
       fill: colour,
       fillOpacity: selected ? 0.22 : item.kind === "suggestion" ? 0.04 : 0.08,
     };
@@ -166,13 +163,7 @@ export class FieldViewer {
       if (!shown) this.annotator.addAnnotation(toAnnotation(item));
       else if (!sameBox(boxOf(shown), item.box)) this.annotator.updateAnnotation(toAnnotation(item));
       const before = previous.get(item.key);
-      if (
-        !before ||
-        before.colour !== item.colour ||
-        before.emphasis !== item.emphasis ||
-        before.faded !== item.faded ||
-        before.kind !== item.kind
-      )
+      if (!before || before.colour !== item.colour || before.emphasis !== item.emphasis || before.kind !== item.kind)
         restyle = true;
       this.placeLabel(item);
     }
