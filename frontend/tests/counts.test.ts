@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { differential, share } from "../src/logic/differential";
 import { countableProbability, percent, topClasses } from "../src/logic/scores";
 import { groupByLineage, Taxonomy } from "../src/logic/taxonomy";
+import { cellOfReview } from "../src/api/reviewQueue";
 import { matchRoute } from "../src/router";
 import { cell, taxonomyClasses } from "./fixtures";
 
@@ -97,5 +98,38 @@ describe("routes", () => {
     expect(matchRoute("/", "/")).toEqual({});
     expect(matchRoute("/fields/:id", "/fields")).toBeNull();
     expect(matchRoute("/cases", "/cases/4")).toBeNull();
+  });
+});
+
+describe("review-queue cells", () => {
+  it("become cells with the predicted class, the top probability as confidence and the stored margin", () => {
+    const probabilities = new Array(21).fill(0.01);
+    probabilities[11] = 0.5;
+    probabilities[12] = 0.31;
+    const cell = cellOfReview({
+      id: 9,
+      field: 3,
+      x: 1,
+      y: 2,
+      width: 30,
+      height: 40,
+      predicted_class: 11,
+      countable: true,
+      p_countable: 0.8,
+      detector_score: 0.9,
+      probabilities,
+      uncertainty: { margin: 0.19, entropy: 1.2 },
+      model_version: 4,
+    });
+    expect(cell).toMatchObject({
+      id: 9,
+      cell_class: 11,
+      confidence: 0.5,
+      margin: 0.19,
+      entropy: 1.2,
+      detector_score: 0.9,
+    });
+    expect(topClasses(cell, 2).map((c) => c.classId)).toEqual([11, 12]);
+    expect(countableProbability(cell.scores)).toBe(0.8);
   });
 });

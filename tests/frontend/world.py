@@ -4,6 +4,7 @@ same tests run before and after those branches are merged."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,6 +69,13 @@ def probabilities(top_class: int, confidence: float) -> list[float]:
     return values
 
 
+def uncertainty(probs: list[float]) -> dict[str, float]:
+    """The measures a prediction stores (inference/uncertainty.py names), from its probabilities."""
+    top, second = sorted(probs, reverse=True)[:2]
+    entropy = -sum(p * math.log(p) for p in probs if p > 0)
+    return {"least_confidence": 1 - top, "margin": top - second, "entropy": entropy, "mutual_information": 0.0}
+
+
 def build_world(n_fields: int = 2) -> World:
     annotator = UserFactory(username="anna", roles=[Role.ANNOTATOR])
     second = UserFactory(username="bert", roles=[Role.ANNOTATOR])
@@ -77,13 +85,16 @@ def build_world(n_fields: int = 2) -> World:
     fields = [
         FieldFactory(smear=smear, data=DEMO_IMAGES[i].read_bytes(), width=640, height=480) for i in range(n_fields)
     ]
-    model = ModelVersionFactory()
+    # The active classifier: the review queue draws from its predictions.
+    model = ModelVersionFactory(status="active")
     predictions = []
     for field in fields:
         prediction = AnnotationSetFactory(
             field=field, kind=AnnotationKind.PREDICTION, annotator=None, model_version=model
         )
         for (x, y, w, h), cls, confidence in SUGGESTIONS:
+            probs = probabilities(cls, confidence)
+            measures = uncertainty(probs)
             CellFactory(
                 annotation_set=prediction,
                 x=x,
@@ -93,7 +104,10 @@ def build_world(n_fields: int = 2) -> World:
                 cell_class_id=cls,
                 confidence=confidence,
                 detector_score=0.95,
-                scores={"probabilities": probabilities(cls, confidence), "p_countable": 0.9},
+                margin=measures["margin"],
+                entropy=measures["entropy"],
+                mutual_information=measures["mutual_information"],
+                scores={"probabilities": probs, "p_countable": 0.9, "uncertainty": measures},
             )
         predictions.append(prediction)
     world = World(annotator, second, adjudicator, case, smear, fields, predictions)

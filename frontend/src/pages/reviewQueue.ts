@@ -3,7 +3,7 @@
 // field as a cell that came from the suggestion.
 
 import { annotationSets, cellWriter, ensureMySet } from "../api/foundation";
-import { loadReviewQueue, type ReviewItem } from "../api/reviewQueue";
+import { loadReviewQueue, STRATEGIES, type ReviewItem } from "../api/reviewQueue";
 import type { Page } from "../context";
 import { cropView } from "../logic/geometry";
 import { countableProbability, percent, topClasses } from "../logic/scores";
@@ -23,10 +23,12 @@ interface Decision {
 
 export const reviewQueuePage: Page = async (root, _params, context) => {
   root.append(h("h1", {}, "Review queue"), h("p", { class: "muted" }, "Finding the least certain cells…"));
-  const [taxonomy, queue] = await Promise.all([context.taxonomy(), loadReviewQueue(context.me)]);
+  const strategy = new URLSearchParams(location.search).get("strategy") ?? undefined;
+  const [taxonomy, firstQueue] = await Promise.all([context.taxonomy(), loadReviewQueue(context.me, strategy)]);
+  let queue = firstQueue;
   const editors = new Map<number, SetEditor>();
   const decisions = new Map<number, Decision>();
-  const history: number[] = [];
+  const trail: number[] = []; // indexes decided, in order (for undo)
   let index = 0;
 
   async function editorFor(item: ReviewItem): Promise<SetEditor> {
@@ -44,10 +46,13 @@ export const reviewQueuePage: Page = async (root, _params, context) => {
           return { id: set.id, version: cells?.version ?? set.version, cells: cells?.cells };
         },
       });
+      let lastMessage = "";
       editor.onChange(() => {
         if (editor?.conflict) editor.keepMine();
-        if (editor?.message && editor.state !== "offline")
-          showError(new Error(`Field #${item.field.id}: ${editor.message}`));
+        const message = editor?.message ?? "";
+        if (message && message !== lastMessage && editor?.state !== "offline")
+          showError(new Error(`Field #${item.field.id}: ${message}`));
+        lastMessage = message;
       });
       editors.set(item.field.id, editor);
     }
@@ -55,8 +60,29 @@ export const reviewQueuePage: Page = async (root, _params, context) => {
   }
 
   const view = h("div", { class: "review", id: "review" });
-  const header = h("div", { class: "muted small" });
-  root.replaceChildren(h("h1", {}, "Review queue"), header, view);
+  const header = h("span", { class: "muted small" });
+  const strategies = h(
+    "select",
+    { id: "strategy", "aria-label": "which cells first" },
+    STRATEGIES.map((s) =>
+      h("option", { value: s, selected: s === (strategy ?? STRATEGIES[0]) }, s.replaceAll("_", " ")),
+    ),
+  );
+  strategies.addEventListener("change", async () => {
+    window.history.replaceState(null, "", `?strategy=${strategies.value}`);
+    try {
+      queue = await loadReviewQueue(context.me, strategies.value);
+      index = 0;
+      render();
+    } catch (error) {
+      showError(error, "Loading the review queue");
+    }
+  });
+  root.replaceChildren(
+    h("h1", {}, "Review queue"),
+    h("div", { class: "form-row" }, queue.strategies.length ? h("label", {}, "First", strategies) : null, header),
+    view,
+  );
 
   function render(): void {
     header.textContent = `${queue.items.length} cells waiting · from ${queue.source}`;
@@ -201,7 +227,7 @@ export const reviewQueuePage: Page = async (root, _params, context) => {
         fieldId: item.field.id,
         key,
       });
-      history.push(index);
+      trail.push(index);
       go(1);
     } catch (error) {
       showError(error, "Saving the decision");
@@ -212,12 +238,12 @@ export const reviewQueuePage: Page = async (root, _params, context) => {
     const item = queue.items[index];
     if (!item) return;
     decisions.set(item.cell.id, { label: "not a cell", fieldId: item.field.id, key: null });
-    history.push(index);
+    trail.push(index);
     go(1);
   }
 
   function undo(): void {
-    const last = history.pop();
+    const last = trail.pop();
     if (last === undefined) {
       showInfo("Nothing to undo.");
       return;
