@@ -1,12 +1,18 @@
 # AI-cell: `make demo` serves the platform with a real worker; `make test` runs the whole suite.
-# Both create/update .venv first. Nothing else needs installing by hand.
+# Both create/update .venv and build the browser UI (frontend/, Node.js 20) first. Nothing else needs installing by
+# hand (`make test` installs Chromium for the browser tests where it is missing).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format bench clean-var
+FRONTEND_DEPS := frontend/node_modules/.installed
+FRONTEND_STAMP := frontend/dist/.built
+FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/index.html frontend/vite.config.ts \
+	frontend/tsconfig.json frontend/package.json frontend/package-lock.json
+
+.PHONY: install demo test lint format bench clean-var frontend vitest chromium
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,22 +22,42 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
-demo: install
+# The browser UI: npm ci when the lockfile changes, vite build (type-checked) when a source changes.
+$(FRONTEND_DEPS): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund
+	touch $@
+
+$(FRONTEND_STAMP): $(FRONTEND_DEPS) $(FRONTEND_SOURCES)
+	cd frontend && npm run build
+	touch $@
+
+frontend: $(FRONTEND_STAMP)
+
+vitest: $(FRONTEND_DEPS)
+	cd frontend && npm test
+
+# The browser tests drive the machine's Chromium.
+chromium:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+demo: install frontend
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py setup_demo
 	$(BIN)/python manage.py rundemo --port 8000
 
-test: install lint
+test: install lint frontend vitest chromium
 	DJANGO_ENV=test AICELL_VAR_DIR=$(CURDIR)/var/test $(BIN)/pytest $(PYTEST_ARGS)
 
-lint: install
+lint: install $(FRONTEND_DEPS)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+	cd frontend && npm run lint
 
-format: install
+format: install $(FRONTEND_DEPS)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+	cd frontend && npm run format
 
 bench: install
 	$(BIN)/python -m benchmarks $(BENCH)

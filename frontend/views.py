@@ -13,5 +13,8 @@ INDEX = settings.BASE_DIR / "frontend" / "dist" / "index.html"
 @ensure_csrf_cookie
 def app_shell(request: HttpRequest, route: str = "") -> HttpResponse:
     if INDEX.exists():
-        return HttpResponse(INDEX.read_text(encoding="utf-8"))
+        response = HttpResponse(INDEX.read_text(encoding="utf-8"))
+        # The shell names the current build's hashed assets: always revalidate it, so a new build shows at once.
+        response["Cache-Control"] = "no-cache"
+        return response
     return render(request, "frontend/not_built.html")

@@ -1,0 +1,281 @@
+// The annotator's side panel: field and save state, the selected cell, the class palette by lineage with its keys
+// and counts, the suggestions bar and the actions. Re-rendered whole on each change (it is small).
+
+import type { Cell, Field } from "../../api/types";
+import type { LocalCell } from "../../logic/edits";
+import { percent, type Choice } from "../../logic/scores";
+import type { SaveState } from "../../logic/setEditor";
+import { LINEAGE_COLOURS, type Taxonomy } from "../../logic/taxonomy";
+import { clear, h, words } from "../../ui/dom";
+
+export interface PanelState {
+  field: Field;
+  taxonomy: Taxonomy;
+  readOnly: boolean;
+  readOnlyReason: string;
+  cells: LocalCell[];
+  selectedCell: LocalCell | null;
+  selectedSuggestion: { cell: Cell; choices: Choice[] } | null;
+  openSuggestions: number;
+  modelVersion: number | null;
+  showSuggestions: boolean;
+  saveState: SaveState;
+  pending: number;
+  version: number;
+  message: string;
+  drawing: boolean;
+  autoAdvance: boolean;
+  canUndo: boolean;
+  position: string;
+  previousField: number | null;
+  nextField: number | null;
+}
+
+export interface PanelActions {
+  classify(classId: number): void;
+  accept(): void;
+  acceptAll(): void;
+  toggleCountable(): void;
+  remove(): void;
+  toggleDrawing(): void;
+  newBox(): void;
+  undo(): void;
+  submit(): void;
+  toggleSuggestions(): void;
+  setAutoAdvance(on: boolean): void;
+  retry(): void;
+}
+
+function saveText(state: PanelState): string {
+  switch (state.saveState) {
+    case "saved":
+      return `All changes saved · version ${state.version}`;
+    case "saving":
+      return `Saving ${state.pending} change${state.pending === 1 ? "" : "s"}…`;
+    case "offline":
+      return `${state.pending} change(s) not saved yet: ${state.message}`;
+    case "conflict":
+      return "Someone else changed this set: choose how to go on";
+    case "locked":
+      return `Not saved: ${state.message}`;
+  }
+}
+
+function key(text: string) {
+  return h("kbd", {}, text);
+}
+
+export function renderPanel(side: HTMLElement, state: PanelState, actions: PanelActions): void {
+  const { field, taxonomy } = state;
+  const counts = new Map<number, number>();
+  for (const cell of state.cells)
+    if (cell.cell_class !== null && cell.countable) counts.set(cell.cell_class, (counts.get(cell.cell_class) ?? 0) + 1);
+  const unclassified = state.cells.filter((c) => c.countable && c.cell_class === null).length;
+  const uncountable = state.cells.filter((c) => !c.countable).length;
+  const activeClass = state.selectedCell?.cell_class ?? null;
+
+  const head = h(
+    "div",
+    { class: "side-head" },
+    h(
+      "div",
+      {},
+      h("strong", {}, `Field #${field.id}`),
+      ` · case ${field.case_code} · ${field.width}×${field.height} · `,
+      h("span", { class: `status ${field.status}` }, words(field.status)),
+    ),
+    h(
+      "div",
+      { class: "field-nav" },
+      h(
+        "a",
+        {
+          class: "button",
+          href: state.previousField !== null ? `/fields/${state.previousField}` : null,
+          "aria-disabled": state.previousField === null ? "true" : null,
+        },
+        "‹ ",
+        key("["),
+      ),
+      h("span", { class: "muted" }, state.position),
+      h(
+        "a",
+        {
+          class: "button",
+          href: state.nextField !== null ? `/fields/${state.nextField}` : null,
+          "aria-disabled": state.nextField === null ? "true" : null,
+        },
+        key("]"),
+        " ›",
+      ),
+      h("a", { class: "small", href: `/gallery/smear/${field.smear}` }, "gallery"),
+    ),
+    state.readOnlyReason ? h("div", { class: "read-only" }, state.readOnlyReason) : null,
+    h(
+      "div",
+      { class: `save-state ${state.saveState}`, "data-state": state.saveState, role: "status" },
+      saveText(state),
+      state.saveState === "offline" ? h("button", { class: "link", onclick: actions.retry }, "retry now") : null,
+    ),
+  );
+
+  const selection = h("div", { class: "selection" });
+  if (state.selectedSuggestion) {
+    const { cell, choices } = state.selectedSuggestion;
+    selection.append(
+      h(
+        "div",
+        {},
+        h("span", { class: "tag suggestion" }, "model suggestion"),
+        ` ${taxonomy.name(cell.cell_class)} · confidence ${percent(cell.confidence)}`,
+      ),
+      h(
+        "ol",
+        { class: "choices" },
+        choices.map((c) => h("li", {}, `${taxonomy.name(c.classId)} ${percent(c.probability)}`)),
+      ),
+      h(
+        "div",
+        { class: "buttons" },
+        h("button", { onclick: actions.accept, disabled: state.readOnly }, "Accept ", key("a")),
+        h("button", { onclick: actions.remove, disabled: state.readOnly }, "Dismiss ", key("Del")),
+      ),
+      h("div", { class: "muted small" }, "A class key accepts it with that class."),
+    );
+  } else if (state.selectedCell) {
+    const cell = state.selectedCell;
+    selection.append(
+      h(
+        "div",
+        {},
+        h("span", { class: "tag mine" }, "your box"),
+        ` ${taxonomy.name(cell.cell_class)}${cell.countable ? "" : " · uncountable"}`,
+      ),
+      h(
+        "div",
+        { class: "muted small" },
+        `x ${Math.round(cell.x)}, y ${Math.round(cell.y)}, ${Math.round(cell.width)}×${Math.round(cell.height)} px${cell.source_cell ? " · from a suggestion" : ""}`,
+      ),
+      h(
+        "div",
+        { class: "buttons" },
+        h(
+          "button",
+          { onclick: actions.toggleCountable, disabled: state.readOnly },
+          cell.countable ? "Mark uncountable " : "Mark countable ",
+          key("c"),
+        ),
+        h("button", { onclick: actions.remove, disabled: state.readOnly }, "Delete ", key("Del")),
+      ),
+    );
+  } else {
+    selection.append(
+      h(
+        "div",
+        { class: "muted" },
+        "No cell selected: ",
+        key("j"),
+        " / ",
+        key("k"),
+        " go through the cells, ",
+        key("n"),
+        " adds a box.",
+      ),
+    );
+  }
+
+  const palette = h(
+    "div",
+    { class: "palette", role: "group", "aria-label": "class palette" },
+    taxonomy.groups().map((group) =>
+      h(
+        "div",
+        { class: "lineage", style: { borderLeftColor: LINEAGE_COLOURS[group.lineage] } },
+        h("div", { class: "lineage-name" }, group.lineage),
+        group.classes.map((cls) =>
+          h(
+            "button",
+            {
+              class: `class-button${activeClass === cls.id ? " active" : ""}`,
+              dataset: { class: String(cls.id) },
+              title: `${cls.name} (key ${cls.shortcut})`,
+              disabled: state.readOnly,
+              onclick: () => actions.classify(cls.id),
+            },
+            key(cls.shortcut),
+            h("span", { class: "name" }, cls.name, cls.is_blast ? h("sup", {}, "blast") : null),
+            h("span", { class: "count" }, counts.get(cls.id) ?? ""),
+          ),
+        ),
+      ),
+    ),
+  );
+
+  const summary = h(
+    "div",
+    { class: "summary muted small" },
+    `${state.cells.length} box${state.cells.length === 1 ? "" : "es"}`,
+    unclassified ? h("span", { class: "warn" }, ` · ${unclassified} unclassified`) : null,
+    uncountable ? ` · ${uncountable} uncountable` : null,
+  );
+
+  const suggestions = h(
+    "div",
+    { class: "suggestions-bar" },
+    state.modelVersion === null
+      ? h("span", { class: "muted" }, "No model suggestions for this field.")
+      : [
+          h(
+            "span",
+            {},
+            `${state.openSuggestions} open suggestion${state.openSuggestions === 1 ? "" : "s"} (model ${state.modelVersion})`,
+          ),
+          h(
+            "button",
+            { onclick: actions.acceptAll, disabled: state.readOnly || state.openSuggestions === 0 },
+            "Accept all ",
+            key("Shift+A"),
+          ),
+          h(
+            "button",
+            { class: "link", onclick: actions.toggleSuggestions },
+            state.showSuggestions ? "hide " : "show ",
+            key("v"),
+          ),
+        ],
+  );
+
+  const tools = h(
+    "div",
+    { class: "tools" },
+    h(
+      "button",
+      {
+        class: state.drawing ? "active" : "",
+        onclick: actions.toggleDrawing,
+        disabled: state.readOnly,
+        "aria-pressed": String(state.drawing),
+      },
+      "Draw ",
+      key("b"),
+    ),
+    h("button", { onclick: actions.newBox, disabled: state.readOnly }, "New box ", key("n")),
+    h("button", { onclick: actions.undo, disabled: state.readOnly || !state.canUndo }, "Undo ", key("Ctrl+Z")),
+    h("button", { class: "primary", onclick: actions.submit, disabled: state.readOnly }, "Submit ", key("Ctrl+Enter")),
+  );
+
+  const advance = h("input", { type: "checkbox", id: "auto-advance", checked: state.autoAdvance });
+  advance.addEventListener("change", () => actions.setAutoAdvance(advance.checked));
+
+  clear(
+    side,
+    head,
+    selection,
+    palette,
+    summary,
+    suggestions,
+    tools,
+    h("label", { class: "small", for: "auto-advance" }, advance, " go to the next cell after classifying"),
+    h("div", { class: "muted small" }, "Press ", key("?"), " for every key."),
+  );
+}

@@ -1,0 +1,40 @@
+// Test data: the real taxonomy, read from annotations/taxonomy.py so the UI's tests follow the server's list.
+
+import { readFileSync } from "node:fs";
+import { fileURLToPath, URL as NodeURL } from "node:url";
+import type { Cell, CellClass, Lineage } from "../src/api/types";
+
+const TAXONOMY_PY = fileURLToPath(new NodeURL("../../annotations/taxonomy.py", import.meta.url));
+
+export function taxonomyClasses(): CellClass[] {
+  const source = readFileSync(TAXONOMY_PY, "utf-8");
+  const pattern = /CellClassSpec\((\d+), "([^"]+)", Lineage\.(\w+), (True|False), "(.)"\)/g;
+  return [...source.matchAll(pattern)].map((m) => ({
+    id: Number(m[1]),
+    name: m[2],
+    lineage: m[3].toLowerCase() as Lineage,
+    is_blast: m[4] === "True",
+    shortcut: m[5],
+  }));
+}
+
+export function cell(overrides: Partial<Cell> = {}): Cell {
+  return {
+    id: 1,
+    annotation_set: 1,
+    x: 10,
+    y: 10,
+    width: 20,
+    height: 20,
+    countable: true,
+    cell_class: null,
+    scores: {},
+    detector_score: null,
+    confidence: null,
+    margin: null,
+    entropy: null,
+    source_cell: null,
+    review_outcome: "",
+    ...overrides,
+  };
+}
