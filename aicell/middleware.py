@@ -7,6 +7,14 @@ from collections.abc import Callable
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+DATABASE_UNAVAILABLE = {
+    "status": 503,
+    "code": "database_unavailable",
+    "detail": "The database is unavailable; try again in a few seconds.",
+    "errors": [],
+}
+RETRY_AFTER_SECONDS = "5"
+
 
 class DatabaseUnavailableMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -17,10 +25,7 @@ class DatabaseUnavailableMiddleware:
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, OperationalError | InterfaceError):
-            response = JsonResponse(
-                {"status": 503, "code": "database_unavailable", "detail": "The database is unavailable; try again."},
-                status=503,
-            )
-            response["Retry-After"] = "5"
+            response = JsonResponse(DATABASE_UNAVAILABLE, status=503)
+            response["Retry-After"] = RETRY_AFTER_SECONDS
             return response
         return None

@@ -203,7 +203,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"inference.tasks.*": {"queue": "gpu"}, "training.tasks.*": {"queue": "gpu"}}
+# Routes match task *names* ("inference.prelabel_fields"), not module paths: every inference and training task
+# goes to the GPU workers.
+CELERY_TASK_ROUTES = {"inference.*": {"queue": "gpu"}, "training.*": {"queue": "gpu"}}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from aicell.errors import DomainError, FieldError
+from aicell.middleware import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
 
 
 def _flatten(detail: Any, prefix: str = "") -> list[FieldError]:
@@ -47,8 +48,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, DomainError):
         return Response(exc.to_dict(), status=exc.status_code)
     if isinstance(exc, OperationalError | InterfaceError):
-        body = {"status": 503, "code": "database_unavailable", "detail": "The database is unavailable; try again."}
-        return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "5"})
+        # Every write runs in one transaction: a connection lost on the way rolled it back.
+        return Response(
+            DATABASE_UNAVAILABLE,
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
