@@ -12,7 +12,7 @@ FRONTEND_STAMP := frontend/dist/.built
 FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/index.html frontend/vite.config.ts \
 	frontend/tsconfig.json frontend/package.json frontend/package-lock.json
 
-.PHONY: install demo test lint format bench clean-var frontend vitest chromium
+.PHONY: install demo test lint format bench reliability clean-var frontend vitest chromium
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,11 @@ format: install $(FRONTEND_DEPS)
 
 bench: install
 	$(BIN)/python -m benchmarks $(BENCH)
+
+# The reliability suite at full size (fuzzing, hostile input, access, faults, concurrency) and the full load
+# benchmark, then one table of figures. Faults and concurrency need PostgreSQL (DATABASE_URL) and redis-server.
+reliability: install
+	DJANGO_ENV=test AICELL_VAR_DIR=$(CURDIR)/var/test $(BIN)/python -m tests.reliability.run $(RELIABILITY_ARGS)
 
 clean-var:
 	rm -rf var
