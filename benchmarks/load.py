@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import secrets
 import shutil
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from benchmarks import seed
+
 REPO = Path(__file__).resolve().parent.parent
 GOAL_P95_MS = 200.0
 
@@ -38,7 +41,7 @@ def percentile(values: list[float], fraction: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(fraction * len(ordered) + 0.5)))
+    rank = max(1, min(len(ordered), math.ceil(fraction * len(ordered))))
     return ordered[rank - 1]
 
 
@@ -112,13 +115,18 @@ def postgres_drop(url: str) -> None:
     conn.close()
 
 
-def prepare(args: argparse.Namespace, env: dict[str, str], workdir: Path) -> tuple[Path, float]:
+def prepare(args: argparse.Namespace, env: dict[str, str], workdir: Path, *, is_postgres: bool) -> tuple[Path, float]:
     """Migrate and seed the benchmark database (in a child process, so this one never loads Django) and return
     the load plan and the seconds seeding took (0 when an earlier --keep run left the same seed)."""
     plan_path = workdir / "plan.json"
     size = ["--fields", str(args.fields), "--cells", str(args.cells), "--annotators", str(args.annotators)]
     command = [sys.executable, "-m", "benchmarks.seed", *size, "--plan", str(plan_path)]
     done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, check=False)
+    if done.returncode == seed.OTHER_SEED_EXIT and is_postgres:
+        # A database kept (--keep) from a run of another size: start it again from scratch.
+        postgres_drop(env["DATABASE_URL"])
+        postgres_create(env["DATABASE_URL"])
+        done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"seeding failed:\n{done.stderr[-3000:]}")
     seed_s = json.loads(done.stdout.strip().splitlines()[-1])["seed_s"]
@@ -178,7 +186,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     server: subprocess.Popen[bytes] | None = None
     try:
-        plan_path, seed_s = prepare(args, env, workdir)
+        plan_path, seed_s = prepare(args, env, workdir, is_postgres=is_postgres)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         server = subprocess.Popen(

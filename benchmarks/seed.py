@@ -13,6 +13,7 @@ import hashlib
 import io
 import os
 import secrets
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ SHARED_IMAGES = 4
 IMAGE_SIZE = (640, 480)
 BATCH = 5_000
 MARKER_PREFIX = "LOADSEED"
+OTHER_SEED_EXIT = 3  # main()'s exit status when the database holds a load seed of another size
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,12 @@ def write_shared_images(media_root: Path) -> list[tuple[str, int]]:
         (folder / f"field-{index}.jpg").write_bytes(buffer.getvalue())
         names.append((f"load/field-{index}.jpg", len(buffer.getvalue())))
     return names
+
+
+def other_seed_present(fields: int, cells: int, annotators: int) -> bool:
+    from annotations.models import Case
+
+    return Case.objects.filter(code__startswith=MARKER_PREFIX).exclude(code=marker(fields, cells, annotators)).exists()
 
 
 def is_seeded(fields: int, cells: int, annotators: int) -> bool:
@@ -201,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
 
     size = {"fields": args.fields, "cells": args.cells, "annotators": args.annotators}
     call_command("migrate", verbosity=0)
+    if other_seed_present(**size):
+        print("the database holds a load seed of another size", file=sys.stderr)
+        return OTHER_SEED_EXIT
     started = time.monotonic()
     media_root = Path(settings.MEDIA_ROOT)
     if is_seeded(**size):

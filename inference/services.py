@@ -76,6 +76,7 @@ def prelabel_job_create(*, fields: QuerySet[Field], trigger: PrelabelTrigger, ac
             PrelabelItem(job=job, field_id=field_id, field_id_at_start=field_id) for field_id in field_ids
         )
         transaction.on_commit(lambda: tasks.enqueue_prelabel_job(job.pk, field_ids))
+    job.refresh_from_db()  # failed already when the task queue was unreachable
     return job
 
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from inference import services
 from inference.runtime import PipelineUnavailable
@@ -36,6 +37,11 @@ def prelabel_fields(job_id: int, field_ids: list[int]) -> dict[str, int]:
 
 
 def enqueue_prelabel_job(job_id: int, field_ids: Sequence[int]) -> None:
+    """Send the job's chunks; when the broker cannot take them, the job fails at once (with the reason) instead of
+    waiting "queued" forever. Chunks sent before the failure find the job finished and do nothing."""
     chunk = settings.AICELL_PRELABEL_CHUNK
-    for start in range(0, len(field_ids), chunk):
-        prelabel_fields.delay(job_id, list(field_ids[start : start + chunk]))
+    try:
+        for start in range(0, len(field_ids), chunk):
+            prelabel_fields.delay(job_id, list(field_ids[start : start + chunk]))
+    except (KombuOperationalError, OSError) as exc:
+        services.prelabel_job_fail(job_id, f"the task queue is unreachable ({exc}); ask again later")

@@ -172,10 +172,18 @@ def test_tasks_queued_when_redis_restarts_still_run_and_the_worker_reconnects(
     fields = make_fields(6 if full_mode() else 4)
     server = stack.gunicorn(workers=1, AICELL_PRELABEL_CHUNK="1")
     worker = stack.worker("steady")
-    job = prelabel_via_api(stack, server, token_of(make_user(Role.ADJUDICATOR)), fields)
+    token = token_of(make_user(Role.ADJUDICATOR))
+    job = prelabel_via_api(stack, server, token, fields)
     wait_until(lambda: started_items(job), 120, "the first pre-label task to start")
     # One task runs, the others wait in the queue: crash Redis (kill -9) and bring it back on the same port.
-    stack.redis.restart(down_for=3)
+    stack.redis.crash()
+    # Meanwhile a job asked for cannot be queued: it fails at once with the reason, never waits "queued" forever.
+    status, body, _ = server.request("POST", "/api/v1/prelabel-jobs", token, {"field_ids": [fields[0].pk]})
+    assert status == 202, body
+    assert body["status"] == JobStatus.FAILED, body
+    assert "task queue is unreachable" in body["error"]
+    time.sleep(1)
+    stack.redis.start()
     wait_finished(job, 240)
     assert_prelabelled_once(job, fields, stack_models["classifier"])
     assert worker.alive(), "the worker died instead of reconnecting"
