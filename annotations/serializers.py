@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.urls import reverse
@@ -113,6 +114,7 @@ class FieldSerializer(serializers.ModelSerializer):
             "thumbnail_url",
         ]
         read_only_fields = fields
+        left_out_for_some_readers = ["original_name"]
 
     def to_representation(self, instance: Field) -> dict[str, Any]:
         data = super().to_representation(instance)
@@ -145,7 +147,9 @@ class CellClassSerializer(serializers.ModelSerializer):
 
 
 class AnnotationSetSerializer(serializers.ModelSerializer):
-    annotator_username = serializers.CharField(source="annotator.username", read_only=True, default=None)
+    annotator_username = serializers.CharField(
+        source="annotator.username", read_only=True, default=None, allow_null=True
+    )
     cell_count = serializers.IntegerField(read_only=True)
 
     class Meta:
@@ -199,13 +203,25 @@ class CellSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class CoordinateField(serializers.FloatField):
+    """A pixel coordinate: a finite number. JSON `true` is not 1 and "NaN" or "1e309" are not numbers here."""
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        value = float(super().to_internal_value(data))
+        if not math.isfinite(value):
+            raise serializers.ValidationError("must be a finite number")
+        return value
+
+
 class CellWriteSerializer(serializers.Serializer):
     """Documents the write body; values are checked by `services.validate_box` and friends."""
 
-    x = serializers.FloatField(required=False)
-    y = serializers.FloatField(required=False)
-    width = serializers.FloatField(required=False)
-    height = serializers.FloatField(required=False)
+    x = CoordinateField(required=False)
+    y = CoordinateField(required=False)
+    width = CoordinateField(required=False)
+    height = CoordinateField(required=False)
     countable = serializers.BooleanField(required=False)
     cell_class = serializers.IntegerField(required=False, allow_null=True)
     source_cell = serializers.IntegerField(required=False, allow_null=True)
