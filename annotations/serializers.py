@@ -29,6 +29,19 @@ from annotations.models import (
 )
 
 
+class ClinicalOnlyKeys(serializers.ModelSerializer):
+    """Leaves out `Meta.left_out_for_some_readers` (free text that may name a patient: notes, upload names) for
+    readers outside the lab's clinical roles: researchers see the platform de-identified."""
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is None or not roles_of(request.user) & CLINICAL_ROLES:
+            for key in getattr(self.Meta, "left_out_for_some_readers", ()):
+                data.pop(key, None)
+        return data
+
+
 class PatientSerializer(serializers.ModelSerializer):
     case_count = serializers.IntegerField(read_only=True)
 
@@ -38,7 +51,7 @@ class PatientSerializer(serializers.ModelSerializer):
         read_only_fields = ["split", "created_at"]
 
 
-class CaseSerializer(serializers.ModelSerializer):
+class CaseSerializer(ClinicalOnlyKeys):
     patient_code = serializers.CharField(source="patient.code", read_only=True)
     smear_count = serializers.IntegerField(read_only=True)
 
@@ -57,9 +70,10 @@ class CaseSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = ["created_at"]
+        left_out_for_some_readers = ["notes"]
 
 
-class SmearSerializer(serializers.ModelSerializer):
+class SmearSerializer(ClinicalOnlyKeys):
     case_code = serializers.CharField(source="case.code", read_only=True)
     field_count = serializers.IntegerField(read_only=True)
 
@@ -79,6 +93,7 @@ class SmearSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = ["created_at"]
+        left_out_for_some_readers = ["notes"]
         validators = [
             UniqueTogetherValidator(
                 queryset=Smear.objects.all(),
@@ -88,7 +103,7 @@ class SmearSerializer(serializers.ModelSerializer):
         ]
 
 
-class FieldSerializer(serializers.ModelSerializer):
+class FieldSerializer(ClinicalOnlyKeys):
     case = serializers.IntegerField(source="smear.case_id", read_only=True)
     case_code = serializers.CharField(source="smear.case.code", read_only=True)
     image_url = serializers.SerializerMethodField()
@@ -114,15 +129,8 @@ class FieldSerializer(serializers.ModelSerializer):
             "thumbnail_url",
         ]
         read_only_fields = fields
-        left_out_for_some_readers = ["original_name"]
-
-    def to_representation(self, instance: Field) -> dict[str, Any]:
-        data = super().to_representation(instance)
-        request = self.context.get("request")
         # Upload names may carry patient identifiers: only the lab's own roles see them.
-        if request is None or not roles_of(request.user) & CLINICAL_ROLES:
-            data.pop("original_name", None)
-        return data
+        left_out_for_some_readers = ["original_name"]
 
     @extend_schema_field(serializers.CharField())
     def get_image_url(self, field: Field) -> str:

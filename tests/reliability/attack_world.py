@@ -117,6 +117,38 @@ def build_world() -> World:
     return world
 
 
+def seeded_id(world: World, path: str) -> int:
+    """The id of the seeded object an operation path names, e.g. /api/v1/fields/{id}/consensus/ -> a field that
+    has a consensus."""
+    resource, _, action = path.removeprefix("/api/v1/").partition("/{id}")
+    action = action.strip("/")
+    if resource == "fields":
+        by_action = {
+            "conflicts": world.review_field,
+            "history": world.review_field,
+            "consensus": world.consensus_field,
+            "consensus/reopen": world.consensus_field,
+            "consensus/lock": world.reopened_field,
+        }
+        return int(by_action.get(action, world.field).pk)
+    if resource == "cell-classes":
+        return 11
+    objects = {
+        "patients": world.patient,
+        "cases": world.case,
+        "smears": world.smear,
+        "annotation-sets": world.annotation_set,
+        "cells": world.cell,
+        "prelabel-jobs": world.prelabel_job,
+        "assignments": world.assignment,
+        "conflicts": world.conflict,
+        "rule-sets": world.rule_set,
+        "exports": world.export,
+        "imports": world.import_job,
+    }
+    return int(objects[resource].pk)
+
+
 @contextlib.contextmanager
 def in_process_requests() -> Iterator[None]:
     """Requests sent straight into the WSGI handler run on the test's own connection and transaction: Django must

@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.reliability.attack_world import ROLES, World, in_process_requests, seeded_world
+from tests.reliability.attack_world import ROLES, World, in_process_requests, seeded_id, seeded_world
 from tests.reliability.figures import full_mode, record_figure
 
 EXAMPLES = 25 if full_mode() else 2
@@ -68,38 +68,6 @@ def _media_in_tmp() -> None:
     """The seeded world's images stay where they were stored (replaces the suite's per-test media folder)."""
 
 
-def _seeded_id(world: World, path: str) -> int:
-    """The id of the seeded object an operation path names, e.g. /api/v1/fields/{id}/consensus/ -> a field that
-    has a consensus."""
-    resource, _, action = path.removeprefix("/api/v1/").partition("/{id}")
-    action = action.strip("/")
-    if resource == "fields":
-        by_action = {
-            "conflicts": world.review_field,
-            "history": world.review_field,
-            "consensus": world.consensus_field,
-            "consensus/reopen": world.consensus_field,
-            "consensus/lock": world.reopened_field,
-        }
-        return int(by_action.get(action, world.field).pk)
-    if resource == "cell-classes":
-        return 11
-    objects = {
-        "patients": world.patient,
-        "cases": world.case,
-        "smears": world.smear,
-        "annotation-sets": world.annotation_set,
-        "cells": world.cell,
-        "prelabel-jobs": world.prelabel_job,
-        "assignments": world.assignment,
-        "conflicts": world.conflict,
-        "rule-sets": world.rule_set,
-        "exports": world.export,
-        "imports": world.import_job,
-    }
-    return int(objects[resource].pk)
-
-
 def _strategy(operation: Any, world: World) -> Any:
     modes = [GenerationMode.POSITIVE]
     if operation.body or any(True for _ in operation.iter_parameters()):
@@ -108,7 +76,7 @@ def _strategy(operation: Any, world: World) -> Any:
     for mode in modes:
         strategies.append(operation.as_strategy(generation_mode=mode))
         if "{id}" in operation.path:
-            seeded = {"id": _seeded_id(world, operation.path)}
+            seeded = {"id": seeded_id(world, operation.path)}
             strategies.append(operation.as_strategy(generation_mode=mode, path_parameters=seeded))
     return st.one_of(strategies)
 
