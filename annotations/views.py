@@ -145,6 +145,10 @@ def differential_options(params: Mapping[str, str]) -> selectors.DifferentialOpt
     errors: list[FieldError] = []
     unknown = sorted(set(params) - {*DIFFERENTIAL_QUERY_PARAMETERS, "format"})
     errors += [FieldError(name, f"unknown; expected {', '.join(DIFFERENTIAL_QUERY_PARAMETERS)}") for name in unknown]
+    empty = [name for name in DIFFERENTIAL_QUERY_PARAMETERS if params.get(name) == ""]
+    if empty:
+        errors += [FieldError(name, "must not be empty; leave it out for the default") for name in empty]
+        raise ValidationFailed(f"{errors[0].field}: {errors[0].reason}", errors=errors)
     source = Source.CONSENSUS
     try:
         source = parse_source(params.get("source"))

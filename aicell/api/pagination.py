@@ -15,8 +15,8 @@ class StandardPagination(PageNumberPagination):
 
     def get_page_size(self, request: Request) -> int:
         """A page size that is not a whole number of at least 1 is refused, not silently replaced by the default."""
-        raw = request.query_params.get(self.page_size_query_param, "")
-        if raw == "":
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
             return self.page_size
         if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
             raise ValidationFailed(

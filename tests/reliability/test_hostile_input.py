@@ -556,3 +556,18 @@ def test_hostile_datasets_fail_their_job_with_every_problem_and_write_nothing(la
         assert media_files() == [], (what, media_files())
         refused += 1
     record_figure("hostile input", "hostile datasets refused", refused)
+
+
+@pytest.mark.django_db
+def test_declared_sizes_that_are_no_numbers_do_not_break_an_import(lab_admin: Any, import_case: Any) -> None:
+    """A VOC <size> of "1e999" or "NaN" is advisory and ignored: the image's own size counts (it used to crash the
+    worker with an OverflowError)."""
+    client = token_client(lab_admin)
+    label_map = SimpleUploadedFile("map.json", b'{"labels": {"WBC": "lymphocyte"}}')
+    xml = GOOD_VOC.replace("<width>64</width>", "<width>1e999</width>").replace(
+        "<height>48</height>", "<height>NaN</height>"
+    )
+    response = post_import(client, voc_zip(xml), "voc", label_map=label_map)
+    assert response.status_code == 202, response.json()
+    assert import_dataset(response.json()["id"]) == JobStatus.SUCCEEDED
+    assert list(Field.objects.values_list("width", "height")) == [(64, 48)]
