@@ -40,12 +40,23 @@ def _development_secret_key() -> str:
     return key_file.read_text().strip()
 
 
+def secret_key_weakness(key: str) -> str | None:
+    """Why a key is not fit for production (None when it is): Django's own deploy criteria (at least 50 characters,
+    at least 5 distinct ones, not a generated `django-insecure-` key) plus the values example files carry."""
+    if key.lower() in _KNOWN_UNSAFE_KEYS or key.startswith("django-insecure"):
+        return "it is a placeholder or a development key"
+    if len(key) < 50:
+        return f"it has {len(key)} characters; at least 50 are needed"
+    if len(set(key)) < 5:
+        return "it repeats too few distinct characters to be random"
+    return None
+
+
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
-if PRODUCTION and (
-    SECRET_KEY in _KNOWN_UNSAFE_KEYS or SECRET_KEY.startswith("django-insecure") or len(SECRET_KEY) < 40
-):
+if PRODUCTION and (weakness := secret_key_weakness(SECRET_KEY)) is not None:
     raise ImproperlyConfigured(
-        "DJANGO_SECRET_KEY must be set to a random value of at least 40 characters in production"
+        f"DJANGO_SECRET_KEY must be set to a random value of at least 50 characters in production: {weakness}. "
+        'Generate one with: python -c "import secrets; print(secrets.token_urlsafe(64))"'
     )
 if not SECRET_KEY:
     SECRET_KEY = _development_secret_key()
@@ -162,12 +173,18 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON bodies get the size limit Django applies to forms (aicell/api/parsers.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "aicell.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "aicell.api.filters.StrictFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_PAGINATION_CLASS": "aicell.api.pagination.StandardPagination",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "aicell.api.schema.AicellAutoSchema",
     "EXCEPTION_HANDLER": "aicell.api.exceptions.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -183,6 +200,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several choice sets share a field name ("status", "format"): each gets its own component name.
+    "ENUM_NAME_OVERRIDES": {
+        "FieldStatusEnum": "annotations.models.FieldStatus",
+        "AnnotationStatusEnum": "annotations.models.AnnotationStatus",
+        "ConflictStatusEnum": "annotations.models.ConflictStatus",
+        "JobStatusEnum": "aicell.models.JobStatus",
+        "PrelabelItemStatusEnum": "inference.models.ItemStatus",
+        "ImageFormatEnum": "annotations.models.ImageFormat",
+        "ImportFormatEnum": "annotations.models.ImportFormat",
+    },
 }
 
 # Celery: embedded default is a file-system broker (no server) and the Django database as result backend;

@@ -5,10 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
+from django import forms
 from django.db.models import Q, QuerySet
 from django_filters.widgets import BooleanWidget
 
 from annotations.models import AnnotationSet, Assignment, Case, Cell, Conflict, ConflictKind, Field, Patient, Smear
+
+
+class IdFilter(django_filters.NumberFilter):
+    """An object id: a whole number, or the request is refused (400), never silently read as 0 or ignored."""
+
+    field_class = forms.IntegerField
 
 
 class PatientFilter(django_filters.FilterSet):
@@ -34,7 +41,7 @@ class SmearFilter(django_filters.FilterSet):
 
 
 class FieldFilter(django_filters.FilterSet):
-    case = django_filters.NumberFilter(field_name="smear__case")
+    case = IdFilter(field_name="smear__case")
     case_code = django_filters.CharFilter(field_name="smear__case__code")
 
     class Meta:
@@ -43,7 +50,7 @@ class FieldFilter(django_filters.FilterSet):
 
 
 class AnnotationSetFilter(django_filters.FilterSet):
-    case = django_filters.NumberFilter(field_name="field__smear__case")
+    case = IdFilter(field_name="field__smear__case")
 
     class Meta:
         model = AnnotationSet
@@ -51,10 +58,10 @@ class AnnotationSetFilter(django_filters.FilterSet):
 
 
 class CellFilter(django_filters.FilterSet):
-    field = django_filters.NumberFilter(field_name="annotation_set__field")
+    field = IdFilter(field_name="annotation_set__field")
     # A plain number, not a choice among all sets: an id the reader may not see must answer exactly like an id
     # that does not exist (an empty list), never "not a valid choice", or the filter would reveal hidden sets.
-    annotation_set = django_filters.NumberFilter(field_name="annotation_set")
+    annotation_set = IdFilter(field_name="annotation_set")
     kind = django_filters.CharFilter(field_name="annotation_set__kind")
 
     class Meta:
@@ -66,11 +73,11 @@ class AssignmentFilter(django_filters.FilterSet):
     mine = django_filters.BooleanFilter(
         method="filter_mine", widget=BooleanWidget, help_text="1: only my assignments (my worklist)"
     )
-    smear = django_filters.NumberFilter(field_name="field__smear")
-    case = django_filters.NumberFilter(field_name="field__smear__case")
+    smear = IdFilter(field_name="field__smear")
+    case = IdFilter(field_name="field__smear__case")
     field_status = django_filters.CharFilter(field_name="field__status")
-    field = django_filters.NumberFilter(field_name="field")
-    annotator = django_filters.NumberFilter(field_name="annotator")
+    field = IdFilter(field_name="field")
+    annotator = IdFilter(field_name="annotator")
 
     class Meta:
         model = Assignment
@@ -89,9 +96,9 @@ _CONFLICT_KINDS = {
 
 
 class ConflictFilter(django_filters.FilterSet):
-    field = django_filters.NumberFilter(field_name="field")
-    smear = django_filters.NumberFilter(field_name="field__smear")
-    case = django_filters.NumberFilter(field_name="field__smear__case")
+    field = IdFilter(field_name="field")
+    smear = IdFilter(field_name="field__smear")
+    case = IdFilter(field_name="field__smear__case")
     kind = django_filters.ChoiceFilter(
         method="filter_kind", choices=[(name, name) for name in _CONFLICT_KINDS], help_text="an outcome kind"
     )

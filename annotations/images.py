@@ -64,7 +64,28 @@ def check_image(data: bytes, *, max_pixels: int, max_bytes: int) -> CheckedImage
             except Exception as exc:
                 raise ImageRejected(f"the image data is truncated or corrupt: {exc}") from None
             image_format = image.format
+    _check_nothing_hidden(data, image_format)
     return CheckedImage(data, hashlib.sha256(data).hexdigest(), image_format, width, height)
+
+
+def _check_nothing_hidden(data: bytes, image_format: str) -> None:
+    """A JPEG or PNG must end where its image ends: bytes after the end-of-image marker are how polyglot files hide
+    an HTML page, a script or a ZIP archive inside something that decodes as a picture. Zero padding is allowed."""
+    try:
+        if image_format == "JPEG":
+            end = jpeg_length(data)
+        elif image_format == "PNG":
+            end = png_length(data)
+        else:
+            return
+    except ValueError as exc:
+        raise ImageRejected(f"the {image_format} structure is malformed: {exc}") from None
+    trailing = data[end:]
+    if trailing.strip(b"\x00"):
+        raise ImageRejected(
+            f"{len(trailing):,} bytes follow the end of the {image_format} image; a file that hides other content "
+            "(HTML, a script, an archive) after the picture is refused"
+        )
 
 
 def open_rgb(data: bytes) -> Image.Image:
@@ -138,6 +159,49 @@ def _jpeg_scan_end(data: bytes, start: int) -> int:
             position += 2
         else:
             return position
+
+
+def jpeg_length(data: bytes) -> int:
+    """The offset just after the JPEG's end-of-image marker, found by walking its segments and scans."""
+    if not data.startswith(b"\xff\xd8"):
+        raise ValueError("not a JPEG stream")
+    position = 2
+    while position < len(data):
+        if data[position] != 0xFF:
+            raise ValueError(f"expected a JPEG marker at byte {position}")
+        while position < len(data) and data[position] == 0xFF:
+            position += 1
+        if position >= len(data):
+            break
+        marker = data[position]
+        position += 1
+        if marker == _JPEG_EOI:
+            return position
+        if 0xD0 <= marker <= 0xD7 or marker in (0x01, _JPEG_SOI):
+            continue
+        length = int.from_bytes(data[position : position + 2], "big")
+        if length < 2 or position + length > len(data):
+            raise ValueError(f"a JPEG segment at byte {position} overruns the file")
+        position += length
+        if marker == _JPEG_SOS:
+            position = _jpeg_scan_end(data, position)
+    raise ValueError("the JPEG has no end-of-image marker")
+
+
+def png_length(data: bytes) -> int:
+    """The offset just after the PNG's IEND chunk."""
+    if not data.startswith(_PNG_SIGNATURE):
+        raise ValueError("not a PNG stream")
+    position = len(_PNG_SIGNATURE)
+    while position + 12 <= len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        kind = data[position + 4 : position + 8]
+        position += 12 + length
+        if position > len(data):
+            raise ValueError(f"the PNG chunk {kind!r} overruns the file")
+        if kind == b"IEND":
+            return position
+    raise ValueError("the PNG has no IEND chunk")
 
 
 def jpeg_without_metadata(data: bytes) -> bytes:

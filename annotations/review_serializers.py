@@ -124,7 +124,7 @@ def _side(conflict: Conflict, review: FieldReview, side: str) -> dict[str, Any]:
 
 class ConflictSideSerializer(serializers.Serializer):
     annotator = serializers.IntegerField()
-    annotator_username = serializers.CharField()
+    annotator_username = serializers.CharField(allow_null=True)
     cell = CellVersionSerializer(allow_null=True)
     decision = serializers.CharField(help_text='"concede", "keep" or "" (not answered)')
 
@@ -136,7 +136,9 @@ class ConflictSerializer(serializers.ModelSerializer):
     a = serializers.SerializerMethodField()
     b = serializers.SerializerMethodField()
     your_side = serializers.SerializerMethodField()
-    resolved_by_username = serializers.CharField(source="resolved_by.username", read_only=True, default=None)
+    resolved_by_username = serializers.CharField(
+        source="resolved_by.username", read_only=True, default=None, allow_null=True
+    )
 
     class Meta:
         model = Conflict
@@ -192,7 +194,7 @@ class ConsensusReopenSerializer(serializers.Serializer):
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
-    actor_username = serializers.CharField(source="actor.username", read_only=True, default=None)
+    actor_username = serializers.CharField(source="actor.username", read_only=True, default=None, allow_null=True)
 
     class Meta:
         model = AuditEvent

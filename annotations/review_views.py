@@ -8,11 +8,12 @@ from django.db.models import Count, Q, QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from aicell.api.parsers import JSONParser
 from aicell.api.permissions import RoleAccess
 from aicell.api.versioning import expected_version, request_value, with_version_etag
 from aicell.errors import NotFound, ValidationFailed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.urls import reverse
@@ -28,6 +29,19 @@ from annotations.models import (
 )
 
 
+class ClinicalOnlyKeys(serializers.ModelSerializer):
+    """Leaves out `Meta.left_out_for_some_readers` (free text that may name a patient: notes, upload names) for
+    readers outside the lab's clinical roles: researchers see the platform de-identified."""
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is None or not roles_of(request.user) & CLINICAL_ROLES:
+            for key in getattr(self.Meta, "left_out_for_some_readers", ()):
+                data.pop(key, None)
+        return data
+
+
 class PatientSerializer(serializers.ModelSerializer):
     case_count = serializers.IntegerField(read_only=True)
 
@@ -37,7 +51,7 @@ class PatientSerializer(serializers.ModelSerializer):
         read_only_fields = ["split", "created_at"]
 
 
-class CaseSerializer(serializers.ModelSerializer):
+class CaseSerializer(ClinicalOnlyKeys):
     patient_code = serializers.CharField(source="patient.code", read_only=True)
     smear_count = serializers.IntegerField(read_only=True)
 
@@ -56,9 +70,10 @@ class CaseSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = ["created_at"]
+        left_out_for_some_readers = ["notes"]
 
 
-class SmearSerializer(serializers.ModelSerializer):
+class SmearSerializer(ClinicalOnlyKeys):
     case_code = serializers.CharField(source="case.code", read_only=True)
     field_count = serializers.IntegerField(read_only=True)
 
@@ -78,6 +93,7 @@ class SmearSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = ["created_at"]
+        left_out_for_some_readers = ["notes"]
         validators = [
             UniqueTogetherValidator(
                 queryset=Smear.objects.all(),
@@ -87,7 +103,7 @@ class SmearSerializer(serializers.ModelSerializer):
         ]
 
 
-class FieldSerializer(serializers.ModelSerializer):
+class FieldSerializer(ClinicalOnlyKeys):
     case = serializers.IntegerField(source="smear.case_id", read_only=True)
     case_code = serializers.CharField(source="smear.case.code", read_only=True)
     image_url = serializers.SerializerMethodField()
@@ -113,14 +129,8 @@ class FieldSerializer(serializers.ModelSerializer):
             "thumbnail_url",
         ]
         read_only_fields = fields
-
-    def to_representation(self, instance: Field) -> dict[str, Any]:
-        data = super().to_representation(instance)
-        request = self.context.get("request")
         # Upload names may carry patient identifiers: only the lab's own roles see them.
-        if request is None or not roles_of(request.user) & CLINICAL_ROLES:
-            data.pop("original_name", None)
-        return data
+        left_out_for_some_readers = ["original_name"]
 
     @extend_schema_field(serializers.CharField())
     def get_image_url(self, field: Field) -> str:
@@ -145,7 +155,9 @@ class CellClassSerializer(serializers.ModelSerializer):
 
 
 class AnnotationSetSerializer(serializers.ModelSerializer):
-    annotator_username = serializers.CharField(source="annotator.username", read_only=True, default=None)
+    annotator_username = serializers.CharField(
+        source="annotator.username", read_only=True, default=None, allow_null=True
+    )
     cell_count = serializers.IntegerField(read_only=True)
 
     class Meta:
@@ -199,13 +211,25 @@ class CellSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class CoordinateField(serializers.FloatField):
+    """A pixel coordinate: a finite number. JSON `true` is not 1 and "NaN" or "1e309" are not numbers here."""
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        value = float(super().to_internal_value(data))
+        if not math.isfinite(value):
+            raise serializers.ValidationError("must be a finite number")
+        return value
+
+
 class CellWriteSerializer(serializers.Serializer):
     """Documents the write body; values are checked by `services.validate_box` and friends."""
 
-    x = serializers.FloatField(required=False)
-    y = serializers.FloatField(required=False)
-    width = serializers.FloatField(required=False)
-    height = serializers.FloatField(required=False)
+    x = CoordinateField(required=False)
+    y = CoordinateField(required=False)
+    width = CoordinateField(required=False)
+    height = CoordinateField(required=False)
     countable = serializers.BooleanField(required=False)
     cell_class = serializers.IntegerField(required=False, allow_null=True)
     source_cell = serializers.IntegerField(required=False, allow_null=True)

@@ -21,6 +21,7 @@ from rest_framework.response import Response
 
 from aicell.api.permissions import RoleAccess
 from aicell.api.renderers import CSVRenderer, PDFRenderer
+from aicell.api.schema import ApiErrorSerializer
 from aicell.api.versioning import expected_version, request_value, with_version_etag
 from aicell.errors import Conflict, FieldError, ValidationFailed
 from aicell.jobs import job_request_cancel
@@ -97,7 +98,20 @@ def with_etag(response: Response, annotation_set: AnnotationSet) -> Response:
     return with_version_etag(response, annotation_set.version)
 
 
-class PatientViewSet(viewsets.ModelViewSet):
+class RereadAfterWrite(viewsets.GenericViewSet):
+    """A created or updated object is answered as a list or a GET shows it: read back through `get_queryset`, so its
+    counts (`case_count`, `smear_count`, `field_count`) are there too."""
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.save()
+        serializer.instance = self.get_queryset().get(pk=serializer.instance.pk)
+
+    def perform_update(self, serializer: Any) -> None:
+        serializer.save()
+        serializer.instance = self.get_queryset().get(pk=serializer.instance.pk)
+
+
+class PatientViewSet(RereadAfterWrite, viewsets.ModelViewSet):
     serializer_class = PatientSerializer
     filterset_class = PatientFilter
     permission_classes = [RoleAccess]
@@ -131,6 +145,10 @@ def differential_options(params: Mapping[str, str]) -> selectors.DifferentialOpt
     errors: list[FieldError] = []
     unknown = sorted(set(params) - {*DIFFERENTIAL_QUERY_PARAMETERS, "format"})
     errors += [FieldError(name, f"unknown; expected {', '.join(DIFFERENTIAL_QUERY_PARAMETERS)}") for name in unknown]
+    empty = [name for name in DIFFERENTIAL_QUERY_PARAMETERS if params.get(name) == ""]
+    if empty:
+        errors += [FieldError(name, "must not be empty; leave it out for the default") for name in empty]
+        raise ValidationFailed(f"{errors[0].field}: {errors[0].reason}", errors=errors)
     source = Source.CONSENSUS
     try:
         source = parse_source(params.get("source"))
@@ -191,7 +209,11 @@ class DifferentialActions(viewsets.GenericViewSet):
     @extend_schema(
         parameters=DIFFERENTIAL_PARAMETERS,
         filters=False,
-        responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.STR},
+        responses={
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            (200, "text/csv"): OpenApiTypes.STR,
+            (409, "application/json"): ApiErrorSerializer,  # no rule set is active
+        },
     )
     @action(
         detail=True,
@@ -210,7 +232,9 @@ class DifferentialActions(viewsets.GenericViewSet):
         return Response({**reports.report_json(report), "links": self._links(request, pk)})
 
     @extend_schema(
-        parameters=DIFFERENTIAL_PARAMETERS, filters=False, responses={(200, "application/pdf"): OpenApiTypes.BINARY}
+        parameters=DIFFERENTIAL_PARAMETERS,
+        filters=False,
+        responses={(200, "application/pdf"): OpenApiTypes.BINARY, (409, "application/json"): ApiErrorSerializer},
     )
     @action(
         detail=True,
@@ -228,7 +252,7 @@ class DifferentialActions(viewsets.GenericViewSet):
         return Response(reports.report_pdf(report), headers={"Content-Disposition": disposition})
 
 
-class CaseViewSet(DifferentialActions, viewsets.ModelViewSet):
+class CaseViewSet(RereadAfterWrite, DifferentialActions, viewsets.ModelViewSet):
     serializer_class = CaseSerializer
     filterset_class = CaseFilter
     permission_classes = [RoleAccess]
@@ -240,7 +264,7 @@ class CaseViewSet(DifferentialActions, viewsets.ModelViewSet):
         return selectors.cases_visible_to(self.request.user).annotate(smear_count=Count("smears")).order_by("code")
 
 
-class SmearViewSet(DifferentialActions, viewsets.ModelViewSet):
+class SmearViewSet(RereadAfterWrite, DifferentialActions, viewsets.ModelViewSet):
     serializer_class = SmearSerializer
     filterset_class = SmearFilter
     permission_classes = [RoleAccess]
@@ -264,7 +288,11 @@ class FieldViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, FieldReview
     def get_queryset(self) -> QuerySet[Field]:
         return selectors.fields_visible_to(self.request.user)
 
-    @extend_schema(request={"multipart/form-data": FieldUploadSerializer}, responses={201: FieldSerializer(many=True)})
+    @extend_schema(
+        request={"multipart/form-data": FieldUploadSerializer},
+        responses={201: FieldSerializer(many=True)},
+        filters=False,
+    )
     def create(self, request: Request) -> Response:
         """Upload one or many field images into a smear (all stored, or none when any file is refused)."""
         smear_id = request_value(request, "smear")
@@ -499,6 +527,8 @@ def _json_upload(upload: Any, name: str) -> Any:
         return json.loads(upload.read())
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationFailed(f"{name} is not valid JSON ({exc}).", field=name) from None
+    except RecursionError:
+        raise ValidationFailed(f"{name} is not valid JSON (nested too deeply).", field=name) from None
 
 
 def _text_upload(upload: Any, name: str) -> str:
@@ -529,7 +559,7 @@ class ExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         data = self.get_serializer(job).data
         return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": f"/api/v1/exports/{job.pk}"})
 
-    @extend_schema(responses={(200, "application/zip"): bytes})
+    @extend_schema(responses={(200, "application/zip"): bytes, (409, "application/json"): ApiErrorSerializer})
     @action(detail=True, methods=["get"])
     def download(self, request: Request, pk: str) -> HttpResponseBase:
         job = self.get_object()

@@ -35,7 +35,13 @@ from inference.pipeline import Pipeline
 from inference.profiles import Profile, get_profile, profile_names
 from inference.stages import COUNTABILITY_CLASSES
 
-DEFAULT_IMAGES = Path("/work/shared/data/bccd/JPEGImages")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# The full BCCD set beside the repository when it is there, else the fields shipped with the demo.
+IMAGE_FOLDERS = (REPO_ROOT.parent / "shared" / "data" / "bccd" / "JPEGImages", REPO_ROOT / "demo" / "bccd" / "JPEGImages")
+
+
+def default_images() -> Path:
+    return next((folder for folder in IMAGE_FOLDERS if folder.is_dir()), IMAGE_FOLDERS[-1])
 RANDOM_MODEL_CELLS_PER_FIELD = 15
 
 
@@ -158,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="cpu", choices=profile_names())
     parser.add_argument("--fields", type=int, default=32)
-    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="folder of field images")
+    parser.add_argument("--images", type=Path, default=default_images(), help="folder of field images")
     parser.add_argument("--checkpoint-dir", type=Path, help="detector.pt, countability.pt, member_*.pt")
     parser.add_argument("--device", help="auto (default: the profile's), cpu, cuda")
     parser.add_argument("--repeats", type=int, default=3)

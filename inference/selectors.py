@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
@@ -109,14 +109,17 @@ def review_queue_next(user: Any, request: ReviewQueueRequest) -> list[Cell]:
 
 
 def _claim(user: Any, cells: list[Cell]) -> None:
-    expires_at = timezone.now() + timedelta(minutes=settings.AICELL_REVIEW_CLAIM_MINUTES)
-    ReviewClaim.objects.filter(expires_at__lte=timezone.now()).delete()
-    for cell in cells:
-        try:
-            with transaction.atomic():
-                ReviewClaim.objects.update_or_create(cell=cell, defaults={"reviewer": user, "expires_at": expires_at})
-        except IntegrityError:
-            continue  # another reviewer claimed it at this instant; it stays theirs
+    """Claim the picked cells for `user` in a constant number of queries: expired claims go, the user's own claims
+    are renewed, the others are inserted; a cell another reviewer claimed at this very instant stays theirs."""
+    now = timezone.now()
+    expires_at = now + timedelta(minutes=settings.AICELL_REVIEW_CLAIM_MINUTES)
+    ReviewClaim.objects.filter(expires_at__lte=now).delete()
+    cell_ids = [cell.pk for cell in cells]
+    ReviewClaim.objects.filter(cell_id__in=cell_ids, reviewer=user).update(expires_at=expires_at)
+    ReviewClaim.objects.bulk_create(
+        [ReviewClaim(cell_id=cell_id, reviewer=user, expires_at=expires_at) for cell_id in cell_ids],
+        ignore_conflicts=True,
+    )
 
 
 __all__ = ["STRATEGY_ORDER", "ReviewQueueRequest", "UnknownStrategyError", "review_pool", "review_queue_next"]

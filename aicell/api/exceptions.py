@@ -7,14 +7,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import (
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.db import InterfaceError, OperationalError
+from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from aicell.errors import DomainError, FieldError
+from aicell.errors import Conflict, DomainError, FieldError, PayloadTooLarge, ValidationFailed
 from aicell.middleware import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
 
 
@@ -44,7 +52,35 @@ def _summary(errors: list[FieldError], fallback: str) -> str:
     return f"{first.field}: {first.reason}{more}" if first.field != "non_field_errors" else first.reason + more
 
 
+def _still_referenced(blocking_objects: Any) -> Conflict:
+    """A delete refused because other rows still point at the object (a patient's cases, a case's smears...)."""
+    kinds = sorted({str(obj._meta.verbose_name_plural) for obj in blocking_objects if hasattr(obj, "_meta")})
+    return Conflict(
+        f"This cannot be deleted while {', '.join(kinds) or 'other objects'} refer to it; nothing was deleted."
+    )
+
+
+def _refused_request(exc: SuspiciousOperation) -> DomainError:
+    """Django's refusals of a request body (too big, too many files or fields, malformed) in the API's shape."""
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return PayloadTooLarge(f"The request body is larger than the limit of {limit:,} bytes.", field="body")
+    if isinstance(exc, TooManyFilesSent):
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FILES
+        return ValidationFailed(f"Too many files in one request; the limit is {limit}.", field="files")
+    if isinstance(exc, TooManyFieldsSent):
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        return ValidationFailed(f"Too many form fields in one request; the limit is {limit}.", field="body")
+    return ValidationFailed("The request is malformed and was refused.", field="body")
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, ProtectedError):
+        exc = _still_referenced(exc.protected_objects)
+    elif isinstance(exc, RestrictedError):
+        exc = _still_referenced(exc.restricted_objects)
+    elif isinstance(exc, SuspiciousOperation):
+        exc = _refused_request(exc)
     if isinstance(exc, DomainError):
         return Response(exc.to_dict(), status=exc.status_code)
     if isinstance(exc, OperationalError | InterfaceError):
@@ -66,8 +102,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         detail = _summary(errors, "Invalid input.")
         code = "invalid"
     else:
-        errors = []
         detail = str(exc.detail) if not isinstance(exc.detail, dict | list) else str(exc.default_detail)
+        # A body that cannot be parsed is a problem of the whole body: name it, so every 400 names a field.
+        errors = [FieldError("body", detail)] if isinstance(exc, exceptions.ParseError) else []
         code = exc.default_code
     response.data = {
         "status": response.status_code,

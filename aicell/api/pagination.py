@@ -1,7 +1,25 @@
+"""Page-number pagination of every list: `?page=` and `?page_size=` (1 to 500; more is capped at 500)."""
+
+from __future__ import annotations
+
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+
+from aicell.errors import ValidationFailed
 
 
 class StandardPagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_page_size(self, request: Request) -> int:
+        """A page size that is not a whole number of at least 1 is refused, not silently replaced by the default."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+            raise ValidationFailed(
+                f"page_size must be a whole number from 1 to {self.max_page_size}; got {raw!r}.", field="page_size"
+            )
+        return min(int(raw), self.max_page_size)

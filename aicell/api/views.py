@@ -21,8 +21,8 @@ from aicell.roles import roles_of
 MeSerializer = inline_serializer(
     "Me",
     {
-        "id": serializers.IntegerField(),
-        "username": serializers.CharField(),
+        "id": serializers.IntegerField(allow_null=True, help_text="null when nobody is logged in"),
+        "username": serializers.CharField(allow_null=True),
         "roles": serializers.ListField(child=serializers.CharField()),
     },
 )

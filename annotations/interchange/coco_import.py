@@ -58,6 +58,11 @@ def _bbox(value: Any) -> tuple[float, float, float, float] | str:
     return x, y, w, h
 
 
+def _id(value: Any) -> int | str | None:
+    """A COCO id (a number or a string); anything else (a list, an object, a float) names nothing."""
+    return value if isinstance(value, int | str) and not isinstance(value, bool) else None
+
+
 def _carried_class(annotation: dict[str, Any]) -> int | None:
     value = annotation.get("cell_class")
     return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < NUM_CLASSES else None
@@ -70,13 +75,17 @@ def _read_one(json_name: str, data: Any, available: set[str], result: ForeignDat
     ):
         problems.append(Problem(json_name, "not a COCO dataset: it needs the lists images, annotations and categories"))
         return
-    categories = {c.get("id"): str(c.get("name", "")) for c in data["categories"] if isinstance(c, dict)}
+    categories = {
+        _id(c.get("id")): str(c.get("name", ""))
+        for c in data["categories"]
+        if isinstance(c, dict) and _id(c.get("id")) is not None
+    }
     images: dict[Any, ForeignImage] = {}
     for index, image in enumerate(data["images"]):
         file_name = image.get("file_name") if isinstance(image, dict) else None
         where = f"{json_name}: images[{index}]"
-        if not isinstance(file_name, str) or "id" not in image:
-            problems.append(Problem(where, "an image needs an id and a file_name"))
+        if not isinstance(file_name, str) or _id(image.get("id")) is None:
+            problems.append(Problem(where, "an image needs an id (a number or a string) and a file_name"))
             continue
         unsafe = entry_name_problem(file_name)
         path = None if unsafe else _image_path(available, json_name, file_name)
@@ -99,13 +108,13 @@ def _read_one(json_name: str, data: Any, available: set[str], result: ForeignDat
     boxes: dict[Any, list[ForeignBox]] = defaultdict(list)
     for index, annotation in enumerate(data["annotations"]):
         where = f"{json_name}: annotations[{index}]"
-        if not isinstance(annotation, dict) or annotation.get("image_id") not in images:
+        if not isinstance(annotation, dict) or _id(annotation.get("image_id")) not in images:
             problems.append(Problem(where, "image_id names no image of this file"))
             continue
         if annotation.get("iscrowd", 0):
             warnings.append(Problem(where, "a crowd region (iscrowd 1) is not a cell; skipped"))
             continue
-        label = categories.get(annotation.get("category_id"))
+        label = categories.get(_id(annotation.get("category_id")))
         if label is None:
             problems.append(Problem(where, f"category_id {annotation.get('category_id')!r} is not in categories"))
             continue
@@ -141,6 +150,9 @@ def coco_read(files: DatasetFiles, *, json_names: list[str] | None = None) -> Fo
             continue
         except (ValueError, UnicodeDecodeError) as exc:
             result.problems.append(Problem(json_name, f"not valid JSON ({exc})"))
+            continue
+        except RecursionError:
+            result.problems.append(Problem(json_name, "not valid JSON (nested too deeply)"))
             continue
         _read_one(json_name, data, available, result, seen)
     return result

@@ -44,7 +44,7 @@ def _dimension(element: ET.Element, path: str) -> int | None:
     text = _text(element, path)
     try:
         return int(float(text)) if text is not None else None
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, NaN, or infinite ("1e999")
         return None
 
 
