@@ -37,11 +37,16 @@ from inference.stages import COUNTABILITY_CLASSES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The full BCCD set beside the repository when it is there, else the fields shipped with the demo.
-IMAGE_FOLDERS = (REPO_ROOT.parent / "shared" / "data" / "bccd" / "JPEGImages", REPO_ROOT / "demo" / "bccd" / "JPEGImages")
+IMAGE_FOLDERS = (
+    REPO_ROOT.parent / "shared" / "data" / "bccd" / "JPEGImages",
+    REPO_ROOT / "demo" / "bccd" / "JPEGImages",
+)
 
 
 def default_images() -> Path:
     return next((folder for folder in IMAGE_FOLDERS if folder.is_dir()), IMAGE_FOLDERS[-1])
+
+
 RANDOM_MODEL_CELLS_PER_FIELD = 15
 
 
