@@ -250,6 +250,7 @@ def _train_stage(
         seed=int(parameters.get("seed", 0)),
         overrides=dict(parameters.get("overrides") or {}),
         device=settings.AICELL_DEVICE or None,
+        profiles_file=str(settings.AICELL_PROFILES_FILE),
     )
     out_dir = Path(settings.AICELL_MODEL_DIR) / "training" / f"job-{job.pk}" / stage
     last_epoch: list[tuple[int | None, int]] = []
