@@ -50,14 +50,26 @@ logger = logging.getLogger(__name__)
 
 STAGE_ORDER: tuple[str, ...] = tuple(stage.value for stage in Stage)
 ALL_STAGES = "all"
-# Overrides of the profile's training hyperparameters a job may carry, with their types.
-OVERRIDES: dict[str, tuple[type, ...]] = {
-    "lr": (int, float),
-    "batch_size": (int,),
-    "weight_decay": (int, float),
-    "cosine_t_max": (int,),
-    "optimizer": (str,),
-    "time_limit_s": (int, float),
+# Overrides of the profile's training hyperparameters a job may carry (training.runner.OVERRIDES, mirrored here
+# without importing torch): the type, and whether 0 is allowed. The runner checks the values again.
+OVERRIDES: dict[str, tuple[tuple[type, ...], bool]] = {
+    "lr": ((int, float), False),
+    "batch_size": ((int,), False),
+    "weight_decay": ((int, float), True),
+    "cosine_t_max": ((int,), False),
+    "optimizer": ((str,), True),
+    "time_limit_s": ((int, float), False),
+    "warmup_epochs": ((int,), True),
+    "balance_power": ((int, float), True),
+    "label_smoothing": ((int, float), True),
+    "augment": ((bool,), True),
+    "eval_every": ((int,), False),
+    "num_workers": ((int,), True),
+    "num_threads": ((int,), False),
+    "progress_every": ((int,), False),
+    "eval_score_threshold": ((int, float), True),
+    "init_checkpoints": ((list, str), True),
+    "members": ((list,), True),
 }
 LOG_LIMIT = 100_000  # characters of a job's log kept (the newest)
 JobListener = Callable[[TrainingJob], None]
@@ -88,6 +100,12 @@ def profile_names() -> tuple[str, ...]:
     return tuple(load_profiles(settings.AICELL_PROFILES_FILE))
 
 
+def _out_of_range(value: Any, zero_ok: bool) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return value < 0 or (value == 0 and not zero_ok)
+
+
 def _check_parameters(
     profile: str, epochs: Any, seed: Any, promote: Any, overrides: Mapping[str, Any]
 ) -> list[FieldError]:
@@ -104,13 +122,17 @@ def _check_parameters(
         errors.append(FieldError("overrides", "must be an object"))
         return errors
     for key, value in overrides.items():
-        types = OVERRIDES.get(key)
-        if types is None:
+        spec = OVERRIDES.get(key)
+        if spec is None:
             errors.append(FieldError(f"overrides.{key}", f"unknown; valid: {', '.join(OVERRIDES)}"))
-        elif isinstance(value, bool) or not isinstance(value, types):
+            continue
+        types, zero_ok = spec
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
             errors.append(FieldError(f"overrides.{key}", f"must be a {' or '.join(t.__name__ for t in types)}"))
-        elif isinstance(value, int | float) and (value < 0 if key == "weight_decay" else value <= 0):
-            errors.append(FieldError(f"overrides.{key}", "must be >= 0" if key == "weight_decay" else "must be > 0"))
+        elif _out_of_range(value, zero_ok):
+            errors.append(FieldError(f"overrides.{key}", "must be >= 0" if zero_ok else "must be > 0"))
+        elif key == "optimizer" and value not in ("adam", "adamw", "sgd"):
+            errors.append(FieldError(f"overrides.{key}", "must be adam, adamw or sgd"))
     return errors
 
 

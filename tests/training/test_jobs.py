@@ -192,3 +192,21 @@ def test_new_cells_are_counted_since_the_last_successful_run(policy: RetrainPoli
     Cell.objects.create(annotation_set=annotator_set, x=5, y=5, width=5, height=5)
     assert services.new_truth_cells_since(services.last_run_reference()) == 4
     assert retrain_policy_check(policy.pk) is not None
+
+
+def test_the_platform_knows_the_runners_overrides() -> None:
+    from training import runner
+
+    assert set(services.OVERRIDES) == set(runner.OVERRIDES)
+
+
+def test_overrides_of_zero_and_booleans_are_checked_by_kind(training_env: Path) -> None:
+    with pytest.raises(ValidationFailed) as refused:
+        training_job_create(overrides={"lr": 0, "augment": 1, "optimizer": "lbfgs"}, enqueue=False)
+    assert {error.field for error in refused.value.errors} == {
+        "overrides.lr",
+        "overrides.augment",
+        "overrides.optimizer",
+    }
+    job = training_job_create(overrides={"weight_decay": 0, "augment": False, "members": [0]}, enqueue=False)
+    assert job.parameters["overrides"] == {"weight_decay": 0, "augment": False, "members": [0]}

@@ -23,13 +23,10 @@ def _override(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     if not sep or key not in OVERRIDES:
         raise CommandError(f"--override takes KEY=VALUE with KEY one of {', '.join(OVERRIDES)}, not {text!r}")
-    value: Any = raw
-    for cast in (int, float):
-        try:
-            value = cast(raw)
-            break
-        except ValueError:
-            continue
+    try:
+        value: Any = json.loads(raw)  # numbers, true/false, [lists]
+    except ValueError:
+        value = raw
     return key, value
 
 
