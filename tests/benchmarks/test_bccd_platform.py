@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -46,8 +47,8 @@ def bccd(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_every_field_is_its_own_patient_pinned_to_its_list(bccd: Path, settings: object, tmp_path: Path) -> None:
-    settings.AICELL_DATASET_DIR = tmp_path / "datasets"  # type: ignore[attr-defined]
+def test_every_field_is_its_own_patient_pinned_to_its_list(bccd: Path, settings: Any, tmp_path: Path) -> None:
+    settings.AICELL_DATASET_DIR = tmp_path / "datasets"
     report = _import(bccd, {"train": "train", "val": "val"}, one_wbc_only=False)
     assert report == {"fields": {"train": 2, "val": 1}, "cells": 4, "skipped": []}
     assert dict(Patient.objects.values_list("code", "split")) == {
