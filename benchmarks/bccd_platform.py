@@ -67,6 +67,22 @@ def _wbc_count(data: Path, image: str) -> int:
     return len(re.findall(r"<name>\s*WBC\s*</name>", (data / "Annotations" / f"{image}.xml").read_text()))
 
 
+class _FieldFiles:
+    """The dataset's files of one field (its annotation and image): the import reads only those."""
+
+    def __init__(self, files: Any, names: list[str], image: str) -> None:
+        self.files = files
+        self.label = files.label
+        self._names = [name for name in names if Path(name).stem == image]
+
+    def names(self) -> list[str]:
+        return list(self._names)
+
+    def read(self, name: str) -> bytes:
+        data: bytes = self.files.read(name)
+        return data
+
+
 def _import(data: Path, lists: dict[str, str], *, one_wbc_only: bool) -> dict[str, Any]:
     """Import every field of the lists as its own patient (split pinned) through the platform's VOC import."""
     from aicell.errors import ValidationFailed
@@ -76,6 +92,7 @@ def _import(data: Path, lists: dict[str, str], *, one_wbc_only: bool) -> dict[st
     from annotations.models import Case, Patient
 
     files, _ = dataset_files_open(data)
+    all_names = files.names()
     label_map = json.loads(LABEL_MAP.read_text())
     field_types = field_types_read((data / "wbc_types.csv").read_text(encoding="utf-8-sig"))
     imported: dict[str, int] = {}
@@ -99,7 +116,7 @@ def _import(data: Path, lists: dict[str, str], *, one_wbc_only: bool) -> dict[st
                 source_name="BCCD",
             )
             try:
-                report = dataset_import(files, options, actor=None)
+                report = dataset_import(_FieldFiles(files, all_names, image), options, actor=None)
             except ValidationFailed as exc:
                 skipped.append(f"{image}: {exc.message}")
                 continue

@@ -53,6 +53,14 @@ class TrainingJobSerializer(serializers.ModelSerializer):
         return ids[-1] if ids else None
 
 
+class TrainingJobListSerializer(TrainingJobSerializer):
+    """Lists leave the log out (the UI polls them); GET /training-jobs/{id} has it."""
+
+    class Meta(TrainingJobSerializer.Meta):
+        fields = [name for name in TrainingJobSerializer.Meta.fields if name != "log"]
+        read_only_fields = fields
+
+
 class TrainingRequestSerializer(serializers.Serializer):
     stage = serializers.ChoiceField(
         choices=[*STAGE_ORDER, ALL_STAGES], required=False, help_text="one stage or 'all' (default)"

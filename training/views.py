@@ -28,6 +28,7 @@ from training.serializers import (
     DatasetSnapshotSerializer,
     ModelVersionSerializer,
     RegistryActionSerializer,
+    TrainingJobListSerializer,
     TrainingJobSerializer,
     TrainingRequestSerializer,
     TrainingScheduleSerializer,
@@ -47,6 +48,9 @@ class TrainingJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 
     def get_queryset(self) -> QuerySet[TrainingJob]:
         return TrainingJob.objects.select_related("created_by").prefetch_related("model_versions")
+
+    def get_serializer_class(self) -> type[TrainingJobSerializer]:
+        return TrainingJobListSerializer if self.action == "list" else TrainingJobSerializer
 
     @extend_schema(request=TrainingRequestSerializer, responses={202: TrainingJobSerializer})
     def create(self, request: Request) -> Response:

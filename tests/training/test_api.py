@@ -46,6 +46,8 @@ def test_an_admin_launches_a_job_and_the_ui_shape_is_served(admin: Any, training
     assert body["cancel_requested"] is False
     listed = admin.get("/api/v1/training-jobs", {"ordering": "-id"}).data
     assert [job["id"] for job in listed["results"]] == [body["id"]]
+    assert "log" not in listed["results"][0]
+    assert admin.get(f"/api/v1/training-jobs/{body['id']}").data["log"] == ""
     # A second launch while it waits: 409, naming the job.
     again = admin.post("/api/v1/training-jobs", {"stage": "all", "profile": "test-tiny"}, format="json")
     assert again.status_code == 409

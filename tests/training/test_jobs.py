@@ -4,12 +4,14 @@ retraining schedule never double-starts, and a job whose worker died is failed b
 from __future__ import annotations
 
 import json
+import os
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
@@ -19,6 +21,7 @@ from aicell.jobs import job_request_cancel, job_succeed, jobs_fail_stale
 from aicell.models import JobStatus
 from aicell.roles import Role
 from annotations.models import Cell
+from tests.conftest import IN_CI
 from tests.factories import AnnotationSetFactory
 from tests.training.conftest import truth_field
 from training import services
@@ -210,3 +213,35 @@ def test_overrides_of_zero_and_booleans_are_checked_by_kind(training_env: Path) 
     }
     job = training_job_create(overrides={"weight_decay": 0, "augment": False, "members": [0]}, enqueue=False)
     assert job.parameters["overrides"] == {"weight_decay": 0, "augment": False, "members": [0]}
+
+
+@pytest.mark.skipif(
+    not IN_CI and "postgresql" not in os.environ.get("DATABASE_URL", ""),
+    reason="concurrent writers need PostgreSQL (SQLite has no row locks); runs in CI",
+)
+def test_two_schedule_checks_at_the_same_moment_start_one_run(committed_db: None, training_env: Path) -> None:
+    policy = RetrainPolicy.objects.get(name="nightly")
+    RetrainPolicy.objects.filter(pk=policy.pk).update(min_new_cells=1)
+    cells(3)
+    barrier = threading.Barrier(4)
+    started: list[int | None] = []
+    errors: list[BaseException] = []
+
+    def check() -> None:
+        try:
+            barrier.wait()
+            job = retrain_policy_check(policy.pk)
+            started.append(job.pk if job else None)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=check) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors
+    assert len([job for job in started if job is not None]) == 1
+    assert TrainingJob.objects.count() == 1
