@@ -275,20 +275,15 @@ def _train_stage(
         profiles_file=str(settings.AICELL_PROFILES_FILE),
     )
     out_dir = Path(settings.AICELL_MODEL_DIR) / "training" / f"job-{job.pk}" / stage
-    last_epoch: list[tuple[int | None, int]] = []
 
     def on_progress(progress: Progress) -> None:
-        key = (progress.member, progress.epoch)
-        if not last_epoch or last_epoch[-1] != key:
-            last_epoch.append(key)
-            member = f" member {progress.member}" if progress.member is not None else ""
-            loss = f" loss {progress.loss:.4f}" if progress.loss is not None and math.isfinite(progress.loss) else ""
-            _log(job, f"{stage}{member} epoch {progress.epoch}/{progress.epochs}{loss}: {progress.message}")
+        if ", step " not in progress.message:  # the log keeps epoch ends and milestones, not every step
+            _log(job, progress.message if progress.message.startswith(stage) else f"{stage}: {progress.message}")
         loss_value = progress.loss if progress.loss is not None and math.isfinite(progress.loss) else None
         _progress(
             job,
             99.0 * (index + min(max(progress.fraction, 0.0), 1.0)) / count,
-            f"{stage}: {progress.message}",
+            progress.message if progress.message.startswith(stage) else f"{stage}: {progress.message}",
             listener,
             current_stage=stage,
             epoch=progress.epoch,
