@@ -215,6 +215,12 @@ def test_overrides_of_zero_and_booleans_are_checked_by_kind(training_env: Path) 
     assert job.parameters["overrides"] == {"weight_decay": 0, "augment": False, "members": [0]}
 
 
+# The module's plain django_db mark would hide committed_db's serialized rollback from the database setup
+# (pytest-django reads the closest mark), so the seeded rows would not come back after this test's flush.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+# The module's plain django_db mark would hide committed_db's serialized rollback from the database setup
+# (pytest-django reads the closest mark), so the seeded rows would not come back after this test's flush.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.skipif(
     not IN_CI and "postgresql" not in os.environ.get("DATABASE_URL", ""),
     reason="concurrent writers need PostgreSQL (SQLite has no row locks); runs in CI",

@@ -120,6 +120,9 @@ def _wait(job: TrainingJob, until: Any, timeout: float = 180) -> TrainingJob:
     raise AssertionError(f"job {job.pk} is still {job.status} ({job.message}) after {timeout} s")
 
 
+# The module's plain django_db mark would hide committed_db's serialized rollback from the database setup
+# (pytest-django reads the closest mark), so the seeded rows would not come back after this test's flush.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_real_worker_runs_the_job_and_a_cancel_stops_it(training_env: Path, celery_worker_thread: Any) -> None:
     synthetic_truth(patients=12)
     # Many epochs, so that the job is still training when the cancel arrives.
