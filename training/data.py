@@ -234,20 +234,43 @@ class DetectionDataset(Dataset[tuple[Tensor, dict[str, Tensor]]]):
     """Whole fields as float (3, H, W) [0, 1] tensors with targets {"boxes": (K, 4) xyxy, "labels": (K,) ones}."""
 
     def __init__(
-        self, fields: Sequence[FieldRecord], *, augment: Augment | None = None, cache: ImageCache | None = None
+        self,
+        fields: Sequence[FieldRecord],
+        *,
+        augment: Augment | None = None,
+        cache: ImageCache | None = None,
+        input_size: tuple[int, int] | None = None,
     ) -> None:
+        """`input_size` = the detector's (min_size, max_size): fields larger than that are first shrunk the way
+        torchvision's detection transform shrinks them (so augmentation runs on fewer pixels and the model
+        sees what it sees at inference)."""
         self.fields = list(fields)
         self.augment = augment or Augment.none()
         self.cache = cache or ImageCache()
+        self.input_size = input_size
 
     def __len__(self) -> int:
         return len(self.fields)
 
+    def _shrink(self, image: Tensor, boxes: Tensor) -> tuple[Tensor, Tensor]:
+        if self.input_size is None:
+            return image, boxes
+        min_size, max_size = self.input_size
+        height, width = image.shape[-2:]
+        scale = min(min_size / min(height, width), max_size / max(height, width))
+        if scale >= 1:
+            return image, boxes
+        # Same call as torchvision.models.detection.transform._resize_image_and_masks.
+        resized = functional.interpolate(
+            image[None], scale_factor=scale, mode="bilinear", recompute_scale_factor=True, align_corners=False
+        )[0]
+        sx, sy = resized.shape[-1] / width, resized.shape[-2] / height
+        return resized, boxes * torch.tensor([sx, sy, sx, sy], dtype=boxes.dtype)
+
     def __getitem__(self, item: int | tuple[int, int]) -> tuple[Tensor, dict[str, Tensor]]:
         index, seed = _key(item)
         field = self.fields[index]
-        image = self.cache.get(field.image_path).float().div_(255.0)
-        boxes = _boxes_of(field)
+        image, boxes = self._shrink(self.cache.get(field.image_path).float().div_(255.0), _boxes_of(field))
         aug = self.augment
         if aug.enabled and seed is not None:
             gen = torch.Generator().manual_seed(seed)

@@ -669,6 +669,18 @@ def _loader(settings: _Settings, dataset: Any, sampler_seed: int, weights: Seque
     )
 
 
+def _detector_input_size(profile: Profile) -> tuple[int, int] | None:
+    """(min_size, max_size) the detector's transform resizes fields to; None when unknown."""
+    config = profile.detector
+    if config.min_size is not None:
+        return config.min_size, config.max_size or 10 * config.min_size
+    size = config.kwargs.get("size")
+    if size is not None:
+        width, height = (size, size) if isinstance(size, int) else size
+        return min(width, height), max(width, height)
+    return None
+
+
 def _steps_per_epoch(settings: _Settings, size: int) -> int:
     batch_size = min(settings.training.batch_size, size)
     drop_last = size > batch_size and size % batch_size == 1
@@ -710,7 +722,9 @@ class _Run:
         self.history: list[dict[str, Any]] = []
         augment = Augment() if settings.augment else Augment.none()
         if settings.stage == "detector":
-            self.train_set: Any = DetectionDataset(self.train_fields, augment=augment, cache=self.cache)
+            self.train_set: Any = DetectionDataset(
+                self.train_fields, augment=augment, cache=self.cache, input_size=_detector_input_size(settings.profile)
+            )
             self.weights = None
         else:
             items = _crop_items(settings.stage, self.train_fields)
