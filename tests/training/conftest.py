@@ -46,8 +46,9 @@ def make_train_profile() -> Profile:
     )
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="session", autouse=True)
 def _one_thread() -> Iterator[None]:
+    """One torch thread (session-wide, so module-scoped training fixtures get it too): the machine is shared."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -100,7 +100,8 @@ def test_multiclass_bad_input():
 
 def _cocoeval(truths, predictions):
     images = [{"id": i + 1} for i in range(len(truths))]
-    anns, dets = [], []
+    anns: list[dict] = []
+    dets: list[dict] = []
     for i, boxes in enumerate(truths):
         for x0, y0, x1, y1 in boxes:
             anns.append(
