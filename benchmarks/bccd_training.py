@@ -86,6 +86,17 @@ def load_bccd(root: Path = DEFAULT_ROOT) -> tuple[list[FieldRecord], list[FieldR
     return detector, classifier
 
 
+def _parse_overrides(items: list[str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            overrides[key] = json.loads(value)
+        except ValueError:
+            overrides[key] = value
+    return overrides
+
+
 def _load() -> float:
     return round(os.getloadavg()[0], 2)
 
@@ -102,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--override", action="append", default=[], help="KEY=VALUE training override (detector)")
+    parser.add_argument("--classifier-override", action="append", default=[], help="KEY=VALUE (classifier)")
     parser.add_argument("--out", type=Path, default=None, help="keep checkpoints here (default: a temp folder)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
     args = parser.parse_args(argv)
@@ -111,13 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     detector_fields, classifier_fields = load_bccd(args.root)
     figures: dict[str, Any] = {"profile": args.profile, "load_avg_start": _load(), "cpu_count": os.cpu_count()}
-    overrides: dict[str, Any] = {}
-    for item in args.override:
-        key, _, value = item.partition("=")
-        try:
-            overrides[key] = json.loads(value)
-        except ValueError:
-            overrides[key] = value
+    overrides = _parse_overrides(args.override)
+    classifier_overrides = _parse_overrides(args.classifier_override)
     common: dict[str, Any] = {}
     if args.time_limit_min:
         common["time_limit_s"] = args.time_limit_min * 60
@@ -148,7 +155,12 @@ def main(argv: list[str] | None = None) -> int:
         if "classifier" in stages:
             started = time.monotonic()
             config = TrainConfig(
-                "classifier", args.profile, args.classifier_epochs, args.seed, dict(common), args.device
+                "classifier",
+                args.profile,
+                args.classifier_epochs,
+                args.seed,
+                {**common, **classifier_overrides},
+                args.device,
             )
             result = train_stage(config, classifier_fields, out / "classifier", on_progress=progress)
             per_class = result.metrics.get("per_class") or {}

@@ -27,7 +27,7 @@ from torch.nn import functional
 from torch.utils.data import Dataset, Sampler
 from torchvision.transforms.v2 import functional as tvf
 
-from inference.crops import crop_cells, denormalise
+from inference.crops import crop_cells, denormalise, square_context_boxes
 from training.records import FieldRecord
 
 # Stain vectors (rows: haematoxylin-, eosin-, DAB-like) of scikit-image's rgb_from_hed. Romanowsky stains
@@ -330,7 +330,7 @@ class CropDataset(Dataset[tuple[Tensor, int]]):
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[Tensor, int]:
         index, seed = _key(key)
         item = self.items[index]
-        image = self.cache.get(self.fields[item.field].image_path).float().div_(255.0)
+        field_pixels = self.cache.get(self.fields[item.field].image_path)
         box = torch.tensor([item.box], dtype=torch.float32)
         aug = self.augment
         gen = torch.Generator().manual_seed(seed) if aug.enabled and seed is not None else None
@@ -344,7 +344,7 @@ class CropDataset(Dataset[tuple[Tensor, int]]):
             half_w, half_h = (x1 - x0) * scale / 2, (y1 - y0) * scale / 2
             box = torch.tensor([[cx - half_w, cy - half_h, cx + half_w, cy + half_h]])
         spec = self.spec
-        crop = crop_cells([image], [box], size=spec.size, margin=spec.margin, mean=spec.mean, std=spec.std)
+        crop = window_crop(field_pixels, box, spec)
         if gen is not None:
             flips = torch.rand(2, generator=gen) < 0.5
             turns = int(torch.randint(0, 4, (), generator=gen)) if aug.rot90 else 0
@@ -357,6 +357,32 @@ class CropDataset(Dataset[tuple[Tensor, int]]):
             std = torch.tensor(spec.std).view(3, 1, 1)
             return (rgb - mean) / std, item.label
         return crop[0], item.label
+
+
+def window_crop(field_pixels: Tensor, box: Tensor, spec: CropSpec) -> Tensor:
+    """`crop_cells` of one box, run on just the part of the uint8 field around it (a large marrow field is not
+    converted to float for every cell). The part is aligned to crop_cells' pooling grid and reaches two
+    pooled pixels beyond the window (clipped to the field), so the result equals crop_cells on the whole
+    field up to float rounding."""
+    window = square_context_boxes(box, spec.margin)[0]
+    side = float(window[2] - window[0])
+    factor = max(1, math.floor(side / spec.size))
+    height, width = field_pixels.shape[-2:]
+
+    def span(low: float, high: float, limit: int) -> tuple[int, int]:
+        start = max(0, (math.floor(low) // factor - 2) * factor)
+        stop = min(limit, (math.ceil(high) // factor + 3) * factor)
+        return start, max(stop, start + 1)
+
+    x_start, x_stop = span(float(window[0]), float(window[2]), width)
+    y_start, y_stop = span(float(window[1]), float(window[3]), height)
+    if x_start >= width or y_start >= height or x_stop <= 0 or y_stop <= 0:
+        part, offset = field_pixels, torch.zeros(4)  # the window lies outside the field: all fill either way
+    else:
+        part = field_pixels[:, y_start:y_stop, x_start:x_stop]
+        offset = torch.tensor([x_start, y_start, x_start, y_start], dtype=torch.float32)
+    image = part.float().div_(255.0)
+    return crop_cells([image], [box - offset], size=spec.size, margin=spec.margin, mean=spec.mean, std=spec.std)
 
 
 def countability_items(fields: Sequence[FieldRecord]) -> list[CropItem]:
