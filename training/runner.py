@@ -607,7 +607,7 @@ class Evaluation:
     curve: metrics_lib.DetectionCurve | None = None
 
 
-def evaluate(
+def evaluate_detailed(
     stage: str,
     models: Sequence[nn.Module],
     fields: Sequence[FieldRecord],
@@ -649,6 +649,31 @@ def evaluate(
     else:
         result = metrics_lib.multiclass_metrics(labels, probs)
     return Evaluation(metrics=result, labels=labels, probabilities=probs)
+
+
+def evaluate(
+    stage: str,
+    models: Sequence[nn.Module],
+    fields: Sequence[FieldRecord],
+    *,
+    device: torch.device,
+    spec: CropSpec | None = None,
+    nms_iou: float = 0.5,
+    score_threshold: float = 0.01,
+    batch_size: int = 4,
+) -> dict[str, Any]:
+    """The metric dict (contract keys) of `models` on `fields`; see `evaluate_detailed`."""
+    detailed = evaluate_detailed(
+        stage,
+        models,
+        fields,
+        device=device,
+        spec=spec,
+        nms_iou=nms_iou,
+        score_threshold=score_threshold,
+        batch_size=batch_size,
+    )
+    return detailed.metrics
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -750,7 +775,7 @@ class _Run:
 
     # -- one model ------------------------------------------------------------------------------------
     def _evaluate(self, models: Sequence[nn.Module], fields: Sequence[FieldRecord]) -> Evaluation:
-        return evaluate(
+        return evaluate_detailed(
             self.s.stage,
             models,
             fields,
@@ -1053,7 +1078,7 @@ def evaluate_checkpoints(
     metas = [c.meta for c in loaded]
     cache = ImageCache()
     if stage == "detector":
-        evaluation = evaluate(
+        evaluation = evaluate_detailed(
             stage,
             [loaded[0].model],
             chosen,
@@ -1067,7 +1092,7 @@ def evaluate_checkpoints(
         }
         if len(specs) != 1:
             raise ValueError(f"the checkpoints were trained on different crops: {sorted(map(str, specs))}")
-        evaluation = evaluate(
+        evaluation = evaluate_detailed(
             stage, [c.model for c in loaded], chosen, device=torch_device, spec=specs.pop(), cache=cache
         )
     result = dict(evaluation.metrics)

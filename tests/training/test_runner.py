@@ -12,8 +12,9 @@ from PIL import Image
 
 from inference.checkpoints import load_checkpoint, read_meta
 from inference.pipeline import Pipeline
+from training.data import CropSpec
 from training.records import CellRecord, FieldRecord
-from training.runner import Progress, StageResult, TrainConfig, evaluate_checkpoints, train_stage
+from training.runner import Progress, StageResult, TrainConfig, evaluate, evaluate_checkpoints, train_stage
 
 
 class Cancelled(Exception):
@@ -220,3 +221,12 @@ def test_bad_input(small_fields, train_profile, tmp_path):
     with pytest.raises(ValueError, match="not found"):
         train_stage(_countability(train_profile), missing, tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_evaluate_returns_the_metric_dict(trained, train_profile, synthetic_fields):
+    model = load_checkpoint(trained["countability"].checkpoints[0]).model
+    norm = train_profile.normalisation
+    spec = CropSpec(train_profile.countability.input_size, train_profile.context_margin, norm.mean, norm.std)
+    test_fields = [f for f in synthetic_fields if f.split == "test"]
+    metrics = evaluate("countability", [model], test_fields, device=torch.device("cpu"), spec=spec)
+    assert metrics == {k: v for k, v in trained["countability"].metrics.items() if k != "split"}
