@@ -74,7 +74,8 @@ def test_detectors_predict_one_foreground_class(arch: str, kwargs: dict[str, obj
 
 def test_convnet_fcos_levels_and_options() -> None:
     model = build_detector("fcos_convnet_small", min_size=96, max_size=128)
-    features = model.backbone(torch.rand(2, 3, 96, 128))
+    backbone: Any = model.backbone
+    features = backbone(torch.rand(2, 3, 96, 128))
     assert [tuple(f.shape) for f in features.values()] == [(2, 64, 12, 16), (2, 64, 6, 8), (2, 64, 3, 4)]
     model.train()
     losses = model(
