@@ -31,6 +31,12 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         "cpu profile >= 2 fields/s, overhead_ratio <= 1.3",
     ),
     Benchmark(
+        "bccd_training",
+        ("--time-limit-min", "20", "--json"),
+        ("ap50", "ap50_95", "detector_train_min", "classifier_accuracy", "classifier_macro_f1"),
+        "cpu detector WBC AP@0.5 >= 0.90 on BCCD val within 20 min of CPU training",
+    ),
+    Benchmark(
         "export",
         ("--annotations", "1000000", "--json"),
         ("annotations", "seconds", "peak_mb", "annotations_per_s"),

@@ -27,7 +27,7 @@ from torch.nn import functional
 from torch.utils.data import Dataset, Sampler
 from torchvision.transforms.v2 import functional as tvf
 
-from inference.crops import crop_cells, denormalise
+from inference.crops import crop_cells, denormalise, square_context_boxes
 from training.records import FieldRecord
 
 # Stain vectors (rows: haematoxylin-, eosin-, DAB-like) of scikit-image's rgb_from_hed. Romanowsky stains
@@ -234,20 +234,43 @@ class DetectionDataset(Dataset[tuple[Tensor, dict[str, Tensor]]]):
     """Whole fields as float (3, H, W) [0, 1] tensors with targets {"boxes": (K, 4) xyxy, "labels": (K,) ones}."""
 
     def __init__(
-        self, fields: Sequence[FieldRecord], *, augment: Augment | None = None, cache: ImageCache | None = None
+        self,
+        fields: Sequence[FieldRecord],
+        *,
+        augment: Augment | None = None,
+        cache: ImageCache | None = None,
+        input_size: tuple[int, int] | None = None,
     ) -> None:
+        """`input_size` = the detector's (min_size, max_size): fields larger than that are first shrunk the way
+        torchvision's detection transform shrinks them (so augmentation runs on fewer pixels and the model
+        sees what it sees at inference)."""
         self.fields = list(fields)
         self.augment = augment or Augment.none()
         self.cache = cache or ImageCache()
+        self.input_size = input_size
 
     def __len__(self) -> int:
         return len(self.fields)
 
+    def _shrink(self, image: Tensor, boxes: Tensor) -> tuple[Tensor, Tensor]:
+        if self.input_size is None:
+            return image, boxes
+        min_size, max_size = self.input_size
+        height, width = image.shape[-2:]
+        scale = min(min_size / min(height, width), max_size / max(height, width))
+        if scale >= 1:
+            return image, boxes
+        # Same call as torchvision.models.detection.transform._resize_image_and_masks.
+        resized = functional.interpolate(
+            image[None], scale_factor=scale, mode="bilinear", recompute_scale_factor=True, align_corners=False
+        )[0]
+        sx, sy = resized.shape[-1] / width, resized.shape[-2] / height
+        return resized, boxes * torch.tensor([sx, sy, sx, sy], dtype=boxes.dtype)
+
     def __getitem__(self, item: int | tuple[int, int]) -> tuple[Tensor, dict[str, Tensor]]:
         index, seed = _key(item)
         field = self.fields[index]
-        image = self.cache.get(field.image_path).float().div_(255.0)
-        boxes = _boxes_of(field)
+        image, boxes = self._shrink(self.cache.get(field.image_path).float().div_(255.0), _boxes_of(field))
         aug = self.augment
         if aug.enabled and seed is not None:
             gen = torch.Generator().manual_seed(seed)
@@ -307,7 +330,7 @@ class CropDataset(Dataset[tuple[Tensor, int]]):
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[Tensor, int]:
         index, seed = _key(key)
         item = self.items[index]
-        image = self.cache.get(self.fields[item.field].image_path).float().div_(255.0)
+        field_pixels = self.cache.get(self.fields[item.field].image_path)
         box = torch.tensor([item.box], dtype=torch.float32)
         aug = self.augment
         gen = torch.Generator().manual_seed(seed) if aug.enabled and seed is not None else None
@@ -321,7 +344,7 @@ class CropDataset(Dataset[tuple[Tensor, int]]):
             half_w, half_h = (x1 - x0) * scale / 2, (y1 - y0) * scale / 2
             box = torch.tensor([[cx - half_w, cy - half_h, cx + half_w, cy + half_h]])
         spec = self.spec
-        crop = crop_cells([image], [box], size=spec.size, margin=spec.margin, mean=spec.mean, std=spec.std)
+        crop = window_crop(field_pixels, box, spec)
         if gen is not None:
             flips = torch.rand(2, generator=gen) < 0.5
             turns = int(torch.randint(0, 4, (), generator=gen)) if aug.rot90 else 0
@@ -334,6 +357,32 @@ class CropDataset(Dataset[tuple[Tensor, int]]):
             std = torch.tensor(spec.std).view(3, 1, 1)
             return (rgb - mean) / std, item.label
         return crop[0], item.label
+
+
+def window_crop(field_pixels: Tensor, box: Tensor, spec: CropSpec) -> Tensor:
+    """`crop_cells` of one box, run on just the part of the uint8 field around it (a large marrow field is not
+    converted to float for every cell). The part is aligned to crop_cells' pooling grid and reaches two
+    pooled pixels beyond the window (clipped to the field), so the result equals crop_cells on the whole
+    field up to float rounding."""
+    window = square_context_boxes(box, spec.margin)[0]
+    side = float(window[2] - window[0])
+    factor = max(1, math.floor(side / spec.size))
+    height, width = field_pixels.shape[-2:]
+
+    def span(low: float, high: float, limit: int) -> tuple[int, int]:
+        start = max(0, (math.floor(low) // factor - 2) * factor)
+        stop = min(limit, (math.ceil(high) // factor + 3) * factor)
+        return start, max(stop, start + 1)
+
+    x_start, x_stop = span(float(window[0]), float(window[2]), width)
+    y_start, y_stop = span(float(window[1]), float(window[3]), height)
+    if x_start >= width or y_start >= height or x_stop <= 0 or y_stop <= 0:
+        part, offset = field_pixels, torch.zeros(4)  # the window lies outside the field: all fill either way
+    else:
+        part = field_pixels[:, y_start:y_stop, x_start:x_stop]
+        offset = torch.tensor([x_start, y_start, x_start, y_start], dtype=torch.float32)
+    image = part.float().div_(255.0)
+    return crop_cells([image], [box - offset], size=spec.size, margin=spec.margin, mean=spec.mean, std=spec.std)
 
 
 def countability_items(fields: Sequence[FieldRecord]) -> list[CropItem]:

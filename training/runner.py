@@ -607,7 +607,7 @@ class Evaluation:
     curve: metrics_lib.DetectionCurve | None = None
 
 
-def evaluate(
+def evaluate_detailed(
     stage: str,
     models: Sequence[nn.Module],
     fields: Sequence[FieldRecord],
@@ -651,6 +651,31 @@ def evaluate(
     return Evaluation(metrics=result, labels=labels, probabilities=probs)
 
 
+def evaluate(
+    stage: str,
+    models: Sequence[nn.Module],
+    fields: Sequence[FieldRecord],
+    *,
+    device: torch.device,
+    spec: CropSpec | None = None,
+    nms_iou: float = 0.5,
+    score_threshold: float = 0.01,
+    batch_size: int = 4,
+) -> dict[str, Any]:
+    """The metric dict (contract keys) of `models` on `fields`; see `evaluate_detailed`."""
+    detailed = evaluate_detailed(
+        stage,
+        models,
+        fields,
+        device=device,
+        spec=spec,
+        nms_iou=nms_iou,
+        score_threshold=score_threshold,
+        batch_size=batch_size,
+    )
+    return detailed.metrics
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The stage run
 
@@ -667,6 +692,18 @@ def _loader(settings: _Settings, dataset: Any, sampler_seed: int, weights: Seque
         pin_memory=settings.device.type == "cuda",
         drop_last=drop_last,
     )
+
+
+def _detector_input_size(profile: Profile) -> tuple[int, int] | None:
+    """(min_size, max_size) the detector's transform resizes fields to; None when unknown."""
+    config = profile.detector
+    if config.min_size is not None:
+        return config.min_size, config.max_size or 10 * config.min_size
+    size = config.kwargs.get("size")
+    if size is not None:
+        width, height = (size, size) if isinstance(size, int) else size
+        return min(width, height), max(width, height)
+    return None
 
 
 def _steps_per_epoch(settings: _Settings, size: int) -> int:
@@ -710,7 +747,9 @@ class _Run:
         self.history: list[dict[str, Any]] = []
         augment = Augment() if settings.augment else Augment.none()
         if settings.stage == "detector":
-            self.train_set: Any = DetectionDataset(self.train_fields, augment=augment, cache=self.cache)
+            self.train_set: Any = DetectionDataset(
+                self.train_fields, augment=augment, cache=self.cache, input_size=_detector_input_size(settings.profile)
+            )
             self.weights = None
         else:
             items = _crop_items(settings.stage, self.train_fields)
@@ -736,7 +775,7 @@ class _Run:
 
     # -- one model ------------------------------------------------------------------------------------
     def _evaluate(self, models: Sequence[nn.Module], fields: Sequence[FieldRecord]) -> Evaluation:
-        return evaluate(
+        return evaluate_detailed(
             self.s.stage,
             models,
             fields,
@@ -1039,7 +1078,7 @@ def evaluate_checkpoints(
     metas = [c.meta for c in loaded]
     cache = ImageCache()
     if stage == "detector":
-        evaluation = evaluate(
+        evaluation = evaluate_detailed(
             stage,
             [loaded[0].model],
             chosen,
@@ -1053,7 +1092,7 @@ def evaluate_checkpoints(
         }
         if len(specs) != 1:
             raise ValueError(f"the checkpoints were trained on different crops: {sorted(map(str, specs))}")
-        evaluation = evaluate(
+        evaluation = evaluate_detailed(
             stage, [c.model for c in loaded], chosen, device=torch_device, spec=specs.pop(), cache=cache
         )
     result = dict(evaluation.metrics)

@@ -1,33 +1,80 @@
-"""Tiny synthetic truth (fields with coloured discs as cells) and a training environment in a temporary folder."""
+"""A tiny profile and a synthetic dataset so real training runs finish in seconds on one CPU thread."""
 
 from __future__ import annotations
 
-import hashlib
-import io
-from collections.abc import Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.files.base import ContentFile
-from PIL import Image, ImageDraw
+import torch
 
-from annotations.models import (
-    AnnotationKind,
-    AnnotationSet,
-    AnnotationStatus,
-    Case,
-    Cell,
-    Field,
-    FieldStatus,
-    Patient,
-    Smear,
+from inference.profiles import (
+    ClassifierConfig,
+    CountabilityConfig,
+    DetectorConfig,
+    Normalisation,
+    Profile,
+    TrainingConfig,
 )
 from tests.models_on_disk import TEST_PROFILE, write_profiles_file
+from tests.training.synthetic import make_dataset
+from training.records import FieldRecord
 
-# Two visibly different "cell types": class 12 (lymphocyte) blue discs, class 0 (myeloblast) red discs.
-COLOURS = {12: (60, 60, 200), 0: (200, 40, 60)}
-SIZE = 96
+TINY_TRAINING = TrainingConfig(optimizer="adamw", lr=3e-3, weight_decay=1e-4, batch_size=8, epochs=3, cosine_t_max=3)
+
+
+def make_train_profile() -> Profile:
+    return Profile(
+        name="train-tiny",
+        description="tiny nets for training tests",
+        device="cpu",
+        normalisation=Normalisation(mean=(0.5, 0.45, 0.4), std=(0.25, 0.25, 0.25)),
+        context_margin=0.15,
+        crop_batch_size=16,
+        detector=DetectorConfig(
+            arch="fcos_convnet_tiny",
+            score_threshold=0.3,
+            nms_iou=0.5,
+            max_detections=10,
+            batch_size=8,
+            training=TrainingConfig(
+                optimizer="adamw", lr=3e-3, weight_decay=1e-4, batch_size=4, epochs=6, cosine_t_max=6
+            ),
+            min_size=64,
+            max_size=64,
+        ),
+        countability=CountabilityConfig(arch="test_resnet", input_size=32, training=TINY_TRAINING),
+        classifier=ClassifierConfig(archs=("test_resnet", "test_efficientnet"), input_size=32, training=TINY_TRAINING),
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread() -> Iterator[None]:
+    """One torch thread (session-wide, so module-scoped training fixtures get it too): the machine is shared."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def train_profile() -> Profile:
+    return make_train_profile()
+
+
+@pytest.fixture(scope="session")
+def synthetic_fields(tmp_path_factory: pytest.TempPathFactory) -> list[FieldRecord]:
+    return make_dataset(tmp_path_factory.mktemp("synthetic") / "fields", fields=48)
+
+
+@pytest.fixture(scope="session")
+def small_fields(tmp_path_factory: pytest.TempPathFactory) -> list[FieldRecord]:
+    """24 fields, for the quick resume/determinism runs."""
+    return make_dataset(tmp_path_factory.mktemp("small") / "fields", fields=24, seed=1)
+
+
+# --- the platform's tests (training jobs, registry, API) ------------------------------------------------------------
 
 
 @pytest.fixture
@@ -39,77 +86,3 @@ def training_env(settings: Any, tmp_path: Path) -> Path:
     settings.AICELL_PROFILE = TEST_PROFILE
     settings.AICELL_DEVICE = "cpu"
     return tmp_path
-
-
-def disc_image(cells: Sequence[tuple[float, float, float, float, int | None, bool]], seed: int) -> bytes:
-    image = Image.new("RGB", (SIZE, SIZE), (235, 215, 220))
-    draw = ImageDraw.Draw(image)
-    draw.point((seed % SIZE, (seed // SIZE) % SIZE), fill=(seed % 256, 1, 2))  # unique bytes per field
-    for x, y, w, h, cls, countable in cells:
-        colour = COLOURS.get(cls if cls is not None else 12, (90, 90, 90))
-        if not countable:
-            colour = (120, 110, 100)
-        draw.ellipse((x, y, x + w - 1, y + h - 1), fill=colour)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-_counter = {"n": 0}
-
-
-def truth_field(
-    patient: str,
-    cells: Sequence[tuple[float, float, float, float, int | None, bool]] = (),
-    *,
-    kind: str = AnnotationKind.CONSENSUS,
-    source_name: str = "",
-    status: str = AnnotationStatus.LOCKED,
-    split: str = "",
-) -> Field:
-    """A field of `patient` (made if new, with `split` if given) whose truth set holds `cells`
-    (x, y, w, h, class, countable)."""
-    _counter["n"] += 1
-    number = _counter["n"]
-    patient_row, _ = Patient.objects.get_or_create(code=patient, defaults={"split": split})
-    case, _ = Case.objects.get_or_create(code=f"C-{patient}", defaults={"patient": patient_row})
-    smear, _ = Smear.objects.get_or_create(case=case, code="S1")
-    data = disc_image(cells, number)
-    field = Field.objects.create(
-        smear=smear,
-        image=ContentFile(data, name="field.png"),
-        thumbnail=ContentFile(data, name="thumb.png"),
-        width=SIZE,
-        height=SIZE,
-        sha256=hashlib.sha256(data).hexdigest(),
-        format="PNG",
-        byte_size=len(data),
-        status=FieldStatus.CONSENSUS,
-    )
-    truth = AnnotationSet.objects.create(field=field, kind=kind, status=status, source_name=source_name)
-    Cell.objects.bulk_create(
-        Cell(annotation_set=truth, x=x, y=y, width=w, height=h, cell_class_id=cls, countable=countable)
-        for x, y, w, h, cls, countable in cells
-    )
-    return field
-
-
-def standard_cells(index: int) -> list[tuple[float, float, float, float, int | None, bool]]:
-    """Two or three cells per field: a blue and a red disc, every third field an uncountable grey one."""
-    cells: list[tuple[float, float, float, float, int | None, bool]] = [
-        (8 + index % 5, 10, 28, 28, 12, True),
-        (52, 50 - index % 7, 30, 30, 0, True),
-    ]
-    if index % 3 == 0:
-        cells.append((10, 60, 22, 22, 12, False))
-    return cells
-
-
-def synthetic_truth(patients: int = 12, fields_per_patient: int = 1) -> list[Field]:
-    """A small dataset with all three splits: patients T*, V*, X* pinned to train, val, test."""
-    made = []
-    for p in range(patients):
-        split = "val" if p % 6 == 1 else "test" if p % 6 == 2 else "train"
-        for f in range(fields_per_patient):
-            made.append(truth_field(f"SYN{p:02d}", standard_cells(p * fields_per_patient + f), split=split))
-    return made

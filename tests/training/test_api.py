@@ -13,7 +13,7 @@ from django_celery_beat.models import PeriodicTask
 from aicell.roles import Role
 from annotations.models import AuditEvent
 from tests.factories import ModelVersionFactory
-from tests.training.conftest import truth_field
+from tests.training.platform_data import truth_field
 from training.datasets import dataset_snapshot_create
 from training.models import ModelStatus, RetrainPolicy, TrainingJob
 

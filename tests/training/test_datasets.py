@@ -12,7 +12,7 @@ import pytest
 
 from annotations.models import AnnotationKind, AnnotationSet, AnnotationStatus, Cell, Patient
 from tests.factories import AnnotationSetFactory, CellFactory, ModelVersionFactory
-from tests.training.conftest import standard_cells, truth_field
+from tests.training.platform_data import standard_cells, truth_field
 from training.datasets import dataset_snapshot_create, snapshot_path, snapshot_records, snapshot_sources
 from training.models import DatasetSnapshot
 

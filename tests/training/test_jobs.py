@@ -23,7 +23,7 @@ from aicell.roles import Role
 from annotations.models import Cell
 from tests.conftest import IN_CI
 from tests.factories import AnnotationSetFactory
-from tests.training.conftest import truth_field
+from tests.training.platform_data import truth_field
 from training import services
 from training.datasets import dataset_snapshot_create
 from training.models import RetrainPolicy, TrainingJob, TriggeredBy

@@ -14,7 +14,7 @@ from aicell.roles import Role
 from annotations.models import AuditEvent
 from inference.models import PrelabelJob, PrelabelTrigger
 from tests.factories import FieldFactory, ModelVersionFactory
-from tests.training.conftest import truth_field
+from tests.training.platform_data import truth_field
 from training.datasets import dataset_snapshot_create, snapshot_records
 from training.models import ModelStatus, ModelVersion, PromoteMode, Stage
 from training.services import gate_and_promote, model_version_promote, model_version_rollback

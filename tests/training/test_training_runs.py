@@ -20,7 +20,7 @@ from aicell.jobs import job_request_cancel
 from aicell.models import JobStatus
 from inference.models import PrelabelJob, PrelabelTrigger
 from tests.factories import FieldFactory
-from tests.training.conftest import synthetic_truth
+from tests.training.platform_data import synthetic_truth
 from training.models import ModelStatus, ModelVersion, TrainingJob
 from training.services import training_job_create
 
