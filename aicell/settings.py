@@ -251,6 +251,11 @@ AICELL_THUMBNAIL_SIZE = env.int("AICELL_THUMBNAIL_SIZE", default=320)
 AICELL_AUTO_PRELABEL = env.bool("AICELL_AUTO_PRELABEL", default=True)
 AICELL_PROFILE = env.str("AICELL_PROFILE", default="cpu")
 AICELL_MODEL_DIR = Path(env.str("AICELL_MODEL_DIR", default=str(VAR_DIR / "models")))
+# Dataset snapshots of training runs (JSONL of training records + per-field sources).
+AICELL_DATASET_DIR = Path(env.str("AICELL_DATASET_DIR", default=str(VAR_DIR / "datasets")))
+# Per-patient train/val/test split: seed and ratios used for patients that have no split yet.
+AICELL_SPLIT_SEED = env.int("AICELL_SPLIT_SEED", default=0)
+AICELL_SPLIT_RATIOS = env.list("AICELL_SPLIT_RATIOS", cast=float, default=[0.7, 0.1, 0.2])
 # Model profiles are data: the shipped file, or a lab's own copy with extra or tuned profiles.
 AICELL_PROFILES_FILE = Path(env.str("AICELL_PROFILES_FILE", default=str(BASE_DIR / "inference" / "profiles.yaml")))
 # Device for inference and training: empty = the profile's choice ("auto": CUDA when available).

@@ -12,6 +12,7 @@ from aicell.api.views import HealthView, SessionView
 from annotations import review_views
 from annotations import views as annotation_views
 from inference import views as inference_views
+from training import views as training_views
 
 router = DefaultRouter()
 # Both /api/v1/fields and /api/v1/fields/ resolve (no redirect that would turn a POST into a GET).
@@ -29,6 +30,10 @@ router.register("conflicts", review_views.ConflictViewSet, basename="conflict")
 router.register("rule-sets", annotation_views.RuleSetViewSet, basename="rule-set")
 router.register("exports", annotation_views.ExportViewSet, basename="export")
 router.register("imports", annotation_views.ImportViewSet, basename="import")
+router.register("training-jobs", training_views.TrainingJobViewSet, basename="training-job")
+router.register("model-versions", training_views.ModelVersionViewSet, basename="model-version")
+router.register("dataset-snapshots", training_views.DatasetSnapshotViewSet, basename="dataset-snapshot")
+router.register("training-schedules", training_views.TrainingScheduleViewSet, basename="training-schedule")
 
 api_v1: list[URLPattern | URLResolver] = [
     path("health", HealthView.as_view(), name="health"),

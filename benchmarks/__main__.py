@@ -31,6 +31,12 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         "cpu profile >= 2 fields/s, overhead_ratio <= 1.3",
     ),
     Benchmark(
+        "bccd_training",
+        ("--time-limit-min", "20", "--json"),
+        ("ap50", "ap50_95", "detector_train_min", "classifier_accuracy", "classifier_macro_f1"),
+        "cpu detector WBC AP@0.5 >= 0.90 on BCCD val within 20 min of CPU training",
+    ),
+    Benchmark(
         "export",
         ("--annotations", "1000000", "--json"),
         ("annotations", "seconds", "peak_mb", "annotations_per_s"),
@@ -41,6 +47,12 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         ("--json",),
         ("all.rps", "read.p95_ms", "write.p95_ms", "all.p99_ms", "all.errors", "load_average"),
         "10,000 fields / 300,000 cells: p95 < 200 ms reads and writes, 0 errors",
+    ),
+    Benchmark(
+        "bccd_platform",
+        ("--json",),
+        ("detector_ap50", "detector_train_s", "classifier_accuracy", "classifier_macro_f1"),
+        "BCCD val: WBC AP@0.5 >= 0.90 within 20 min of CPU training; classifier accuracy / macro-F1 reported",
     ),
 )
 

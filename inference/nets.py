@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -21,6 +22,7 @@ from torch import nn
 from torchvision.models import detection
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+from torchvision.models.detection.fcos import FCOSHead
 from torchvision.models.detection.retinanet import RetinaNetHead
 from torchvision.models.detection.rpn import RPNHead
 from torchvision.models.detection.ssd import SSD
@@ -66,6 +68,73 @@ def _light_fcos(backbone_name: str) -> DetectorBuilder:
     return build
 
 
+def _conv_bn(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class ConvPyramid(nn.Module):
+    """A small plain CNN (3x3 conv-BN-ReLU stages, each halving the size) with a light top-down FPN.
+
+    `widths` has five stages (strides 2, 4, 8, 16, 32); the last three are the output levels P3-P5, each
+    projected to `out_channels` (1x1) plus the upsampled coarser level, then smoothed by a 3x3 conv.
+    """
+
+    def __init__(self, widths: Sequence[int], depth: int, out_channels: int) -> None:
+        super().__init__()
+        if len(widths) != 5:
+            raise ValueError(f"ConvPyramid needs five stage widths, got {list(widths)}")
+        self.out_channels = out_channels
+        stages = []
+        previous = 3
+        for width in widths:
+            layers = [_conv_bn(previous, width, 2)] + [_conv_bn(width, width, 1) for _ in range(depth - 1)]
+            stages.append(nn.Sequential(*layers))
+            previous = width
+        self.stages = nn.ModuleList(stages)
+        self.lateral = nn.ModuleList(nn.Conv2d(w, out_channels, 1) for w in widths[2:])
+        self.smooth = nn.ModuleList(nn.Conv2d(out_channels, out_channels, 3, padding=1) for _ in widths[2:])
+
+    def forward(self, images: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
+        features = []
+        x = images
+        for index, stage in enumerate(self.stages):
+            x = stage(x)
+            if index >= 2:
+                features.append(x)
+        levels: list[torch.Tensor] = []
+        top: torch.Tensor | None = None
+        for feature, lateral, smooth in zip(
+            reversed(features), reversed(self.lateral), reversed(self.smooth), strict=True
+        ):
+            merged = lateral(feature)
+            if top is not None:
+                merged = merged + nn.functional.interpolate(top, size=merged.shape[-2:], mode="nearest")
+            top = merged
+            levels.insert(0, smooth(merged))
+        return OrderedDict((f"p{level}", feature) for level, feature in zip((3, 4, 5), levels, strict=True))
+
+
+def _convnet_fcos(widths: Sequence[int], depth: int, out_channels: int, head_convs: int) -> DetectorBuilder:
+    """FCOS on a `ConvPyramid`: light enough to train from scratch on a CPU. One point per location with
+    sizes 8/16/32 (= the strides of P3-P5; FCOS assigns objects to levels from these)."""
+
+    def build(
+        num_classes: int, trainable_backbone_layers: int | None = None, norm_layer: Any = None, **kwargs: Any
+    ) -> nn.Module:
+        if trainable_backbone_layers is not None or norm_layer is not None:
+            raise ValueError("convnet FCOS models train their whole backbone with BatchNorm (no such options)")
+        backbone = ConvPyramid(widths, depth, out_channels)
+        anchors = AnchorGenerator(((8,), (16,), (32,)), ((1.0,),) * 3)
+        head = FCOSHead(out_channels, 1, num_classes, num_convs=head_convs)
+        return detection.FCOS(backbone, num_classes, anchor_generator=anchors, head=head, **kwargs)
+
+    return build
+
+
 def _torchvision(name: str) -> DetectorBuilder:
     builder = getattr(detection, name)
 
@@ -90,6 +159,10 @@ _DETECTOR_BUILDERS: dict[str, DetectorBuilder] = {
     **{name: _torchvision(name) for name in _TORCHVISION_DETECTORS},
     **{f"retinanet_{b}_fpn": _light_retinanet(b) for b in ("resnet18", "resnet34")},
     **{f"fcos_{b}_fpn": _light_fcos(b) for b in ("resnet18", "resnet34")},
+    # Plain-CNN FCOS models: "small" for the cpu profile (~0.4 GMACs at 320x240), "tiny" for tests and smoke
+    # runs (the detector counterpart of timm's test_* models).
+    "fcos_convnet_small": _convnet_fcos((16, 32, 64, 96, 128), depth=2, out_channels=64, head_convs=2),
+    "fcos_convnet_tiny": _convnet_fcos((16, 32, 32, 32, 32), depth=1, out_channels=32, head_convs=2),
 }
 DETECTOR_ARCHS: tuple[str, ...] = tuple(_DETECTOR_BUILDERS)
 

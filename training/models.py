@@ -1,9 +1,13 @@
-"""The model registry: one row per trained model of a stage (the training issue extends it)."""
+"""The model registry (versions of each stage, active / candidate / retired), the dataset snapshots that trained
+them, the training jobs that made them and the retraining policy that starts jobs on a schedule."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+from aicell.models import Job, JobStatus
 
 
 class Stage(models.TextChoices):
@@ -18,6 +22,42 @@ class ModelStatus(models.TextChoices):
     RETIRED = "retired", "Retired"
 
 
+class PromoteMode(models.TextChoices):
+    AUTO = "auto", "Promote when the gate passes"
+    NEVER = "never", "Keep as candidate"
+    FORCE = "force", "Promote whatever the gate says"
+
+
+class DatasetSnapshot(models.Model):
+    """The exact training data of a run: which fields and cells, in which split, from which sources, when.
+
+    The fields themselves are a JSONL file of `training.records.FieldRecord` (path relative to
+    AICELL_DATASET_DIR); `content_hash` is the sha256 of the data it describes (image hashes, not paths), so two
+    snapshots of unchanged truth have the same hash.
+    """
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    seed = models.IntegerField(default=0, help_text="seed of the per-patient split")
+    ratios = models.JSONField(default=list, help_text="train, val, test ratios of the per-patient split")
+    content_hash = models.CharField(max_length=64, db_index=True)
+    file = models.CharField(max_length=255, help_text="JSONL of FieldRecords, relative to AICELL_DATASET_DIR")
+    field_count = models.PositiveIntegerField(default=0)
+    cell_count = models.PositiveIntegerField(default=0)
+    # {split: {fields, patients, cells, countable, uncountable, unclassified, classes: {class id: n}}}
+    counts = models.JSONField(default=dict)
+    # {"consensus": {fields, cells}, "imported:<source name>": {fields, cells}}: where the truth came from.
+    sources = models.JSONField(default=dict)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"dataset snapshot {self.pk} ({self.field_count} fields, {self.content_hash[:12]})"
+
+
 class ModelVersion(models.Model):
     stage = models.CharField(max_length=16, choices=Stage.choices)
     profile = models.CharField(max_length=32)
@@ -30,6 +70,23 @@ class ModelVersion(models.Model):
     status_reason = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     promoted_at = models.DateTimeField(null=True, blank=True)
+    # Training provenance (empty for versions registered by hand).
+    dataset_snapshot = models.ForeignKey(
+        DatasetSnapshot, null=True, blank=True, on_delete=models.PROTECT, related_name="model_versions"
+    )
+    training_job = models.ForeignKey(
+        "training.TrainingJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="model_versions"
+    )
+    val_metrics = models.JSONField(default=dict, blank=True)
+    history = models.JSONField(default=list, blank=True, help_text="per epoch: epoch, member, train_loss, ...")
+    best_epochs = models.JSONField(default=list, blank=True)
+    # PNG plots relative to AICELL_MODEL_DIR, [{"name": "confusion_matrix.png", "path": "..."}].
+    plots = models.JSONField(default=list, blank=True)
+    # The promotion gate: split, the active version compared with and its metrics on the same split, decision.
+    gate = models.JSONField(default=dict, blank=True)
+    # The version this one replaced when it was promoted (what a rollback returns to).
+    replaced = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replaced_by")
+    retired_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -41,3 +98,75 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stage} v{self.pk} ({self.architecture}, {self.status})"
+
+
+class TriggeredBy(models.TextChoices):
+    USER = "user", "A user"
+    SCHEDULE = "schedule", "The retraining schedule"
+
+
+OPEN_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+TRAINING_LANE = "training"
+
+
+class TrainingJob(Job):
+    """One training run of one or more stages on one dataset snapshot, run by a worker of the `gpu` queue."""
+
+    stages = models.JSONField(default=list, help_text="stages in training order")
+    profile = models.CharField(max_length=32)
+    # epochs (null = the profile's), seed, promote (auto | never | force), overrides (lr, batch_size, ...)
+    parameters = models.JSONField(default=dict)
+    triggered_by = models.CharField(max_length=16, choices=TriggeredBy.choices, default=TriggeredBy.USER)
+    schedule = models.ForeignKey(
+        "training.RetrainPolicy", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    dataset_snapshot = models.ForeignKey(
+        DatasetSnapshot, null=True, blank=True, on_delete=models.PROTECT, related_name="training_jobs"
+    )
+    current_stage = models.CharField(max_length=16, blank=True, default="")
+    epoch = models.PositiveIntegerField(null=True, blank=True)
+    epochs = models.PositiveIntegerField(null=True, blank=True)
+    loss = models.FloatField(null=True, blank=True)
+    log = models.TextField(blank=True, default="")
+    # {"snapshot": s, "<stage>": s, "<stage>_gate": s, ...}: seconds per step.
+    timings = models.JSONField(default=dict, blank=True)
+    # All training jobs share one lane: at most one of them is queued or running at a time (the constraint below),
+    # so a schedule never starts a second run while one is in progress, whatever races happen.
+    lane = models.CharField(max_length=16, default=TRAINING_LANE, editable=False)
+
+    class Meta(Job.Meta):
+        constraints = [
+            *Job.Meta.constraints,
+            models.UniqueConstraint(
+                fields=["lane"], condition=Q(status__in=OPEN_JOB_STATUSES), name="one_open_training_job"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"training job {self.pk} ({'+'.join(self.stages)}, {self.profile}, {self.status})"
+
+
+class RetrainPolicy(models.Model):
+    """ "Retrain when at least N new truth cells arrived since the last run", checked by a django-celery-beat
+    periodic task (its crontab and on/off switch live on `periodic_task`, editable in the admin)."""
+
+    name = models.CharField(max_length=64, unique=True)
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    min_new_cells = models.PositiveIntegerField(default=500, help_text="new truth cells needed to start a run")
+    stages = models.JSONField(default=list, help_text="stages to train; empty = all three")
+    profile = models.CharField(max_length=32, blank=True, default="", help_text="empty = AICELL_PROFILE")
+    epochs = models.PositiveIntegerField(null=True, blank=True, help_text="empty = the profile's")
+    promote = models.CharField(max_length=8, choices=PromoteMode.choices, default=PromoteMode.AUTO)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_check = models.CharField(max_length=255, blank=True, default="", help_text="what the last check decided")
+    last_job = models.ForeignKey(TrainingJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "retrain policies"
+
+    def __str__(self) -> str:
+        return f"retrain policy {self.name} (>= {self.min_new_cells} new cells)"

@@ -10,9 +10,11 @@ import re
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
@@ -39,7 +41,7 @@ from tests.factories import (
     prediction_set,
     reviewed_field,
 )
-from training.models import Stage
+from training.models import DatasetSnapshot, ModelStatus, ModelVersion, RetrainPolicy, Stage, TrainingJob
 
 pytestmark = pytest.mark.django_db
 
@@ -125,6 +127,24 @@ def _export_request(w: World) -> dict[str, Any]:
     return {}
 
 
+def _version_with_plot(w: World) -> Any:
+    version: Any = ModelVersionFactory(checkpoints=["matrix/model.pt"])
+    relative = f"matrix-plots/{version.pk}/confusion_matrix.png"
+    path = Path(settings.AICELL_MODEL_DIR) / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n")
+    version.plots = [{"name": "confusion_matrix.png", "path": relative}]
+    version.save()
+    return version
+
+
+def _rollback_version(w: World) -> ModelVersion:
+    old = ModelVersion.objects.create(stage=Stage.DETECTOR, profile="cpu", architecture="a", status=ModelStatus.RETIRED)
+    return ModelVersion.objects.create(
+        stage=Stage.DETECTOR, profile="cpu", architecture="b", status=ModelStatus.ACTIVE, replaced=old
+    )
+
+
 BUILDERS: dict[str, Callable[[World], Any]] = {
     "patient": lambda w: PatientFactory(),
     "spare_patient": lambda w: PatientFactory(),
@@ -153,6 +173,12 @@ BUILDERS: dict[str, Callable[[World], Any]] = {
     "consensus_field": lambda w: _reviewed(w, CELL),
     "reopened_field": _reopened_field,
     "reopened_cell": lambda w: w.reopened_field.annotation_sets.get(kind="consensus").cells.get(),
+    "training_job": lambda w: TrainingJob.objects.create(stages=["detector"], profile="cpu", status="succeeded"),
+    "queued_training_job": lambda w: TrainingJob.objects.create(stages=["detector"], profile="cpu"),
+    "model_version": _version_with_plot,
+    "rollback_version": _rollback_version,
+    "training_schedule": lambda w: RetrainPolicy.objects.get(name="nightly"),
+    "dataset_snapshot": lambda w: DatasetSnapshot.objects.create(content_hash="0" * 64, file="matrix.jsonl"),
 }
 
 
@@ -181,6 +207,7 @@ def only(allowed: tuple[str, ...], status: int) -> dict[str, int]:
 
 MANAGERS = ("admin", "adjudicator")
 EXPORTERS = ("admin", "researcher")
+MODEL_READERS = ("admin", "researcher")
 
 
 def tiny_zip() -> bytes:
@@ -336,6 +363,26 @@ ENDPOINTS: list[Endpoint] = [
     ),
     Endpoint("get", "/api/v1/imports/{import_job}", only(("admin",), 200)),
     Endpoint("post", "/api/v1/imports/{queued_import}/cancel", only(("admin",), 200)),
+    Endpoint("get", "/api/v1/training-jobs", only(MODEL_READERS, 200)),
+    Endpoint("post", "/api/v1/training-jobs", only(("admin",), 202), lambda w: {"stage": "detector", "profile": "cpu"}),
+    Endpoint("get", "/api/v1/training-jobs/{training_job}", only(MODEL_READERS, 200)),
+    Endpoint("post", "/api/v1/training-jobs/{queued_training_job}/cancel", only(("admin",), 200)),
+    Endpoint("get", "/api/v1/model-versions", only(MODEL_READERS, 200)),
+    Endpoint("get", "/api/v1/model-versions/{model_version}", only(MODEL_READERS, 200)),
+    Endpoint("get", "/api/v1/model-versions/{model_version}/plots/confusion_matrix.png", only(MODEL_READERS, 200)),
+    Endpoint(
+        "post", "/api/v1/model-versions/{model_version}/promote", only(("admin",), 200), lambda w: {"reason": "better"}
+    ),
+    Endpoint(
+        "post", "/api/v1/model-versions/{rollback_version}/rollback", only(("admin",), 200), lambda w: {"reason": "x"}
+    ),
+    Endpoint("get", "/api/v1/training-schedules", only(MODEL_READERS, 200)),
+    Endpoint("get", "/api/v1/training-schedules/{training_schedule}", only(MODEL_READERS, 200)),
+    Endpoint(
+        "patch", "/api/v1/training-schedules/{training_schedule}", only(("admin",), 200), lambda w: {"min_new_cells": 9}
+    ),
+    Endpoint("get", "/api/v1/dataset-snapshots", only(MODEL_READERS, 200)),
+    Endpoint("get", "/api/v1/dataset-snapshots/{dataset_snapshot}", only(MODEL_READERS, 200)),
 ]
 
 

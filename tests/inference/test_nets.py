@@ -54,6 +54,8 @@ def test_invalid_detector_kwargs_name_the_arch() -> None:
         ("fasterrcnn_mobilenet_v3_large_320_fpn", {"min_size": 64, "max_size": 96}),
         ("retinanet_resnet18_fpn", {"min_size": 64, "max_size": 96}),
         ("fcos_resnet18_fpn", {"min_size": 64, "max_size": 96, "trainable_backbone_layers": 3}),
+        ("fcos_convnet_small", {"min_size": 64, "max_size": 96}),
+        ("fcos_convnet_tiny", {"min_size": 64, "max_size": 96}),
     ],
 )
 def test_detectors_predict_one_foreground_class(arch: str, kwargs: dict[str, object]) -> None:
@@ -68,6 +70,25 @@ def test_detectors_predict_one_foreground_class(arch: str, kwargs: dict[str, obj
         # pipeline drops; softmax heads never return it.
         assert set(output["labels"].tolist()) <= {0, 1}
         assert ((output["scores"] >= 0) & (output["scores"] <= 1)).all()
+
+
+def test_convnet_fcos_levels_and_options() -> None:
+    model = build_detector("fcos_convnet_small", min_size=96, max_size=128)
+    backbone: Any = model.backbone
+    features = backbone(torch.rand(2, 3, 96, 128))
+    assert [tuple(f.shape) for f in features.values()] == [(2, 64, 12, 16), (2, 64, 6, 8), (2, 64, 3, 4)]
+    model.train()
+    losses = model(
+        [torch.rand(3, 96, 128)], [{"boxes": torch.tensor([[10.0, 10.0, 50.0, 40.0]]), "labels": torch.tensor([1])}]
+    )
+    assert set(losses) == {"classification", "bbox_regression", "bbox_ctrness"}
+    assert build_detector("fcos_convnet_tiny", anchor_sizes=[[16], [32], [64]]).anchor_generator.sizes == (
+        (16,),
+        (32,),
+        (64,),
+    )
+    with pytest.raises(ValueError, match="whole backbone"):
+        build_detector("fcos_convnet_small", trainable_backbone_layers=3)
 
 
 def test_random_init_backbones_have_trainable_batch_norm() -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,11 @@ def test_detector_model_kwargs_merge_sizes_and_extra_kwargs() -> None:
     paper = get_profile("paper").detector
     assert paper.model_kwargs() == {"min_size": 800, "max_size": 1333}
     cpu = get_profile("cpu").detector
-    assert "min_size" not in cpu.model_kwargs()
+    assert cpu.model_kwargs() == {"min_size": 240, "max_size": 320}
+    ssd = dataclasses.replace(
+        cpu, arch="ssdlite320_mobilenet_v3_large", min_size=None, max_size=None, kwargs={"size": 320}
+    )
+    assert ssd.model_kwargs() == {"size": 320}
 
 
 def _write_variant(tmp_path: Path, edit) -> Path:

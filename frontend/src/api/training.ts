@@ -1,6 +1,6 @@
-// Client of the model registry and retraining API (its own issue; not on the server yet). The shapes follow
-// training/models.py (ModelVersion) and aicell.models.Job; the admin page shows whatever of them the server has
-// and says so where an endpoint is missing.
+// Client of the model registry and retraining API (training/views.py). The shapes follow training/serializers.py
+// (ModelVersion, TrainingJob, the retrain policy as a schedule) and aicell.models.Job; the admin page shows whatever
+// of them the server has and says so where an endpoint is missing.
 
 import { api, fetchAll, withQuery } from "./http";
 import type { Job } from "./jobs";
@@ -21,9 +21,16 @@ export interface ModelVersion {
 }
 
 export interface TrainingJob extends Job {
+  /** one stage, "all", or stages joined by "+" */
   stage?: string;
+  stages?: string[];
   profile?: string;
+  current_stage?: string;
+  epoch?: number | null;
+  epochs?: number | null;
+  loss?: number | null;
   model_version?: number | null;
+  model_versions?: number[];
 }
 
 export interface Schedule {

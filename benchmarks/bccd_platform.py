@@ -1,0 +1,261 @@
+"""Real-data check of training through the platform (issue 6): BCCD peripheral-blood fields.
+
+    python -m benchmarks.bccd_platform --json                      # the full check (~20 min CPU per model)
+    python -m benchmarks.bccd_platform --epochs 1 --classifier-epochs 1 --json   # a quick proof that it works
+
+1. Detector: the `train` and `val` lists of ../shared/data/bccd are imported as truth through the platform's own
+   Pascal VOC import (`annotations.interchange.dataset_import`, label map demo/bccd_label_map.json: WBC boxes
+   only, RBC and platelets ignored: the detector is a white-cell detector). Each field is its own patient, with its
+   split pinned to the original list (train -> train, val -> val), so the platform's split service keeps it. Then
+   `manage.py train --stage detector --profile cpu --wait` and `manage.py evaluate --split val --json`.
+2. Classifier: in a separate database, the fields with exactly one WBC, typed from wbc_types.csv (neutrophil -> 5
+   neutrophilic segmented, eosinophil -> 6, lymphocyte -> 12, monocyte -> 16, basophil -> 20 other), the same way;
+   then `train --stage classifier` and `evaluate --split val`.
+
+Each part runs in a child process with its own AICELL_VAR_DIR and SQLite database (a temporary folder, removed at
+the end unless --keep), so the user's data is never touched. Note: `val` is also the split on which the runner picks
+the best epoch, as the platform does for every run; the figures are those of the original `val` list.
+The last line printed is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "bccd"
+LABEL_MAP = ROOT / "demo" / "bccd_label_map.json"
+TRAINING_LIMIT_S = 20 * 60
+
+
+def _setup_django(var_dir: Path) -> None:
+    os.environ.update(
+        {
+            "DJANGO_ENV": "test",
+            "DJANGO_DEBUG": "false",
+            "AICELL_VAR_DIR": str(var_dir),
+            "MEDIA_ROOT": str(var_dir / "media"),
+            "AICELL_TMP_DIR": str(var_dir / "tmp"),
+            "AICELL_MODEL_DIR": str(var_dir / "models"),
+            "AICELL_DATASET_DIR": str(var_dir / "datasets"),
+            "AICELL_AUTO_PRELABEL": "false",
+            "DATABASE_URL": f"sqlite:///{var_dir / 'bccd.sqlite3'}",
+            "CELERY_BROKER_URL": "filesystem://",
+            "DJANGO_SETTINGS_MODULE": "aicell.settings",
+        }
+    )
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def _wbc_count(data: Path, image: str) -> int:
+    return len(re.findall(r"<name>\s*WBC\s*</name>", (data / "Annotations" / f"{image}.xml").read_text()))
+
+
+class _FieldFiles:
+    """The dataset's files of one field (its annotation and image): the import reads only those."""
+
+    def __init__(self, files: Any, names: list[str], image: str) -> None:
+        self.files = files
+        self.label = files.label
+        self._names = [name for name in names if Path(name).stem == image]
+
+    def names(self) -> list[str]:
+        return list(self._names)
+
+    def read(self, name: str) -> bytes:
+        data: bytes = self.files.read(name)
+        return data
+
+
+def _import(data: Path, lists: dict[str, str], *, one_wbc_only: bool) -> dict[str, Any]:
+    """Import every field of the lists as its own patient (split pinned) through the platform's VOC import."""
+    from aicell.errors import ValidationFailed
+    from annotations.interchange.dataset import field_types_read
+    from annotations.interchange.dataset_import import dataset_import
+    from annotations.interchange.jobs import dataset_files_open, import_options
+    from annotations.models import Case, Patient
+
+    files, _ = dataset_files_open(data)
+    all_names = files.names()
+    label_map = json.loads(LABEL_MAP.read_text())
+    field_types = field_types_read((data / "wbc_types.csv").read_text(encoding="utf-8-sig"))
+    imported: dict[str, int] = {}
+    skipped: list[str] = []
+    cells = 0
+    for list_name, split in lists.items():
+        images = [line.strip() for line in (data / "ImageSets" / f"{list_name}.txt").read_text().splitlines()]
+        for image in filter(None, images):
+            if one_wbc_only and (_wbc_count(data, image) != 1 or image not in field_types):
+                continue
+            patient = Patient.objects.create(code=f"BCCD-{image}", split=split)
+            case = Case.objects.create(patient=patient, code=f"BCCD-{image}")
+            options = import_options(
+                import_format="voc",
+                case=case,
+                smear="S1",
+                as_="consensus",
+                label_map=label_map,
+                ids=frozenset({image}),
+                field_types=field_types,
+                source_name="BCCD",
+            )
+            try:
+                report = dataset_import(_FieldFiles(files, all_names, image), options, actor=None)
+            except ValidationFailed as exc:
+                skipped.append(f"{image}: {exc.message}")
+                continue
+            if not report.fields:
+                skipped.append(f"{image}: {'; '.join(p.reason for p in report.duplicates) or 'nothing imported'}")
+                continue
+            imported[split] = imported.get(split, 0) + report.fields
+            cells += report.cells
+    return {"fields": imported, "cells": cells, "skipped": skipped}
+
+
+def _command(*args: str) -> dict[str, Any]:
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command(*args, stdout=out)
+    result: dict[str, Any] = json.loads(out.getvalue().strip().splitlines()[-1])
+    return result
+
+
+def run_part(part: str, data: Path, var_dir: Path, epochs: int | None, time_limit: float) -> dict[str, Any]:
+    _setup_django(var_dir)
+    stage = "detector" if part == "detector" else "classifier"
+    started = time.monotonic()
+    dataset = _import(data, {"train": "train", "val": "val"}, one_wbc_only=part == "classifier")
+    import_s = time.monotonic() - started
+    args = ["train", "--stage", stage, "--profile", "cpu", "--wait", "--json"]
+    args += ["--override", f"time_limit_s={time_limit:g}"]
+    if epochs is not None:
+        args += ["--epochs", str(epochs)]
+    started = time.monotonic()
+    trained = _command(*args)
+    train_s = time.monotonic() - started
+    if trained["status"] != "succeeded":
+        return {"part": part, "error": trained.get("error") or trained["status"]}
+    version = trained["model_versions"][0]
+    evaluated = _command("evaluate", "--model-version", str(version["id"]), "--split", "val", "--json")
+    metrics = evaluated["metrics"]
+    result: dict[str, Any] = {
+        "part": part,
+        "fields": dataset["fields"],
+        "cells": dataset["cells"],
+        "skipped": dataset["skipped"],
+        "import_s": round(import_s, 1),
+        "train_s": round(train_s, 1),
+        "timings": trained["timings"],
+        "epochs": epochs,
+        "best_epochs": None,
+        "model_version": version["id"],
+        "status": version["status"],
+        "val_fields": evaluated["fields"],
+        "val_cells": evaluated["cells"],
+    }
+    from training.models import ModelVersion
+
+    result["best_epochs"] = ModelVersion.objects.get(pk=version["id"]).best_epochs
+    if part == "detector":
+        result.update({"ap50": metrics.get("ap50"), "ap50_95": metrics.get("ap50_95")})
+    else:
+        result.update(
+            {
+                "accuracy": metrics.get("accuracy"),
+                "macro_f1": metrics.get("macro_f1"),
+                "ece": metrics.get("ece"),
+                "per_class": {
+                    entry.get("name", key): {
+                        "f1": entry.get("f1"),
+                        "recall": entry.get("recall"),
+                        "n": entry.get("support"),
+                    }
+                    for key, entry in (metrics.get("per_class") or {}).items()
+                },
+            }
+        )
+    return result
+
+
+def _child(part: str, args: argparse.Namespace, var_dir: Path) -> dict[str, Any]:
+    epochs = args.epochs if part == "detector" else args.classifier_epochs
+    command = [sys.executable, "-m", "benchmarks.bccd_platform", "--part", part, "--data", str(args.data)]
+    command += ["--var", str(var_dir), "--time-limit", str(args.time_limit)]
+    if epochs is not None:
+        command += ["--epochs", str(epochs)]
+    process = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    lines = [line for line in process.stdout.splitlines() if line.startswith("{")]
+    if process.returncode != 0 or not lines:
+        tail = " | ".join((process.stderr or process.stdout).strip().splitlines()[-6:])
+        return {"part": part, "error": f"exit {process.returncode}: {tail}"}
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--epochs", type=int, default=None, help="detector epochs (default: the cpu profile's)")
+    parser.add_argument("--classifier-epochs", type=int, default=None, help="default: the cpu profile's")
+    parser.add_argument("--time-limit", type=float, default=TRAINING_LIMIT_S, help="training seconds per model")
+    parser.add_argument("--skip", choices=["detector", "classifier"], action="append", default=[])
+    parser.add_argument("--keep", action="store_true", help="keep the temporary databases and models")
+    parser.add_argument("--json", action="store_true", help="(always) print the figures as JSON last")
+    parser.add_argument("--part", choices=["detector", "classifier"], help=argparse.SUPPRESS)
+    parser.add_argument("--var", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if not (args.data / "Annotations").is_dir():
+        print(f"no BCCD data at {args.data}", file=sys.stderr)
+        return 2
+    if args.part:
+        print(json.dumps(run_part(args.part, args.data, args.var, args.epochs, args.time_limit)))
+        return 0
+    root = Path(tempfile.mkdtemp(prefix="aicell-bccd-"))
+    figures: dict[str, Any] = {}
+    try:
+        for part in ("detector", "classifier"):
+            if part in args.skip:
+                continue
+            print(f"{part}: importing, training, evaluating in {root / part} ...", file=sys.stderr, flush=True)
+            figures[part] = _child(part, args, root / part)
+    finally:
+        if args.keep:
+            print(f"kept {root}", file=sys.stderr)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    detector, classifier = figures.get("detector", {}), figures.get("classifier", {})
+    summary = {
+        "detector_ap50": detector.get("ap50"),
+        "detector_ap50_95": detector.get("ap50_95"),
+        "detector_train_s": detector.get("train_s"),
+        "classifier_accuracy": classifier.get("accuracy"),
+        "classifier_macro_f1": classifier.get("macro_f1"),
+        "classifier_train_s": classifier.get("train_s"),
+        "parts": figures,
+    }
+    errors = [f"{name}: {part['error']}" for name, part in figures.items() if "error" in part]
+    if errors:
+        summary["error"] = "; ".join(errors)
+    print(json.dumps(summary))
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

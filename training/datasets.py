@@ -1,0 +1,224 @@
+"""Training datasets from truth only: locked consensus sets and imported truth sets (never annotators' work or
+model predictions), split per patient, recorded as a DatasetSnapshot for every training run.
+
+Splits are assigned once per patient (`training.splits.assign_splits`) and stored on `Patient.split`; a patient
+that already has a split (assigned earlier, or pinned by an import that keeps a dataset's original split) keeps it,
+so no patient ever moves between train, val and test as the data grows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
+
+from annotations.models import TRUTH_KINDS, AnnotationKind, AnnotationSet, AnnotationStatus, Cell, Field, Patient
+from training.models import DatasetSnapshot
+from training.records import CellRecord, FieldRecord, fields_to_jsonl
+from training.splits import assign_splits
+
+
+@dataclass(frozen=True)
+class TruthField:
+    """A field with its truth set, as the snapshot sees it."""
+
+    record: FieldRecord
+    field_id: int
+    sha256: str
+    source: str  # "consensus" or "imported:<source name>"
+
+
+def split_settings() -> tuple[int, tuple[float, float, float]]:
+    ratios = tuple(float(value) for value in settings.AICELL_SPLIT_RATIOS)
+    return int(settings.AICELL_SPLIT_SEED), (ratios[0], ratios[1], ratios[2])
+
+
+def truth_sets() -> QuerySet[AnnotationSet]:
+    """The sets that are truth for training: locked consensus and imported truth (one per field at most)."""
+    return AnnotationSet.objects.filter(kind__in=TRUTH_KINDS, status=AnnotationStatus.LOCKED)
+
+
+def truth_cells() -> QuerySet[Cell]:
+    return Cell.objects.filter(annotation_set__kind__in=TRUTH_KINDS, annotation_set__status=AnnotationStatus.LOCKED)
+
+
+def patient_splits_assign(patient_codes: Iterable[str], *, seed: int, ratios: Sequence[float]) -> dict[str, str]:
+    """The split of every named patient, assigning (and storing) one for patients that have none yet.
+
+    The update only touches rows whose split is still empty, so two concurrent runs never move a patient: the
+    second one re-reads what the first stored."""
+    codes = sorted(set(patient_codes))
+    existing = dict(Patient.objects.filter(code__in=codes).exclude(split="").values_list("code", "split"))
+    assigned = assign_splits(codes, existing, seed=seed, ratios=ratios)
+    by_split: dict[str, list[str]] = defaultdict(list)
+    for code in codes:
+        if code not in existing:
+            by_split[assigned[code]].append(code)
+    for split, members in by_split.items():
+        for start in range(0, len(members), 500):
+            Patient.objects.filter(code__in=members[start : start + 500], split="").update(split=split)
+    return dict(Patient.objects.filter(code__in=codes).values_list("code", "split"))
+
+
+def _local_image_path(field: Field) -> str:
+    """An absolute local path of the field's image; a copy in a local cache for storages without paths (S3)."""
+    try:
+        return str(Path(field.image.path).resolve())
+    except NotImplementedError:
+        suffix = Path(field.image.name or "").suffix or ".img"
+        cached = Path(settings.AICELL_DATASET_DIR) / "image-cache" / f"{field.sha256}{suffix}"
+        if not cached.exists():
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            partial = cached.with_suffix(cached.suffix + ".part")
+            with field.image.open("rb") as source, partial.open("wb") as target:
+                shutil.copyfileobj(source, target)
+            partial.replace(cached)
+        return str(cached)
+
+
+def _cell_record(cell: Cell) -> CellRecord:
+    return CellRecord(
+        box=(cell.x, cell.y, cell.x + cell.width, cell.y + cell.height),
+        countable=cell.countable,
+        class_index=cell.cell_class_id,
+    )
+
+
+def truth_fields(*, seed: int, ratios: Sequence[float], field_ids: Iterable[int] | None = None) -> list[TruthField]:
+    """Every field with a locked truth set, as training records in their patient's split (assigned if new)."""
+    sets = truth_sets().select_related("field__smear__case__patient").order_by("field_id")
+    if field_ids is not None:
+        sets = sets.filter(field_id__in=list(field_ids))
+    sets = sets.prefetch_related(Prefetch("cells", queryset=Cell.objects.order_by("id")))
+    truth = list(sets)
+    splits = patient_splits_assign(
+        (truth_set.field.smear.case.patient.code for truth_set in truth), seed=seed, ratios=ratios
+    )
+    out: list[TruthField] = []
+    for truth_set in truth:
+        field = truth_set.field
+        patient = field.smear.case.patient.code
+        source = "consensus" if truth_set.kind == AnnotationKind.CONSENSUS else f"imported:{truth_set.source_name}"
+        record = FieldRecord(
+            key=f"field:{field.pk}",
+            image_path=_local_image_path(field),
+            width=field.width,
+            height=field.height,
+            patient=patient,
+            split=splits[patient],
+            cells=tuple(_cell_record(cell) for cell in truth_set.cells.all()),
+        )
+        out.append(TruthField(record=record, field_id=field.pk, sha256=field.sha256, source=source))
+    return out
+
+
+def _content_hash(fields: Sequence[TruthField]) -> str:
+    """sha256 of what the data is (image hashes, sizes, patients, splits, cells), not of where it lies."""
+    digest = hashlib.sha256()
+    for item in fields:
+        record = item.record
+        line = {
+            "key": record.key,
+            "sha256": item.sha256,
+            "size": [record.width, record.height],
+            "patient": record.patient,
+            "split": record.split,
+            "source": item.source,
+            "cells": [cell.to_json() for cell in record.cells],
+        }
+        digest.update(json.dumps(line, sort_keys=True, separators=(",", ":")).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def snapshot_counts(records: Sequence[FieldRecord]) -> dict[str, Any]:
+    counts: dict[str, Any] = {}
+    patients: dict[str, set[str]] = defaultdict(set)
+    for record in records:
+        empty = {"fields": 0, "patients": 0, "cells": 0, "countable": 0, "uncountable": 0, "unclassified": 0}
+        split = counts.setdefault(record.split, {**empty, "classes": {}})
+        patients[record.split].add(record.patient)
+        split["fields"] += 1
+        classes: Counter[str] = Counter(split["classes"])
+        for cell in record.cells:
+            split["cells"] += 1
+            split["countable" if cell.countable else "uncountable"] += 1
+            if cell.class_index is None:
+                split["unclassified"] += int(cell.countable)
+            else:
+                classes[str(cell.class_index)] += 1
+        split["classes"] = dict(sorted(classes.items(), key=lambda item: int(item[0])))
+    for name, members in patients.items():
+        counts[name]["patients"] = len(members)
+    return counts
+
+
+def _sources(fields: Sequence[TruthField]) -> dict[str, dict[str, int]]:
+    sources: dict[str, dict[str, int]] = {}
+    for item in fields:
+        entry = sources.setdefault(item.source, {"fields": 0, "cells": 0})
+        entry["fields"] += 1
+        entry["cells"] += len(item.record.cells)
+    return dict(sorted(sources.items()))
+
+
+def dataset_snapshot_create(*, actor: Any = None, field_ids: Iterable[int] | None = None) -> DatasetSnapshot:
+    """Record today's truth as a snapshot: the JSONL file of FieldRecords plus a manifest naming each field's
+    source, and the row with counts per split and class."""
+    seed, ratios = split_settings()
+    fields = truth_fields(seed=seed, ratios=ratios, field_ids=field_ids)
+    records = [item.record for item in fields]
+    content_hash = _content_hash(fields)
+    folder = Path(settings.AICELL_DATASET_DIR)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S-%f")
+    name = f"snapshot-{stamp}-{content_hash[:12]}.jsonl"
+    partial = folder / f".{name}.part"
+    fields_to_jsonl(records, partial)
+    partial.replace(folder / name)
+    manifest = {
+        item.record.key: {"field_id": item.field_id, "sha256": item.sha256, "source": item.source} for item in fields
+    }
+    (folder / f"{name.removesuffix('.jsonl')}.sources.json").write_text(json.dumps(manifest, indent=0))
+    with transaction.atomic():
+        return DatasetSnapshot.objects.create(
+            seed=seed,
+            ratios=list(ratios),
+            content_hash=content_hash,
+            file=name,
+            field_count=len(records),
+            cell_count=sum(len(record.cells) for record in records),
+            counts=snapshot_counts(records),
+            sources=_sources(fields),
+            created_by=actor if actor is not None and actor.is_authenticated else None,
+        )
+
+
+def snapshot_path(snapshot: DatasetSnapshot) -> Path:
+    return Path(settings.AICELL_DATASET_DIR) / snapshot.file
+
+
+def snapshot_records(snapshot: DatasetSnapshot) -> list[FieldRecord]:
+    from aicell.errors import Conflict
+    from training.records import fields_from_jsonl
+
+    path = snapshot_path(snapshot)
+    if not path.is_file():
+        raise Conflict(f"The file of dataset snapshot {snapshot.pk} is missing ({path}).", field="dataset_snapshot")
+    return fields_from_jsonl(path)
+
+
+def snapshot_sources(snapshot: DatasetSnapshot) -> dict[str, dict[str, Any]]:
+    path = snapshot_path(snapshot)
+    manifest = path.with_name(f"{path.name.removesuffix('.jsonl')}.sources.json")
+    return json.loads(manifest.read_text()) if manifest.is_file() else {}
