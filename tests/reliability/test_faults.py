@@ -24,6 +24,7 @@ from tests.factories import AnnotationSetFactory, CellFactory, FieldFactory
 from tests.reliability.conftest import Stack
 from tests.reliability.figures import full_mode, record_figure
 from tests.reliability.stack import wait_until
+from training.models import TrainingJob
 
 pytestmark = [pytest.mark.services, pytest.mark.worker, pytest.mark.slow]
 
@@ -112,9 +113,22 @@ def _start_prelabel(stack: Stack, server: Any, token: str) -> Job:
     return prelabel_via_api(stack, server, token, make_fields(2))
 
 
+def _start_training(stack: Stack, server: Any, token: str) -> Job:
+    """A classifier run on a few tiny truth fields, with epochs enough to be killed in the middle."""
+    from tests.models_on_disk import TEST_PROFILE
+    from tests.training.platform_data import truth_field
+
+    for index, split in enumerate(("train", "train", "train", "val", "test")):
+        truth_field(f"FAULT-P{index}", [(8, 8, 30, 30, 12, True), (52, 52, 30, 30, 0, True)], split=split)
+    body = {"stage": "classifier", "profile": TEST_PROFILE, "epochs": 500, "promote": "never"}
+    status, answer, _ = server.request("POST", "/api/v1/training-jobs", token, body)
+    assert status == 202, answer
+    return TrainingJob.objects.get(pk=answer["id"])
+
+
 JOB_KINDS = [
     JobKind("prelabel", PrelabelJob, _start_prelabel),
-    # A training job is one more entry here: JobKind("training", TrainingJob, _start_training).
+    JobKind("training", TrainingJob, _start_training),
 ]
 
 
