@@ -20,6 +20,8 @@ from annotations.interchange.dataset_import import ImportOptions, dataset_import
 from annotations.interchange.label_map import label_map_parse
 from annotations.models import Case, Diagnosis, Field, ImportFormat, Patient, Smear
 from annotations.services import Upload, field_upload_many
+from training.models import ModelStatus, ModelVersion
+from training.services import open_training_job, training_job_create
 
 DEMO_DATA = settings.BASE_DIR / "demo" / "bccd"
 DEMO_LABEL_MAP = settings.BASE_DIR / "demo" / "bccd_label_map.json"
@@ -31,6 +33,9 @@ DEMO_USERS: tuple[tuple[str, Role], ...] = (
     ("researcher", Role.RESEARCHER),
 )
 FIELDS_PER_SMEAR = 4
+# The demo trains from random init on a dozen fields: a few epochs are enough to show the whole loop (progress,
+# gate, promotion, pre-labels in the review queue) within minutes on a laptop, not to make a useful model.
+DEMO_TRAINING_EPOCHS = 3
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class DemoSetup:
     credentials: dict[str, str]
     fields_created: int
     fields_existing: int
+    training_job_id: int | None
 
 
 def demo_users_reset() -> dict[str, str]:
@@ -120,10 +126,24 @@ def demo_fields_load(actor: User) -> tuple[int, int]:
     return created, existing
 
 
+def demo_training_start(actor: User) -> int | None:
+    """Queue a `cpu`-profile run of all three stages (auto promotion) unless a model is active or a run is open;
+    the worker of `make demo` takes it, and once it is promoted the uploaded fields are pre-labelled."""
+    if open_training_job() is not None or ModelVersion.objects.filter(status=ModelStatus.ACTIVE).exists():
+        return None
+    return training_job_create(profile="cpu", epochs=DEMO_TRAINING_EPOCHS, actor=actor).pk
+
+
 def demo_setup() -> DemoSetup:
     credentials = demo_users_reset()
-    created, existing = demo_fields_load(User.objects.get(username="labadmin"))
-    return DemoSetup(credentials=credentials, fields_created=created, fields_existing=existing)
+    admin = User.objects.get(username="labadmin")
+    created, existing = demo_fields_load(admin)
+    return DemoSetup(
+        credentials=credentials,
+        fields_created=created,
+        fields_existing=existing,
+        training_job_id=demo_training_start(admin),
+    )
 
 
 def demo_credentials_file() -> Path:
