@@ -48,3 +48,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("frontend.urls")),
 ]
+
+handler404 = "aicell.views.not_found"
