@@ -75,6 +75,8 @@ def review_settings_snapshot(review_settings: ReviewSettings) -> dict[str, Any]:
 
 
 def review_settings_update(*, changes: Mapping[str, Any], actor: Any) -> ReviewSettings:
+    if not changes:
+        raise ValidationFailed("Send the settings to change: show_prelabels and/or iou_threshold.", field="body")
     unknown = sorted(set(changes) - {"show_prelabels", "iou_threshold"})
     if unknown:
         raise ValidationFailed(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 
@@ -12,6 +14,15 @@ class StandardPagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_page_number(self, request: Request, paginator: Any) -> Any:
+        """A page that is not a whole number of at least 1 (or "last") is refused; a page past the end is 404."""
+        raw = request.query_params.get(self.page_query_param)
+        if raw is None or raw in self.last_page_strings:
+            return raw or 1
+        if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+            raise ValidationFailed(f"page must be a whole number from 1; got {raw!r}.", field="page")
+        return raw
 
     def get_page_size(self, request: Request) -> int:
         """A page size that is not a whole number of at least 1 is refused, not silently replaced by the default."""

@@ -2,7 +2,8 @@
 
 DRF's JSON parser reads the whole body whatever its size and lets a deeply nested document overflow the parser's
 stack (a 500). Here a JSON body larger than DATA_UPLOAD_MAX_MEMORY_SIZE is refused with 413 before it is read, and
-one nested too deeply is refused with 400, both in the API's error shape.
+one nested too deeply, or that is not an object (every body of this API is one), is refused with 400, both in the
+API's error shape.
 """
 
 from __future__ import annotations
@@ -45,8 +46,12 @@ class JSONParser(parsers.JSONParser):
         encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
         try:
             text = codecs.decode(raw, encoding)
-            return json.loads(text, parse_constant=strict_constant if api_settings.STRICT_JSON else None)
+            document = json.loads(text, parse_constant=strict_constant if api_settings.STRICT_JSON else None)
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
         except RecursionError:
             raise ParseError("JSON parse error - the document is nested too deeply") from None
+        if not isinstance(document, dict):
+            # Every request body of this API is an object; views may rely on that.
+            raise ParseError(f"JSON parse error - the body must be an object, not {type(document).__name__}")
+        return document

@@ -246,6 +246,8 @@ def test_hostile_json_bodies_are_refused(lab_admin: Any, settings: Any) -> None:
         "larger than the body limit": json.dumps({"code": "P1", "note": "A" * (128 * 1024)}).encode(),
         "invalid UTF-8": b'{"code": "\xff\xfe"}',
         "a list instead of an object": b'[{"code": "P1"}]',
+        "a number instead of an object": b"-8.1e179",
+        "a string instead of an object": b'"P1"',
     }
     refused = 0
     for what, body in bodies.items():
@@ -256,6 +258,16 @@ def test_hostile_json_bodies_are_refused(lab_admin: Any, settings: Any) -> None:
     assert Patient.objects.count() == 0
     assert RuleSet.objects.filter(name="P1").count() == 0
     record_figure("hostile input", "request bodies refused", refused)
+
+
+@pytest.mark.django_db
+def test_api_addresses_that_name_nothing_answer_json_404(lab_admin: Any) -> None:
+    client = token_client(lab_admin)
+    for path in ("/api/v1/cells/1.5/", "/api/v1/fields/-1e-38/image/", "/api/v1/no-such-list", "/api/v2/fields"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert response["Content-Type"] == "application/json", path
+        assert response.json()["code"] == "not_found", path
 
 
 # --- box coordinates ------------------------------------------------------------------------------------------------
