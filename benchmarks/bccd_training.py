@@ -12,7 +12,8 @@ eosinophil -> 6, lymphocyte -> 12, monocyte -> 16, basophil -> 20 other). Every 
 (BCCD has no patient ids).
 
 Figures (JSON, last line): ap50, ap50_95 (pycocotools on val), detector_train_min (wall minutes of the
-detector's train_stage call, evaluation included), detector_epochs/best_epoch, classifier_accuracy and
+detector's train_stage call, evaluation included), detector_epoch_train_s (seconds of each epoch's training
+steps, evaluation excluded), detector_epochs/best_epoch, classifier_accuracy and
 classifier_macro_f1 (ensemble on val), classifier_train_min, load_avg (1-min load average at start and end:
 the machine may be shared, which inflates the minutes).
 """
@@ -151,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                 detector_best_epoch=result.best_epochs[0],
                 detector_train_min=round((time.monotonic() - started) / 60, 2),
                 detector_ap50_by_epoch=[row.get("val_metric") for row in result.history],
+                detector_epoch_train_s=[row.get("seconds") for row in result.history],
             )
         if "classifier" in stages:
             started = time.monotonic()
