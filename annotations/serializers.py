@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.validators import UniqueTogetherValidator
 
+from aicell.api.fields import StaffUsernameField
 from aicell.models import JobStatus
 from aicell.roles import CLINICAL_ROLES, roles_of
 from annotations.interchange.export_selection import SPLIT_ORDER, ExportSource
@@ -243,7 +244,7 @@ class VersionSerializer(serializers.Serializer):
 
 class RuleSetSerializer(serializers.ModelSerializer):
     description = serializers.SerializerMethodField()
-    created_by = serializers.SerializerMethodField()
+    created_by = StaffUsernameField()
 
     class Meta:
         model = RuleSet
@@ -254,14 +255,6 @@ class RuleSetSerializer(serializers.ModelSerializer):
     def get_description(self, rule_set: RuleSet) -> str:
         content = rule_set.content
         return str(content.get("description", "")) if isinstance(content, dict) else ""
-
-    @extend_schema_field(serializers.CharField(allow_null=True))
-    def get_created_by(self, rule_set: RuleSet) -> str | None:
-        request = self.context.get("request")
-        # Researchers see the platform de-identified: no user names.
-        if rule_set.created_by is None or request is None or not roles_of(request.user) & CLINICAL_ROLES:
-            return None
-        return rule_set.created_by.username
 
 
 class RuleSetCreateSerializer(serializers.Serializer):

@@ -7,6 +7,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from aicell.api.fields import StaffUsernameField
 from inference.serializers import JOB_FIELDS
 from training.models import DatasetSnapshot, ModelVersion, PromoteMode, RetrainPolicy, TrainingJob
 from training.services import ALL_STAGES, OVERRIDES, STAGE_ORDER
@@ -16,7 +17,7 @@ class TrainingJobSerializer(serializers.ModelSerializer):
     stage = serializers.SerializerMethodField(help_text="the stage trained, or 'all' for all three")
     model_versions = serializers.SerializerMethodField(help_text="ids of the versions this job made")
     model_version = serializers.SerializerMethodField(help_text="the last version this job made")
-    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+    created_by = StaffUsernameField()
 
     class Meta:
         model = TrainingJob
@@ -47,7 +48,7 @@ class TrainingJobSerializer(serializers.ModelSerializer):
     def get_model_versions(self, job: TrainingJob) -> list[int]:
         return sorted(version.pk for version in job.model_versions.all())
 
-    @extend_schema_field(OpenApiTypes.INT)
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
     def get_model_version(self, job: TrainingJob) -> int | None:
         ids = self.get_model_versions(job)
         return ids[-1] if ids else None
@@ -126,7 +127,7 @@ class RegistryActionSerializer(serializers.Serializer):
 
 
 class DatasetSnapshotSerializer(serializers.ModelSerializer):
-    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+    created_by = StaffUsernameField()
 
     class Meta:
         model = DatasetSnapshot
@@ -196,6 +197,10 @@ class TrainingScheduleSerializer(serializers.ModelSerializer):
         return str(task.crontab.timezone) if task and task.crontab else None
 
     def get_new_cells(self, policy: RetrainPolicy) -> int:
-        from training.services import last_run_reference, new_truth_cells_since
+        # The same figure for every policy: the view counts it once per response, not once per row.
+        count = self.context.get("new_truth_cells")
+        if count is None:
+            from training.services import last_run_reference, new_truth_cells_since
 
-        return new_truth_cells_since(last_run_reference())
+            count = new_truth_cells_since(last_run_reference())
+        return int(count)

@@ -157,6 +157,10 @@ class TrainingScheduleViewSet(
     def get_queryset(self) -> QuerySet[RetrainPolicy]:
         return RetrainPolicy.objects.select_related("periodic_task__crontab")
 
+    def get_serializer_context(self) -> dict[str, Any]:
+        new_cells = services.new_truth_cells_since(services.last_run_reference())
+        return {**super().get_serializer_context(), "new_truth_cells": new_cells}
+
     def perform_update(self, serializer: Any) -> None:
         policy = services.retrain_policy_update(serializer.instance, serializer.validated_data)
         serializer.instance = self.get_queryset().get(pk=policy.pk)

@@ -29,12 +29,14 @@ from tests.factories import (
     CaseFactory,
     CellFactory,
     FieldFactory,
+    ModelVersionFactory,
     PatientFactory,
     SmearFactory,
     UserFactory,
     prediction_set,
     reviewed_field,
 )
+from training.models import DatasetSnapshot, RetrainPolicy, TrainingJob
 
 ANONYMOUS = "anonymous"
 ROLES: tuple[str, ...] = (*(role.value for role in Role), ANONYMOUS)
@@ -95,6 +97,13 @@ def build_world() -> World:
         file=ContentFile(_zip({"annotations/instances_train.json": b"{}"}), name="export.zip"),
     )
     import_job = ImportJob.objects.create(created_by=users["admin"], case=case, format="voc")
+    snapshot = DatasetSnapshot.objects.create(
+        seed=0, ratios=[0.7, 0.1, 0.2], content_hash="0" * 64, file="snapshot.jsonl", created_by=users["admin"]
+    )
+    training_job = TrainingJob.objects.create(
+        stages=["detector"], profile="cpu", created_by=users["admin"], status=JobStatus.SUCCEEDED
+    )
+    model_version = ModelVersionFactory(dataset_snapshot=snapshot, training_job=training_job)
     world.objects.update(
         co_annotator=co_annotator,
         patient=patient,
@@ -113,6 +122,10 @@ def build_world() -> World:
         prelabel_job=prelabel_job,
         export=export,
         import_job=import_job,
+        dataset_snapshot=snapshot,
+        training_job=training_job,
+        model_version=model_version,
+        retrain_policy=RetrainPolicy.objects.get(name="nightly"),
     )
     return world
 
@@ -145,6 +158,10 @@ def seeded_id(world: World, path: str) -> int:
         "rule-sets": world.rule_set,
         "exports": world.export,
         "imports": world.import_job,
+        "dataset-snapshots": world.dataset_snapshot,
+        "training-jobs": world.training_job,
+        "model-versions": world.model_version,
+        "training-schedules": world.retrain_policy,
     }
     return int(objects[resource].pk)
 

@@ -33,6 +33,7 @@ from tests.factories import (
 )
 from tests.reliability.attack_world import in_process_requests
 from tests.reliability.figures import record_figure
+from training.models import DatasetSnapshot, RetrainPolicy, TrainingJob
 
 ROWS = 22  # more than the larger page
 SMALL, LARGE = 2, 20
@@ -106,6 +107,19 @@ class Lab:
             PrelabelItem.objects.create(job=self.prelabel_job, field=field, field_id_at_start=field.pk)
         for _ in range(ROWS):
             PrelabelJob.objects.create(pipeline={}, field_count=1)
+        for i in range(ROWS):  # the registry: snapshots, finished training jobs and the versions they made
+            snapshot = DatasetSnapshot.objects.create(
+                seed=0, ratios=[0.7, 0.1, 0.2], content_hash=f"{i:064d}", file=f"s{i}.jsonl", created_by=admin
+            )
+            job = TrainingJob.objects.create(
+                stages=["detector"],
+                profile="cpu",
+                created_by=admin,
+                status=JobStatus.SUCCEEDED,
+                dataset_snapshot=snapshot,
+            )
+            ModelVersionFactory(dataset_snapshot=snapshot, training_job=job)
+            RetrainPolicy.objects.create(name=f"policy{i}", last_job=job)
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +152,10 @@ LISTS: dict[str, tuple[Role, ...]] = {
     "/api/v1/prelabel-jobs": (Role.ADJUDICATOR,),
     "/api/v1/prelabel-jobs/{prelabel_job}/items": (Role.ADJUDICATOR,),
     "/api/v1/fields/{review_field}/history": (Role.ANNOTATOR, Role.ADJUDICATOR),
+    "/api/v1/dataset-snapshots": (Role.RESEARCHER, Role.ADMIN),
+    "/api/v1/training-jobs": (Role.RESEARCHER, Role.ADMIN),
+    "/api/v1/model-versions": (Role.RESEARCHER, Role.ADMIN),
+    "/api/v1/training-schedules": (Role.RESEARCHER, Role.ADMIN),
 }
 # Lists that are not paginated, sized by their own parameter.
 SIZED: dict[str, tuple[str, tuple[Role, ...]]] = {
