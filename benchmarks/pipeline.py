@@ -33,7 +33,7 @@ from annotations.taxonomy import NUM_CLASSES
 from inference.nets import build_classifier, build_detector
 from inference.pipeline import Pipeline
 from inference.profiles import Profile, get_profile, profile_names
-from inference.stages import COUNTABILITY_CLASSES
+from inference.stages import CELL_LABEL, COUNTABILITY_CLASSES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The full BCCD set beside the repository when it is there, else the fields shipped with the demo.
@@ -58,14 +58,28 @@ def load_fields(folder: Path, count: int) -> list[np.ndarray]:
     return [np.asarray(Image.open(paths[i % len(paths)]).convert("RGB")) for i in range(count)]
 
 
+def favour_cell_label(detector: torch.nn.Module) -> None:
+    """A random sigmoid head (RetinaNet, FCOS) scores background and cell alike, so its best boxes may all be
+    background and the pipeline would get no cell to classify; raise the cell logit, as training does."""
+    head = getattr(getattr(detector, "head", None), "classification_head", None)
+    logits = getattr(head, "cls_logits", None)
+    if head is None or logits is None:
+        return
+    with torch.no_grad():
+        bias = logits.bias.view(-1, head.num_classes)  # channels are anchor-major: anchor * num_classes + class
+        bias[:, CELL_LABEL] += 4.0
+
+
 def random_init_pipeline(profile: Profile, device: str | None) -> Pipeline:
     torch.manual_seed(0)
     detector_config = dataclasses.replace(
         profile.detector, score_threshold=0.0, max_detections=RANDOM_MODEL_CELLS_PER_FIELD
     )
     profile = dataclasses.replace(profile, detector=detector_config)
+    detector = build_detector(profile.detector.arch, **profile.detector.model_kwargs())
+    favour_cell_label(detector)
     return Pipeline(
-        build_detector(profile.detector.arch, **profile.detector.model_kwargs()),
+        detector,
         build_classifier(profile.countability.arch, len(COUNTABILITY_CLASSES)),
         [build_classifier(arch, NUM_CLASSES) for arch in profile.classifier.archs],
         profile,
