@@ -169,7 +169,7 @@ def test_a_job_whose_worker_is_killed_ends_failed_by_the_reaper_never_left_runni
     # The killed task comes back (acks_late: the broker redelivers it after the visibility timeout) to a new worker:
     # it must not revive the failed job.
     stack.wait_for_worker(stack.worker("successor", queues=kind.queue))
-    wait_until(lambda: broker_is_drained(stack.redis.url(0), kind.queue), 90, "the redelivered task to be consumed")
+    wait_until(lambda: broker_is_drained(stack.redis.url(0), kind.queue), 300, "the redelivered task to be consumed")
     time.sleep(1)
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
