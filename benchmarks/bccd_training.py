@@ -32,10 +32,16 @@ from typing import Any
 
 from defusedxml import ElementTree
 
+from annotations.taxonomy import CLASS_NAMES
 from training.records import CellRecord, FieldRecord
 
-DEFAULT_ROOT = Path(os.environ.get("AICELL_BCCD_DIR", "/work/shared/data/bccd"))
-WBC_TYPE_TO_CLASS = {"neutrophil": 5, "eosinophil": 6, "lymphocyte": 12, "monocyte": 16, "basophil": 20}
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_ROOT = Path(os.environ.get("AICELL_BCCD_DIR", REPO_ROOT.parent / "shared" / "data" / "bccd"))
+# The same type -> class mapping the platform's import uses (the demo's label map), as taxonomy ids.
+WBC_TYPE_TO_CLASS = {
+    kind: CLASS_NAMES.index(name)
+    for kind, name in json.loads((REPO_ROOT / "demo" / "bccd_label_map.json").read_text())["field_types"].items()
+}
 
 
 def _ids(root: Path, name: str) -> list[str]:
