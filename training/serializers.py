@@ -198,9 +198,4 @@ class TrainingScheduleSerializer(serializers.ModelSerializer):
 
     def get_new_cells(self, policy: RetrainPolicy) -> int:
         # The same figure for every policy: the view counts it once per response, not once per row.
-        count = self.context.get("new_truth_cells")
-        if count is None:
-            from training.services import last_run_reference, new_truth_cells_since
-
-            count = new_truth_cells_since(last_run_reference())
-        return int(count)
+        return int(self.context["new_truth_cells"])
