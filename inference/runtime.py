@@ -16,8 +16,8 @@ from training.models import ModelVersion, Stage
 from training.selectors import checkpoint_paths
 
 if TYPE_CHECKING:
-    from inference.pipeline import Pipeline
-    from inference.profiles import Profile
+    from inference.core.pipeline import Pipeline
+    from inference.core.profiles import Profile
 
 
 class PipelineUnavailable(Exception):
@@ -25,7 +25,7 @@ class PipelineUnavailable(Exception):
 
 
 def profile_named(name: str) -> Profile:
-    from inference.profiles import UnknownProfileError, load_profiles
+    from inference.core.profiles import UnknownProfileError, load_profiles
 
     profiles = load_profiles(settings.AICELL_PROFILES_FILE)
     if name not in profiles:
@@ -51,8 +51,8 @@ def pipeline_for(versions: Mapping[str, ModelVersion]) -> Pipeline:
 def _load_pipeline(
     key: tuple[tuple[str, int, str, tuple[str, ...]], ...], model_dir: str, profiles_file: str
 ) -> Pipeline:
-    from inference.checkpoints import CheckpointError
-    from inference.pipeline import Pipeline
+    from inference.core.checkpoints import CheckpointError
+    from inference.core.pipeline import Pipeline
 
     by_stage = {stage: [Path(model_dir) / path for path in paths] for stage, _, _, paths in key}
     profile = profile_named(key[0][2])

@@ -1,6 +1,6 @@
 """The review queue: predicted cells of the active classifier that most need a hematologist's eye.
 
-SQL orders a bounded pool by the strategy's uncertainty column; the pure `inference.selection` then balances
+SQL orders a bounded pool by the strategy's uncertainty column; the pure `inference.core.selection` then balances
 classes (so rare blasts are not starved) and spreads the pick over fields. Picked cells are claimed for the
 reviewer for a while, under `select_for_update(skip_locked=True)`, so two reviewers never get the same cell.
 """
@@ -18,8 +18,8 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from annotations.models import TRUTH_KINDS, AnnotationKind, AnnotationSet, Cell
+from inference.core.selection import STRATEGIES, ReviewCandidate, UnknownStrategyError, select_for_review
 from inference.models import ReviewClaim
-from inference.selection import STRATEGIES, ReviewCandidate, UnknownStrategyError, select_for_review
 from training.models import Stage
 from training.selectors import active_model_versions
 

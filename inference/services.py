@@ -29,7 +29,7 @@ from training.models import ModelVersion, Stage
 from training.selectors import active_model_versions, missing_active_stages
 
 if TYPE_CHECKING:
-    from inference.pipeline import FieldPrediction
+    from inference.core.pipeline import FieldPrediction
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from aicell.jobs import job_request_cancel
 from aicell.roles import Role
 from annotations.models import Case
 from inference import selectors, services
+from inference.core.selection import STRATEGIES
 from inference.models import PrelabelJob, PrelabelTrigger
-from inference.selection import STRATEGIES
 from inference.serializers import (
     PrelabelItemSerializer,
     PrelabelJobSerializer,

@@ -63,7 +63,7 @@ _PROFILE = {
 
 
 def write_profiles_file(folder: Path) -> Path:
-    from inference.profiles import PROFILES_PATH
+    from inference.core.profiles import PROFILES_PATH
 
     profiles = yaml.safe_load(PROFILES_PATH.read_text())
     profiles[TEST_PROFILE] = _PROFILE
@@ -77,10 +77,10 @@ def write_random_checkpoints(model_dir: Path, *, classes: Any = None) -> dict[st
     import torch
 
     from annotations.taxonomy import CLASS_NAMES
-    from inference.checkpoints import CheckpointMeta, build_model, save_checkpoint
-    from inference.profiles import profile_from_dict
-    from inference.stages import COUNTABILITY_CLASSES, DETECTOR_CLASSES
-    from inference.stages import Stage as ModelStage
+    from inference.core.checkpoints import CheckpointMeta, build_model, save_checkpoint
+    from inference.core.profiles import profile_from_dict
+    from inference.core.stages import COUNTABILITY_CLASSES, DETECTOR_CLASSES
+    from inference.core.stages import Stage as ModelStage
 
     torch.manual_seed(0)
     profile = profile_from_dict(TEST_PROFILE, _PROFILE)

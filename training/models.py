@@ -31,7 +31,7 @@ class PromoteMode(models.TextChoices):
 class DatasetSnapshot(models.Model):
     """The exact training data of a run: which fields and cells, in which split, from which sources, when.
 
-    The fields themselves are a JSONL file of `training.records.FieldRecord` (path relative to
+    The fields themselves are a JSONL file of `training.core.records.FieldRecord` (path relative to
     AICELL_DATASET_DIR); `content_hash` is the sha256 of the data it describes (image hashes, not paths), so two
     snapshots of unchanged truth have the same hash.
     """

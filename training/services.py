@@ -1,8 +1,8 @@
 """Training jobs, the model registry (promotion gate, promote, roll back) and the retraining schedule.
 
 A training job builds one dataset snapshot of today's truth, then for each of its stages trains a candidate
-(`training.runner.train_stage`, in the worker of the `gpu` queue), registers it, evaluates the ACTIVE version of
-that stage on the SAME snapshot's held-out split and lets the gate (`training.gate.promotion_decision`) decide,
+(`training.core.stage_run.train_stage`, in the worker of the `gpu` queue), registers it, evaluates the ACTIVE version of
+that stage on the SAME snapshot's held-out split and lets the gate (`training.core.gate.promotion_decision`) decide,
 as the job's promote mode allows (auto | never | force). Every promotion and rollback is audited (who, when, why);
 after a promotion, fields without truth are pre-labelled again by the new pipeline (queued after commit).
 
@@ -28,6 +28,7 @@ from aicell.jobs import job_report_progress, job_run
 from aicell.models import JobStatus
 from aicell.roles import Role, has_role
 from annotations.services import audit_record
+from training.core.records import FieldRecord
 from training.datasets import dataset_snapshot_create, snapshot_records, truth_cells, truth_fields
 from training.models import (
     OPEN_JOB_STATUSES,
@@ -40,17 +41,16 @@ from training.models import (
     TrainingJob,
     TriggeredBy,
 )
-from training.records import FieldRecord
 from training.selectors import active_model_versions, checkpoint_paths, missing_active_stages
 
 if TYPE_CHECKING:
-    from training.runner import Progress, StageResult
+    from training.core.stage_run import Progress, StageResult
 
 logger = logging.getLogger(__name__)
 
 STAGE_ORDER: tuple[str, ...] = tuple(stage.value for stage in Stage)
 ALL_STAGES = "all"
-# Overrides of the profile's training hyperparameters a job may carry (training.runner.OVERRIDES, mirrored here
+# Overrides of the profile's training hyperparameters a job may carry (training.core.stage_run.OVERRIDES, mirrored here
 # without importing torch): the type, and whether 0 is allowed. The runner checks the values again.
 OVERRIDES: dict[str, tuple[tuple[type, ...], bool]] = {
     "lr": ((int, float), False),
@@ -95,7 +95,7 @@ def stages_parse(value: Any) -> list[str]:
 
 
 def profile_names() -> tuple[str, ...]:
-    from inference.profiles import load_profiles
+    from inference.core.profiles import load_profiles
 
     return tuple(load_profiles(settings.AICELL_PROFILES_FILE))
 
@@ -261,7 +261,7 @@ def _train_stage(
     snapshot: DatasetSnapshot,
     listener: JobListener | None,
 ) -> ModelVersion:
-    from training.runner import TrainConfig, train_stage
+    from training.core.stage_run import TrainConfig, train_stage
 
     count = len(job.stages)
     parameters = job.parameters
@@ -348,7 +348,7 @@ def _register_candidate(job: TrainingJob, stage: str, result: StageResult, snaps
 def evaluate_version(
     version: ModelVersion, records: Sequence[FieldRecord], *, split: str, plots_dir: Path | None = None
 ) -> dict[str, Any]:
-    from training.runner import evaluate_checkpoints
+    from training.core.stage_run import evaluate_checkpoints
 
     return evaluate_checkpoints(
         version.stage,
@@ -371,7 +371,7 @@ def gate_and_promote(
     """Compare a candidate with the stage's active version on the same held-out split of the same snapshot and
     promote it as `mode` says; the reason is recorded on `status_reason` (and the comparison on `gate`).
     `active_metrics` skips evaluating the active version (tests with hand-made metrics)."""
-    from training.gate import promotion_decision
+    from training.core.gate import promotion_decision
 
     split = metrics_split(records)
     active = ModelVersion.objects.filter(stage=version.stage, status=ModelStatus.ACTIVE).exclude(pk=version.pk).first()

@@ -198,7 +198,7 @@ def test_new_cells_are_counted_since_the_last_successful_run(policy: RetrainPoli
 
 
 def test_the_platform_knows_the_runners_overrides() -> None:
-    from training import runner
+    from training.core import stage_run as runner
 
     assert set(services.OVERRIDES) == set(runner.OVERRIDES)
 

@@ -1,6 +1,6 @@
 import pytest
 
-from training.gate import BLAST_CLASS_IDS, MAIN_METRIC, promotion_decision
+from training.core.gate import BLAST_CLASS_IDS, MAIN_METRIC, promotion_decision
 
 
 def _clf(macro_f1, recalls):

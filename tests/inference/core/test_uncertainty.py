@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inference.uncertainty import MEASURES, compute_uncertainty, entropy, margin, mutual_information
+from inference.core.uncertainty import MEASURES, compute_uncertainty, entropy, margin, mutual_information
 
 MEMBERS = np.array(
     [

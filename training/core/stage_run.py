@@ -3,16 +3,16 @@
 `train_stage` trains one stage -- the detector, the countability classifier, or each member of the classifier
 ensemble in turn -- on the `train` split of a list of FieldRecords, picks each model's best epoch on `val`,
 and reports metrics on `test` (`val` when there is no test field). Every epoch writes a resumable
-checkpoint (`inference.checkpoints` format) under `out_dir/<model>/last.pt` and, when the epoch is the best so
+checkpoint (`inference.core.checkpoints` format) under `out_dir/<model>/last.pt` and, when the epoch is the best so
 far, `best.pt`; calling `train_stage` again with the same out_dir resumes after the last finished epoch.
 
-Hyperparameters come from the profile's `training` block (inference/profiles.yaml); `TrainConfig.overrides`
+Hyperparameters come from the profile's `training` block (inference/core/profiles.yaml); `TrainConfig.overrides`
 replaces any of them (see OVERRIDES). The learning rate follows a cosine annealing over `cosine_t_max` epochs
 (stepped per iteration, after an optional linear warm-up). Randomness derives from `TrainConfig.seed` only:
 model init from (seed, member), each epoch's order and every item's augmentation from (seed, member, epoch), so
 the same seed gives the same weights and a resumed run repeats exactly the epochs it would have run (on CPU;
 CUDA kernels may add nondeterminism). On CUDA the models train under autocast (bf16 where supported, else
-fp16 with a gradient scaler; detectors only in the backbone, as `inference.pipeline` runs them).
+fp16 with a gradient scaler; detectors only in the backbone, as `inference.core.pipeline` runs them).
 """
 
 from __future__ import annotations
@@ -36,16 +36,16 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from annotations.taxonomy import CLASS_NAMES, NUM_CLASSES
-from inference.checkpoints import CheckpointMeta, load_checkpoint, read_payload, save_checkpoint
-from inference.crops import crop_cells
-from inference.nets import build_classifier, build_detector, configure_detector_postprocess
-from inference.pipeline import default_amp_dtype, resolve_device
-from inference.profiles import Profile, TrainingConfig, get_profile, load_profiles
-from inference.stages import CELL_LABEL, COUNTABILITY_CLASSES, COUNTABLE_INDEX, DETECTOR_CLASSES
-from inference.stages import Stage as CheckpointStage
-from training import metrics as metrics_lib
-from training import plots
-from training.data import (
+from inference.core.checkpoints import CheckpointMeta, load_checkpoint, read_payload, save_checkpoint
+from inference.core.crops import crop_cells
+from inference.core.nets import build_classifier, build_detector, configure_detector_postprocess
+from inference.core.pipeline import default_amp_dtype, resolve_device
+from inference.core.profiles import Profile, TrainingConfig, get_profile, load_profiles
+from inference.core.stages import CELL_LABEL, COUNTABILITY_CLASSES, COUNTABLE_INDEX, DETECTOR_CLASSES
+from inference.core.stages import Stage as CheckpointStage
+from training.core import metrics as metrics_lib
+from training.core import plots
+from training.core.data import (
     Augment,
     CropDataset,
     CropItem,
@@ -59,8 +59,8 @@ from training.data import (
     detection_collate,
     stack_crops,
 )
-from training.gate import MAIN_METRIC
-from training.records import SPLITS, FieldRecord
+from training.core.gate import MAIN_METRIC
+from training.core.records import SPLITS, FieldRecord
 
 STAGES = ("detector", "countability", "classifier")
 _CHECKPOINT_STAGE = {
@@ -94,7 +94,7 @@ OVERRIDES: dict[str, str] = {
 @dataclass
 class TrainConfig:
     stage: str  # "detector" | "countability" | "classifier"
-    profile: str | Profile  # a profile name (inference/profiles.yaml or profiles_file) or a parsed Profile
+    profile: str | Profile  # a profile name (inference/core/profiles.yaml or profiles_file) or a parsed Profile
     epochs: int | None = None  # None -> the profile's
     seed: int = 0
     overrides: dict[str, Any] = field(default_factory=dict)

@@ -1,7 +1,7 @@
 """Training datasets built from FieldRecords, and the augmentations of stained smear fields.
 
 - `DetectionDataset`: whole fields and all their boxes (one class, "cell") for the detector.
-- `CropDataset`: one item per cell, cut with `inference.crops.crop_cells` -- the very function, geometry
+- `CropDataset`: one item per cell, cut with `inference.core.crops.crop_cells` -- the very function, geometry
   (context margin), input size and normalisation the pipeline uses at inference -- labelled with the
   countable flag or the taxonomy class.
 
@@ -27,8 +27,8 @@ from torch.nn import functional
 from torch.utils.data import Dataset, Sampler
 from torchvision.transforms.v2 import functional as tvf
 
-from inference.crops import crop_cells, denormalise, square_context_boxes
-from training.records import FieldRecord
+from inference.core.crops import crop_cells, denormalise, square_context_boxes
+from training.core.records import FieldRecord
 
 # Stain vectors (rows: haematoxylin-, eosin-, DAB-like) of scikit-image's rgb_from_hed. Romanowsky stains
 # (Wright-Giemsa) are not H&E, but jittering along these optical-density axes varies dye amounts plausibly.
@@ -386,7 +386,7 @@ def window_crop(field_pixels: Tensor, box: Tensor, spec: CropSpec) -> Tensor:
 
 
 def countability_items(fields: Sequence[FieldRecord]) -> list[CropItem]:
-    """Every cell, labelled 1 = countable, 0 = uncountable (inference.stages.COUNTABILITY_CLASSES order)."""
+    """Every cell, labelled 1 = countable, 0 = uncountable (inference.core.stages.COUNTABILITY_CLASSES order)."""
     return [CropItem(i, cell.box, int(cell.countable)) for i, field in enumerate(fields) for cell in field.cells]
 
 

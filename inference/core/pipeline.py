@@ -21,11 +21,11 @@ import torch
 from torch import Tensor, nn
 
 from annotations.taxonomy import CLASS_NAMES, NUM_CLASSES
-from inference.checkpoints import CheckpointMeta, CheckpointMismatchError, load_checkpoint
-from inference.crops import FieldImage, crop_cells, field_to_tensor
-from inference.nets import configure_detector_postprocess
-from inference.profiles import Profile, get_profile
-from inference.stages import (
+from inference.core.checkpoints import CheckpointMeta, CheckpointMismatchError, load_checkpoint
+from inference.core.crops import FieldImage, crop_cells, field_to_tensor
+from inference.core.nets import configure_detector_postprocess
+from inference.core.profiles import Profile, get_profile
+from inference.core.stages import (
     CELL_LABEL,
     COUNTABILITY_CLASSES,
     COUNTABLE_INDEX,
@@ -33,7 +33,7 @@ from inference.stages import (
     Stage,
     detector_num_classes,
 )
-from inference.uncertainty import compute_uncertainty
+from inference.core.uncertainty import compute_uncertainty
 
 AmpSetting = torch.dtype | None | Literal["auto"]
 
@@ -46,7 +46,7 @@ class CellPrediction:
     probabilities: tuple[float, ...]  # ensemble mean over the 21 classes of annotations.taxonomy
     member_probabilities: tuple[tuple[float, ...], ...]  # one row per ensemble member
     predicted_class: int
-    uncertainty: dict[str, float]  # see inference.uncertainty.MEASURES
+    uncertainty: dict[str, float]  # see inference.core.uncertainty.MEASURES
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import pytest
 import timm
 import torch
 
-from inference.nets import (
+from inference.core.nets import (
     DETECTOR_ARCHS,
     build_classifier,
     build_detector,
@@ -148,7 +148,7 @@ def test_backbone_checkpoint_loads_backbone_and_leaves_a_new_head(
     state = {**source.state_dict(), "aux.weight": torch.zeros(1)}
     path = tmp_path / "backbone.pth"
     torch.save(state, path)
-    with caplog.at_level(logging.INFO, logger="inference.nets"):
+    with caplog.at_level(logging.INFO, logger="inference.core.nets"):
         model: Any = build_classifier("test_resnet", 21, backbone_checkpoint=path)
     assert torch.equal(model.state_dict()["conv1.0.weight"], source.state_dict()["conv1.0.weight"])
     assert model.fc.weight.shape[0] == 21

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from inference.crops import crop_cells, denormalise, field_to_tensor, render_crop, square_context_boxes
+from inference.core.crops import crop_cells, denormalise, field_to_tensor, render_crop, square_context_boxes
 
 GREY = (0.5, 0.5, 0.5)
 MEAN = (0.1, 0.2, 0.3)

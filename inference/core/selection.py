@@ -12,7 +12,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
-from inference.uncertainty import ENTROPY, LEAST_CONFIDENCE, MARGIN, MUTUAL_INFORMATION
+from inference.core.uncertainty import ENTROPY, LEAST_CONFIDENCE, MARGIN, MUTUAL_INFORMATION
 
 
 class UnknownStrategyError(ValueError):

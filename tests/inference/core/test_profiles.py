@@ -7,8 +7,8 @@ import pytest
 import timm
 import yaml
 
-from inference.nets import DETECTOR_ARCHS
-from inference.profiles import (
+from inference.core.nets import DETECTOR_ARCHS
+from inference.core.profiles import (
     PROFILES_PATH,
     ProfileError,
     UnknownProfileError,

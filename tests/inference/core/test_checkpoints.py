@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from annotations.taxonomy import CLASS_NAMES, NUM_CLASSES
-from inference.checkpoints import (
+from inference.core.checkpoints import (
     CheckpointError,
     CheckpointMeta,
     CheckpointMismatchError,
@@ -15,8 +15,8 @@ from inference.checkpoints import (
     read_meta,
     save_checkpoint,
 )
-from inference.nets import build_classifier, build_detector
-from inference.stages import DETECTOR_CLASSES, Stage
+from inference.core.nets import build_classifier, build_detector
+from inference.core.stages import DETECTOR_CLASSES, Stage
 
 
 def member_meta(arch: str = "test_resnet", classes: tuple[str, ...] = CLASS_NAMES) -> CheckpointMeta:

@@ -7,7 +7,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from sklearn import metrics as skm
 
-from training.metrics import binary_metrics, detection_metrics, expected_calibration_error, multiclass_metrics
+from training.core.metrics import binary_metrics, detection_metrics, expected_calibration_error, multiclass_metrics
 
 
 def test_ece_hand_computed():

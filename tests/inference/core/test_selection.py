@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from inference.selection import STRATEGIES, ReviewCandidate, UnknownStrategyError, select_for_review
+from inference.core.selection import STRATEGIES, ReviewCandidate, UnknownStrategyError, select_for_review
 
 NEUTROPHIL, LYMPHOBLAST, MONOCYTE = 5, 11, 16
 

@@ -3,8 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from inference.crops import crop_cells, field_to_tensor
-from training.data import (
+from inference.core.crops import crop_cells, field_to_tensor
+from training.core.data import (
     Augment,
     CropDataset,
     CropSpec,
@@ -19,7 +19,7 @@ from training.data import (
     window_crop,
     zoom,
 )
-from training.records import CellRecord, FieldRecord
+from training.core.records import CellRecord, FieldRecord
 
 
 def _image_with_rectangle(height=48, width=64, box=(10, 5, 30, 20)):

@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from inference.checkpoints import load_checkpoint, read_meta
-from inference.pipeline import Pipeline
-from training.data import CropSpec
-from training.records import CellRecord, FieldRecord
-from training.runner import Progress, StageResult, TrainConfig, evaluate, evaluate_checkpoints, train_stage
+from inference.core.checkpoints import load_checkpoint, read_meta
+from inference.core.pipeline import Pipeline
+from training.core.data import CropSpec
+from training.core.records import CellRecord, FieldRecord
+from training.core.stage_run import Progress, StageResult, TrainConfig, evaluate, evaluate_checkpoints, train_stage
 
 
 class Cancelled(Exception):

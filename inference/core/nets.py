@@ -2,7 +2,7 @@
 
 Every network starts from random init: torchvision's `weights`/`weights_backbone` are always None and timm's
 `pretrained` is always False. Weights come only from local files (a backbone state dict here, or a full
-checkpoint through `inference.checkpoints`).
+checkpoint through `inference.core.checkpoints`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from torchvision.models.detection.ssd import SSD
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
-from inference.stages import detector_num_classes
+from inference.core.stages import detector_num_classes
 
 logger = logging.getLogger(__name__)
 

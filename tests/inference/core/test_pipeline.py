@@ -10,12 +10,12 @@ from PIL import Image
 from torch import nn
 
 from annotations.taxonomy import CLASS_NAMES, NUM_CLASSES
-from inference.checkpoints import CheckpointMeta, CheckpointMismatchError, save_checkpoint
-from inference.crops import crop_cells, field_to_tensor
-from inference.pipeline import FieldPrediction, Pipeline
-from inference.profiles import Profile
-from inference.stages import COUNTABILITY_CLASSES, DETECTOR_CLASSES, Stage
-from inference.uncertainty import MEASURES
+from inference.core.checkpoints import CheckpointMeta, CheckpointMismatchError, save_checkpoint
+from inference.core.crops import crop_cells, field_to_tensor
+from inference.core.pipeline import FieldPrediction, Pipeline
+from inference.core.profiles import Profile
+from inference.core.stages import COUNTABILITY_CLASSES, DETECTOR_CLASSES, Stage
+from inference.core.uncertainty import MEASURES
 
 Models = tuple[nn.Module, nn.Module, list[nn.Module]]
 

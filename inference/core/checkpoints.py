@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from inference.nets import build_classifier, build_detector
-from inference.stages import Stage, detector_num_classes
+from inference.core.nets import build_classifier, build_detector
+from inference.core.stages import Stage, detector_num_classes
 
 FORMAT_VERSION = 1
 _PLAIN_SCALARS = (str, int, float, bool)
