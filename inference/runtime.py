@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
-from training.models import ModelVersion, Stage
+from training.core.stages import CLASSIFIER, COUNTABILITY, DETECTOR, STAGES
 from training.selectors import checkpoint_paths
 
 if TYPE_CHECKING:
     from inference.core.pipeline import Pipeline
     from inference.core.profiles import Profile
+    from training.models import ModelVersion
 
 
 class PipelineUnavailable(Exception):
@@ -35,8 +36,7 @@ def profile_named(name: str) -> Profile:
 
 def pipeline_key(versions: Mapping[str, ModelVersion]) -> tuple[tuple[str, int, str, tuple[str, ...]], ...]:
     return tuple(
-        (stage.value, versions[stage.value].pk, versions[stage.value].profile, tuple(versions[stage.value].checkpoints))
-        for stage in Stage
+        (stage, versions[stage].pk, versions[stage].profile, tuple(versions[stage].checkpoints)) for stage in STAGES
     )
 
 
@@ -64,9 +64,9 @@ def _load_pipeline(
             raise PipelineUnavailable(f"checkpoint files of the {stage} version are missing: {', '.join(missing)}")
     try:
         return Pipeline.from_checkpoints(
-            by_stage[Stage.DETECTOR.value][0],
-            by_stage[Stage.COUNTABILITY.value][0],
-            by_stage[Stage.CLASSIFIER.value],
+            by_stage[DETECTOR.name][0],
+            by_stage[COUNTABILITY.name][0],
+            by_stage[CLASSIFIER.name],
             profile,
             device=settings.AICELL_DEVICE or None,
         )

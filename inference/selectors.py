@@ -20,7 +20,7 @@ from django.utils import timezone
 from annotations.models import TRUTH_KINDS, AnnotationKind, AnnotationSet, Cell
 from inference.core.selection import STRATEGIES, ReviewCandidate, UnknownStrategyError, select_for_review
 from inference.models import ReviewClaim
-from training.models import Stage
+from training.core.stages import CLASSIFIER
 from training.selectors import active_model_versions
 
 # The SQL ordering that puts each strategy's most uncertain cells first.
@@ -60,7 +60,7 @@ def _candidate(cell: Cell) -> ReviewCandidate:
 def review_pool(user: Any, request: ReviewQueueRequest) -> QuerySet[Cell]:
     """Predicted cells of the active classifier on fields without truth, not yet taken into the reviewer's own
     set, not claimed by another reviewer."""
-    classifier = active_model_versions().get(Stage.CLASSIFIER.value)
+    classifier = active_model_versions().get(CLASSIFIER.name)
     if classifier is None:
         return Cell.objects.none()
     has_truth = AnnotationSet.objects.filter(field_id=OuterRef("annotation_set__field_id"), kind__in=TRUTH_KINDS)

@@ -4,22 +4,9 @@ from typing import Any
 
 from rest_framework import serializers
 
+from aicell.api.fields import JOB_FIELDS
 from annotations.taxonomy import CLASS_NAMES
 from inference.models import PrelabelItem, PrelabelJob
-
-JOB_FIELDS = [
-    "id",
-    "status",
-    "progress",
-    "message",
-    "error",
-    "result",
-    "cancel_requested",
-    "created_at",
-    "started_at",
-    "finished_at",
-    "heartbeat_at",
-]
 
 
 class PrelabelJobSerializer(serializers.ModelSerializer):

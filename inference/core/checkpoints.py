@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from inference.core.nets import build_classifier, build_detector
-from inference.core.stages import Stage, detector_num_classes
+from inference.core.stages import CheckpointStage, detector_num_classes
 
 FORMAT_VERSION = 1
 _PLAIN_SCALARS = (str, int, float, bool)
@@ -59,7 +59,7 @@ class CheckpointMeta:
     created_at: str = field(default_factory=_now)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "stage", Stage(self.stage).value)  # ValueError for an unknown stage
+        object.__setattr__(self, "stage", CheckpointStage(self.stage).value)  # ValueError for an unknown stage
         object.__setattr__(self, "classes", tuple(self.classes))
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
@@ -116,7 +116,7 @@ def _to_plain(value: Any, where: str) -> Any:
 
 def build_model(meta: CheckpointMeta) -> nn.Module:
     """A randomly initialised network with the architecture that `meta` describes."""
-    if Stage(meta.stage) is Stage.DETECTOR:
+    if CheckpointStage(meta.stage) is CheckpointStage.DETECTOR:
         return build_detector(meta.arch, num_classes=len(meta.classes) + 1, **meta.model_kwargs)
     return build_classifier(meta.arch, num_classes=len(meta.classes), **meta.model_kwargs)
 
@@ -132,7 +132,7 @@ def save_checkpoint(
     extra_state: dict[str, Any] | None = None,
 ) -> Path:
     """Write one model's checkpoint atomically (temp file in the same folder, then os.replace)."""
-    if Stage(meta.stage) is Stage.DETECTOR and len(meta.classes) + 1 != detector_num_classes():
+    if CheckpointStage(meta.stage) is CheckpointStage.DETECTOR and len(meta.classes) + 1 != detector_num_classes():
         raise ValueError(f"a detector checkpoint has classes {meta.classes!r}; the detector predicts one class")
     payload = {
         "format_version": FORMAT_VERSION,
@@ -183,8 +183,8 @@ def read_meta(path: str | Path) -> CheckpointMeta:
 
 
 def _check_expected(meta: CheckpointMeta, path: Path, stage: str | None, arch: str | None, classes: Any) -> None:
-    if stage is not None and Stage(stage) is not Stage(meta.stage):
-        raise CheckpointMismatchError(f"{path}: stage is {meta.stage!r}, expected {Stage(stage).value!r}")
+    if stage is not None and CheckpointStage(stage) is not CheckpointStage(meta.stage):
+        raise CheckpointMismatchError(f"{path}: stage is {meta.stage!r}, expected {CheckpointStage(stage).value!r}")
     if arch is not None and arch != meta.arch:
         raise CheckpointMismatchError(f"{path}: arch is {meta.arch!r}, expected {arch!r}")
     if classes is not None and tuple(classes) != meta.classes:

@@ -30,7 +30,7 @@ from inference.core.stages import (
     COUNTABILITY_CLASSES,
     COUNTABLE_INDEX,
     DETECTOR_CLASSES,
-    Stage,
+    CheckpointStage,
     detector_num_classes,
 )
 from inference.core.uncertainty import compute_uncertainty
@@ -183,10 +183,12 @@ class Pipeline:
     ) -> Pipeline:
         """Load the three stages' checkpoints, refusing any that does not fit the profile or the taxonomy."""
         prof = get_profile(profile) if isinstance(profile, str) else profile
-        detector = load_checkpoint(detector_path, expected_stage=Stage.DETECTOR, expected_classes=DETECTOR_CLASSES)
+        detector = load_checkpoint(
+            detector_path, expected_stage=CheckpointStage.DETECTOR, expected_classes=DETECTOR_CLASSES
+        )
         _check_against_profile(detector.meta, detector.meta.arch == prof.detector.arch, None, prof)
         countability = load_checkpoint(
-            countability_path, expected_stage=Stage.COUNTABILITY, expected_classes=COUNTABILITY_CLASSES
+            countability_path, expected_stage=CheckpointStage.COUNTABILITY, expected_classes=COUNTABILITY_CLASSES
         )
         count_meta = countability.meta
         _check_against_profile(
@@ -194,7 +196,9 @@ class Pipeline:
         )
         members = []
         for path in member_paths:
-            member = load_checkpoint(path, expected_stage=Stage.CLASSIFIER_MEMBER, expected_classes=CLASS_NAMES)
+            member = load_checkpoint(
+                path, expected_stage=CheckpointStage.CLASSIFIER_MEMBER, expected_classes=CLASS_NAMES
+            )
             arch_ok = member.meta.arch in prof.classifier.archs
             _check_against_profile(member.meta, arch_ok, prof.classifier.input_size, prof)
             members.append(member.model)

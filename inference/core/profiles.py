@@ -62,6 +62,11 @@ class DetectorConfig:
     max_size: int | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def archs(self) -> tuple[str, ...]:
+        """The architectures of the stage's models (one here; the classifier's ensemble has several)."""
+        return (self.arch,)
+
     def model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `nets.build_detector` (they also go into the checkpoint to rebuild the model)."""
         sizes = {"min_size": self.min_size, "max_size": self.max_size}
@@ -73,6 +78,10 @@ class CountabilityConfig:
     arch: str
     input_size: int
     training: TrainingConfig
+
+    @property
+    def archs(self) -> tuple[str, ...]:
+        return (self.arch,)
 
 
 @dataclass(frozen=True)

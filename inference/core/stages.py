@@ -1,4 +1,7 @@
-"""The three model stages and the class list each one predicts.
+"""The kinds of model a checkpoint file holds and the class list each one predicts.
+
+The training stages (`training.core.stages.STAGES`: detector, countability, classifier) map onto these: the
+classifier stage is an ensemble of `classifier_member` checkpoints.
 
 The class lists are stored in every checkpoint and compared on load, so a model can never be used with a label
 order it was not trained on.
@@ -11,7 +14,7 @@ from enum import StrEnum
 from annotations.taxonomy import CLASS_NAMES
 
 
-class Stage(StrEnum):
+class CheckpointStage(StrEnum):
     DETECTOR = "detector"
     COUNTABILITY = "countability"
     CLASSIFIER_MEMBER = "classifier_member"
@@ -24,13 +27,13 @@ COUNTABILITY_CLASSES: tuple[str, ...] = ("uncountable", "countable")
 COUNTABLE_INDEX = COUNTABILITY_CLASSES.index("countable")
 
 
-def stage_classes(stage: Stage | str) -> tuple[str, ...]:
+def stage_classes(stage: CheckpointStage | str) -> tuple[str, ...]:
     """The class names a model of `stage` predicts, in output order."""
     return {
-        Stage.DETECTOR: DETECTOR_CLASSES,
-        Stage.COUNTABILITY: COUNTABILITY_CLASSES,
-        Stage.CLASSIFIER_MEMBER: CLASS_NAMES,
-    }[Stage(stage)]
+        CheckpointStage.DETECTOR: DETECTOR_CLASSES,
+        CheckpointStage.COUNTABILITY: COUNTABILITY_CLASSES,
+        CheckpointStage.CLASSIFIER_MEMBER: CLASS_NAMES,
+    }[CheckpointStage(stage)]
 
 
 def detector_num_classes() -> int:

@@ -28,7 +28,7 @@ from torch.utils.data import Dataset, Sampler
 from torchvision.transforms.v2 import functional as tvf
 
 from inference.core.crops import crop_cells, denormalise, square_context_boxes
-from training.core.records import FieldRecord
+from training.core.records import CropItem, FieldRecord
 
 # Stain vectors (rows: haematoxylin-, eosin-, DAB-like) of scikit-image's rgb_from_hed. Romanowsky stains
 # (Wright-Giemsa) are not H&E, but jittering along these optical-density axes varies dye amounts plausibly.
@@ -295,13 +295,6 @@ def detection_collate(
     return [image for image, _ in batch], [target for _, target in batch]
 
 
-@dataclass(frozen=True)
-class CropItem:
-    field: int  # index into the dataset's fields
-    box: tuple[float, float, float, float]
-    label: int
-
-
 class CropDataset(Dataset[tuple[Tensor, int]]):
     """One normalised crop (3, S, S) per cell, cut exactly as the pipeline cuts it, with its label."""
 
@@ -385,24 +378,6 @@ def window_crop(field_pixels: Tensor, box: Tensor, spec: CropSpec) -> Tensor:
     return crop_cells([image], [box - offset], size=spec.size, margin=spec.margin, mean=spec.mean, std=spec.std)
 
 
-def countability_items(fields: Sequence[FieldRecord]) -> list[CropItem]:
-    """Every cell, labelled 1 = countable, 0 = uncountable (inference.core.stages.COUNTABILITY_CLASSES order)."""
-    return [CropItem(i, cell.box, int(cell.countable)) for i, field in enumerate(fields) for cell in field.cells]
-
-
-def classifier_items(fields: Sequence[FieldRecord], num_classes: int) -> list[CropItem]:
-    """Cells with a known class (class_index not None), labelled with the taxonomy id."""
-    items = []
-    for i, field in enumerate(fields):
-        for cell in field.cells:
-            if cell.class_index is None:
-                continue
-            if not 0 <= cell.class_index < num_classes:
-                raise ValueError(f"field {field.key}: class_index {cell.class_index} is outside 0..{num_classes - 1}")
-            items.append(CropItem(i, cell.box, cell.class_index))
-    return items
-
-
 def balanced_weights(labels: Sequence[int], power: float) -> list[float]:
     """Sampling weight per item: (class count) ** -power (0 = natural frequencies, 1 = classes equally often)."""
     counts: dict[int, int] = {}
@@ -418,15 +393,12 @@ def stack_crops(batch: Sequence[tuple[Tensor, int]]) -> tuple[Tensor, Tensor]:
 __all__: list[Any] = [
     "Augment",
     "CropDataset",
-    "CropItem",
     "CropSpec",
     "DetectionDataset",
     "ImageCache",
     "SeededSampler",
     "balanced_weights",
-    "classifier_items",
     "clip_boxes",
-    "countability_items",
     "detection_collate",
     "flip_rotate",
     "load_field",

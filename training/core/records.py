@@ -1,14 +1,14 @@
 """Training records: what a training run sees of a field (pure dataclasses, no torch, no Django).
 
 The platform builds these from consensus annotations (and imported truth sets); the torch library in
-`training/` trains on them. A list of FieldRecords written with `fields_to_jsonl` is the dataset snapshot
+`training/core` trains on them. A list of FieldRecords written with `fields_to_jsonl` is the dataset snapshot
 of a run: which fields, which cells, which split.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,33 @@ class FieldRecord:
             split=str(data["split"]),
             cells=tuple(CellRecord.from_json(c) for c in data.get("cells", [])),
         )
+
+
+@dataclass(frozen=True)
+class CropItem:
+    """One cell as a crop classifier's example: which field (index into the run's field list), where, which label."""
+
+    field: int
+    box: tuple[float, float, float, float]
+    label: int
+
+
+def countability_items(fields: Sequence[FieldRecord]) -> list[CropItem]:
+    """Every cell, labelled 1 = countable, 0 = uncountable (inference.core.stages.COUNTABILITY_CLASSES order)."""
+    return [CropItem(i, cell.box, int(cell.countable)) for i, field in enumerate(fields) for cell in field.cells]
+
+
+def classifier_items(fields: Sequence[FieldRecord], num_classes: int) -> list[CropItem]:
+    """Cells with a known class (class_index not None), labelled with the taxonomy id."""
+    items = []
+    for i, field in enumerate(fields):
+        for cell in field.cells:
+            if cell.class_index is None:
+                continue
+            if not 0 <= cell.class_index < num_classes:
+                raise ValueError(f"field {field.key}: class_index {cell.class_index} is outside 0..{num_classes - 1}")
+            items.append(CropItem(i, cell.box, cell.class_index))
+    return items
 
 
 def fields_to_jsonl(fields: Iterable[FieldRecord], path: str | Path) -> None:

@@ -16,12 +16,12 @@ from inference.core.checkpoints import (
     save_checkpoint,
 )
 from inference.core.nets import build_classifier, build_detector
-from inference.core.stages import DETECTOR_CLASSES, Stage
+from inference.core.stages import DETECTOR_CLASSES, CheckpointStage
 
 
 def member_meta(arch: str = "test_resnet", classes: tuple[str, ...] = CLASS_NAMES) -> CheckpointMeta:
     return CheckpointMeta(
-        stage=Stage.CLASSIFIER_MEMBER,
+        stage=CheckpointStage.CLASSIFIER_MEMBER,
         arch=arch,
         classes=classes,
         profile="tiny",
@@ -65,7 +65,7 @@ def test_detector_round_trip_rebuilds_with_its_model_kwargs(tmp_path: Path) -> N
         profile="tiny",
         model_kwargs={"size": 96},
     )
-    loaded = load_checkpoint(save_checkpoint(tmp_path / "det.pt", model, meta), expected_stage=Stage.DETECTOR)
+    loaded = load_checkpoint(save_checkpoint(tmp_path / "det.pt", model, meta), expected_stage=CheckpointStage.DETECTOR)
     image = [torch.rand(3, 80, 100)]
     with torch.inference_mode():
         expected, actual = model(image)[0], loaded.model(image)[0]

@@ -14,7 +14,7 @@ from inference.core.checkpoints import CheckpointMeta, CheckpointMismatchError, 
 from inference.core.crops import crop_cells, field_to_tensor
 from inference.core.pipeline import FieldPrediction, Pipeline
 from inference.core.profiles import Profile
-from inference.core.stages import COUNTABILITY_CLASSES, DETECTOR_CLASSES, Stage
+from inference.core.stages import COUNTABILITY_CLASSES, DETECTOR_CLASSES, CheckpointStage
 from inference.core.uncertainty import MEASURES
 
 Models = tuple[nn.Module, nn.Module, list[nn.Module]]
@@ -123,7 +123,7 @@ def _save_all(tmp_path: Path, profile: Profile, models: Models, member_input_siz
             tmp_path / "detector.pt",
             detector,
             CheckpointMeta(
-                stage=Stage.DETECTOR,
+                stage=CheckpointStage.DETECTOR,
                 arch=profile.detector.arch,
                 classes=DETECTOR_CLASSES,
                 model_kwargs=profile.detector.model_kwargs(),
@@ -134,7 +134,7 @@ def _save_all(tmp_path: Path, profile: Profile, models: Models, member_input_siz
             tmp_path / "countability.pt",
             countability,
             CheckpointMeta(
-                stage=Stage.COUNTABILITY,
+                stage=CheckpointStage.COUNTABILITY,
                 arch=profile.countability.arch,
                 classes=COUNTABILITY_CLASSES,
                 input_size=profile.countability.input_size,
@@ -144,7 +144,7 @@ def _save_all(tmp_path: Path, profile: Profile, models: Models, member_input_siz
     ]
     for index, (arch, member) in enumerate(zip(profile.classifier.archs, members, strict=True)):
         meta = CheckpointMeta(
-            stage=Stage.CLASSIFIER_MEMBER,
+            stage=CheckpointStage.CLASSIFIER_MEMBER,
             arch=arch,
             classes=CLASS_NAMES,
             input_size=member_input_size or profile.classifier.input_size,

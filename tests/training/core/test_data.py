@@ -11,15 +11,13 @@ from training.core.data import (
     DetectionDataset,
     SeededSampler,
     balanced_weights,
-    classifier_items,
     clip_boxes,
     colour_jitter,
-    countability_items,
     flip_rotate,
     window_crop,
     zoom,
 )
-from training.core.records import CellRecord, FieldRecord
+from training.core.records import CellRecord, FieldRecord, classifier_items, countability_items
 
 
 def _image_with_rectangle(height=48, width=64, box=(10, 5, 30, 20)):

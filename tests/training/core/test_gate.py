@@ -1,6 +1,9 @@
 import pytest
 
-from training.core.gate import BLAST_CLASS_IDS, MAIN_METRIC, promotion_decision
+from training.core.gate import promotion_decision
+from training.core.stages import BLAST_CLASS_IDS, STAGES
+
+MAIN_METRIC = {name: spec.main_metric for name, spec in STAGES.items()}
 
 
 def _clf(macro_f1, recalls):
@@ -54,6 +57,11 @@ def test_blast_class_only_in_one_side_is_ignored():
     cand = _clf(0.85, {0: 0.1})
     act = _clf(0.80, {14: 0.9})
     assert promotion_decision("classifier", cand, act).promote
+
+
+def test_the_guarded_classes_are_the_blasts():
+    assert BLAST_CLASS_IDS == (0, 7, 11, 14, 17)
+    assert MAIN_METRIC == {"detector": "ap50", "countability": "accuracy", "classifier": "macro_f1"}
 
 
 def test_every_blast_class_is_checked():

@@ -12,9 +12,11 @@ from PIL import Image
 
 from inference.core.checkpoints import load_checkpoint, read_meta
 from inference.core.pipeline import Pipeline
+from training.core.config import TrainConfig
 from training.core.data import CropSpec
+from training.core.engine import evaluate
 from training.core.records import CellRecord, FieldRecord
-from training.core.stage_run import Progress, StageResult, TrainConfig, evaluate, evaluate_checkpoints, train_stage
+from training.core.stage_run import Progress, StageResult, evaluate_checkpoints, train_stage
 
 
 class Cancelled(Exception):
@@ -228,5 +230,5 @@ def test_evaluate_returns_the_metric_dict(trained, train_profile, synthetic_fiel
     norm = train_profile.normalisation
     spec = CropSpec(train_profile.countability.input_size, train_profile.context_margin, norm.mean, norm.std)
     test_fields = [f for f in synthetic_fields if f.split == "test"]
-    metrics = evaluate("countability", [model], test_fields, device=torch.device("cpu"), spec=spec)
+    metrics = evaluate("countability", [model], test_fields, device=torch.device("cpu"), crop=spec)
     assert metrics == {k: v for k, v in trained["countability"].metrics.items() if k != "split"}
