@@ -1,6 +1,9 @@
 """Which predicted cells a hematologist should review first (active learning), as pure functions.
 
-A strategy turns each candidate's uncertainty into a priority (higher = review sooner). Optional per-class
+`REVIEW_STRATEGIES` is the one table of review strategies: each turns a candidate's uncertainty into a priority
+(higher = review sooner) and names the SQL ordering of stored predicted cells that puts the same cells first; the
+review-queue selector, its query parameter and `GET /api/v1/review-strategies` (which the UI lists) all read it.
+Adding a strategy is one row here. Optional per-class
 balancing takes the cells round-robin across predicted classes in uncertainty order, so that rare classes
 (blasts) get reviewed even when common classes hold most of the uncertain cells; `max_per_field` caps how many
 cells of one field are picked, so the queue covers many fields.
@@ -17,7 +20,7 @@ from inference.core.uncertainty import ENTROPY, LEAST_CONFIDENCE, MARGIN, MUTUAL
 
 class UnknownStrategyError(ValueError):
     def __init__(self, name: str) -> None:
-        super().__init__(f"unknown review strategy {name!r}; valid strategies: {', '.join(STRATEGIES)}")
+        super().__init__(f"unknown review strategy {name!r}; valid strategies: {', '.join(REVIEW_STRATEGIES)}")
         self.name = name
 
 
@@ -30,6 +33,16 @@ class ReviewCandidate:
     detector_score: float
 
 
+@dataclass(frozen=True)
+class ReviewStrategy:
+    name: str  # the review queue's `strategy` value
+    label: str  # for people (the UI's list)
+    description: str  # one sentence: which cells come first
+    priority: Callable[[ReviewCandidate], float]  # higher = review sooner
+    order_by: str  # a stored predicted cell's column that puts the same cells first ("-" = descending)
+    default: bool = False  # the review queue's strategy when none is asked for (exactly one row)
+
+
 def _measure(name: str, sign: float) -> Callable[[ReviewCandidate], float]:
     def priority(candidate: ReviewCandidate) -> float:
         try:
@@ -40,20 +53,65 @@ def _measure(name: str, sign: float) -> Callable[[ReviewCandidate], float]:
     return priority
 
 
-STRATEGIES: dict[str, Callable[[ReviewCandidate], float]] = {
-    "entropy": _measure(ENTROPY, 1.0),
-    "margin": _measure(MARGIN, -1.0),  # a small top-1/top-2 margin is the uncertain end
-    "least_confidence": _measure(LEAST_CONFIDENCE, 1.0),
-    "disagreement": _measure(MUTUAL_INFORMATION, 1.0),
-    "detector": lambda candidate: 1.0 - float(candidate.detector_score),
+REVIEW_STRATEGIES: dict[str, ReviewStrategy] = {
+    strategy.name: strategy
+    for strategy in (
+        ReviewStrategy(
+            "entropy",
+            "Entropy",
+            "Cells whose class probabilities are spread most evenly (highest entropy of the ensemble) come first.",
+            _measure(ENTROPY, 1.0),
+            "-entropy",
+            default=True,
+        ),
+        ReviewStrategy(
+            "margin",
+            "Margin",
+            "Cells whose two most likely classes are closest (smallest top-1 minus top-2 margin) come first.",
+            _measure(MARGIN, -1.0),  # a small margin is the uncertain end
+            "margin",
+        ),
+        ReviewStrategy(
+            "least_confidence",
+            "Least confidence",
+            "Cells whose most likely class has the lowest probability come first.",
+            _measure(LEAST_CONFIDENCE, 1.0),
+            "confidence",
+        ),
+        ReviewStrategy(
+            "disagreement",
+            "Ensemble disagreement",
+            "Cells on which the ensemble's members disagree most (highest mutual information) come first.",
+            _measure(MUTUAL_INFORMATION, 1.0),
+            "-mutual_information",
+        ),
+        ReviewStrategy(
+            "detector",
+            "Detector doubt",
+            "Cells the detector was least sure are cells at all (lowest detector score) come first.",
+            lambda candidate: 1.0 - float(candidate.detector_score),
+            "detector_score",
+        ),
+    )
 }
+
+
+def review_strategy(name: str) -> ReviewStrategy:
+    """The row of strategy `name`; UnknownStrategyError (listing the valid names) for any other name."""
+    try:
+        return REVIEW_STRATEGIES[name]
+    except KeyError:
+        raise UnknownStrategyError(name) from None
+
+
+def default_review_strategy() -> str:
+    """The name of the strategy the review queue uses when none is asked for."""
+    return next(strategy.name for strategy in REVIEW_STRATEGIES.values() if strategy.default)
 
 
 def review_priority(candidate: ReviewCandidate, strategy: str) -> float:
     """How urgently `candidate` needs review under `strategy` (higher = sooner)."""
-    if strategy not in STRATEGIES:
-        raise UnknownStrategyError(strategy)
-    return STRATEGIES[strategy](candidate)
+    return review_strategy(strategy).priority(candidate)
 
 
 def _ranked(candidates: Sequence[ReviewCandidate], strategy: str) -> list[ReviewCandidate]:
@@ -71,8 +129,7 @@ def select_for_review(
     max_per_field: int | None = None,
 ) -> list[ReviewCandidate]:
     """Up to k candidates in review order (see module docstring)."""
-    if strategy not in STRATEGIES:
-        raise UnknownStrategyError(strategy)
+    review_strategy(strategy)  # an unknown name fails before anything is ranked
     if k < 0:
         raise ValueError(f"k must be >= 0, got {k}")
     if max_per_field is not None and max_per_field < 1:

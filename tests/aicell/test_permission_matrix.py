@@ -344,6 +344,7 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("get", "/api/v1/prelabel-jobs/{prelabel_job}/items", only(MANAGERS, 200)),
     Endpoint("post", "/api/v1/prelabel-jobs/{prelabel_job}/cancel", only(MANAGERS, 200)),
     Endpoint("get", "/api/v1/review-queue", only(("annotator", "adjudicator"), 200)),
+    Endpoint("get", "/api/v1/review-strategies", only(("annotator", "adjudicator", "admin"), 200)),
     Endpoint("get", "/api/v1/rule-sets", everyone(200)),
     Endpoint("post", "/api/v1/rule-sets", only(("admin",), 201), lambda w: {"name": "fab", "content": FAB_RULE_SET}),
     Endpoint("get", "/api/v1/rule-sets/{rule_set}", everyone(200)),

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from inference.core.selection import STRATEGIES, ReviewCandidate, UnknownStrategyError, select_for_review
+from inference.core.selection import REVIEW_STRATEGIES, ReviewCandidate, UnknownStrategyError, select_for_review
 
 NEUTROPHIL, LYMPHOBLAST, MONOCYTE = 5, 11, 16
 
@@ -85,9 +85,9 @@ def test_ties_keep_input_order_and_k_larger_than_pool() -> None:
 def test_unknown_strategy_lists_the_valid_ones() -> None:
     with pytest.raises(UnknownStrategyError) as error:
         select_for_review(CANDIDATES, 2, "random")
-    for name in STRATEGIES:
+    for name in REVIEW_STRATEGIES:
         assert name in str(error.value)
-    assert set(STRATEGIES) == {"entropy", "margin", "least_confidence", "disagreement", "detector"}
+    assert set(REVIEW_STRATEGIES) == {"entropy", "margin", "least_confidence", "disagreement", "detector"}
 
 
 def test_invalid_arguments() -> None:
