@@ -47,7 +47,8 @@ class ReviewQueueQuerySerializer(serializers.Serializer):
 
 class ReviewStrategySerializer(serializers.Serializer):
     name = serializers.CharField(help_text="the review queue's `strategy` value")
-    label = serializers.CharField()
+    # The declared field shadows Field.label only for type checkers: DRF's metaclass takes it off the class.
+    label = serializers.CharField()  # type: ignore[assignment]
     description = serializers.CharField(help_text="which cells come first")
     default = serializers.BooleanField(help_text="the review queue's strategy when none is asked for")
 
