@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
     args = parser.parse_args(argv)
 
-    from training.core.stage_run import TrainConfig, train_stage
+    from training.core.config import TrainConfig
+    from training.core.stage_run import train_stage
 
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     detector_fields, classifier_fields = load_bccd(args.root)
