@@ -22,6 +22,7 @@ from django.utils import timezone
 from aicell.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from aicell.roles import Role, has_role
 from annotations.services import audit_record
+from inference.core.profiles import load_profiles
 from training.core.records import FieldRecord
 from training.datasets import snapshot_records, truth_fields
 from training.events import model_versions_announce_promoted
@@ -32,8 +33,6 @@ logger = logging.getLogger(__name__)
 
 
 def profile_names() -> tuple[str, ...]:
-    from inference.core.profiles import load_profiles
-
     return tuple(load_profiles(settings.AICELL_PROFILES_FILE))
 
 

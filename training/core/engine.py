@@ -422,8 +422,7 @@ class CropEngine:
     def training_set(
         self, settings: StageSettings, fields: Sequence[FieldRecord], augment: Augment, cache: ImageCache
     ) -> TrainingSet:
-        items: Any = settings.spec.examples(fields)
-        dataset = CropDataset(fields, items, crop_spec(settings), augment=augment, cache=cache)
+        dataset = CropDataset(fields, settings.spec.examples(fields), crop_spec(settings), augment=augment, cache=cache)
         power = settings.balance_power
         return TrainingSet(dataset, stack_crops, balanced_weights(dataset.labels, power) if power > 0 else None)
 
@@ -472,7 +471,7 @@ class CropEngine:
     ) -> Evaluation:
         if crop is None:
             raise ValueError(f"the {spec.name} stage needs a crop spec")
-        items: Any = spec.examples(fields)
+        items = spec.examples(fields)
         labels = np.asarray([item.label for item in items], dtype=int)
         if not items:
             probs = np.zeros((0, len(spec.classes)))

@@ -11,14 +11,15 @@ A new stage is one more row here (plus an engine when its task is new, and a mig
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence, Sized
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from annotations.taxonomy import CELL_CLASSES, NUM_CLASSES
 from inference.core.profiles import ClassifierConfig, CountabilityConfig, DetectorConfig, Profile
 from inference.core.stages import COUNTABLE_INDEX, CheckpointStage, stage_classes
-from training.core.records import FieldRecord, classifier_items, countability_items
+from training.core.records import CropItem, FieldRecord, classifier_items, countability_items
 
 StageModelConfig = DetectorConfig | CountabilityConfig | ClassifierConfig
 # The classifier's promotion may not cost recall on any blast class (DESIGN.md "Promotion gate").
@@ -40,7 +41,7 @@ class StageSpec:
     checkpoint_stage: CheckpointStage  # what the stage's checkpoint files say they hold
     main_metric: str  # picks the best epoch on val and decides the promotion gate (higher is better)
     model_config: Callable[[Profile], StageModelConfig]  # the stage's block of a profile
-    examples: Callable[[Sequence[FieldRecord]], Sized]  # what it trains on: fields with boxes, or one item per cell
+    examples: Callable[[Sequence[FieldRecord]], Sequence[Any]]  # what it trains on: fields with boxes, or cells
     examples_named: str  # those examples in words, for the "nothing to train on" error
     ensemble: bool = False  # one model per architecture of its profile block (members), else exactly one
     warmup_epochs: float = 0.0  # default linear learning-rate warm-up
@@ -64,7 +65,7 @@ def _fields_with_boxes(fields: Sequence[FieldRecord]) -> list[FieldRecord]:
     return [field for field in fields if field.cells]
 
 
-def _classified_cells(fields: Sequence[FieldRecord]) -> Sized:
+def _classified_cells(fields: Sequence[FieldRecord]) -> list[CropItem]:
     return classifier_items(fields, NUM_CLASSES)
 
 
