@@ -52,6 +52,7 @@ lint: install $(FRONTEND_DEPS)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports
 	cd frontend && npm run lint
 
 format: install $(FRONTEND_DEPS)

@@ -20,8 +20,8 @@ from annotations.interchange.dataset_import import ImportOptions, dataset_import
 from annotations.interchange.label_map import label_map_parse
 from annotations.models import Case, Diagnosis, Field, ImportFormat, Patient, Smear
 from annotations.services import Upload, field_upload_many
+from training.jobs import open_training_job, training_job_create
 from training.models import ModelStatus, ModelVersion
-from training.services import open_training_job, training_job_create
 
 DEMO_DATA = settings.BASE_DIR / "demo" / "bccd"
 DEMO_LABEL_MAP = settings.BASE_DIR / "demo" / "bccd_label_map.json"

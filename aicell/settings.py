@@ -257,7 +257,9 @@ AICELL_DATASET_DIR = Path(env.str("AICELL_DATASET_DIR", default=str(VAR_DIR / "d
 AICELL_SPLIT_SEED = env.int("AICELL_SPLIT_SEED", default=0)
 AICELL_SPLIT_RATIOS = env.list("AICELL_SPLIT_RATIOS", cast=float, default=[0.7, 0.1, 0.2])
 # Model profiles are data: the shipped file, or a lab's own copy with extra or tuned profiles.
-AICELL_PROFILES_FILE = Path(env.str("AICELL_PROFILES_FILE", default=str(BASE_DIR / "inference" / "profiles.yaml")))
+AICELL_PROFILES_FILE = Path(
+    env.str("AICELL_PROFILES_FILE", default=str(BASE_DIR / "inference" / "core" / "profiles.yaml"))
+)
 # Device for inference and training: empty = the profile's choice ("auto": CUDA when available).
 AICELL_DEVICE = env.str("AICELL_DEVICE", default="")
 # Fields per pre-label task: a GPU worker classifies the crops of all of them in one batch.

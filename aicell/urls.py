@@ -40,6 +40,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("auth/session", SessionView.as_view(), name="auth-session"),
     path("auth/token", obtain_auth_token, name="auth-token"),
     path("review-queue", inference_views.ReviewQueueView.as_view(), name="review-queue"),
+    path("review-strategies", inference_views.ReviewStrategiesView.as_view(), name="review-strategies"),
     path("agreement", review_views.AgreementView.as_view(), name="agreement"),
     path("review-settings", review_views.ReviewSettingsView.as_view(), name="review-settings"),
     path("", include(router.urls)),

@@ -26,7 +26,8 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from annotations.differential import CountedCell
 from annotations.models import TRUTH_KINDS, AnnotationKind, AnnotationSet, Cell, Field
 from annotations.reports import FROM_CONSENSUS, FROM_IMPORTED, FROM_MODEL, FROM_NOTHING, FieldSource, ModelVersionRef
-from training.models import ModelStatus, ModelVersion, Stage
+from training.core.stages import CLASSIFIER
+from training.models import ModelStatus, ModelVersion
 
 
 class Source(StrEnum):
@@ -125,7 +126,7 @@ def gather_cells(fields: QuerySet[Field], source: Source) -> GatheredCells:
 
 
 def _active_classifier() -> ModelVersion | None:
-    return ModelVersion.objects.filter(stage=Stage.CLASSIFIER, status=ModelStatus.ACTIVE).first()
+    return ModelVersion.objects.filter(stage=CLASSIFIER.name, status=ModelStatus.ACTIVE).first()
 
 
 def _set_choice(source: Source, classifier: ModelVersion | None) -> Q:

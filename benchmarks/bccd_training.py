@@ -4,7 +4,7 @@
     python -m benchmarks.bccd_training --stages detector --time-limit-min 20 --json
 
 Torch-only: reads the BCCD Pascal VOC boxes and ImageSets straight into FieldRecords (no database) and calls
-`training.runner.train_stage`, the function the platform's training jobs call. Detector: WBC boxes only
+`training.core.stage_run.train_stage`, the function the platform's training jobs call. Detector: WBC boxes only
 (RBC and platelets are background), train split = ImageSets/train.txt, val = val.txt, and val.txt again as
 the test split (BCCD's own test list is held out on purpose). Classifier: fields with exactly one WBC box and
 one type in wbc_types.csv, the type mapped onto the taxonomy (neutrophil -> 5 neutrophilic segmented,
@@ -33,7 +33,7 @@ from typing import Any
 from defusedxml import ElementTree
 
 from annotations.taxonomy import CLASS_NAMES
-from training.records import CellRecord, FieldRecord
+from training.core.records import CellRecord, FieldRecord
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ROOT = Path(os.environ.get("AICELL_BCCD_DIR", REPO_ROOT.parent / "shared" / "data" / "bccd"))
@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
     args = parser.parse_args(argv)
 
-    from training.runner import TrainConfig, train_stage
+    from training.core.config import TrainConfig
+    from training.core.stage_run import train_stage
 
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     detector_fields, classifier_fields = load_bccd(args.root)

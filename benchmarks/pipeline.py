@@ -30,10 +30,10 @@ import torch
 from PIL import Image
 
 from annotations.taxonomy import NUM_CLASSES
-from inference.nets import build_classifier, build_detector
-from inference.pipeline import Pipeline
-from inference.profiles import Profile, get_profile, profile_names
-from inference.stages import CELL_LABEL, COUNTABILITY_CLASSES
+from inference.core.nets import build_classifier, build_detector
+from inference.core.pipeline import Pipeline
+from inference.core.profiles import Profile, get_profile, profile_names
+from inference.core.stages import CELL_LABEL, COUNTABILITY_CLASSES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The full BCCD set beside the repository when it is there, else the fields shipped with the demo.

@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
-from training.models import ModelVersion, Stage
+from training.core.stages import CLASSIFIER, COUNTABILITY, DETECTOR, STAGES
 from training.selectors import checkpoint_paths
 
 if TYPE_CHECKING:
-    from inference.pipeline import Pipeline
-    from inference.profiles import Profile
+    from inference.core.pipeline import Pipeline
+    from inference.core.profiles import Profile
+    from training.models import ModelVersion
 
 
 class PipelineUnavailable(Exception):
@@ -25,7 +26,7 @@ class PipelineUnavailable(Exception):
 
 
 def profile_named(name: str) -> Profile:
-    from inference.profiles import UnknownProfileError, load_profiles
+    from inference.core.profiles import UnknownProfileError, load_profiles
 
     profiles = load_profiles(settings.AICELL_PROFILES_FILE)
     if name not in profiles:
@@ -35,8 +36,7 @@ def profile_named(name: str) -> Profile:
 
 def pipeline_key(versions: Mapping[str, ModelVersion]) -> tuple[tuple[str, int, str, tuple[str, ...]], ...]:
     return tuple(
-        (stage.value, versions[stage.value].pk, versions[stage.value].profile, tuple(versions[stage.value].checkpoints))
-        for stage in Stage
+        (stage, versions[stage].pk, versions[stage].profile, tuple(versions[stage].checkpoints)) for stage in STAGES
     )
 
 
@@ -51,8 +51,8 @@ def pipeline_for(versions: Mapping[str, ModelVersion]) -> Pipeline:
 def _load_pipeline(
     key: tuple[tuple[str, int, str, tuple[str, ...]], ...], model_dir: str, profiles_file: str
 ) -> Pipeline:
-    from inference.checkpoints import CheckpointError
-    from inference.pipeline import Pipeline
+    from inference.core.checkpoints import CheckpointError
+    from inference.core.pipeline import Pipeline
 
     by_stage = {stage: [Path(model_dir) / path for path in paths] for stage, _, _, paths in key}
     profile = profile_named(key[0][2])
@@ -64,9 +64,9 @@ def _load_pipeline(
             raise PipelineUnavailable(f"checkpoint files of the {stage} version are missing: {', '.join(missing)}")
     try:
         return Pipeline.from_checkpoints(
-            by_stage[Stage.DETECTOR.value][0],
-            by_stage[Stage.COUNTABILITY.value][0],
-            by_stage[Stage.CLASSIFIER.value],
+            by_stage[DETECTOR.name][0],
+            by_stage[COUNTABILITY.name][0],
+            by_stage[CLASSIFIER.name],
             profile,
             device=settings.AICELL_DEVICE or None,
         )

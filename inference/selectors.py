@@ -1,6 +1,7 @@
 """The review queue: predicted cells of the active classifier that most need a hematologist's eye.
 
-SQL orders a bounded pool by the strategy's uncertainty column; the pure `inference.selection` then balances
+SQL orders a bounded pool by the strategy's column (its row of `inference.core.selection.REVIEW_STRATEGIES`); the
+pure `inference.core.selection` then balances
 classes (so rare blasts are not starved) and spreads the pick over fields. Picked cells are claimed for the
 reviewer for a while, under `select_for_update(skip_locked=True)`, so two reviewers never get the same cell.
 """
@@ -8,7 +9,7 @@ reviewer for a while, under `select_for_update(skip_locked=True)`, so two review
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -18,27 +19,24 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from annotations.models import TRUTH_KINDS, AnnotationKind, AnnotationSet, Cell
+from inference.core.selection import (
+    ReviewCandidate,
+    UnknownStrategyError,
+    default_review_strategy,
+    review_strategy,
+    select_for_review,
+)
 from inference.models import ReviewClaim
-from inference.selection import STRATEGIES, ReviewCandidate, UnknownStrategyError, select_for_review
-from training.models import Stage
+from training.core.stages import CLASSIFIER
 from training.selectors import active_model_versions
 
-# The SQL ordering that puts each strategy's most uncertain cells first.
-STRATEGY_ORDER: dict[str, str] = {
-    "entropy": "-entropy",
-    "margin": "margin",
-    "least_confidence": "confidence",
-    "disagreement": "-mutual_information",
-    "detector": "detector_score",
-}
 POOL_FACTOR = 10
 MAX_POOL = 2000
-assert set(STRATEGY_ORDER) == set(STRATEGIES), "every selection strategy needs its SQL ordering"
 
 
 @dataclass(frozen=True)
 class ReviewQueueRequest:
-    strategy: str = "entropy"
+    strategy: str = field(default_factory=default_review_strategy)
     case_id: int | None = None
     cell_class: int | None = None
     limit: int = 20
@@ -60,7 +58,7 @@ def _candidate(cell: Cell) -> ReviewCandidate:
 def review_pool(user: Any, request: ReviewQueueRequest) -> QuerySet[Cell]:
     """Predicted cells of the active classifier on fields without truth, not yet taken into the reviewer's own
     set, not claimed by another reviewer."""
-    classifier = active_model_versions().get(Stage.CLASSIFIER.value)
+    classifier = active_model_versions().get(CLASSIFIER.name)
     if classifier is None:
         return Cell.objects.none()
     has_truth = AnnotationSet.objects.filter(field_id=OuterRef("annotation_set__field_id"), kind__in=TRUTH_KINDS)
@@ -85,14 +83,13 @@ def review_pool(user: Any, request: ReviewQueueRequest) -> QuerySet[Cell]:
 
 def review_queue_next(user: Any, request: ReviewQueueRequest) -> list[Cell]:
     """The next cells for `user` to review, claimed for them for AICELL_REVIEW_CLAIM_MINUTES."""
-    if request.strategy not in STRATEGY_ORDER:
-        raise UnknownStrategyError(request.strategy)
+    strategy = review_strategy(request.strategy)
     pool_size = min(MAX_POOL, request.limit * POOL_FACTOR)
     with transaction.atomic():
         pool = list(
             review_pool(user, request)
             .select_related("annotation_set")
-            .order_by(STRATEGY_ORDER[request.strategy], "id")
+            .order_by(strategy.order_by, "id")
             .select_for_update(skip_locked=True, of=("self",))[:pool_size]
         )
         picked = select_for_review(
@@ -122,4 +119,4 @@ def _claim(user: Any, cells: list[Cell]) -> None:
     )
 
 
-__all__ = ["STRATEGY_ORDER", "ReviewQueueRequest", "UnknownStrategyError", "review_pool", "review_queue_next"]
+__all__ = ["ReviewQueueRequest", "UnknownStrategyError", "review_pool", "review_queue_next"]

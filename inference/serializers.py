@@ -4,22 +4,10 @@ from typing import Any
 
 from rest_framework import serializers
 
+from aicell.api.fields import JOB_FIELDS
 from annotations.taxonomy import CLASS_NAMES
+from inference.core.selection import default_review_strategy
 from inference.models import PrelabelItem, PrelabelJob
-
-JOB_FIELDS = [
-    "id",
-    "status",
-    "progress",
-    "message",
-    "error",
-    "result",
-    "cancel_requested",
-    "created_at",
-    "started_at",
-    "finished_at",
-    "heartbeat_at",
-]
 
 
 class PrelabelJobSerializer(serializers.ModelSerializer):
@@ -47,12 +35,22 @@ class PrelabelRequestSerializer(serializers.Serializer):
 
 
 class ReviewQueueQuerySerializer(serializers.Serializer):
-    strategy = serializers.CharField(default="entropy")
+    strategy = serializers.CharField(
+        default=default_review_strategy, help_text="a name from GET /api/v1/review-strategies (default: its default)"
+    )
     case = serializers.IntegerField(required=False)
     cell_class = serializers.IntegerField(required=False, min_value=0, max_value=len(CLASS_NAMES) - 1)
     limit = serializers.IntegerField(default=20, min_value=1, max_value=200)
     balance = serializers.BooleanField(default=True)
     max_per_field = serializers.IntegerField(required=False, min_value=1)
+
+
+class ReviewStrategySerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="the review queue's `strategy` value")
+    # The declared field shadows Field.label only for type checkers: DRF's metaclass takes it off the class.
+    label = serializers.CharField()  # type: ignore[assignment]
+    description = serializers.CharField(help_text="which cells come first")
+    default = serializers.BooleanField(help_text="the review queue's strategy when none is asked for")
 
 
 class ReviewCellSerializer(serializers.Serializer):

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, QuerySet
 
-from aicell.errors import ValidationFailed
+from aicell.errors import DomainError, ValidationFailed
 from aicell.jobs import job_fail, job_mark_running, job_succeed
 from aicell.models import JobStatus
 from annotations.images import open_rgb
@@ -25,11 +25,12 @@ from annotations.models import TRUTH_KINDS, AnnotationKind, AnnotationSet, Annot
 from annotations.services import field_set_status
 from inference.models import ItemStatus, PrelabelItem, PrelabelJob, PrelabelTrigger
 from inference.runtime import pipeline_for
-from training.models import ModelVersion, Stage
-from training.selectors import active_model_versions, missing_active_stages
+from training.core.stages import CLASSIFIER, STAGES
+from training.selectors import active_model_versions, missing_active_stages, model_versions_by_id
 
 if TYPE_CHECKING:
-    from inference.pipeline import FieldPrediction
+    from inference.core.pipeline import FieldPrediction
+    from training.models import ModelVersion
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def active_pipeline_versions() -> dict[str, ModelVersion]:
 
 
 def pipeline_description(versions: dict[str, ModelVersion]) -> dict[str, int]:
-    return {stage.value: versions[stage.value].pk for stage in Stage}
+    return {stage: versions[stage].pk for stage in STAGES}
 
 
 # --- jobs --------------------------------------------------------------------------------------------------------
@@ -86,7 +87,7 @@ def fields_to_prelabel(*, case_codes: Sequence[str] = (), everything: bool = Fal
     if case_codes:
         fields = fields.filter(smear__case__code__in=case_codes)
     if not everything:
-        classifier = active_model_versions().get(Stage.CLASSIFIER.value)
+        classifier = active_model_versions().get(CLASSIFIER.name)
         if classifier is not None:
             fields = fields.exclude(
                 annotation_sets__kind=AnnotationKind.PREDICTION, annotation_sets__model_version=classifier
@@ -147,7 +148,7 @@ def prelabel_fields_run(*, field_ids: Sequence[int], job_id: int) -> list[FieldO
     job = job_mark_running(PrelabelJob, job_id)
     if job is None:
         return []  # the job was cancelled or has finished: nothing left to do
-    versions = _versions_of(job)
+    versions = model_versions_by_id(job.pipeline)
     items = _open_items(job_id, field_ids)
     # A redelivered chunk redoes only the fields whose items are still open.
     field_ids = [field_id for field_id in field_ids if field_id in items]
@@ -180,11 +181,6 @@ def prelabel_fields_run(*, field_ids: Sequence[int], job_id: int) -> list[FieldO
     return outcomes
 
 
-def _versions_of(job: PrelabelJob) -> dict[str, ModelVersion]:
-    versions = ModelVersion.objects.in_bulk(list(job.pipeline.values()))
-    return {stage: versions[version_id] for stage, version_id in job.pipeline.items()}
-
-
 def _open_items(job_id: int, field_ids: Iterable[int]) -> dict[int, PrelabelItem]:
     items = PrelabelItem.objects.filter(job_id=job_id, field_id_at_start__in=list(field_ids), status=ItemStatus.QUEUED)
     PrelabelItem.objects.filter(pk__in=[item.pk for item in items]).update(attempts=F("attempts") + 1)
@@ -196,7 +192,7 @@ def prediction_set_replace(
 ) -> int | None:
     """Store a field's predictions as the prediction set of (field, classifier version), replacing an earlier run
     of the same version in the same transaction. Returns the number of cells, or None when the field is gone."""
-    classifier = versions[Stage.CLASSIFIER.value]
+    classifier = versions[CLASSIFIER.name]
     with transaction.atomic():
         # The field row lock serialises two deliveries of the same task for this field.
         field = Field.objects.select_for_update().filter(pk=field_id).first()
@@ -254,3 +250,24 @@ def prelabel_new_uploads(field_ids: list[int]) -> PrelabelJob | None:
     if not settings.AICELL_AUTO_PRELABEL or missing_active_stages(active_model_versions()):
         return None
     return prelabel_job_create(fields=Field.objects.filter(pk__in=field_ids), trigger=PrelabelTrigger.UPLOAD)
+
+
+def prelabel_after_promotion(version_ids: list[int]) -> PrelabelJob | None:
+    """Subscribed to `training.events.MODEL_PROMOTED_HOOKS`: once a promotion committed, pre-label every field
+    without truth again with the new pipeline, when all three stages have an active version of one profile.
+    Never fails the promotion: a job that cannot be made is logged and skipped."""
+    versions = active_model_versions()
+    if missing_active_stages(versions):
+        return None
+    profiles = {version.profile for version in versions.values()}
+    if len(profiles) != 1:
+        logger.warning("not pre-labelling after promotion: the active versions mix profiles %s", profiles)
+        return None
+    fields = fields_to_prelabel(everything=True)
+    if not fields.exists():
+        return None
+    try:
+        return prelabel_job_create(fields=fields, trigger=PrelabelTrigger.PROMOTION)
+    except DomainError as exc:
+        logger.warning("not pre-labelling after promotion of %s: %s", version_ids, exc.message)
+        return None

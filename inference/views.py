@@ -1,4 +1,4 @@
-"""Pre-label jobs and the review queue: thin adapters over services and selectors."""
+"""Pre-label jobs, the review queue and its strategies: thin adapters over services and selectors."""
 
 from __future__ import annotations
 
@@ -18,14 +18,15 @@ from aicell.jobs import job_request_cancel
 from aicell.roles import Role
 from annotations.models import Case
 from inference import selectors, services
+from inference.core.selection import REVIEW_STRATEGIES
 from inference.models import PrelabelJob, PrelabelTrigger
-from inference.selection import STRATEGIES
 from inference.serializers import (
     PrelabelItemSerializer,
     PrelabelJobSerializer,
     PrelabelRequestSerializer,
     ReviewCellSerializer,
     ReviewQueueQuerySerializer,
+    ReviewStrategySerializer,
 )
 
 LAB_MANAGERS = frozenset({Role.ADMIN, Role.ADJUDICATOR})
@@ -88,10 +89,10 @@ class ReviewQueueView(APIView):
         query = ReviewQueueQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         data: dict[str, Any] = query.validated_data
-        if data["strategy"] not in STRATEGIES:
+        if data["strategy"] not in REVIEW_STRATEGIES:
             raise ValidationFailed(
-                f"Unknown strategy {data['strategy']!r}; valid strategies: {', '.join(STRATEGIES)}.",
-                errors=[FieldError("strategy", f"must be one of {', '.join(STRATEGIES)}")],
+                f"Unknown strategy {data['strategy']!r}; valid strategies: {', '.join(REVIEW_STRATEGIES)}.",
+                errors=[FieldError("strategy", f"must be one of {', '.join(REVIEW_STRATEGIES)}")],
             )
         cells = selectors.review_queue_next(
             request.user,
@@ -105,3 +106,14 @@ class ReviewQueueView(APIView):
             ),
         )
         return Response(ReviewCellSerializer(cells, many=True).data)
+
+
+class ReviewStrategiesView(APIView):
+    """The review queue's strategies, in the order the UI lists them; `default` marks the queue's default."""
+
+    permission_classes = [RoleAccess]
+    read_roles = frozenset({Role.ANNOTATOR, Role.ADJUDICATOR, Role.ADMIN})
+
+    @extend_schema(responses={200: ReviewStrategySerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        return Response(ReviewStrategySerializer(REVIEW_STRATEGIES.values(), many=True).data)

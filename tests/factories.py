@@ -26,7 +26,8 @@ from annotations.models import (
 )
 from annotations.review_services import field_review_start_if_ready
 from annotations.taxonomy import class_by_name
-from training.models import ModelStatus, ModelVersion, Stage
+from training.core.stages import CLASSIFIER
+from training.models import ModelStatus, ModelVersion
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -103,7 +104,7 @@ class ModelVersionFactory(factory.django.DjangoModelFactory[ModelVersion]):
     class Meta:
         model = ModelVersion
 
-    stage = Stage.CLASSIFIER
+    stage = CLASSIFIER.name
     profile = "cpu"
     architecture = "resnet18"
 

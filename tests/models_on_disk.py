@@ -11,7 +11,8 @@ from typing import Any
 
 import yaml
 
-from training.models import ModelStatus, ModelVersion, Stage
+from training.core.stages import STAGES
+from training.models import ModelStatus, ModelVersion
 
 TEST_PROFILE = "test-tiny"
 _PROFILE = {
@@ -63,7 +64,7 @@ _PROFILE = {
 
 
 def write_profiles_file(folder: Path) -> Path:
-    from inference.profiles import PROFILES_PATH
+    from inference.core.profiles import PROFILES_PATH
 
     profiles = yaml.safe_load(PROFILES_PATH.read_text())
     profiles[TEST_PROFILE] = _PROFILE
@@ -77,10 +78,9 @@ def write_random_checkpoints(model_dir: Path, *, classes: Any = None) -> dict[st
     import torch
 
     from annotations.taxonomy import CLASS_NAMES
-    from inference.checkpoints import CheckpointMeta, build_model, save_checkpoint
-    from inference.profiles import profile_from_dict
-    from inference.stages import COUNTABILITY_CLASSES, DETECTOR_CLASSES
-    from inference.stages import Stage as ModelStage
+    from inference.core.checkpoints import CheckpointMeta, build_model, save_checkpoint
+    from inference.core.profiles import profile_from_dict
+    from inference.core.stages import COUNTABILITY_CLASSES, DETECTOR_CLASSES, CheckpointStage
 
     torch.manual_seed(0)
     profile = profile_from_dict(TEST_PROFILE, _PROFILE)
@@ -88,7 +88,7 @@ def write_random_checkpoints(model_dir: Path, *, classes: Any = None) -> dict[st
     metas = {
         "detector": [
             CheckpointMeta(
-                stage=ModelStage.DETECTOR.value,
+                stage=CheckpointStage.DETECTOR.value,
                 arch=profile.detector.arch,
                 classes=DETECTOR_CLASSES,
                 profile=TEST_PROFILE,
@@ -99,7 +99,7 @@ def write_random_checkpoints(model_dir: Path, *, classes: Any = None) -> dict[st
         ],
         "countability": [
             CheckpointMeta(
-                stage=ModelStage.COUNTABILITY.value,
+                stage=CheckpointStage.COUNTABILITY.value,
                 arch=profile.countability.arch,
                 classes=COUNTABILITY_CLASSES,
                 profile=TEST_PROFILE,
@@ -110,7 +110,7 @@ def write_random_checkpoints(model_dir: Path, *, classes: Any = None) -> dict[st
         ],
         "classifier": [
             CheckpointMeta(
-                stage=ModelStage.CLASSIFIER_MEMBER.value,
+                stage=CheckpointStage.CLASSIFIER_MEMBER.value,
                 arch=arch,
                 classes=tuple(classes or CLASS_NAMES),
                 profile=TEST_PROFILE,
@@ -132,12 +132,12 @@ def write_random_checkpoints(model_dir: Path, *, classes: Any = None) -> dict[st
 
 def register_active_versions(paths: dict[str, list[str]]) -> dict[str, ModelVersion]:
     versions = {}
-    for stage in Stage:
-        versions[stage.value] = ModelVersion.objects.create(
+    for stage in STAGES:
+        versions[stage] = ModelVersion.objects.create(
             stage=stage,
             profile=TEST_PROFILE,
-            architecture="+".join(Path(p).stem for p in paths[stage.value]),
-            checkpoints=paths[stage.value],
+            architecture="+".join(Path(p).stem for p in paths[stage]),
+            checkpoints=paths[stage],
             status=ModelStatus.ACTIVE,
         )
     return versions

@@ -23,8 +23,8 @@ from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from annotations.models import TRUTH_KINDS, AnnotationKind, AnnotationSet, AnnotationStatus, Cell, Field, Patient
+from training.core.records import CellRecord, FieldRecord, fields_to_jsonl
 from training.models import DatasetSnapshot
-from training.records import CellRecord, FieldRecord, fields_to_jsonl
 from training.splits import assign_splits
 
 
@@ -210,7 +210,7 @@ def snapshot_path(snapshot: DatasetSnapshot) -> Path:
 
 def snapshot_records(snapshot: DatasetSnapshot) -> list[FieldRecord]:
     from aicell.errors import Conflict
-    from training.records import fields_from_jsonl
+    from training.core.records import fields_from_jsonl
 
     path = snapshot_path(snapshot)
     if not path.is_file():

@@ -8,12 +8,10 @@ from django.db import models
 from django.db.models import Q
 
 from aicell.models import Job, JobStatus
+from training.core.stages import STAGES
 
-
-class Stage(models.TextChoices):
-    DETECTOR = "detector", "Detector"
-    COUNTABILITY = "countability", "Countability"
-    CLASSIFIER = "classifier", "Cell classifier (ensemble)"
+# The registry's stages are the rows of the stage table (a new row needs a migration for these choices).
+STAGE_CHOICES = [(spec.name, spec.label) for spec in STAGES.values()]
 
 
 class ModelStatus(models.TextChoices):
@@ -31,7 +29,7 @@ class PromoteMode(models.TextChoices):
 class DatasetSnapshot(models.Model):
     """The exact training data of a run: which fields and cells, in which split, from which sources, when.
 
-    The fields themselves are a JSONL file of `training.records.FieldRecord` (path relative to
+    The fields themselves are a JSONL file of `training.core.records.FieldRecord` (path relative to
     AICELL_DATASET_DIR); `content_hash` is the sha256 of the data it describes (image hashes, not paths), so two
     snapshots of unchanged truth have the same hash.
     """
@@ -59,7 +57,7 @@ class DatasetSnapshot(models.Model):
 
 
 class ModelVersion(models.Model):
-    stage = models.CharField(max_length=16, choices=Stage.choices)
+    stage = models.CharField(max_length=16, choices=STAGE_CHOICES)
     profile = models.CharField(max_length=32)
     architecture = models.CharField(max_length=255, help_text="arch name; ensemble members joined by '+'")
     # Checkpoint files relative to AICELL_MODEL_DIR: one for detector/countability, one per ensemble member.

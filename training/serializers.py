@@ -7,10 +7,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from aicell.api.fields import StaffUsernameField
-from inference.serializers import JOB_FIELDS
+from aicell.api.fields import JOB_FIELDS, StaffUsernameField
+from training.core.overrides import OVERRIDES
+from training.core.stages import STAGES
+from training.jobs import ALL_STAGES
 from training.models import DatasetSnapshot, ModelVersion, PromoteMode, RetrainPolicy, TrainingJob
-from training.services import ALL_STAGES, OVERRIDES, STAGE_ORDER
 
 
 class TrainingJobSerializer(serializers.ModelSerializer):
@@ -43,7 +44,7 @@ class TrainingJobSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_stage(self, job: TrainingJob) -> str:
-        return ALL_STAGES if list(job.stages) == list(STAGE_ORDER) else "+".join(job.stages)
+        return ALL_STAGES if list(job.stages) == list(STAGES) else "+".join(job.stages)
 
     def get_model_versions(self, job: TrainingJob) -> list[int]:
         return sorted(version.pk for version in job.model_versions.all())
@@ -64,10 +65,10 @@ class TrainingJobListSerializer(TrainingJobSerializer):
 
 class TrainingRequestSerializer(serializers.Serializer):
     stage = serializers.ChoiceField(
-        choices=[*STAGE_ORDER, ALL_STAGES], required=False, help_text="one stage or 'all' (default)"
+        choices=[*STAGES, ALL_STAGES], required=False, help_text="one stage or 'all' (default)"
     )
     stages = serializers.ListField(
-        child=serializers.ChoiceField(choices=list(STAGE_ORDER)), required=False, help_text="instead of 'stage'"
+        child=serializers.ChoiceField(choices=list(STAGES)), required=False, help_text="instead of 'stage'"
     )
     profile = serializers.CharField(required=False, help_text="model profile (default AICELL_PROFILE)")
     epochs = serializers.IntegerField(required=False, allow_null=True, min_value=1, help_text="default: profile's")
@@ -160,7 +161,7 @@ class TrainingScheduleSerializer(serializers.ModelSerializer):
     day_of_month = serializers.CharField(required=False, max_length=124)
     month_of_year = serializers.CharField(required=False, max_length=64)
     timezone = serializers.SerializerMethodField()
-    stages = serializers.ListField(child=serializers.ChoiceField(choices=list(STAGE_ORDER)), required=False)
+    stages = serializers.ListField(child=serializers.ChoiceField(choices=list(STAGES)), required=False)
     new_cells = serializers.SerializerMethodField(help_text="new truth cells since the last successful run")
 
     class Meta:

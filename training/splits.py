@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 
-from training.records import SPLITS
+from training.core.records import SPLITS
 
 DEFAULT_RATIOS = (0.7, 0.1, 0.2)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import shared_task
 
-from training import services
+from training import jobs, schedule
 
 GPU_QUEUE = "gpu"
 
@@ -15,7 +15,7 @@ GPU_QUEUE = "gpu"
 def run_training_job(self: Any, job_id: int) -> str:
     """Train the job's stages. acks_late: a worker that dies mid-run leaves the message to be delivered again
     (training resumes from the last epoch checkpoint); a job whose worker went silent is failed by the reaper."""
-    return str(services.training_job_run(job_id, task_id=self.request.id or ""))
+    return str(jobs.training_job_run(job_id, task_id=self.request.id or ""))
 
 
 def enqueue_training_job(job_id: int) -> None:
@@ -25,5 +25,5 @@ def enqueue_training_job(job_id: int) -> None:
 @shared_task(name="training.retrain_check")
 def retrain_check(policy_id: int) -> int | None:
     """The retraining schedule's periodic check (django-celery-beat); returns the id of a started job."""
-    job = services.retrain_policy_check(policy_id)
+    job = schedule.retrain_policy_check(policy_id)
     return job.pk if job is not None else None

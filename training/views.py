@@ -22,7 +22,7 @@ from aicell.api.permissions import RoleAccess
 from aicell.errors import NotFound
 from aicell.jobs import job_request_cancel
 from aicell.roles import Role
-from training import services
+from training import jobs, registry, schedule
 from training.models import DatasetSnapshot, ModelVersion, RetrainPolicy, TrainingJob
 from training.serializers import (
     DatasetSnapshotSerializer,
@@ -58,8 +58,8 @@ class TrainingJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         body = TrainingRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        job = services.training_job_create(
-            stages=data.get("stages") or data.get("stage") or services.ALL_STAGES,
+        job = jobs.training_job_create(
+            stages=data.get("stages") or data.get("stage") or jobs.ALL_STAGES,
             profile=data.get("profile"),
             epochs=data.get("epochs"),
             seed=data["seed"],
@@ -95,7 +95,7 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         pre-labelled again when every stage has an active version."""
         body = RegistryActionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        version = services.model_version_promote(
+        version = registry.model_version_promote(
             version_id=self.get_object().pk, actor=request.user, reason=body.validated_data["reason"]
         )
         return Response(ModelVersionSerializer(version).data)
@@ -107,7 +107,7 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         the version now active."""
         body = RegistryActionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        version = services.model_version_rollback(
+        version = registry.model_version_rollback(
             version_id=self.get_object().pk,
             actor=request.user,
             reason=body.validated_data["reason"],
@@ -158,9 +158,9 @@ class TrainingScheduleViewSet(
         return RetrainPolicy.objects.select_related("periodic_task__crontab")
 
     def get_serializer_context(self) -> dict[str, Any]:
-        new_cells = services.new_truth_cells_since(services.last_run_reference())
+        new_cells = schedule.new_truth_cells_since(schedule.last_run_reference())
         return {**super().get_serializer_context(), "new_truth_cells": new_cells}
 
     def perform_update(self, serializer: Any) -> None:
-        policy = services.retrain_policy_update(serializer.instance, serializer.validated_data)
+        policy = schedule.retrain_policy_update(serializer.instance, serializer.validated_data)
         serializer.instance = self.get_queryset().get(pk=policy.pk)

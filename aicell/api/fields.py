@@ -9,6 +9,21 @@ from rest_framework import serializers
 
 from aicell.roles import CLINICAL_ROLES, roles_of
 
+# What every job serializer shows of `aicell.models.Job` (pre-label and training jobs add their own fields).
+JOB_FIELDS = [
+    "id",
+    "status",
+    "progress",
+    "message",
+    "error",
+    "result",
+    "cancel_requested",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "heartbeat_at",
+]
+
 
 @extend_schema_field(serializers.CharField(allow_null=True))
 class StaffUsernameField(serializers.Field):

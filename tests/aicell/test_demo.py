@@ -12,8 +12,8 @@ from django.contrib.auth.models import User
 from aicell.demo import DEMO_DATA, demo_field_ids, demo_setup
 from aicell.models import JobStatus
 from annotations.models import AnnotationKind, AnnotationSet, AnnotationStatus, Cell, Field, FieldStatus
+from training.core.stages import STAGES
 from training.models import TrainingJob
-from training.services import STAGE_ORDER
 
 pytestmark = pytest.mark.django_db
 TYPE_CLASS = {"neutrophil": 5, "eosinophil": 6, "lymphocyte": 12, "monocyte": 16, "basophil": 20}
@@ -57,5 +57,5 @@ def test_the_demo_loads_train_fields_as_truth_and_val_fields_as_uploads_once(set
     job = TrainingJob.objects.get()
     assert first.training_job_id == job.pk
     assert again.training_job_id is None
-    assert (job.profile, job.status, list(job.stages)) == ("cpu", JobStatus.QUEUED, list(STAGE_ORDER))
+    assert (job.profile, job.status, list(job.stages)) == ("cpu", JobStatus.QUEUED, list(STAGES))
     assert Field.objects.count() == len(train) + len(val)

@@ -41,7 +41,8 @@ from tests.factories import (
     prediction_set,
     reviewed_field,
 )
-from training.models import DatasetSnapshot, ModelStatus, ModelVersion, RetrainPolicy, Stage, TrainingJob
+from training.core.stages import DETECTOR, STAGES
+from training.models import DatasetSnapshot, ModelStatus, ModelVersion, RetrainPolicy, TrainingJob
 
 pytestmark = pytest.mark.django_db
 
@@ -139,9 +140,9 @@ def _version_with_plot(w: World) -> Any:
 
 
 def _rollback_version(w: World) -> ModelVersion:
-    old = ModelVersion.objects.create(stage=Stage.DETECTOR, profile="cpu", architecture="a", status=ModelStatus.RETIRED)
+    old = ModelVersion.objects.create(stage=DETECTOR.name, profile="cpu", architecture="a", status=ModelStatus.RETIRED)
     return ModelVersion.objects.create(
-        stage=Stage.DETECTOR, profile="cpu", architecture="b", status=ModelStatus.ACTIVE, replaced=old
+        stage=DETECTOR.name, profile="cpu", architecture="b", status=ModelStatus.ACTIVE, replaced=old
     )
 
 
@@ -155,7 +156,7 @@ BUILDERS: dict[str, Callable[[World], Any]] = {
     "cell": lambda w: CellFactory(annotation_set=w.annotation_set),
     "co_annotator": lambda w: UserFactory(roles=[Role.ANNOTATOR]),
     "rule_set": lambda w: RuleSet.objects.get(name="fab", version=1),
-    "active_models": lambda w: [ModelVersionFactory(stage=stage, status="active") for stage in Stage],
+    "active_models": lambda w: [ModelVersionFactory(stage=stage, status="active") for stage in STAGES],
     "prelabel_job": lambda w: PrelabelJob.objects.create(pipeline={}, field_count=1),
     "locked_truth": _locked_truth,
     "export": lambda w: ExportJob.objects.create(
@@ -343,6 +344,7 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("get", "/api/v1/prelabel-jobs/{prelabel_job}/items", only(MANAGERS, 200)),
     Endpoint("post", "/api/v1/prelabel-jobs/{prelabel_job}/cancel", only(MANAGERS, 200)),
     Endpoint("get", "/api/v1/review-queue", only(("annotator", "adjudicator"), 200)),
+    Endpoint("get", "/api/v1/review-strategies", only(("annotator", "adjudicator", "admin"), 200)),
     Endpoint("get", "/api/v1/rule-sets", everyone(200)),
     Endpoint("post", "/api/v1/rule-sets", only(("admin",), 201), lambda w: {"name": "fab", "content": FAB_RULE_SET}),
     Endpoint("get", "/api/v1/rule-sets/{rule_set}", everyone(200)),

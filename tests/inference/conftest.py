@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from annotations.taxonomy import NUM_CLASSES
-from inference.nets import build_classifier, build_detector
-from inference.profiles import (
+from inference.core.nets import build_classifier, build_detector
+from inference.core.profiles import (
     ClassifierConfig,
     CountabilityConfig,
     DetectorConfig,
@@ -20,7 +20,7 @@ from inference.profiles import (
     Profile,
     TrainingConfig,
 )
-from inference.stages import COUNTABILITY_CLASSES
+from inference.core.stages import COUNTABILITY_CLASSES
 from tests.models_on_disk import register_active_versions, write_profiles_file, write_random_checkpoints
 
 TRAINING = TrainingConfig(optimizer="adamw", lr=1e-3, weight_decay=0.0, batch_size=4, epochs=1, cosine_t_max=1)

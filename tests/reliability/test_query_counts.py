@@ -4,6 +4,7 @@ row, e.g. a serializer reaching through an un-joined relation) makes the counts 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from aicell.models import JobStatus
 from aicell.roles import Role
 from annotations.models import AnnotationKind, AuditEvent, ExportJob, ImportJob, RuleSet
 from annotations.rules import FAB_RULE_SET
+from inference.core.selection import REVIEW_STRATEGIES
 from inference.models import PrelabelItem, PrelabelJob
 from tests.conftest import token_client
 from tests.factories import (
@@ -222,6 +224,23 @@ def test_lists_of_one_object_cost_the_same_whatever_the_objects_size(lab: Lab) -
 
 
 @pytest.mark.django_db
+def test_the_review_strategies_cost_the_same_queries_whatever_their_number(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The strategy list is the registry's table, not a page: more rows must not mean more queries."""
+    path = "/api/v1/review-strategies"
+    annotator = token_client(lab.users[Role.ANNOTATOR])
+    annotator.get(path)  # warm-up
+    few, _ = queries_of(annotator, path)
+    for index in range(LARGE):
+        name = f"extra_{index}"
+        monkeypatch.setitem(REVIEW_STRATEGIES, name, dataclasses.replace(REVIEW_STRATEGIES["margin"], name=name))
+    many, queries = queries_of(annotator, path)
+    assert len(annotator.get(path).json()) > LARGE
+    assert few == many, (few, many, queries)
+
+
+@pytest.mark.django_db
 def test_every_paginated_list_endpoint_is_measured(lab: Lab) -> None:
     """A new list endpoint must be added above: its route is compared with the schema's paginated operations."""
     from tests.reliability.test_fuzzing import OPERATIONS
@@ -233,4 +252,4 @@ def test_every_paginated_list_endpoint_is_measured(lab: Lab) -> None:
     }
     measured = {path.split("?")[0].replace("{prelabel_job}", "{}").replace("{review_field}", "{}") for path in LISTS}
     assert paginated <= measured, paginated - measured
-    record_figure("query counts", "list endpoints with constant queries", len(LISTS) + len(SIZED) + 3)
+    record_figure("query counts", "list endpoints with constant queries", len(LISTS) + len(SIZED) + 4)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import torch
 
-from inference.profiles import (
+from inference.core.profiles import (
     ClassifierConfig,
     CountabilityConfig,
     DetectorConfig,
@@ -19,7 +19,7 @@ from inference.profiles import (
 )
 from tests.models_on_disk import TEST_PROFILE, write_profiles_file
 from tests.training.synthetic import make_dataset
-from training.records import FieldRecord
+from training.core.records import FieldRecord
 
 TINY_TRAINING = TrainingConfig(optimizer="adamw", lr=3e-3, weight_decay=1e-4, batch_size=8, epochs=3, cosine_t_max=3)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from training.records import CellRecord, FieldRecord
+from training.core.records import CellRecord, FieldRecord
 
 COLOURS = {0: (90, 60, 200), 6: (235, 130, 40), 12: (70, 20, 90)}
 RADII = {0: 9, 6: 8, 12: 6}

@@ -24,10 +24,11 @@ from annotations.models import Cell
 from tests.conftest import IN_CI
 from tests.factories import AnnotationSetFactory
 from tests.training.platform_data import truth_field
-from training import services
+from training import jobs, schedule
 from training.datasets import dataset_snapshot_create
+from training.jobs import training_job_create
 from training.models import RetrainPolicy, TrainingJob, TriggeredBy
-from training.services import retrain_policy_check, retrain_policy_ensure_task, training_job_create
+from training.schedule import retrain_policy_check, retrain_policy_ensure_task
 
 pytestmark = pytest.mark.django_db
 
@@ -48,10 +49,10 @@ def test_a_job_is_created_queued_and_enqueued_after_commit(
 
 
 def test_stages_come_in_training_order_and_all_means_three(training_env: Path) -> None:
-    assert services.stages_parse("all") == ["detector", "countability", "classifier"]
-    assert services.stages_parse(["classifier", "detector"]) == ["detector", "classifier"]
+    assert jobs.stages_parse("all") == ["detector", "countability", "classifier"]
+    assert jobs.stages_parse(["classifier", "detector"]) == ["detector", "classifier"]
     with pytest.raises(ValidationFailed):
-        services.stages_parse(["detector", "segmenter"])
+        jobs.stages_parse(["detector", "segmenter"])
 
 
 def test_bad_parameters_are_refused_with_every_field_named(training_env: Path) -> None:
@@ -86,7 +87,7 @@ def test_a_race_past_the_check_is_stopped_by_the_constraint(
 ) -> None:
     training_job_create(stages="detector", enqueue=False)
     # Two requests at the same moment: both passed the "is one open?" check before either committed.
-    monkeypatch.setattr(services, "open_training_job", lambda: None)
+    monkeypatch.setattr(jobs, "open_training_job", lambda: None)
     with pytest.raises(Conflict):
         training_job_create(stages="classifier", enqueue=False)
     assert TrainingJob.objects.count() == 1
@@ -172,7 +173,9 @@ def test_the_schedule_loses_a_race_to_the_constraint_without_a_second_job(
 ) -> None:
     cells(10)
     training_job_create(stages="detector", enqueue=False)
-    monkeypatch.setattr(services, "open_training_job", lambda: None)  # as if checked before the other commit
+    # As if both checks (the schedule's, then the job service's) ran before the other job committed.
+    monkeypatch.setattr(schedule, "open_training_job", lambda: None)
+    monkeypatch.setattr(jobs, "open_training_job", lambda: None)
     assert retrain_policy_check(policy.pk) is None
     policy.refresh_from_db()
     assert "only one runs at a time" in policy.last_check
@@ -186,21 +189,26 @@ def test_new_cells_are_counted_since_the_last_successful_run(policy: RetrainPoli
     job.dataset_snapshot = dataset_snapshot_create()
     job.save()
     job_succeed(job)
-    assert services.new_truth_cells_since(services.last_run_reference()) == 0
+    assert schedule.new_truth_cells_since(schedule.last_run_reference()) == 0
     assert retrain_policy_check(policy.pk) is None
     cells(4, "S2")
-    assert services.new_truth_cells_since(services.last_run_reference()) == 4
+    assert schedule.new_truth_cells_since(schedule.last_run_reference()) == 4
     # Cells of annotators' sets never count; only truth does.
     annotator_set = AnnotationSetFactory(status="submitted")
     Cell.objects.create(annotation_set=annotator_set, x=5, y=5, width=5, height=5)
-    assert services.new_truth_cells_since(services.last_run_reference()) == 4
+    assert schedule.new_truth_cells_since(schedule.last_run_reference()) == 4
     assert retrain_policy_check(policy.pk) is not None
 
 
-def test_the_platform_knows_the_runners_overrides() -> None:
-    from training import runner
+def test_the_service_and_the_runner_read_one_overrides_schema(training_env: Path) -> None:
+    # warmup_epochs once drifted (a whole number for the service, a float for the runner) while the schema was
+    # written twice; now a value the service accepts is the value the runner trains with.
+    from training.core.config import TrainConfig, resolve_settings
 
-    assert set(services.OVERRIDES) == set(runner.OVERRIDES)
+    job = training_job_create(overrides={"warmup_epochs": 0.5, "augment": False}, enqueue=False)
+    config = TrainConfig(stage="detector", profile="cpu", device="cpu", overrides=job.parameters["overrides"])
+    settings = resolve_settings(config)
+    assert (settings.warmup_epochs, settings.augment) == (0.5, False)
 
 
 def test_overrides_of_zero_and_booleans_are_checked_by_kind(training_env: Path) -> None:

@@ -15,16 +15,17 @@ from annotations.models import AuditEvent
 from inference.models import PrelabelJob, PrelabelTrigger
 from tests.factories import FieldFactory, ModelVersionFactory
 from tests.training.platform_data import truth_field
+from training.core.stages import CLASSIFIER, COUNTABILITY, DETECTOR
 from training.datasets import dataset_snapshot_create, snapshot_records
-from training.models import ModelStatus, ModelVersion, PromoteMode, Stage
-from training.services import gate_and_promote, model_version_promote, model_version_rollback
+from training.models import ModelStatus, ModelVersion, PromoteMode
+from training.registry import gate_and_promote, model_version_promote, model_version_rollback
 
 pytestmark = pytest.mark.django_db
 
 CHECKPOINTS = ["x/model.pt"]
 
 
-def version(stage: str = Stage.CLASSIFIER, status: str = ModelStatus.CANDIDATE, **metrics: Any) -> ModelVersion:
+def version(stage: str = CLASSIFIER.name, status: str = ModelStatus.CANDIDATE, **metrics: Any) -> ModelVersion:
     made: Any = ModelVersionFactory(stage=stage, status=status, metrics=metrics, checkpoints=CHECKPOINTS)
     return made
 
@@ -75,13 +76,13 @@ def test_the_gate_compares_with_the_active_version_on_the_same_split(
 
 
 def test_the_detector_and_countability_gates_use_their_main_metrics(records: Any) -> None:
-    version(stage=Stage.DETECTOR, status=ModelStatus.ACTIVE)
-    detector = version(stage=Stage.DETECTOR, ap50=0.80)
+    version(stage=DETECTOR.name, status=ModelStatus.ACTIVE)
+    detector = version(stage=DETECTOR.name, ap50=0.80)
     gate_and_promote(detector, records, mode=PromoteMode.AUTO, active_metrics={"ap50": 0.85})
     assert detector.status == ModelStatus.CANDIDATE
     assert "ap50 0.8000 is lower" in detector.status_reason
-    version(stage=Stage.COUNTABILITY, status=ModelStatus.ACTIVE)
-    countability = version(stage=Stage.COUNTABILITY, accuracy=0.97)
+    version(stage=COUNTABILITY.name, status=ModelStatus.ACTIVE)
+    countability = version(stage=COUNTABILITY.name, accuracy=0.97)
     gate_and_promote(countability, records, mode=PromoteMode.AUTO, active_metrics={"accuracy": 0.96})
     assert countability.status == ModelStatus.ACTIVE
 
@@ -112,7 +113,7 @@ def test_an_active_version_that_cannot_be_evaluated_keeps_the_candidate_back(rec
 
 def test_the_database_allows_one_active_version_per_stage() -> None:
     version(status=ModelStatus.ACTIVE)
-    version(stage=Stage.DETECTOR, status=ModelStatus.ACTIVE)  # another stage: fine
+    version(stage=DETECTOR.name, status=ModelStatus.ACTIVE)  # another stage: fine
     with pytest.raises(IntegrityError), transaction.atomic():
         version(status=ModelStatus.ACTIVE)
 
@@ -150,7 +151,7 @@ def test_promote_and_rollback_are_audited(make_user: Any) -> None:
     assert last.entity_id == first.pk
     assert last.actor == admin
     assert "misses blasts in clinic" in last.reason
-    assert ModelVersion.objects.filter(stage=Stage.CLASSIFIER, status=ModelStatus.ACTIVE).count() == 1
+    assert ModelVersion.objects.filter(stage=CLASSIFIER.name, status=ModelStatus.ACTIVE).count() == 1
 
 
 def test_registry_changes_need_an_admin_a_reason_and_a_sensible_target(make_user: Any) -> None:
@@ -167,7 +168,7 @@ def test_registry_changes_need_an_admin_a_reason_and_a_sensible_target(make_user
         model_version_rollback(version_id=active.pk, actor=admin, reason="undo")
     with pytest.raises(Conflict):  # not active
         model_version_rollback(version_id=candidate.pk, actor=admin, reason="undo")
-    other_stage = version(stage=Stage.DETECTOR)
+    other_stage = version(stage=DETECTOR.name)
     with pytest.raises(ValidationFailed):
         model_version_rollback(version_id=active.pk, actor=admin, reason="undo", to=other_stage.pk)
     assert model_version_rollback(version_id=active.pk, actor=admin, reason="undo", to=candidate.pk) == candidate
@@ -180,12 +181,12 @@ def test_a_promotion_pre_labels_fields_without_truth_after_commit_when_all_stage
     admin = make_user(Role.ADMIN)
     new_field = FieldFactory()
     truth_field("T1", [(1, 1, 10, 10, 12, True)])
-    version(stage=Stage.DETECTOR, status=ModelStatus.ACTIVE)
+    version(stage=DETECTOR.name, status=ModelStatus.ACTIVE)
     classifier = version()
     with django_capture_on_commit_callbacks(execute=True):
         model_version_promote(version_id=classifier.pk, actor=admin, reason="first classifier")
     assert not PrelabelJob.objects.exists(), "countability has no active version yet"
-    countability = version(stage=Stage.COUNTABILITY)
+    countability = version(stage=COUNTABILITY.name)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         model_version_promote(version_id=countability.pk, actor=admin, reason="pipeline complete")
     assert not PrelabelJob.objects.exists(), "nothing is queued before the promotion commits"

@@ -2,7 +2,7 @@ from collections import Counter
 
 import pytest
 
-from training.records import SPLITS, CellRecord, FieldRecord, fields_from_jsonl, fields_to_jsonl
+from training.core.records import SPLITS, CellRecord, FieldRecord, fields_from_jsonl, fields_to_jsonl
 from training.splits import DEFAULT_RATIOS, assign_splits, split_for_patient
 
 

@@ -21,8 +21,8 @@ from aicell.models import JobStatus
 from inference.models import PrelabelJob, PrelabelTrigger
 from tests.factories import FieldFactory
 from tests.training.platform_data import synthetic_truth
+from training.jobs import training_job_create
 from training.models import ModelStatus, ModelVersion, TrainingJob
-from training.services import training_job_create
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 

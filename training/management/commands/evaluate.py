@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from aicell.errors import DomainError
 from annotations.management.commands.export_coco import domain_error_text
 from training.models import DatasetSnapshot, ModelVersion
-from training.services import model_version_evaluate
+from training.registry import model_version_evaluate
 
 
 def _scalars(metrics: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

@@ -15,8 +15,10 @@ from aicell.errors import DomainError
 from aicell.jobs import job_cancelled
 from aicell.models import JobStatus
 from annotations.management.commands.export_coco import domain_error_text
+from training.core.overrides import OVERRIDES
+from training.core.stages import STAGES
+from training.jobs import ALL_STAGES, training_job_create, training_job_run
 from training.models import PromoteMode, TrainingJob
-from training.services import ALL_STAGES, OVERRIDES, STAGE_ORDER, training_job_create, training_job_run
 
 
 def _override(text: str) -> tuple[str, Any]:
@@ -38,7 +40,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--stage", default=ALL_STAGES, choices=[*STAGE_ORDER, ALL_STAGES])
+        parser.add_argument("--stage", default=ALL_STAGES, choices=[*STAGES, ALL_STAGES])
         parser.add_argument("--profile", default=None, help="model profile (default AICELL_PROFILE)")
         parser.add_argument("--epochs", type=int, default=None, help="default: the profile's")
         parser.add_argument("--seed", type=int, default=0)

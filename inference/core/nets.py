@@ -1,0 +1,339 @@
+"""Model construction: torchvision detectors (stage 1) and timm classifiers (stages 2 and 3).
+
+Every network starts from random init: torchvision's `weights`/`weights_backbone` are always None and timm's
+`pretrained` is always False. Weights come only from local files (a backbone state dict here, or a full
+checkpoint through `inference.core.checkpoints`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from torch import nn
+from torchvision.models import detection
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+from torchvision.models.detection.fcos import FCOSHead
+from torchvision.models.detection.retinanet import RetinaNetHead
+from torchvision.models.detection.rpn import RPNHead
+from torchvision.models.detection.ssd import SSD
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
+from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+
+from inference.core.stages import detector_num_classes
+
+logger = logging.getLogger(__name__)
+
+DetectorBuilder = Callable[..., nn.Module]
+
+
+def _light_fpn_backbone(backbone_name: str, trainable_backbone_layers: int | None) -> nn.Module:
+    """A ResNet18/34 FPN with levels P3-P7, the layout torchvision's ResNet50 RetinaNet/FCOS use.
+
+    Trainable BatchNorm (not torchvision's frozen default) because the backbone starts from random init.
+    """
+    return resnet_fpn_backbone(
+        backbone_name=backbone_name,
+        weights=None,
+        norm_layer=nn.BatchNorm2d,
+        trainable_layers=5 if trainable_backbone_layers is None else trainable_backbone_layers,
+        returned_layers=[2, 3, 4],
+        extra_blocks=LastLevelP6P7(256, 256),
+    )
+
+
+def _light_retinanet(backbone_name: str) -> DetectorBuilder:
+    def build(num_classes: int, trainable_backbone_layers: int | None = None, **kwargs: Any) -> nn.Module:
+        backbone = _light_fpn_backbone(backbone_name, trainable_backbone_layers)
+        # GroupNorm in the head as in retinanet_resnet50_fpn_v2: it trains better from scratch.
+        head = RetinaNetHead(backbone.out_channels, 9, num_classes, norm_layer=partial(nn.GroupNorm, 32))
+        return detection.RetinaNet(backbone, num_classes, head=head, **kwargs)
+
+    return build
+
+
+def _light_fcos(backbone_name: str) -> DetectorBuilder:
+    def build(num_classes: int, trainable_backbone_layers: int | None = None, **kwargs: Any) -> nn.Module:
+        return detection.FCOS(_light_fpn_backbone(backbone_name, trainable_backbone_layers), num_classes, **kwargs)
+
+    return build
+
+
+def _conv_bn(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class ConvPyramid(nn.Module):
+    """A small plain CNN (3x3 conv-BN-ReLU stages, each halving the size) with a light top-down FPN.
+
+    `widths` has five stages (strides 2, 4, 8, 16, 32); the last three are the output levels P3-P5, each
+    projected to `out_channels` (1x1) plus the upsampled coarser level, then smoothed by a 3x3 conv.
+    """
+
+    def __init__(self, widths: Sequence[int], depth: int, out_channels: int) -> None:
+        super().__init__()
+        if len(widths) != 5:
+            raise ValueError(f"ConvPyramid needs five stage widths, got {list(widths)}")
+        self.out_channels = out_channels
+        stages = []
+        previous = 3
+        for width in widths:
+            layers = [_conv_bn(previous, width, 2)] + [_conv_bn(width, width, 1) for _ in range(depth - 1)]
+            stages.append(nn.Sequential(*layers))
+            previous = width
+        self.stages = nn.ModuleList(stages)
+        self.lateral = nn.ModuleList(nn.Conv2d(w, out_channels, 1) for w in widths[2:])
+        self.smooth = nn.ModuleList(nn.Conv2d(out_channels, out_channels, 3, padding=1) for _ in widths[2:])
+
+    def forward(self, images: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
+        features = []
+        x = images
+        for index, stage in enumerate(self.stages):
+            x = stage(x)
+            if index >= 2:
+                features.append(x)
+        levels: list[torch.Tensor] = []
+        top: torch.Tensor | None = None
+        for feature, lateral, smooth in zip(
+            reversed(features), reversed(self.lateral), reversed(self.smooth), strict=True
+        ):
+            merged = lateral(feature)
+            if top is not None:
+                merged = merged + nn.functional.interpolate(top, size=merged.shape[-2:], mode="nearest")
+            top = merged
+            levels.insert(0, smooth(merged))
+        return OrderedDict((f"p{level}", feature) for level, feature in zip((3, 4, 5), levels, strict=True))
+
+
+def _convnet_fcos(widths: Sequence[int], depth: int, out_channels: int, head_convs: int) -> DetectorBuilder:
+    """FCOS on a `ConvPyramid`: light enough to train from scratch on a CPU. One point per location with
+    sizes 8/16/32 (= the strides of P3-P5; FCOS assigns objects to levels from these)."""
+
+    def build(
+        num_classes: int, trainable_backbone_layers: int | None = None, norm_layer: Any = None, **kwargs: Any
+    ) -> nn.Module:
+        if trainable_backbone_layers is not None or norm_layer is not None:
+            raise ValueError("convnet FCOS models train their whole backbone with BatchNorm (no such options)")
+        backbone = ConvPyramid(widths, depth, out_channels)
+        anchors = AnchorGenerator(((8,), (16,), (32,)), ((1.0,),) * 3)
+        head = FCOSHead(out_channels, 1, num_classes, num_convs=head_convs)
+        return detection.FCOS(backbone, num_classes, anchor_generator=anchors, head=head, **kwargs)
+
+    return build
+
+
+def _torchvision(name: str) -> DetectorBuilder:
+    builder = getattr(detection, name)
+
+    def build(num_classes: int, **kwargs: Any) -> nn.Module:
+        return builder(weights=None, weights_backbone=None, num_classes=num_classes, **kwargs)
+
+    return build
+
+
+_TORCHVISION_DETECTORS = (
+    "retinanet_resnet50_fpn",
+    "retinanet_resnet50_fpn_v2",
+    "ssd300_vgg16",
+    "ssdlite320_mobilenet_v3_large",
+    "fasterrcnn_resnet50_fpn",
+    "fasterrcnn_resnet50_fpn_v2",
+    "fasterrcnn_mobilenet_v3_large_fpn",
+    "fasterrcnn_mobilenet_v3_large_320_fpn",
+    "fcos_resnet50_fpn",
+)
+_DETECTOR_BUILDERS: dict[str, DetectorBuilder] = {
+    **{name: _torchvision(name) for name in _TORCHVISION_DETECTORS},
+    **{f"retinanet_{b}_fpn": _light_retinanet(b) for b in ("resnet18", "resnet34")},
+    **{f"fcos_{b}_fpn": _light_fcos(b) for b in ("resnet18", "resnet34")},
+    # Plain-CNN FCOS models: "small" for the cpu profile (~0.4 GMACs at 320x240), "tiny" for tests and smoke
+    # runs (the detector counterpart of timm's test_* models).
+    "fcos_convnet_small": _convnet_fcos((16, 32, 64, 96, 128), depth=2, out_channels=64, head_convs=2),
+    "fcos_convnet_tiny": _convnet_fcos((16, 32, 32, 32, 32), depth=1, out_channels=32, head_convs=2),
+}
+DETECTOR_ARCHS: tuple[str, ...] = tuple(_DETECTOR_BUILDERS)
+
+
+_FAMILY_CLASSES: dict[str, type[nn.Module]] = {
+    "retinanet": detection.RetinaNet,
+    "fcos": detection.FCOS,
+    "ssd": SSD,
+    "fasterrcnn": detection.FasterRCNN,
+}
+
+
+def _accepted_kwargs(arch: str) -> set[str]:
+    """Keyword names the arch's constructor chain uses; torchvision silently drops unknown ones (typos)."""
+    constructors = (_FAMILY_CLASSES[_family(arch)].__init__, GeneralizedRCNNTransform.__init__)
+    names = {name for c in constructors for name in inspect.signature(c).parameters}
+    return (names | {"trainable_backbone_layers", "norm_layer"}) - {"self", "kwargs", "backbone", "num_classes"}
+
+
+def _family(arch: str) -> str:
+    head = arch.split("_", 1)[0]
+    return "ssd" if head.startswith("ssd") else head  # ssd300 / ssdlite320 -> ssd
+
+
+# The helpers below reach into torchvision detection models, whose parts are untyped attributes: `model: Any`.
+def _set_ssd_input_size(model: Any, size: int | Sequence[int]) -> None:
+    """SSD builders hard-code their input size; the box generator and heads are size-agnostic, so set it here."""
+    width, height = (size, size) if isinstance(size, int) else size
+    model.transform.fixed_size = (int(width), int(height))
+    model.transform.min_size = (min(int(width), int(height)),)
+    model.transform.max_size = max(int(width), int(height))
+
+
+def _replace_anchors(
+    model: Any,
+    arch: str,
+    num_classes: int,
+    sizes: Sequence[Sequence[int]],
+    aspect_ratios: Sequence[float] | None,
+) -> None:
+    """Swap the anchor generator (one size list per feature level); rebuild the head if the anchor count changes."""
+    family = _family(arch)
+    if family == "ssd":
+        raise ValueError(f"{arch}: anchor_sizes is not supported for SSD models (they use default boxes)")
+    ratios = tuple(aspect_ratios) if aspect_ratios else ((1.0,) if family == "fcos" else (0.5, 1.0, 2.0))
+    generator = AnchorGenerator(tuple(tuple(int(s) for s in level) for level in sizes), (ratios,) * len(sizes))
+    num_anchors = generator.num_anchors_per_location()[0]
+    v2 = arch.endswith("_v2")
+    if family == "fcos":
+        if num_anchors != 1:
+            raise ValueError(f"{arch}: FCOS needs exactly one anchor per location (one size and one aspect ratio)")
+        model.anchor_generator = generator
+    elif family == "retinanet":
+        model.anchor_generator = generator
+        if num_anchors != model.head.classification_head.num_anchors:
+            light = arch not in _TORCHVISION_DETECTORS
+            norm = partial(nn.GroupNorm, 32) if v2 or light else None
+            model.head = RetinaNetHead(model.backbone.out_channels, num_anchors, num_classes, norm_layer=norm)
+    else:  # fasterrcnn: the anchors belong to the region proposal network
+        model.rpn.anchor_generator = generator
+        if num_anchors != model.rpn.head.cls_logits.out_channels:
+            model.rpn.head = RPNHead(model.backbone.out_channels, num_anchors, conv_depth=2 if v2 else 1)
+
+
+def build_detector(arch: str, num_classes: int = detector_num_classes(), **kwargs: Any) -> nn.Module:
+    """A randomly initialised detector; `num_classes` counts background (2 = background + "cell").
+
+    kwargs go to the torchvision constructor (min_size, max_size, trainable_backbone_layers, topk_candidates,
+    image_mean, ...) except three handled here: `anchor_sizes` (one list of sizes per feature level) with
+    optional `anchor_aspect_ratios`, and `size` (int or [width, height]) for the fixed-size SSD models.
+    """
+    if arch not in _DETECTOR_BUILDERS:
+        raise ValueError(f"unknown detector arch {arch!r}; supported: {', '.join(DETECTOR_ARCHS)}")
+    kwargs = dict(kwargs)
+    anchor_sizes = kwargs.pop("anchor_sizes", None)
+    aspect_ratios = kwargs.pop("anchor_aspect_ratios", None)
+    size = kwargs.pop("size", None)
+    if size is not None and _family(arch) != "ssd":
+        raise ValueError(f"{arch}: `size` is only for SSD models; use min_size/max_size")
+    unknown = set(kwargs) - _accepted_kwargs(arch)
+    if unknown:
+        raise ValueError(f"{arch}: invalid detector kwargs {sorted(unknown)}")
+    try:
+        model = _DETECTOR_BUILDERS[arch](num_classes=num_classes, **kwargs)
+    except TypeError as error:
+        raise ValueError(f"{arch}: invalid detector kwargs {sorted(kwargs)}: {error}") from error
+    if size is not None:
+        _set_ssd_input_size(model, size)
+    if anchor_sizes is not None:
+        _replace_anchors(model, arch, num_classes, anchor_sizes, aspect_ratios)
+    return model
+
+
+def configure_detector_postprocess(
+    model: nn.Module, *, score_threshold: float, nms_iou: float, max_detections: int
+) -> None:
+    """Set the inference-time filtering of any supported detector (these are runtime settings, not weights)."""
+    target: Any = model.roi_heads if hasattr(model, "roi_heads") else model  # Faster R-CNN keeps them in its ROI heads
+    target.score_thresh = score_threshold
+    target.nms_thresh = nms_iou
+    target.detections_per_img = max_detections
+
+
+def _unknown_classifier_message(arch: str) -> str:
+    close = difflib.get_close_matches(arch, timm.list_models(), n=5, cutoff=0.6)
+    hint = f"; close matches: {', '.join(close)}" if close else ""
+    return f"unknown timm classifier arch {arch!r}{hint}; any name in timm.list_models() is supported"
+
+
+def _head_prefixes(model: nn.Module) -> tuple[str, ...]:
+    classifier = getattr(model, "pretrained_cfg", {}).get("classifier") or ()
+    return (classifier,) if isinstance(classifier, str) else tuple(classifier)
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    # Accept a bare state dict or a training checkpoint that wraps one (ours uses "state_dict").
+    for key in ("state_dict", "model", "state_dict_ema"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: not a state dict")
+    return {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def load_backbone_weights(model: nn.Module, path: str | Path) -> tuple[list[str], list[str]]:
+    """Load a local backbone state dict into `model`: strict on the backbone, lenient on the classifier head.
+
+    Head tensors with another shape (e.g. an ImageNet 1000-class head) are skipped. Returns (missing, unexpected)
+    keys after loading; missing backbone tensors or a backbone shape mismatch raise ValueError.
+    """
+    state = _read_state_dict(Path(path))
+    own = model.state_dict()
+    heads = _head_prefixes(model)
+
+    def is_head(key: str) -> bool:
+        return any(key == h or key.startswith(f"{h}.") for h in heads)
+
+    loadable: dict[str, torch.Tensor] = {}
+    for key, tensor in state.items():
+        if key in own and own[key].shape != tensor.shape:
+            if not is_head(key):
+                raise ValueError(
+                    f"{path}: backbone tensor {key!r} has shape {tuple(tensor.shape)}, "
+                    f"the model expects {tuple(own[key].shape)}"
+                )
+            logger.info("backbone checkpoint %s: skipping head tensor %s (shape differs)", path, key)
+            continue
+        loadable[key] = tensor
+    result = model.load_state_dict(loadable, strict=False)
+    missing_backbone = [k for k in result.missing_keys if not is_head(k)]
+    if missing_backbone:
+        raise ValueError(f"{path}: backbone tensors missing from the file: {', '.join(missing_backbone[:10])}")
+    if result.unexpected_keys:
+        logger.warning("backbone checkpoint %s: ignored unexpected keys %s", path, result.unexpected_keys)
+    if result.missing_keys:
+        logger.info("backbone checkpoint %s: head left at random init: %s", path, result.missing_keys)
+    return list(result.missing_keys), list(result.unexpected_keys)
+
+
+def build_classifier(
+    arch: str, num_classes: int, backbone_checkpoint: str | Path | None = None, **model_kwargs: Any
+) -> nn.Module:
+    """A timm classifier from random init, optionally with backbone weights from a local state-dict file.
+
+    model_kwargs go to `timm.create_model` (e.g. drop_rate, drop_path_rate).
+    """
+    if not timm.is_model(arch):
+        raise ValueError(_unknown_classifier_message(arch))
+    model = timm.create_model(arch, pretrained=False, num_classes=num_classes, **model_kwargs)
+    if backbone_checkpoint is not None:
+        load_backbone_weights(model, backbone_checkpoint)
+    return model

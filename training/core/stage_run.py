@@ -1,0 +1,460 @@
+"""Training and evaluation entry points of a stage (plain PyTorch; no Django anywhere below).
+
+`train_stage` trains one stage of `training.core.stages.STAGES` -- one model, or each member of an ensemble in
+turn -- on the `train` split of a list of FieldRecords, picks each model's best epoch on `val` (the stage's main
+metric), and reports metrics on `test` (`val` when there is no test field). Every epoch writes a resumable
+checkpoint (`inference.core.checkpoints` format) under `out_dir/<model>/last.pt` and, when the epoch is the best
+so far, `best.pt`; calling `train_stage` again with the same out_dir resumes after the last finished epoch.
+
+Hyperparameters come from the profile's `training` block of the stage (inference/core/profiles.yaml);
+`TrainConfig.overrides` replaces any of them (`training.core.overrides.OVERRIDES`). The learning rate follows a
+cosine annealing over `cosine_t_max` epochs (stepped per iteration, after an optional linear warm-up). Randomness
+derives from `TrainConfig.seed` only: model init from (seed, member), each epoch's order and every item's
+augmentation from (seed, member, epoch), so the same seed gives the same weights and a resumed run repeats exactly
+the epochs it would have run (on CPU; CUDA kernels may add nondeterminism). What differs between stages comes from
+the stage's row and its task's engine (`training.core.engine`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from inference.core.checkpoints import CheckpointMeta, load_checkpoint, read_payload, save_checkpoint
+from inference.core.pipeline import default_amp_dtype, resolve_device
+from training.core import plots
+from training.core.config import StageSettings, TrainConfig, derive_seed, resolve_settings
+from training.core.data import Augment, ImageCache, SeededSampler
+from training.core.engine import (
+    Evaluation,
+    TrainingSet,
+    engine_of,
+    evaluate_detailed,
+    make_optimizer,
+    make_scheduler,
+    train_one_epoch,
+)
+from training.core.records import SPLITS, FieldRecord
+from training.core.stages import StageSpec, stage_spec
+
+
+@dataclass
+class Progress:
+    stage: str
+    member: int | None
+    epoch: int
+    epochs: int
+    fraction: float  # 0..1 of the whole run
+    loss: float | None
+    message: str
+
+
+@dataclass
+class StageResult:
+    stage: str
+    checkpoints: list[Path]
+    architecture: str
+    metrics: dict[str, Any]
+    val_metrics: dict[str, Any]
+    best_epochs: list[int]
+    history: list[dict[str, Any]]
+    plots: list[Path]
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Data
+
+
+def _fields_of(fields: Sequence[FieldRecord], split: str) -> list[FieldRecord]:
+    return [f for f in fields if f.split == split]
+
+
+def _check_images(fields: Sequence[FieldRecord]) -> None:
+    missing = [f for f in fields if not os.path.isfile(f.image_path)]
+    if missing:
+        raise ValueError(f"{len(missing)} field image(s) not found, first {missing[0].key}: {missing[0].image_path}")
+
+
+def _check_trainable(spec: StageSpec, train_fields: Sequence[FieldRecord]) -> None:
+    if not len(spec.examples(train_fields)):
+        raise ValueError(
+            f"the train split has no usable examples for the {spec.name} stage "
+            f"({len(train_fields)} train fields, 0 {spec.examples_named})"
+        )
+
+
+def _loader(settings: StageSettings, training_set: TrainingSet, sampler_seed: int) -> DataLoader[Any]:
+    batch_size = min(settings.training.batch_size, len(training_set))
+    drop_last = len(training_set) > batch_size and len(training_set) % batch_size == 1  # no batch of one (BatchNorm)
+    return DataLoader(
+        training_set.dataset,
+        batch_size=batch_size,
+        sampler=SeededSampler(len(training_set), sampler_seed, training_set.weights),
+        num_workers=settings.num_workers,
+        collate_fn=training_set.collate,
+        pin_memory=settings.device.type == "cuda",
+        drop_last=drop_last,
+    )
+
+
+def _steps_per_epoch(settings: StageSettings, size: int) -> int:
+    batch_size = min(settings.training.batch_size, size)
+    drop_last = size > batch_size and size % batch_size == 1
+    return size // batch_size if drop_last else math.ceil(size / batch_size)
+
+
+@contextlib.contextmanager
+def _threads(count: int | None) -> Iterator[None]:
+    if count is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def _meta(
+    settings: StageSettings, arch: str, member: int | None, data_snapshot: str, metrics: dict[str, Any]
+) -> CheckpointMeta:
+    profile = settings.profile
+    norm = profile.normalisation
+    meta_fields, config_fields = engine_of(settings.spec).checkpoint_meta(settings)
+    config: dict[str, Any] = {
+        **dataclasses.asdict(settings.training),
+        "t_max": settings.t_max,
+        "seed": settings.seed,
+        "member": member,
+        "context_margin": profile.context_margin,
+        "warmup_epochs": settings.warmup_epochs,
+        "balance_power": settings.balance_power,
+        "augment": settings.augment,
+        **config_fields,
+    }
+    return CheckpointMeta(
+        stage=settings.spec.checkpoint_stage.value,
+        arch=arch,
+        classes=settings.spec.classes,
+        profile=profile.name,
+        mean=norm.mean,
+        std=norm.std,
+        data_snapshot=data_snapshot,
+        metrics=metrics,
+        config=config,
+        **meta_fields,
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    """A JSON round trip (NaN/inf -> None) so results can be stored as they are."""
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, Mapping):
+            return {str(k): clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        if isinstance(v, np.generic):
+            return clean(v.item())
+        return v
+
+    result: Any = json.loads(json.dumps(clean(value)))
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The stage run
+
+
+class _Run:
+    def __init__(
+        self,
+        settings: StageSettings,
+        fields: Sequence[FieldRecord],
+        out_dir: Path,
+        on_progress: ProgressCallback | None,
+        data_snapshot: str,
+    ) -> None:
+        self.s = settings
+        self.engine = engine_of(settings.spec)
+        self.out_dir = out_dir
+        self.on_progress = on_progress
+        self.data_snapshot = data_snapshot
+        self.cache = ImageCache()
+        self.train_fields = _fields_of(fields, "train")
+        self.val_fields = _fields_of(fields, "val")
+        self.test_fields = _fields_of(fields, "test")
+        self.members = settings.models()
+        self.started = time.monotonic()
+        self.history: list[dict[str, Any]] = []
+        augment = Augment() if settings.augment else Augment.none()
+        self.train_set = self.engine.training_set(settings, self.train_fields, augment, self.cache)
+        self.steps_per_epoch = _steps_per_epoch(settings, len(self.train_set))
+
+    # -- progress --------------------------------------------------------------------------------------
+    def _report(self, slot: int, member: int | None, epoch: int, done: float, loss: float | None, message: str) -> None:
+        if self.on_progress is None:
+            return
+        total = len(self.members) * self.s.epochs
+        fraction = min(1.0, max(0.0, (slot * self.s.epochs + done) / total))
+        self.on_progress(Progress(self.s.stage, member, epoch, self.s.epochs, fraction, loss, message))
+
+    def _time_left(self) -> float | None:
+        if self.s.time_limit_s is None:
+            return None
+        return self.s.time_limit_s - (time.monotonic() - self.started)
+
+    # -- one model ------------------------------------------------------------------------------------
+    def _evaluate(self, models: Sequence[nn.Module], fields: Sequence[FieldRecord]) -> Evaluation:
+        options = self.engine.evaluation_options(self.s)
+        return evaluate_detailed(self.s.stage, models, fields, device=self.s.device, cache=self.cache, **options)
+
+    def train_member(self, slot: int, member: int | None, arch: str) -> tuple[Path, int, list[dict[str, Any]]]:
+        s = self.s
+        main_metric = s.spec.main_metric
+        name = s.spec.model_folder(member, arch)
+        folder = self.out_dir / name
+        last_path, best_path = folder / "last.pt", folder / "best.pt"
+        fingerprint = s.fingerprint(arch, member)
+        torch.manual_seed(derive_seed(s.seed, s.stage, member, "init"))
+        model = self.engine.build(s.spec, s.profile, arch)
+        init_paths = s.init_checkpoints
+        if init_paths:
+            index = slot if len(init_paths) > 1 else 0
+            if index >= len(init_paths):
+                raise ValueError(f"override init_checkpoints: {len(init_paths)} files for {len(self.members)} models")
+            loaded = load_checkpoint(init_paths[index], expected_stage=s.spec.checkpoint_stage, expected_arch=arch)
+            model.load_state_dict(loaded.model.state_dict())
+        self.engine.prepare(model, s.device)
+        optimizer = make_optimizer(s, model)
+        scheduler = make_scheduler(s, optimizer, self.steps_per_epoch)
+        amp_dtype = default_amp_dtype(s.device)
+        scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+        step = self.engine.step(s.device, amp_dtype, s.label_smoothing)
+
+        start_epoch, best_epoch, best_score = 1, 0, None
+        history: list[dict[str, Any]] = []
+        finished = False
+        if last_path.exists():
+            payload = read_payload(last_path, map_location="cpu")
+            extra = payload.get("extra_state") or {}
+            if extra.get("fingerprint") != fingerprint:
+                theirs = extra.get("fingerprint") or {}
+                diff = {k: (theirs.get(k), v) for k, v in fingerprint.items() if theirs.get(k) != v}
+                raise ValueError(f"{folder} holds a run with other settings (stored, now): {diff}; use another out_dir")
+            model.load_state_dict(payload["state_dict"])
+            if payload.get("optimizer"):
+                optimizer.load_state_dict(payload["optimizer"])
+            if payload.get("scheduler"):
+                scheduler.load_state_dict(payload["scheduler"])
+            start_epoch = int(payload["epoch"]) + 1
+            best_epoch = int(extra.get("best_epoch") or 0)
+            best_score = extra.get("best_score")
+            history = list(extra.get("history") or [])
+            finished = bool(extra.get("finished"))
+
+        epoch = start_epoch - 1
+        for epoch in range(start_epoch, s.epochs + 1):
+            if finished:
+                break
+            epoch_seed = derive_seed(s.seed, s.stage, member, "epoch", epoch)
+            torch.manual_seed(epoch_seed)
+            loader = _loader(s, self.train_set, epoch_seed)
+
+            def on_step(step: int, steps: int, loss: float, epoch: int = epoch) -> None:
+                if step % s.progress_every == 0 and step < steps:
+                    self._report(
+                        slot,
+                        member,
+                        epoch,
+                        epoch - 1 + step / steps,
+                        loss,
+                        f"{name}: epoch {epoch}/{s.epochs}, step {step}/{steps}, loss {loss:.4f}",
+                    )
+
+            def out_of_time() -> bool:
+                left = self._time_left()
+                return left is not None and left <= 0
+
+            stats = train_one_epoch(
+                model, loader, optimizer, scheduler, step=step, scaler=scaler, on_step=on_step, should_stop=out_of_time
+            )
+            stopped = bool(stats["stopped"]) or out_of_time()
+            last_epoch = epoch == s.epochs or stopped
+            val_metrics: dict[str, Any] = {}
+            score = None
+            if self.val_fields and (epoch % s.eval_every == 0 or last_epoch):
+                val_metrics = self._evaluate([model], self.val_fields).metrics
+                score = val_metrics.get(main_metric)
+            # Best epoch: the highest val main metric (latest on ties); without val, the latest epoch.
+            improved = (
+                (not self.val_fields and last_epoch)
+                or (score is not None and (best_score is None or score >= best_score))
+                or best_epoch == 0
+            )
+            if improved:
+                best_epoch, best_score = epoch, score if score is not None else best_score
+            row = {
+                "epoch": epoch,
+                "member": member,
+                "arch": arch,
+                "train_loss": stats["loss"],
+                "val_metric": score,
+                f"val_{main_metric}": score,
+                "lr": stats["lr"],
+                "seconds": round(stats["seconds"], 3),
+                "steps": stats["steps"],
+            }
+            history.append(row)
+            finished = last_epoch
+            extra = {
+                "fingerprint": fingerprint,
+                "best_epoch": best_epoch,
+                "best_score": best_score,
+                "history": history,
+                "finished": finished,
+                "stopped_early": stopped and epoch < s.epochs,
+            }
+            meta = _meta(s, arch, member, self.data_snapshot, val_metrics)
+            if improved:
+                save_checkpoint(best_path, model, meta, epoch=epoch)
+            save_checkpoint(
+                last_path, model, meta, optimizer=optimizer, scheduler=scheduler, epoch=epoch, extra_state=extra
+            )
+            shown = "-" if score is None else f"{score:.4f}"
+            self._report(
+                slot,
+                member,
+                epoch,
+                epoch,
+                stats["loss"],
+                f"{name}: epoch {epoch}/{s.epochs} done, loss {stats['loss']:.4f}, val {main_metric} {shown}"
+                if stats["loss"] is not None
+                else f"{name}: epoch {epoch}/{s.epochs} done",
+            )
+            if stopped:
+                break
+        if not best_path.exists():
+            raise ValueError(f"{folder}: the run finished without a best checkpoint (no epoch was trained)")
+        return best_path, best_epoch, history
+
+    # -- the whole stage ------------------------------------------------------------------------------
+    def run(self) -> StageResult:
+        s = self.s
+        checkpoints, best_epochs = [], []
+        for slot, (member, arch) in enumerate(self.members):
+            path, best_epoch, history = self.train_member(slot, member, arch)
+            checkpoints.append(path)
+            best_epochs.append(best_epoch)
+            self.history.extend(history)
+        models = [load_checkpoint(p, map_location=s.device).model for p in checkpoints]
+        plots_dir = self.out_dir / "plots"
+        val_eval = self._evaluate(models, self.val_fields) if self.val_fields else None
+        split = "test" if self.test_fields else "val" if self.val_fields else None
+        final = (self._evaluate(models, self.test_fields) if split == "test" else val_eval) if split else None
+        metrics = dict(final.metrics) if final else {}
+        metrics["split"] = split
+        written = self.engine.plots(s.spec, final, plots_dir) if final else []
+        written.append(
+            plots.learning_curve_png(
+                self.history,
+                plots_dir / f"{s.stage}_learning_curve.png",
+                metric=s.spec.main_metric,
+                title=f"{s.stage} ({s.profile.name})",
+            )
+        )
+        self._report(len(self.members) - 1, self.members[-1][0], s.epochs, s.epochs, None, f"{s.stage}: done")
+        return StageResult(
+            stage=s.stage,
+            checkpoints=checkpoints,
+            architecture="+".join(arch for _, arch in self.members),
+            metrics=_jsonable(metrics),
+            val_metrics=_jsonable(dict(val_eval.metrics) if val_eval else {}),
+            best_epochs=best_epochs,
+            history=_jsonable(self.history),
+            plots=written,
+        )
+
+
+def train_stage(
+    config: TrainConfig,
+    fields: Sequence[FieldRecord],
+    out_dir: Path,
+    *,
+    on_progress: ProgressCallback | None = None,
+    data_snapshot: str = "",
+) -> StageResult:
+    """Train one stage (see the module docstring); ValueError for bad input, before anything is written."""
+    settings = resolve_settings(config)
+    fields = list(fields)
+    bad = [f.key for f in fields if f.split not in SPLITS]
+    if bad:
+        raise ValueError(f"fields with an unknown split: {bad[:5]}")
+    _check_trainable(settings.spec, _fields_of(fields, "train"))
+    _check_images(fields)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with _threads(settings.num_threads if settings.device.type == "cpu" else None):
+        return _Run(settings, fields, out_dir, on_progress, data_snapshot).run()
+
+
+def evaluate_checkpoints(
+    stage: str,
+    checkpoints: Sequence[Path],
+    fields: Sequence[FieldRecord],
+    *,
+    split: str = "test",
+    device: str | None = None,
+    plots_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Metrics (contract keys) of saved checkpoints on one split; an ensemble averages its members.
+
+    Evaluation uses each checkpoint's stored preprocessing (input size, normalisation, context margin).
+    """
+    spec = stage_spec(stage)
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    if not checkpoints:
+        raise ValueError("no checkpoints to evaluate")
+    if not spec.ensemble and len(checkpoints) != 1:
+        raise ValueError(f"the {stage} stage has exactly one checkpoint, got {len(checkpoints)}")
+    chosen = _fields_of(fields, split)
+    if not chosen:
+        raise ValueError(f"no fields in the {split} split")
+    _check_images(chosen)
+    torch_device = resolve_device(device or "auto")
+    loaded = [load_checkpoint(p, expected_stage=spec.checkpoint_stage, map_location=torch_device) for p in checkpoints]
+    engine = engine_of(spec)
+    options = engine.checkpoint_options([c.meta for c in loaded])
+    evaluation = evaluate_detailed(
+        stage, [c.model for c in loaded], chosen, device=torch_device, cache=ImageCache(), **options
+    )
+    result = dict(evaluation.metrics)
+    result["split"] = split
+    if plots_dir is not None:
+        engine.plots(spec, evaluation, Path(plots_dir))
+    jsonable: dict[str, Any] = _jsonable(result)
+    return jsonable
