@@ -9,8 +9,8 @@ from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from aicell.api.views import HealthView, SessionView
-from annotations import review_views
 from annotations import views as annotation_views
+from annotations.review import views as review_views
 from inference import views as inference_views
 from training import views as training_views
 

@@ -512,7 +512,7 @@ class RuleSetQuerySet(models.QuerySet["RuleSet"]):
 
 
 class RuleSet(models.Model):
-    """One version of a diagnosis rule set (the JSON of `annotations.rules`), immutable once stored.
+    """One version of a diagnosis rule set (the JSON of `annotations.counting.rules`), immutable once stored.
 
     Editing a rule set stores a new row with the same name and the next version, so every suggestion ever
     shown can be traced back to the exact rules that produced it. Exactly one row is the active one.

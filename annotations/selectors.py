@@ -17,12 +17,11 @@ from django.utils import timezone
 from aicell.errors import Conflict as ConflictError
 from aicell.errors import FieldError, ValidationFailed
 from aicell.roles import CLINICAL_ROLES, Role, roles_of
-from annotations import reports, rules
-from annotations.diagnosis_eval import CaseDiagnosis, DiagnosisEvaluation, evaluate_diagnoses
-from annotations.differential import CIMethod, build_differential
-from annotations.differential_sources import Source, gather_cells
+from annotations.counting import reports, rules
+from annotations.counting.diagnosis_eval import CaseDiagnosis, DiagnosisEvaluation, evaluate_diagnoses
+from annotations.counting.differential import CIMethod, build_differential
+from annotations.counting.sources import Source, gather_cells
 from annotations.jsonable import JsonMixin
-from annotations.matching import Agreement, FieldMatch, measure_agreement
 from annotations.models import (
     TRUTH_KINDS,
     AnnotationKind,
@@ -42,6 +41,7 @@ from annotations.models import (
     RuleSet,
     Smear,
 )
+from annotations.review.matching import Agreement, FieldMatch, measure_agreement
 
 
 def patients_visible_to(user: Any) -> QuerySet[Patient]:

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from aicell.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from aicell.roles import Role, has_role
-from annotations import rules
+from annotations.counting import rules
 from annotations.images import CheckedImage, ImageRejected, check_image, make_thumbnail
 from annotations.models import (
     AnnotationKind,
@@ -501,7 +501,7 @@ def cell_delete(*, cell_id: int, expected_version: int | None, actor: Any, reaso
 def annotation_set_submit(*, annotation_set_id: int, expected_version: int | None, actor: Any) -> AnnotationSet:
     """Lock an annotator's set; the second of the field's two annotators to submit starts the cross-check."""
     # review_services builds on this module, so it is imported where it is needed.
-    from annotations.review_services import field_review_start_if_ready
+    from annotations.review.services import field_review_start_if_ready
 
     with transaction.atomic():
         field_id = AnnotationSet.objects.filter(pk=annotation_set_id).values_list("field_id", flat=True).first()

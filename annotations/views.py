@@ -27,9 +27,10 @@ from aicell.errors import Conflict, FieldError, ValidationFailed
 from aicell.jobs import job_request_cancel
 from aicell.models import JobStatus
 from aicell.roles import ALL_ROLES, CLINICAL_ROLES, Role, roles_of
-from annotations import reports, review_services, selectors, services
-from annotations.differential import CI_METHODS, CIMethod
-from annotations.differential_sources import SOURCES, Source, parse_source
+from annotations import selectors, services
+from annotations.counting import reports
+from annotations.counting.differential import CI_METHODS, CIMethod
+from annotations.counting.sources import SOURCES, Source, parse_source
 from annotations.filters import AnnotationSetFilter, CaseFilter, CellFilter, FieldFilter, PatientFilter, SmearFilter
 from annotations.images import encode_without_metadata, open_rgb
 from annotations.interchange.dataset import field_types_read, ids_read
@@ -47,8 +48,9 @@ from annotations.models import (
     RuleSet,
     Smear,
 )
-from annotations.review_serializers import AcceptedSuggestionsSerializer, AcceptSuggestionsSerializer
-from annotations.review_views import FieldReviewActions
+from annotations.review import services as review_services
+from annotations.review.serializers import AcceptedSuggestionsSerializer, AcceptSuggestionsSerializer
+from annotations.review.views import FieldReviewActions
 from annotations.serializers import (
     AnnotationSetCreateSerializer,
     AnnotationSetSerializer,

@@ -24,7 +24,7 @@ from annotations.models import (
     Patient,
     Smear,
 )
-from annotations.review_services import field_review_start_if_ready
+from annotations.review.services import field_review_start_if_ready
 from annotations.taxonomy import class_by_name
 from training.models import ModelStatus, ModelVersion, Stage
 

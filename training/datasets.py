@@ -1,7 +1,7 @@
 """Training datasets from truth only: locked consensus sets and imported truth sets (never annotators' work or
 model predictions), split per patient, recorded as a DatasetSnapshot for every training run.
 
-Splits are assigned once per patient (`training.splits.assign_splits`) and stored on `Patient.split`; a patient
+Splits are assigned once per patient (`annotations.splits.assign_splits`) and stored on `Patient.split`; a patient
 that already has a split (assigned earlier, or pinned by an import that keeps a dataset's original split) keeps it,
 so no patient ever moves between train, val and test as the data grows.
 """
@@ -23,9 +23,9 @@ from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from annotations.models import TRUTH_KINDS, AnnotationKind, AnnotationSet, AnnotationStatus, Cell, Field, Patient
+from annotations.splits import assign_splits
 from training.models import DatasetSnapshot
 from training.records import CellRecord, FieldRecord, fields_to_jsonl
-from training.splits import assign_splits
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from django.test.utils import CaptureQueriesContext
 
 from aicell.models import JobStatus
 from aicell.roles import Role
+from annotations.counting.rules import FAB_RULE_SET
 from annotations.models import AnnotationKind, AuditEvent, ExportJob, ImportJob, RuleSet
-from annotations.rules import FAB_RULE_SET
 from inference.models import PrelabelItem, PrelabelJob
 from tests.conftest import token_client
 from tests.factories import (

@@ -2,8 +2,8 @@ from collections import Counter
 
 import pytest
 
+from annotations.splits import DEFAULT_RATIOS, assign_splits, split_for_patient
 from training.records import SPLITS, CellRecord, FieldRecord, fields_from_jsonl, fields_to_jsonl
-from training.splits import DEFAULT_RATIOS, assign_splits, split_for_patient
 
 
 def test_split_is_deterministic_and_valid():

@@ -23,9 +23,9 @@ from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import Flowable, Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from annotations.differential import Differential, Share
+from annotations.counting.differential import Differential, Share
+from annotations.counting.rules import DiagnosisReport, Suggestion
 from annotations.jsonable import JsonMixin
-from annotations.rules import DiagnosisReport, Suggestion
 
 # Provenance labels of the annotation set a field's cells were counted from.
 FROM_CONSENSUS, FROM_IMPORTED, FROM_MODEL, FROM_NOTHING = "consensus", "imported", "model", "none"

@@ -18,10 +18,11 @@ from aicell.api.permissions import RoleAccess
 from aicell.api.versioning import expected_version, request_value, with_version_etag
 from aicell.errors import NotFound, ValidationFailed
 from aicell.roles import ALL_ROLES, CLINICAL_ROLES, Role
-from annotations import review_services, selectors
+from annotations import selectors
 from annotations.filters import AssignmentFilter, ConflictFilter
 from annotations.models import TRUTH_KINDS, AnnotationSet, Assignment, Conflict, Field, ReviewSettings
-from annotations.review_serializers import (
+from annotations.review import services as review_services
+from annotations.review.serializers import (
     AssignmentAutoResultSerializer,
     AssignmentAutoSerializer,
     AssignmentCreateSerializer,

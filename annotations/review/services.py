@@ -32,7 +32,6 @@ from django.utils import timezone
 from aicell.errors import Conflict as ConflictError
 from aicell.errors import FieldError, NotFound, PermissionDenied, ValidationFailed
 from aicell.roles import Role, has_role
-from annotations.matching import BoxAnnotation, FieldMatch, MatchOutcome, OutcomeKind, match_boxes
 from annotations.models import (
     TRUTH_KINDS,
     AnnotationKind,
@@ -51,6 +50,8 @@ from annotations.models import (
     ReviewOutcome,
     ReviewSettings,
 )
+from annotations.review.matching import BoxAnnotation, FieldMatch, MatchOutcome, OutcomeKind, match_boxes
+from annotations.review.workload import AnnotatorLoad, FieldNeed, NotEnoughAnnotators, balance
 from annotations.services import (
     annotation_set_snapshot,
     audit_record,
@@ -63,7 +64,6 @@ from annotations.services import (
     validate_box,
     validate_cell_class,
 )
-from annotations.workload import AnnotatorLoad, FieldNeed, NotEnoughAnnotators, balance
 
 User = get_user_model()
 

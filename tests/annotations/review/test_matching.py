@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from annotations.matching import (
+from annotations.review.matching import (
     BoxAnnotation,
     FieldMatch,
     OutcomeKind,

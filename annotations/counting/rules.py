@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-from annotations.differential import CI_METHODS, CellId, CIMethod, Differential, Share
+from annotations.counting.differential import CI_METHODS, CellId, CIMethod, Differential, Share
 from annotations.jsonable import JsonMixin
 from annotations.taxonomy import CLASS_NAMES, class_by_name
 

@@ -23,9 +23,16 @@ from typing import Any
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from annotations.differential import CountedCell
+from annotations.counting.differential import CountedCell
+from annotations.counting.reports import (
+    FROM_CONSENSUS,
+    FROM_IMPORTED,
+    FROM_MODEL,
+    FROM_NOTHING,
+    FieldSource,
+    ModelVersionRef,
+)
 from annotations.models import TRUTH_KINDS, AnnotationKind, AnnotationSet, Cell, Field
-from annotations.reports import FROM_CONSENSUS, FROM_IMPORTED, FROM_MODEL, FROM_NOTHING, FieldSource, ModelVersionRef
 from training.models import ModelStatus, ModelVersion, Stage
 
 
