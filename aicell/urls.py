@@ -20,6 +20,8 @@ router.trailing_slash = "/?"
 router.register("patients", annotation_views.PatientViewSet, basename="patient")
 router.register("cases", annotation_views.CaseViewSet, basename="case")
 router.register("smears", annotation_views.SmearViewSet, basename="smear")
+# Review's actions of one field first: the API root lists each prefix once, with the last viewset registered for it.
+router.register("fields", review_views.FieldReviewViewSet, basename="field-review")
 router.register("fields", annotation_views.FieldViewSet, basename="field")
 router.register("cell-classes", annotation_views.CellClassViewSet, basename="cell-class")
 router.register("annotation-sets", annotation_views.AnnotationSetViewSet, basename="annotation-set")

@@ -223,10 +223,6 @@ class AnnotationSet(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} set {self.pk} of field {self.field_id}"
 
-    @property
-    def is_truth(self) -> bool:
-        return self.kind in TRUTH_KINDS
-
 
 class ReviewOutcome(models.TextChoices):
     """How a consensus cell became truth (double review); empty for every other set's cells."""

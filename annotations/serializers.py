@@ -353,3 +353,16 @@ class ImportRequestSerializer(serializers.Serializer):
             required=False, default="consensus", help_text="consensus | annotator:USERNAME"
         )
         return fields
+
+
+class AcceptSuggestionsSerializer(serializers.Serializer):
+    cells = serializers.ListField(child=serializers.IntegerField(), required=False, help_text="prediction cell ids")
+    all = serializers.BooleanField(required=False, help_text="every cell of the newest (or the named) prediction set")
+    prediction_set = serializers.IntegerField(required=False)
+    version = serializers.IntegerField(required=False, help_text="the set version you read (or send If-Match)")
+
+
+class AcceptedSuggestionsSerializer(serializers.Serializer):
+    created = CellSerializer(many=True)
+    skipped = serializers.ListField(child=serializers.IntegerField(), help_text="suggestions already in the set")
+    version = serializers.IntegerField()

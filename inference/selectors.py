@@ -17,7 +17,8 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from annotations.models import TRUTH_KINDS, AnnotationKind, AnnotationSet, Cell
+from annotations.models import AnnotationKind, Cell
+from annotations.truth import truth
 from inference.models import ReviewClaim
 from inference.selection import STRATEGIES, ReviewCandidate, UnknownStrategyError, select_for_review
 from training.models import Stage
@@ -63,7 +64,7 @@ def review_pool(user: Any, request: ReviewQueueRequest) -> QuerySet[Cell]:
     classifier = active_model_versions().get(Stage.CLASSIFIER.value)
     if classifier is None:
         return Cell.objects.none()
-    has_truth = AnnotationSet.objects.filter(field_id=OuterRef("annotation_set__field_id"), kind__in=TRUTH_KINDS)
+    has_truth = truth(with_reopened=True).filter(field_id=OuterRef("annotation_set__field_id"))
     taken_by_reviewer = Cell.objects.filter(
         source_cell_id=OuterRef("pk"), annotation_set__kind=AnnotationKind.ANNOTATOR, annotation_set__annotator=user
     )

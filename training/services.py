@@ -23,12 +23,14 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from aicell.errors import Conflict, DomainError, FieldError, NotFound, PermissionDenied, ValidationFailed
+from aicell.errors import DomainError, FieldError, NotFound, PermissionDenied, StateConflict, ValidationFailed
 from aicell.jobs import job_report_progress, job_run
 from aicell.models import JobStatus
 from aicell.roles import Role, has_role
-from annotations.services import audit_record
-from training.datasets import dataset_snapshot_create, snapshot_records, truth_cells, truth_fields
+from annotations.audit import audit_record
+from annotations.services import patient_splits_assign
+from annotations.truth import fields_with_truth, truth_cells
+from training.datasets import dataset_snapshot_create, snapshot_records, truth_fields
 from training.models import (
     OPEN_JOB_STATUSES,
     DatasetSnapshot,
@@ -166,7 +168,7 @@ def training_job_create(
         raise ValidationFailed("The training parameters are not valid.", errors=errors)
     running = open_training_job()
     if running is not None:
-        raise Conflict(
+        raise StateConflict(
             f"Training job {running.pk} is {running.status}; only one training job runs at a time.",
             details={"training_job": running.pk},
         )
@@ -182,7 +184,7 @@ def training_job_create(
                 message=f"queued: {', '.join(stage_list)} ({profile})",
             )
     except IntegrityError:
-        raise Conflict("Another training job was queued at the same moment; only one runs at a time.") from None
+        raise StateConflict("Another training job was queued at the same moment; only one runs at a time.") from None
     if enqueue:
         from training import tasks
 
@@ -437,7 +439,7 @@ def _activate(
         version = stage_rows[version.pk]
         current = next((row for row in stage_rows.values() if row.status == ModelStatus.ACTIVE), None)
         if current is not None and current.pk == version.pk:
-            raise Conflict(f"Model version {version.pk} is already the active {version.stage}.")
+            raise StateConflict(f"Model version {version.pk} is already the active {version.stage}.")
         now = timezone.now()
         if current is not None:
             before_current = _version_snapshot(current)
@@ -511,7 +513,9 @@ def model_version_rollback(*, version_id: int, actor: Any, reason: Any, to: int 
     if version is None:
         raise NotFound(f"Model version {version_id} does not exist.")
     if version.status != ModelStatus.ACTIVE:
-        raise Conflict(f"Model version {version_id} is {version.status}; only the active version can be rolled back.")
+        raise StateConflict(
+            f"Model version {version_id} is {version.status}; only the active version can be rolled back."
+        )
     if to is not None:
         target = ModelVersion.objects.filter(pk=to, stage=version.stage).exclude(pk=version.pk).first()
         if target is None:
@@ -519,7 +523,7 @@ def model_version_rollback(*, version_id: int, actor: Any, reason: Any, to: int 
     else:
         target = version.replaced
         if target is None:
-            raise Conflict(f"Model version {version_id} replaced no earlier version; name one with 'to'.")
+            raise StateConflict(f"Model version {version_id} replaced no earlier version; name one with 'to'.")
     target, _ = _activate(
         target,
         actor=actor,
@@ -570,15 +574,13 @@ def model_version_evaluate(
 ) -> dict[str, Any]:
     """A version's metrics on one split: of its own training snapshot (default), another snapshot, or today's
     truth (`current`, patients keep their splits, so test stays held out)."""
-    from training.datasets import split_settings
-
     if split not in ("train", "val", "test"):
         raise ValidationFailed("split must be train, val or test.", field="split")
     if not version.checkpoints:
         raise ValidationFailed(f"Model version {version.pk} has no checkpoint files.", field="model_version")
     if current:
-        seed, ratios = split_settings()
-        records = [item.record for item in truth_fields(seed=seed, ratios=ratios)]
+        patient_splits_assign(fields=fields_with_truth())
+        records = [item.record for item in truth_fields()]
         source: Any = "current"
     else:
         snapshot = snapshot or version.dataset_snapshot
@@ -655,7 +657,7 @@ def retrain_policy_check(policy_id: int) -> TrainingJob | None:
                     triggered_by=TriggeredBy.SCHEDULE,
                     schedule=policy,
                 )
-            except Conflict as exc:
+            except StateConflict as exc:
                 decision = exc.message
             except ValidationFailed as exc:
                 decision = f"cannot start: {'; '.join(f'{e.field}: {e.reason}' for e in exc.errors) or exc.message}"

@@ -32,7 +32,9 @@ from annotations.counting.reports import (
     FieldSource,
     ModelVersionRef,
 )
-from annotations.models import TRUTH_KINDS, AnnotationKind, AnnotationSet, Cell, Field
+from annotations.models import AnnotationKind, AnnotationSet, Cell, Field
+from annotations.truth import truth as truth_sets
+from annotations.truth import truth_q
 from training.models import ModelStatus, ModelVersion, Stage
 
 
@@ -136,7 +138,7 @@ def _active_classifier() -> ModelVersion | None:
 
 
 def _set_choice(source: Source, classifier: ModelVersion | None) -> Q:
-    truth = Q(kind__in=TRUTH_KINDS)
+    truth = truth_q()
     if source is Source.CONSENSUS:
         return truth
     if classifier is None:
@@ -144,7 +146,7 @@ def _set_choice(source: Source, classifier: ModelVersion | None) -> Q:
     prediction = Q(kind=AnnotationKind.PREDICTION, model_version=classifier)
     if source is Source.MODEL:
         return prediction
-    field_has_truth = Exists(AnnotationSet.objects.filter(field=OuterRef("field"), kind__in=TRUTH_KINDS))
+    field_has_truth = Exists(truth_sets().filter(field=OuterRef("field")))
     return truth | (prediction & Q(~field_has_truth))
 
 

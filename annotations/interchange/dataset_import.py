@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from aicell.errors import FieldError, ValidationFailed
 from aicell.roles import Role, has_role
+from annotations.audit import annotation_set_snapshot, audit_record
 from annotations.images import CheckedImage, ImageRejected
 from annotations.interchange.archive import DatasetFiles, Problem, UnsafeArchive
 from annotations.interchange.coco_import import coco_read
@@ -46,8 +47,6 @@ from annotations.models import (
     Smear,
 )
 from annotations.services import (
-    annotation_set_snapshot,
-    audit_record,
     field_files_removed_on_error,
     field_image_check,
     field_set_status,

@@ -23,7 +23,8 @@ from django.db.models import CharField, Exists, OuterRef, Q, QuerySet, Subquery,
 from aicell.errors import FieldError, PermissionDenied, ValidationFailed
 from aicell.roles import Role, roles_of
 from annotations.interchange.coco_format import UNCLASSIFIED_CATEGORY_ID, UNCOUNTABLE_CATEGORY_ID, category_id_of
-from annotations.models import TRUTH_KINDS, AnnotationKind, AnnotationSet, AnnotationStatus, Case, Cell, Field, Split
+from annotations.models import AnnotationKind, AnnotationSet, AnnotationStatus, Case, Cell, Field, Split
+from annotations.truth import truth_q
 
 UNASSIGNED = "unassigned"
 SPLIT_ORDER: tuple[str, ...] = (*Split.values, UNASSIGNED)
@@ -94,7 +95,7 @@ class ExportPlan:
 
 def _set_q(source: ExportSource, model_version_id: int | None, prefix: str = "") -> Q:
     if source == ExportSource.CONSENSUS:
-        return Q(**{f"{prefix}kind__in": TRUTH_KINDS, f"{prefix}status": AnnotationStatus.LOCKED})
+        return truth_q(through=prefix)
     if source == ExportSource.ANNOTATIONS:
         return Q(
             **{

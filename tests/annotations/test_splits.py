@@ -2,8 +2,12 @@ from collections import Counter
 
 import pytest
 
-from annotations.splits import DEFAULT_RATIOS, assign_splits, split_for_patient
-from training.records import SPLITS, CellRecord, FieldRecord, fields_from_jsonl, fields_to_jsonl
+from annotations.models import Split
+from annotations.splits import DEFAULT_RATIOS, SPLITS, assign_splits, split_for_patient
+
+
+def test_the_database_choices_are_the_rule_splits():
+    assert tuple(Split.values) == SPLITS
 
 
 def test_split_is_deterministic_and_valid():
@@ -63,29 +67,3 @@ def test_bad_inputs():
         split_for_patient("x", ratios=(0.0, 0.0, 0.0))
     with pytest.raises(ValueError, match="stored split"):
         assign_splits(["x"], {"x": "holdout"})
-
-
-def test_jsonl_round_trip(tmp_path):
-    fields = [
-        FieldRecord(
-            key="field:1",
-            image_path="/tmp/a.png",
-            width=64,
-            height=48,
-            patient="P1",
-            split="train",
-            cells=(CellRecord((1.0, 2.0, 10.5, 12.0), True, 5), CellRecord((3, 4, 5, 6), False, None)),
-        ),
-        FieldRecord(key="field:2", image_path="/tmp/b.png", width=8, height=8, patient="P2", split="test", cells=()),
-    ]
-    path = tmp_path / "snap.jsonl"
-    fields_to_jsonl(fields, path)
-    back = fields_from_jsonl(path)
-    assert back == fields
-    assert all(isinstance(v, float) for v in back[0].cells[1].box)
-    assert len(path.read_text().splitlines()) == 2
-
-
-def test_field_record_rejects_unknown_split():
-    with pytest.raises(ValueError, match="split"):
-        FieldRecord(key="k", image_path="/x", width=1, height=1, patient="p", split="holdout", cells=())

@@ -14,8 +14,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from aicell.errors import DomainError
 from annotations.counting.diagnosis_eval import DiagnosisEvaluation, Rate
+from annotations.counting.selectors import DiagnosisEvaluationRun, diagnosis_evaluation
 from annotations.counting.sources import SOURCES, parse_source
-from annotations.selectors import DiagnosisEvaluationRun, diagnosis_evaluation
 
 
 class Command(BaseCommand):
