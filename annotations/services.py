@@ -22,6 +22,7 @@ from django.utils import timezone
 from aicell.errors import FieldError, NotFound, PermissionDenied, StateConflict, ValidationFailed
 from aicell.roles import Role, has_role
 from annotations.audit import annotation_set_snapshot, audit_record, cell_snapshot
+from annotations.field_states import field_transition
 from annotations.images import CheckedImage, ImageRejected, check_image, make_thumbnail
 from annotations.models import (
     AnnotationKind,
@@ -177,12 +178,6 @@ def _notify_fields_uploaded(field_ids: list[int]) -> None:
         hook(field_ids)
 
 
-def field_set_status(field: Field, status: FieldStatus) -> None:
-    if field.status != status:
-        Field.objects.filter(pk=field.pk).update(status=status, updated_at=timezone.now())
-        field.status = status
-
-
 # --- annotation sets and cells ----------------------------------------------------------------------------------
 
 
@@ -200,7 +195,7 @@ def annotation_set_create_for_annotator(*, field: Field, annotator: Any) -> Anno
             )
         annotation_set = AnnotationSet.objects.create(field=field, kind=AnnotationKind.ANNOTATOR, annotator=annotator)
         if field.status in (FieldStatus.UPLOADED, FieldStatus.PRELABELLED):
-            field_set_status(field, FieldStatus.IN_ANNOTATION)
+            field_transition(field, FieldStatus.IN_ANNOTATION)
         audit_record(
             actor=annotator,
             action="annotation_set.create",

@@ -20,9 +20,9 @@ from django.db.models import F, QuerySet
 from aicell.errors import ValidationFailed
 from aicell.jobs import job_fail, job_mark_running, job_succeed
 from aicell.models import JobStatus
+from annotations.field_states import field_transition
 from annotations.images import open_rgb
 from annotations.models import AnnotationKind, AnnotationSet, AnnotationStatus, Cell, Field, FieldStatus
-from annotations.services import field_set_status
 from annotations.truth import truth_q
 from inference.models import ItemStatus, PrelabelItem, PrelabelJob, PrelabelTrigger
 from inference.runtime import pipeline_for
@@ -213,7 +213,7 @@ def prediction_set_replace(
         )
         Cell.objects.bulk_create(_prediction_cell(prediction_set, cell) for cell in prediction.cells)
         if field.status == FieldStatus.UPLOADED:
-            field_set_status(field, FieldStatus.PRELABELLED)
+            field_transition(field, FieldStatus.PRELABELLED)
     return len(prediction.cells)
 
 

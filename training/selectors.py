@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 from django.conf import settings
 
+from annotations.counting.reports import ModelVersionRef
 from training.models import ModelStatus, ModelVersion, Stage
 
 
@@ -21,3 +23,22 @@ def missing_active_stages(versions: dict[str, ModelVersion]) -> list[str]:
 def checkpoint_paths(version: ModelVersion) -> list[Path]:
     """Absolute paths of a version's checkpoint files (stored relative to AICELL_MODEL_DIR)."""
     return [Path(settings.AICELL_MODEL_DIR) / relative for relative in version.checkpoints]
+
+
+def active_classifier_id() -> int | None:
+    return (
+        ModelVersion.objects.filter(stage=Stage.CLASSIFIER, status=ModelStatus.ACTIVE)
+        .values_list("id", flat=True)
+        .first()
+    )
+
+
+def model_version_refs(ids: Collection[int]) -> tuple[ModelVersionRef, ...]:
+    """How reports name model versions (the differential's provenance), in stage then id order."""
+    if not ids:
+        return ()
+    rows = ModelVersion.objects.filter(pk__in=ids).order_by("stage", "id")
+    return tuple(
+        ModelVersionRef(row.pk, row.stage, row.architecture, row.profile, row.status)
+        for row in rows.only("id", "stage", "architecture", "profile", "status")
+    )

@@ -12,11 +12,15 @@ silently mixed with another source.
 The queries do not depend on the number of fields: one for the fields, one for the active classifier, one for
 the chosen sets, one for their cells (with the annotator each consensus cell came from), one for the model
 versions named by the sets' pipelines.
+
+Model versions belong to the training app: it registers how to read them (`MODEL_VERSION_READERS`, in its app
+config), so counting never imports training.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -35,7 +39,6 @@ from annotations.counting.reports import (
 from annotations.models import AnnotationKind, AnnotationSet, Cell, Field
 from annotations.truth import truth as truth_sets
 from annotations.truth import truth_q
-from training.models import ModelStatus, ModelVersion, Stage
 
 
 class Source(StrEnum):
@@ -71,6 +74,23 @@ def parse_source(raw: str | None) -> Source:
 
 
 @dataclass(frozen=True)
+class ModelVersionReader:
+    """What counting reads of the model registry: the active classifier's id, and descriptions of versions."""
+
+    active_classifier_id: Callable[[], int | None]
+    refs: Callable[[Collection[int]], tuple[ModelVersionRef, ...]]
+
+
+# The training app appends its reader in its app config; without one there are no model versions to count from.
+MODEL_VERSION_READERS: list[ModelVersionReader] = []
+_NO_MODEL_VERSIONS = ModelVersionReader(active_classifier_id=lambda: None, refs=lambda ids: ())
+
+
+def _model_version_reader() -> ModelVersionReader:
+    return MODEL_VERSION_READERS[-1] if MODEL_VERSION_READERS else _NO_MODEL_VERSIONS
+
+
+@dataclass(frozen=True)
 class Annotator:
     id: int
     username: str
@@ -95,7 +115,8 @@ class GatheredCells:
 def gather_cells(fields: QuerySet[Field], source: Source) -> GatheredCells:
     """The cells to count over `fields` (a smear's or a case's) from `source`, with their provenance."""
     field_rows = list(fields.order_by("id").values_list("id", "smear_id"))
-    classifier = None if source is Source.CONSENSUS else _active_classifier()
+    reader = _model_version_reader()
+    classifier = None if source is Source.CONSENSUS else reader.active_classifier_id()
     chosen = AnnotationSet.objects.filter(field__in=fields.values("pk")).filter(_set_choice(source, classifier))
     set_rows = list(chosen.values_list("id", "field_id", "kind", "source_name", "pipeline"))
     cell_rows = list(
@@ -121,29 +142,25 @@ def gather_cells(fields: QuerySet[Field], source: Source) -> GatheredCells:
     field_sources = _field_sources(field_rows, set_rows, Counter(row[1] for row in cell_rows))
     pipeline_ids = {_as_id(value) for *_, pipeline in set_rows for value in (pipeline or {}).values()}
     if classifier is not None and any(kind == AnnotationKind.PREDICTION for _, _, kind, _, _ in set_rows):
-        pipeline_ids.add(classifier.pk)
+        pipeline_ids.add(classifier)
     return GatheredCells(
         source=source,
         cells=cells,
         fields=field_sources,
-        model_versions=_model_versions({model_id for model_id in pipeline_ids if model_id is not None}),
+        model_versions=reader.refs(sorted(model_id for model_id in pipeline_ids if model_id is not None)),
         annotators=tuple(sorted(annotators, key=lambda annotator: annotator.id)),
         imported_from=tuple(sorted(imported)),
         warnings=_warnings(source, classifier, field_sources),
     )
 
 
-def _active_classifier() -> ModelVersion | None:
-    return ModelVersion.objects.filter(stage=Stage.CLASSIFIER, status=ModelStatus.ACTIVE).first()
-
-
-def _set_choice(source: Source, classifier: ModelVersion | None) -> Q:
+def _set_choice(source: Source, classifier: int | None) -> Q:
     truth = truth_q()
     if source is Source.CONSENSUS:
         return truth
     if classifier is None:
         return truth if source is Source.CONSENSUS_PLUS_MODEL else Q(pk__in=[])
-    prediction = Q(kind=AnnotationKind.PREDICTION, model_version=classifier)
+    prediction = Q(kind=AnnotationKind.PREDICTION, model_version_id=classifier)
     if source is Source.MODEL:
         return prediction
     field_has_truth = Exists(truth_sets().filter(field=OuterRef("field")))
@@ -167,17 +184,7 @@ def _as_id(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _model_versions(ids: set[int]) -> tuple[ModelVersionRef, ...]:
-    if not ids:
-        return ()
-    rows = ModelVersion.objects.filter(pk__in=ids).order_by("stage", "id")
-    return tuple(
-        ModelVersionRef(row.pk, row.stage, row.architecture, row.profile, row.status)
-        for row in rows.only("id", "stage", "architecture", "profile", "status")
-    )
-
-
-def _warnings(source: Source, classifier: ModelVersion | None, fields: tuple[FieldSource, ...]) -> tuple[str, ...]:
+def _warnings(source: Source, classifier: int | None, fields: tuple[FieldSource, ...]) -> tuple[str, ...]:
     warnings = []
     if not fields:
         warnings.append("no field images uploaded yet")

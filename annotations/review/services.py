@@ -8,11 +8,8 @@ The flow of one field (its `status` in brackets):
   consensus set is built, locked [consensus]. Reopening (adjudicator + reason) lets adjudicators edit it
   [in_adjudication] until they lock it again [consensus].
 
-Consensus cells: a matched pair's box is the mean of A's and B's boxes (both drew the cell; averaging two
-experts' boxes reduces their independent placement errors), with the class and countable flag both agreed on or
-that the resolution chose; a box only one annotator drew enters exactly as drawn, or not at all. An adjudicator
-may instead give a cell of their own. `source_cell` points at A's cell (agreed pairs) or at the chosen version's
-cell, `review_outcome` says agreed / resolved / adjudicated.
+Consensus cells follow the rule of `review.consensus` (the mean box of a matched pair, a single box as drawn or not
+at all); an adjudicator may instead give a cell of their own. `review_outcome` says agreed / resolved / adjudicated.
 
 Every step locks the field row first, so the steps of one field never interleave; conflicts carry a version.
 """
@@ -32,6 +29,7 @@ from django.utils import timezone
 from aicell.errors import FieldError, NotFound, PermissionDenied, StateConflict, ValidationFailed
 from aicell.roles import Role, has_role
 from annotations.audit import annotation_set_snapshot, audit_record, cell_snapshot
+from annotations.field_states import field_transition
 from annotations.models import (
     AnnotationKind,
     AnnotationSet,
@@ -49,12 +47,12 @@ from annotations.models import (
     ReviewOutcome,
     ReviewSettings,
 )
+from annotations.review.consensus import BOX_KEYS, ConsensusCell, agreed_cell, chosen_cell
 from annotations.review.matching import BoxAnnotation, FieldMatch, MatchOutcome, OutcomeKind, match_boxes
 from annotations.review.workload import AnnotatorLoad, FieldNeed, NotEnoughAnnotators, balance
 from annotations.services import (
     check_adjudicator_may_change,
     check_version,
-    field_set_status,
     lock_field,
     validate_box,
     validate_cell_class,
@@ -174,7 +172,7 @@ def _assign(field: Field, annotator: Any, actor: Any, reason: str) -> Assignment
     except IntegrityError as exc:
         raise StateConflict(f"Field {field.pk} was assigned by someone else meanwhile; read it again.") from exc
     if field.status in (FieldStatus.UPLOADED, FieldStatus.PRELABELLED):
-        field_set_status(field, FieldStatus.IN_ANNOTATION)
+        field_transition(field, FieldStatus.IN_ANNOTATION)
     audit_record(
         actor=actor,
         action="assignment.create",
@@ -296,7 +294,7 @@ def assignment_delete(*, assignment_id: int, actor: Any) -> None:
         )
         if field.status == FieldStatus.IN_ANNOTATION and not field.assignments.exists():
             has_predictions = field.annotation_sets.filter(kind=AnnotationKind.PREDICTION).exists()
-            field_set_status(field, FieldStatus.PRELABELLED if has_predictions else FieldStatus.UPLOADED)
+            field_transition(field, FieldStatus.PRELABELLED if has_predictions else FieldStatus.UPLOADED)
 
 
 # --- the cross-check ---------------------------------------------------------------------------------------------
@@ -356,7 +354,7 @@ def field_review_start_if_ready(field_id: int, actor: Any) -> FieldReview | None
         },
     )
     if conflicts:
-        field_set_status(field, FieldStatus.IN_CROSSCHECK)
+        field_transition(field, FieldStatus.IN_CROSSCHECK)
     else:
         _consensus_build(field, review, actor)
     return review
@@ -481,23 +479,9 @@ def _settle(conflict: Conflict, status: str, resolution: str, final_cell: dict[s
     conflict.resolved_at = timezone.now()
 
 
-def _version_cell(conflict: Conflict, side: str) -> dict[str, Any] | None:
-    """The cell a side's version puts into the consensus: for a matched pair the mean box with that side's class
-    and countable flag; for a single box the box itself (the side that did not draw it means "no cell")."""
-    chosen = conflict.snapshot_a if side == Resolution.A else conflict.snapshot_b
-    if chosen is None:
-        return None
-    box = _mean_box(conflict.snapshot_a, conflict.snapshot_b) if conflict.kind == ConflictKind.PAIR else chosen
-    return {
-        **{key: box[key] for key in ("x", "y", "width", "height")},
-        "countable": chosen["countable"],
-        "cell_class": chosen["cell_class"],
-        "source_cell": chosen["id"],
-    }
-
-
-def _mean_box(a: Any, b: Any) -> dict[str, float]:
-    return {key: (a[key] + b[key]) / 2 for key in ("x", "y", "width", "height")}
+def _version_cell(conflict: Conflict, side: str) -> ConsensusCell | None:
+    """The cell a side's version puts into the consensus (`consensus.chosen_cell`)."""
+    return chosen_cell(conflict.snapshot_a, conflict.snapshot_b, side, pair=conflict.kind == ConflictKind.PAIR)
 
 
 def _custom_cell(cell: Any, field: Field) -> dict[str, Any]:
@@ -528,7 +512,8 @@ def _advance(field: Field, review: FieldReview, actor: Any) -> None:
     if ConflictStatus.OPEN in statuses:
         return
     if ConflictStatus.ESCALATED in statuses:
-        field_set_status(field, FieldStatus.IN_ADJUDICATION)
+        if field.status != FieldStatus.IN_ADJUDICATION:  # the first escalation; the field waits there for the rest
+            field_transition(field, FieldStatus.IN_ADJUDICATION)
     else:
         _consensus_build(field, review, actor)
 
@@ -542,26 +527,25 @@ def _consensus_build(field: Field, review: FieldReview, actor: Any) -> Annotatio
     consensus = AnnotationSet.objects.create(field=field, kind=AnnotationKind.CONSENSUS, status=AnnotationStatus.LOCKED)
     agreements = [outcome for outcome in FieldMatch.from_dict(review.match).outcomes if outcome.is_agreement]
     cells = Cell.objects.in_bulk([key for outcome in agreements for key in (outcome.key_a, outcome.key_b)])
-    agreed = [_agreed_cell(consensus, cells[outcome.key_a], cells[outcome.key_b]) for outcome in agreements]
+    agreed = [
+        _consensus_cell(
+            consensus,
+            agreed_cell(cell_snapshot(cells[outcome.key_a]), cell_snapshot(cells[outcome.key_b])),
+            ReviewOutcome.AGREED,
+        )
+        for outcome in agreements
+    ]
     decided = [
-        Cell(
-            annotation_set=consensus,
-            x=conflict.final_cell["x"],
-            y=conflict.final_cell["y"],
-            width=conflict.final_cell["width"],
-            height=conflict.final_cell["height"],
-            countable=conflict.final_cell["countable"],
-            cell_class_id=conflict.final_cell["cell_class"],
-            source_cell_id=conflict.final_cell["source_cell"],
-            review_outcome=ReviewOutcome.RESOLVED
-            if conflict.status == ConflictStatus.RESOLVED
-            else ReviewOutcome.ADJUDICATED,
+        _consensus_cell(
+            consensus,
+            conflict.final_cell,
+            ReviewOutcome.RESOLVED if conflict.status == ConflictStatus.RESOLVED else ReviewOutcome.ADJUDICATED,
         )
         for conflict in Conflict.objects.filter(field=field).order_by("id")
         if conflict.final_cell is not None
     ]
     Cell.objects.bulk_create(agreed + decided)
-    field_set_status(field, FieldStatus.CONSENSUS)
+    field_transition(field, FieldStatus.CONSENSUS)
     audit_record(
         actor=actor,
         action="consensus.create",
@@ -574,16 +558,14 @@ def _consensus_build(field: Field, review: FieldReview, actor: Any) -> Annotatio
     return consensus
 
 
-def _agreed_cell(consensus: AnnotationSet, a: Cell, b: Cell) -> Cell:
-    box = _mean_box(cell_snapshot(a), cell_snapshot(b))
+def _consensus_cell(consensus: AnnotationSet, cell: ConsensusCell, outcome: ReviewOutcome) -> Cell:
     return Cell(
         annotation_set=consensus,
-        **box,
-        countable=a.countable,
-        # An uncountable cell may lack a class on one side ("no class needed"): keep the class the other gave.
-        cell_class_id=a.cell_class_id if a.cell_class_id is not None else b.cell_class_id,
-        source_cell=a,
-        review_outcome=ReviewOutcome.AGREED,
+        **{key: cell[key] for key in BOX_KEYS},
+        countable=cell["countable"],
+        cell_class_id=cell["cell_class"],
+        source_cell_id=cell["source_cell"],
+        review_outcome=outcome,
     )
 
 
@@ -631,7 +613,7 @@ def _consensus_set_status(
     consensus.save(update_fields=["status", "version", "updated_at"])
     reopening = status == AnnotationStatus.DRAFT
     FieldReview.objects.filter(field=field).update(reopen_reason=reason if reopening else "")
-    field_set_status(field, FieldStatus.IN_ADJUDICATION if reopening else FieldStatus.CONSENSUS)
+    field_transition(field, FieldStatus.IN_ADJUDICATION if reopening else FieldStatus.CONSENSUS)
     audit_record(
         actor=actor,
         action="consensus.reopen" if reopening else "consensus.lock",
