@@ -42,8 +42,8 @@ class Diagnosis(models.TextChoices):
 
 class Patient(models.Model):
     code = models.CharField(max_length=64, unique=True, validators=[PSEUDONYM_VALIDATOR])
-    # Assigned once per patient by the training split service and never changed afterwards, so no patient's
-    # cells sit on both sides of a train/test boundary.
+    # Assigned once per patient by the split service (`services.patient_splits_assign`) and never changed
+    # afterwards, so no patient's cells sit on both sides of a train/test boundary.
     split = models.CharField(max_length=8, choices=Split.choices, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -27,6 +27,7 @@ from annotations.models import (
     Patient,
     RuleSet,
     Smear,
+    Split,
 )
 
 
@@ -304,6 +305,14 @@ class ExportRequestSerializer(serializers.Serializer):
         help_text="class names, 'uncountable', 'unclassified' or category ids; empty: all",
     )
     model_version = serializers.IntegerField(required=False, allow_null=True, default=None)
+    split_all = serializers.ChoiceField(
+        choices=Split.values,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="every image into this one split (train, val or test), whatever its patient's; without it, patients "
+        "without a split get one first, the way training snapshots assign them",
+    )
 
 
 class ExportJobSerializer(serializers.ModelSerializer):
