@@ -493,8 +493,7 @@ def annotation_set_accept_predictions(
             for suggestion in suggestions
             if suggestion.pk not in already
         ]
-        annotation_set.version += 1
-        annotation_set.save(update_fields=["version", "updated_at"])
+        _bump_version(annotation_set)
         for cell in created:
             audit_record(
                 actor=actor,

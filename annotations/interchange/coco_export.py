@@ -31,6 +31,7 @@ from django.db.models import QuerySet
 from annotations.images import EXPORT_EXTENSIONS, export_copy
 from annotations.interchange.coco_format import (
     CATEGORIES,
+    CATEGORY_ID_RULE,
     category_id,
     finite_or_none,
     prediction_score,
@@ -227,7 +228,7 @@ def _info(plan: ExportPlan, split: str) -> dict[str, Any]:
         "instance_sources": sorted(plan.instance_sources),
         "classes": sorted(plan.category_ids) if plan.category_ids is not None else "all",
         "model_version": plan.model_version_id,
-        "category_ids": "taxonomy class id + 1 (1..21); 22 uncountable; 23 unclassified (countable, class unknown)",
+        "category_ids": f"{CATEGORY_ID_RULE} (countable, class unknown)",
     }
 
 

@@ -24,7 +24,12 @@ from django.db.models import CharField, Exists, OuterRef, Q, QuerySet, Subquery,
 
 from aicell.errors import FieldError, PermissionDenied, ValidationFailed
 from aicell.roles import Role, roles_of
-from annotations.interchange.coco_format import UNCLASSIFIED_CATEGORY_ID, UNCOUNTABLE_CATEGORY_ID, category_id_of
+from annotations.interchange.coco_format import (
+    UNCLASSIFIED_CATEGORY_ID,
+    UNCOUNTABLE_CATEGORY_ID,
+    category_class_id,
+    category_id_of,
+)
 from annotations.models import AnnotationKind, AnnotationSet, AnnotationStatus, Case, Cell, Field, Split
 from annotations.truth import truth_q
 
@@ -156,7 +161,8 @@ def export_splits(plan: ExportPlan) -> list[str]:
 
 
 def _category_q(category_ids: frozenset[int]) -> Q:
-    classes = [category - 1 for category in category_ids if category < UNCOUNTABLE_CATEGORY_ID]
+    special = {UNCOUNTABLE_CATEGORY_ID, UNCLASSIFIED_CATEGORY_ID}
+    classes = [category_class_id(category) for category in category_ids if category not in special]
     query = Q(countable=True, cell_class_id__in=classes)
     if UNCOUNTABLE_CATEGORY_ID in category_ids:
         query |= Q(countable=False)

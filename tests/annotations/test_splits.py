@@ -1,9 +1,12 @@
 from collections import Counter
+from typing import Any
 
 import pytest
 
-from annotations.models import Split
+from annotations.models import Field, Patient, Split
+from annotations.services import patient_splits_assign
 from annotations.splits import DEFAULT_RATIOS, SPLITS, assign_splits, split_for_patient
+from tests.factories import FieldFactory, PatientFactory
 
 
 def test_the_database_choices_are_the_rule_splits():
@@ -67,3 +70,18 @@ def test_bad_inputs():
         split_for_patient("x", ratios=(0.0, 0.0, 0.0))
     with pytest.raises(ValueError, match="stored split"):
         assign_splits(["x"], {"x": "holdout"})
+
+
+@pytest.mark.django_db
+def test_the_split_service_gives_new_patients_of_the_fields_their_split_and_keeps_stored_ones(settings: Any) -> None:
+    settings.AICELL_SPLIT_SEED, settings.AICELL_SPLIT_RATIOS = 7, [0.0, 0.0, 1.0]
+    new, pinned, elsewhere = PatientFactory(code="NEW"), PatientFactory(code="PINNED", split="val"), PatientFactory()
+    fields = [FieldFactory(smear__case__patient=patient) for patient in (new, new, pinned, elsewhere)]
+
+    assigned = patient_splits_assign(fields=Field.objects.filter(pk__in=[field.pk for field in fields[:3]]))
+
+    assert assigned == {"NEW": "test"}
+    assert dict(Patient.objects.values_list("code", "split")) == {"NEW": "test", "PINNED": "val", elsewhere.code: ""}
+    settings.AICELL_SPLIT_RATIOS = [1.0, 0.0, 0.0]  # later settings never move a stored split
+    assert patient_splits_assign(fields=Field.objects.all()) == {elsewhere.code: "train"}
+    assert Patient.objects.get(code="NEW").split == "test"
