@@ -1,7 +1,7 @@
 """Which cells a differential counts, by source (issue 7 "Source chosen by the caller").
 
-- "consensus" (default): the truth set of each field (consensus, or imported truth); fields without one are
-  not counted.
+- "consensus" (default): the truth set of each field (`annotations.truth`: locked consensus, or imported truth;
+  a consensus reopened for changes counts again once it is locked); fields without one are not counted.
 - "consensus+model": the truth set where the field has one, else the prediction set of the active classifier.
 - "model": the prediction sets of the active classifier only.
 
@@ -37,8 +37,7 @@ from annotations.counting.reports import (
     ModelVersionRef,
 )
 from annotations.models import AnnotationKind, AnnotationSet, Cell, Field
-from annotations.truth import truth as truth_sets
-from annotations.truth import truth_q
+from annotations.truth import truth, truth_q
 
 
 class Source(StrEnum):
@@ -155,16 +154,16 @@ def gather_cells(fields: QuerySet[Field], source: Source) -> GatheredCells:
 
 
 def _set_choice(source: Source, classifier: int | None) -> Q:
-    truth = truth_q()
+    is_truth = truth_q()
     if source is Source.CONSENSUS:
-        return truth
+        return is_truth
     if classifier is None:
-        return truth if source is Source.CONSENSUS_PLUS_MODEL else Q(pk__in=[])
+        return is_truth if source is Source.CONSENSUS_PLUS_MODEL else Q(pk__in=[])
     prediction = Q(kind=AnnotationKind.PREDICTION, model_version_id=classifier)
     if source is Source.MODEL:
         return prediction
-    field_has_truth = Exists(truth_sets().filter(field=OuterRef("field")))
-    return truth | (prediction & Q(~field_has_truth))
+    field_has_truth = Exists(truth().filter(field=OuterRef("field")))
+    return is_truth | (prediction & Q(~field_has_truth))
 
 
 def _field_sources(

@@ -1,4 +1,4 @@
-"""API shapes of double review. Bodies are documented here and checked by `review_services`."""
+"""API shapes of double review. Bodies are documented here and checked by `review.services`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""REST endpoints of double review: thin adapters over `review_services` and the selectors."""
+"""REST endpoints of double review: thin adapters over `review.services` and the selectors."""
 
 from __future__ import annotations
 
