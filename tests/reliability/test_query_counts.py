@@ -15,6 +15,7 @@ from aicell.models import JobStatus
 from aicell.roles import Role
 from annotations.counting.rules import FAB_RULE_SET
 from annotations.models import AnnotationKind, AuditEvent, ExportJob, ImportJob, RuleSet
+from annotations.taxonomy import NUM_CLASSES
 from inference.models import PrelabelItem, PrelabelJob
 from tests.conftest import token_client
 from tests.factories import (
@@ -44,7 +45,7 @@ def predicted(field: Any, model_version: Any) -> None:
     predictions = PredictionSetFactory(field=field, model_version=model_version)
     for index in range(2):
         uncertainty = {"entropy": 0.5 + index / 10, "margin": 0.3, "least_confidence": 0.4}
-        probabilities = [0.0] * 21
+        probabilities = [0.0] * NUM_CLASSES
         probabilities[11] = 1.0
         CellFactory(
             annotation_set=predictions,
