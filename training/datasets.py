@@ -143,9 +143,9 @@ def dataset_snapshot_create(*, actor: Any = None, field_ids: Iterable[int] | Non
     """Record today's truth as a snapshot: the JSONL file of FieldRecords plus a manifest naming each field's
     source, and the row with counts per split and class."""
     seed, ratios = split_settings()
-    with_truth = fields_with_truth()
-    patient_splits_assign(fields=with_truth if field_ids is None else with_truth.filter(pk__in=list(field_ids)))
-    fields = truth_fields(field_ids=field_ids)
+    ids = None if field_ids is None else list(field_ids)
+    patient_splits_assign(fields=fields_with_truth() if ids is None else fields_with_truth().filter(pk__in=ids))
+    fields = truth_fields(field_ids=ids)
     records = [item.record for item in fields]
     content_hash = _content_hash(fields)
     folder = Path(settings.AICELL_DATASET_DIR)
