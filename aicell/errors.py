@@ -60,7 +60,9 @@ class NotFound(DomainError):
     code = "not_found"
 
 
-class Conflict(DomainError):
+class StateConflict(DomainError):
+    """The request conflicts with the current state (a stale version, a step already taken, a duplicate)."""
+
     status_code = 409
     code = "conflict"
 

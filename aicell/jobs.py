@@ -14,7 +14,7 @@ from django.apps import apps
 from django.db import transaction
 from django.utils import timezone
 
-from aicell.errors import Conflict, DomainError
+from aicell.errors import DomainError, StateConflict
 from aicell.models import FINISHED_STATUSES, Job, JobStatus
 
 J = TypeVar("J", bound=Job)
@@ -86,7 +86,7 @@ def job_request_cancel(job_model: type[J], job_id: int) -> J:
     with transaction.atomic():
         job = job_model._default_manager.select_for_update().get(pk=job_id)
         if job.is_finished:
-            raise Conflict(f"The job already ended ({job.status}); there is nothing to cancel.")
+            raise StateConflict(f"The job already ended ({job.status}); there is nothing to cancel.")
         job.cancel_requested = True
         job.save(update_fields=["cancel_requested"])
         if job.status == JobStatus.QUEUED:

@@ -20,6 +20,8 @@ class Role(StrEnum):
 ALL_ROLES: frozenset[Role] = frozenset(Role)
 # Roles that see identifiable lab data (field images as uploaded, annotator names); researchers see exports only.
 CLINICAL_ROLES: frozenset[Role] = frozenset({Role.ANNOTATOR, Role.ADJUDICATOR, Role.ADMIN})
+# Roles that run the lab's work: manage patients, cases and assignments, see every annotation, start pre-labelling.
+LAB_MANAGERS: frozenset[Role] = frozenset({Role.ADMIN, Role.ADJUDICATOR})
 
 _CACHE_ATTR = "_aicell_roles"
 

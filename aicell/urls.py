@@ -9,8 +9,8 @@ from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from aicell.api.views import HealthView, SessionView
-from annotations import review_views
 from annotations import views as annotation_views
+from annotations.review import views as review_views
 from inference import views as inference_views
 from training import views as training_views
 
@@ -20,6 +20,8 @@ router.trailing_slash = "/?"
 router.register("patients", annotation_views.PatientViewSet, basename="patient")
 router.register("cases", annotation_views.CaseViewSet, basename="case")
 router.register("smears", annotation_views.SmearViewSet, basename="smear")
+# Review's actions of one field first: the API root lists each prefix once, with the last viewset registered for it.
+router.register("fields", review_views.FieldReviewViewSet, basename="field-review")
 router.register("fields", annotation_views.FieldViewSet, basename="field")
 router.register("cell-classes", annotation_views.CellClassViewSet, basename="cell-class")
 router.register("annotation-sets", annotation_views.AnnotationSetViewSet, basename="annotation-set")

@@ -16,7 +16,7 @@ from annotations.models import (
     RuleSet,
     Smear,
 )
-from annotations.review_services import review_settings_update
+from annotations.review.services import review_settings_update
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -18,4 +18,8 @@ class AnnotationsConfig(AppConfig):
     verbose_name = "Fields and annotations"
 
     def ready(self) -> None:
+        from annotations.review.services import field_review_start_if_ready
+        from annotations.services import ANNOTATION_SET_SUBMITTED_HOOKS
+
         post_migrate.connect(_reinstall_database_guards, sender=self)
+        ANNOTATION_SET_SUBMITTED_HOOKS.append(field_review_start_if_ready)

@@ -42,8 +42,8 @@ class Diagnosis(models.TextChoices):
 
 class Patient(models.Model):
     code = models.CharField(max_length=64, unique=True, validators=[PSEUDONYM_VALIDATOR])
-    # Assigned once per patient by the training split service and never changed afterwards, so no patient's
-    # cells sit on both sides of a train/test boundary.
+    # Assigned once per patient by the split service (`services.patient_splits_assign`) and never changed
+    # afterwards, so no patient's cells sit on both sides of a train/test boundary.
     split = models.CharField(max_length=8, choices=Split.choices, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -222,10 +222,6 @@ class AnnotationSet(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} set {self.pk} of field {self.field_id}"
-
-    @property
-    def is_truth(self) -> bool:
-        return self.kind in TRUTH_KINDS
 
 
 class ReviewOutcome(models.TextChoices):
@@ -512,7 +508,7 @@ class RuleSetQuerySet(models.QuerySet["RuleSet"]):
 
 
 class RuleSet(models.Model):
-    """One version of a diagnosis rule set (the JSON of `annotations.rules`), immutable once stored.
+    """One version of a diagnosis rule set (the JSON of `annotations.counting.rules`), immutable once stored.
 
     Editing a rule set stores a new row with the same name and the next version, so every suggestion ever
     shown can be traced back to the exact rules that produced it. Exactly one row is the active one.

@@ -27,6 +27,7 @@ from annotations.models import (
     Patient,
     RuleSet,
     Smear,
+    Split,
 )
 
 
@@ -304,6 +305,14 @@ class ExportRequestSerializer(serializers.Serializer):
         help_text="class names, 'uncountable', 'unclassified' or category ids; empty: all",
     )
     model_version = serializers.IntegerField(required=False, allow_null=True, default=None)
+    split_all = serializers.ChoiceField(
+        choices=Split.values,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="every image into this one split (train, val or test), whatever its patient's; without it, patients "
+        "without a split get one first, the way training snapshots assign them",
+    )
 
 
 class ExportJobSerializer(serializers.ModelSerializer):
@@ -353,3 +362,16 @@ class ImportRequestSerializer(serializers.Serializer):
             required=False, default="consensus", help_text="consensus | annotator:USERNAME"
         )
         return fields
+
+
+class AcceptSuggestionsSerializer(serializers.Serializer):
+    cells = serializers.ListField(child=serializers.IntegerField(), required=False, help_text="prediction cell ids")
+    all = serializers.BooleanField(required=False, help_text="every cell of the newest (or the named) prediction set")
+    prediction_set = serializers.IntegerField(required=False)
+    version = serializers.IntegerField(required=False, help_text="the set version you read (or send If-Match)")
+
+
+class AcceptedSuggestionsSerializer(serializers.Serializer):
+    created = CellSerializer(many=True)
+    skipped = serializers.ListField(child=serializers.IntegerField(), help_text="suggestions already in the set")
+    version = serializers.IntegerField()

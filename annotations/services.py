@@ -7,6 +7,7 @@ import contextlib
 import functools
 import hashlib
 import math
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,28 +16,30 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from aicell.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
+from aicell.errors import FieldError, NotFound, PermissionDenied, StateConflict, ValidationFailed
 from aicell.roles import Role, has_role
-from annotations import rules
+from annotations.audit import annotation_set_snapshot, audit_record, cell_snapshot
+from annotations.field_states import field_transition
 from annotations.images import CheckedImage, ImageRejected, check_image, make_thumbnail
 from annotations.models import (
     AnnotationKind,
     AnnotationSet,
     AnnotationStatus,
     Assignment,
-    AuditEvent,
     Cell,
     CellClass,
     Field,
     FieldReview,
     FieldStatus,
+    Patient,
     ReviewOutcome,
     ReviewSettings,
-    RuleSet,
     Smear,
 )
+from annotations.splits import assign_splits
 from annotations.taxonomy import NUM_CLASSES
 
 User = AbstractBaseUser
@@ -46,59 +49,6 @@ User = AbstractBaseUser
 class Upload:
     name: str
     data: bytes
-
-
-# --- audit -------------------------------------------------------------------------------------------------------
-
-
-def audit_record(
-    *,
-    actor: Any,
-    action: str,
-    entity: str,
-    entity_id: int,
-    field_id: int | None = None,
-    annotation_set_id: int | None = None,
-    before: Mapping[str, Any] | None = None,
-    after: Mapping[str, Any] | None = None,
-    reason: str = "",
-) -> AuditEvent:
-    return AuditEvent.objects.create(
-        actor=actor if actor is not None and actor.is_authenticated else None,
-        action=action,
-        entity=entity,
-        entity_id=entity_id,
-        field_id=field_id,
-        annotation_set_id=annotation_set_id,
-        before=dict(before) if before is not None else None,
-        after=dict(after) if after is not None else None,
-        reason=reason,
-    )
-
-
-def cell_snapshot(cell: Cell) -> dict[str, Any]:
-    return {
-        "id": cell.pk,
-        "x": cell.x,
-        "y": cell.y,
-        "width": cell.width,
-        "height": cell.height,
-        "countable": cell.countable,
-        "cell_class": cell.cell_class_id,
-        "source_cell": cell.source_cell_id,
-        "review_outcome": cell.review_outcome,
-    }
-
-
-def annotation_set_snapshot(annotation_set: AnnotationSet) -> dict[str, Any]:
-    return {
-        "id": annotation_set.pk,
-        "field": annotation_set.field_id,
-        "kind": annotation_set.kind,
-        "status": annotation_set.status,
-        "version": annotation_set.version,
-        "cells": [cell_snapshot(cell) for cell in annotation_set.cells.order_by("id")],
-    }
 
 
 # --- fields ------------------------------------------------------------------------------------------------------
@@ -145,7 +95,7 @@ def field_upload_many(*, smear: Smear, uploads: Sequence[Upload], actor: Any) ->
             for upload, image in checked
             if image.sha256 in existing
         ]
-        raise Conflict(
+        raise StateConflict(
             "The batch holds images that are already stored; nothing was stored.",
             errors=duplicates,
             details={"existing_field_ids": sorted(existing.values())},
@@ -169,7 +119,9 @@ def field_files_removed_on_error() -> Iterator[list[Field]]:
     except IntegrityError as exc:
         _delete_files(written)
         # A concurrent upload of the same image won the race between our duplicate check and the insert.
-        raise Conflict("An image of this batch was stored by another upload meanwhile; nothing was stored.") from exc
+        raise StateConflict(
+            "An image of this batch was stored by another upload meanwhile; nothing was stored."
+        ) from exc
     except BaseException:
         _delete_files(written)
         raise
@@ -226,12 +178,6 @@ def _notify_fields_uploaded(field_ids: list[int]) -> None:
         hook(field_ids)
 
 
-def field_set_status(field: Field, status: FieldStatus) -> None:
-    if field.status != status:
-        Field.objects.filter(pk=field.pk).update(status=status, updated_at=timezone.now())
-        field.status = status
-
-
 # --- annotation sets and cells ----------------------------------------------------------------------------------
 
 
@@ -243,13 +189,13 @@ def annotation_set_create_for_annotator(*, field: Field, annotator: Any) -> Anno
             )
         existing = AnnotationSet.objects.filter(field=field, annotator=annotator, kind=AnnotationKind.ANNOTATOR).first()
         if existing is not None:
-            raise Conflict(
+            raise StateConflict(
                 f"You already have annotation set {existing.pk} for field {field.pk}.",
                 details={"existing_annotation_set_id": existing.pk},
             )
         annotation_set = AnnotationSet.objects.create(field=field, kind=AnnotationKind.ANNOTATOR, annotator=annotator)
         if field.status in (FieldStatus.UPLOADED, FieldStatus.PRELABELLED):
-            field_set_status(field, FieldStatus.IN_ANNOTATION)
+            field_transition(field, FieldStatus.IN_ANNOTATION)
         audit_record(
             actor=annotator,
             action="annotation_set.create",
@@ -329,7 +275,7 @@ def check_version(expected: int | None, current: int, current_state: Callable[[]
             f"Say which version of the {what} you are changing (If-Match header or 'version').", field="version"
         )
     if expected != current:
-        raise Conflict(
+        raise StateConflict(
             f"The {what} changed since you read it (you sent version {expected}, it is at version {current}); "
             "nothing was changed.",
             details={"current_version": current, "current": current_state()},
@@ -498,11 +444,100 @@ def cell_delete(*, cell_id: int, expected_version: int | None, actor: Any, reaso
         )
 
 
-def annotation_set_submit(*, annotation_set_id: int, expected_version: int | None, actor: Any) -> AnnotationSet:
-    """Lock an annotator's set; the second of the field's two annotators to submit starts the cross-check."""
-    # review_services builds on this module, so it is imported where it is needed.
-    from annotations.review_services import field_review_start_if_ready
+# --- model suggestions -------------------------------------------------------------------------------------------
 
+
+@dataclass(frozen=True)
+class Accepted:
+    created: list[Cell]
+    skipped: list[int]
+    annotation_set: AnnotationSet
+
+
+def annotation_set_accept_predictions(
+    *,
+    annotation_set_id: int,
+    expected_version: int | None,
+    cell_ids: Sequence[int] | None,
+    accept_all: bool,
+    prediction_set_id: int | None,
+    actor: Any,
+) -> Accepted:
+    """Copy model suggestions of the set's field into an annotator's own set, `source_cell` naming each one.
+
+    Either the listed prediction cells or every cell of one prediction set (the newest unless named); suggestions
+    the set already holds a copy of are skipped. One version step for the whole batch.
+    """
+    if accept_all == (cell_ids is not None):
+        raise ValidationFailed('Send either "cells": [prediction cell ids] or "all": true.', field="cells")
+    with transaction.atomic():
+        annotation_set = lock_set_for_write(annotation_set_id, expected_version, actor)
+        if annotation_set.kind != AnnotationKind.ANNOTATOR:
+            raise PermissionDenied("Model suggestions are accepted into an annotator's own set only.")
+        if not ReviewSettings.load().show_prelabels:
+            raise PermissionDenied("This project hides the model's pre-labels from annotators.")
+        suggestions = _suggestions(annotation_set.field_id, cell_ids, prediction_set_id)
+        already = set(annotation_set.cells.filter(source_cell__in=suggestions).values_list("source_cell_id", flat=True))
+        created = [
+            Cell.objects.create(
+                annotation_set=annotation_set,
+                x=suggestion.x,
+                y=suggestion.y,
+                width=suggestion.width,
+                height=suggestion.height,
+                countable=suggestion.countable,
+                cell_class_id=suggestion.cell_class_id,
+                source_cell=suggestion,
+                created_by=actor,
+            )
+            for suggestion in suggestions
+            if suggestion.pk not in already
+        ]
+        _bump_version(annotation_set)
+        for cell in created:
+            audit_record(
+                actor=actor,
+                action="cell.accept_suggestion",
+                entity="cell",
+                entity_id=cell.pk,
+                field_id=annotation_set.field_id,
+                annotation_set_id=annotation_set.pk,
+                after=cell_snapshot(cell),
+            )
+    return Accepted(created=created, skipped=sorted(already), annotation_set=annotation_set)
+
+
+def _suggestions(field_id: int, cell_ids: Sequence[int] | None, prediction_set_id: int | None) -> list[Cell]:
+    predictions = Cell.objects.filter(
+        annotation_set__field_id=field_id, annotation_set__kind=AnnotationKind.PREDICTION
+    ).order_by("id")
+    if cell_ids is not None:
+        if not cell_ids or not all(isinstance(i, int) and not isinstance(i, bool) for i in cell_ids):
+            raise ValidationFailed("cells must be a non-empty list of prediction cell ids.", field="cells")
+        found = list(predictions.filter(pk__in=cell_ids))
+        unknown = sorted(set(cell_ids) - {cell.pk for cell in found})
+        if unknown:
+            raise ValidationFailed(f"These are not model suggestions of this field: {unknown}.", field="cells")
+        return found
+    sets = AnnotationSet.objects.filter(field_id=field_id, kind=AnnotationKind.PREDICTION)
+    chosen = (
+        sets.filter(pk=prediction_set_id).first() if prediction_set_id is not None else sets.order_by("-id").first()
+    )
+    if chosen is None:
+        name = "prediction_set" if prediction_set_id is not None else "all"
+        raise ValidationFailed("This field has no such model pre-labels to accept.", field=name)
+    return list(predictions.filter(annotation_set=chosen))
+
+
+# Callbacks run with (field id, actor) inside the transaction that submits an annotator's set, the field row locked,
+# so that what they start is committed with the submit or not at all. The double review registers its cross-check
+# here (annotations app config): the annotation services never import review.
+ANNOTATION_SET_SUBMITTED_HOOKS: list[Callable[[int, Any], object]] = []
+
+
+def annotation_set_submit(*, annotation_set_id: int, expected_version: int | None, actor: Any) -> AnnotationSet:
+    """Lock an annotator's set and tell the submit hooks (the double review starts the cross-check once the second
+    of the field's two annotators submits)."""
     with transaction.atomic():
         field_id = AnnotationSet.objects.filter(pk=annotation_set_id).values_list("field_id", flat=True).first()
         if field_id is None:
@@ -532,7 +567,8 @@ def annotation_set_submit(*, annotation_set_id: int, expected_version: int | Non
             annotation_set_id=annotation_set.pk,
             after=annotation_set_snapshot(annotation_set),
         )
-        field_review_start_if_ready(field_id, actor)
+        for hook in ANNOTATION_SET_SUBMITTED_HOOKS:
+            hook(field_id, actor)
     return annotation_set
 
 
@@ -586,67 +622,30 @@ def fields_verify_storage(*, field_ids: Sequence[int] | None = None) -> StorageC
     return StorageCheck(checked=checked, missing=missing, altered=altered)
 
 
-# --- diagnosis rule sets -----------------------------------------------------------------------------------------
+# --- patient splits -----------------------------------------------------------------------------------------------
 
 
-def rule_set_snapshot(rule_set: RuleSet) -> dict[str, Any]:
-    return {"id": rule_set.pk, "name": rule_set.name, "version": rule_set.version, "active": rule_set.active}
+def split_settings() -> tuple[int, tuple[float, float, float]]:
+    """The seed and (train, val, test) ratios of new patients' splits (AICELL_SPLIT_SEED, AICELL_SPLIT_RATIOS)."""
+    ratios = tuple(float(value) for value in settings.AICELL_SPLIT_RATIOS)
+    return int(settings.AICELL_SPLIT_SEED), (ratios[0], ratios[1], ratios[2])
 
 
-def rule_set_create_version(*, name: str, content: Any, note: str = "", activate: bool = False, actor: Any) -> RuleSet:
-    """Store `content` as the next version of rule set `name` (version 1 for a new name). Stored rows never change:
-    this is how a rule set is edited. The content is validated first; every problem is reported with its path."""
-    problems = rules.validate_rule_set(content)
-    if problems:
-        raise ValidationFailed(
-            f"The rule set has {len(problems)} problem(s); nothing was stored.",
-            errors=[FieldError(f"content.{p.path}" if p.path else "content", p.message) for p in problems],
-        )
-    # Stored with every default written out, so that a later change of a default never alters an old version.
-    normalized = rules.parse_rule_set(content).to_dict()
-    try:
-        with transaction.atomic():
-            latest = RuleSet.objects.select_for_update().filter(name=name).order_by("-version").first()
-            rule_set = RuleSet.objects.create(
-                name=name,
-                version=latest.version + 1 if latest else 1,
-                content=normalized,
-                note=note,
-                created_by=actor if actor is not None and actor.is_authenticated else None,
-            )
-            audit_record(
-                actor=actor,
-                action="rule_set.create",
-                entity="rule_set",
-                entity_id=rule_set.pk,
-                after={**rule_set_snapshot(rule_set), "content": normalized, "note": note},
-            )
-            if activate:
-                rule_set = rule_set_activate(rule_set_id=rule_set.pk, actor=actor)
-    except IntegrityError as exc:
-        raise Conflict(f"Another version of rule set {name!r} was stored at the same moment; try again.") from exc
-    return rule_set
+def patient_splits_assign(*, fields: QuerySet[Field]) -> dict[str, str]:
+    """Give every patient of `fields` that has no split yet its split by the per-patient rule (`annotations.splits`,
+    with `split_settings`): the one place splits are written. Stored splits never change. Returns {patient code:
+    split} of the patients that got one now.
 
-
-def rule_set_activate(*, rule_set_id: int, actor: Any) -> RuleSet:
-    """Make one rule set version the one differentials are evaluated against (the previous one is kept)."""
-    with transaction.atomic():
-        rule_set = RuleSet.objects.select_for_update().filter(pk=rule_set_id).first()
-        if rule_set is None:
-            raise NotFound(f"Rule set {rule_set_id} does not exist.")
-        if rule_set.active:
-            return rule_set
-        previous = RuleSet.objects.select_for_update().filter(active=True).first()
-        # Deactivate first: at most one row may be active at any moment (partial unique index).
-        RuleSet.objects.filter(active=True).update(active=False)
-        RuleSet.objects.filter(pk=rule_set.pk).update(active=True)
-        rule_set.refresh_from_db()
-        audit_record(
-            actor=actor,
-            action="rule_set.activate",
-            entity="rule_set",
-            entity_id=rule_set.pk,
-            before=rule_set_snapshot(previous) if previous else None,
-            after=rule_set_snapshot(rule_set),
-        )
-    return rule_set
+    The update only touches rows whose split is still empty, so two concurrent calls never move a patient."""
+    seed, ratios = split_settings()
+    stored = dict(Patient.objects.filter(pk__in=fields.values("smear__case__patient_id")).values_list("code", "split"))
+    existing = {code: split for code, split in stored.items() if split}
+    splits = assign_splits(stored, existing, seed=seed, ratios=ratios)
+    assigned = {code: splits[code] for code in sorted(stored) if code not in existing}
+    by_split: dict[str, list[str]] = defaultdict(list)
+    for code, split in assigned.items():
+        by_split[split].append(code)
+    for split, members in by_split.items():
+        for start in range(0, len(members), 500):
+            Patient.objects.filter(code__in=members[start : start + 500], split="").update(split=split)
+    return assigned

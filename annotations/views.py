@@ -3,33 +3,27 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 from django.db.models import Count, QuerySet
-from django.http import FileResponse, HttpResponse, HttpResponseBase, QueryDict
+from django.http import FileResponse, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404
-from django.urls import reverse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from aicell.api.permissions import RoleAccess
-from aicell.api.renderers import CSVRenderer, PDFRenderer
 from aicell.api.schema import ApiErrorSerializer
 from aicell.api.versioning import expected_version, request_value, with_version_etag
-from aicell.errors import Conflict, FieldError, ValidationFailed
+from aicell.errors import FieldError, StateConflict, ValidationFailed
 from aicell.jobs import job_request_cancel
 from aicell.models import JobStatus
-from aicell.roles import ALL_ROLES, CLINICAL_ROLES, Role, roles_of
-from annotations import reports, review_services, selectors, services
-from annotations.differential import CI_METHODS, CIMethod
-from annotations.differential_sources import SOURCES, Source, parse_source
+from aicell.roles import ALL_ROLES, CLINICAL_ROLES, LAB_MANAGERS, Role, roles_of
+from annotations import rule_sets, selectors, services
+from annotations.counting.views import DifferentialActions
 from annotations.filters import AnnotationSetFilter, CaseFilter, CellFilter, FieldFilter, PatientFilter, SmearFilter
 from annotations.images import encode_without_metadata, open_rgb
 from annotations.interchange.dataset import field_types_read, ids_read
@@ -47,9 +41,9 @@ from annotations.models import (
     RuleSet,
     Smear,
 )
-from annotations.review_serializers import AcceptedSuggestionsSerializer, AcceptSuggestionsSerializer
-from annotations.review_views import FieldReviewActions
 from annotations.serializers import (
+    AcceptedSuggestionsSerializer,
+    AcceptSuggestionsSerializer,
     AnnotationSetCreateSerializer,
     AnnotationSetSerializer,
     CaseSerializer,
@@ -69,7 +63,6 @@ from annotations.serializers import (
     VersionSerializer,
 )
 
-LAB_MANAGERS = frozenset({Role.ADMIN, Role.ADJUDICATOR})
 CELL_WRITERS = frozenset({Role.ANNOTATOR, Role.ADJUDICATOR})
 IF_MATCH = OpenApiParameter(
     "If-Match", str, OpenApiParameter.HEADER, required=False, description='the set version you read, e.g. "3"'
@@ -123,135 +116,6 @@ class PatientViewSet(RereadAfterWrite, viewsets.ModelViewSet):
         return selectors.patients_visible_to(self.request.user).annotate(case_count=Count("cases")).order_by("code")
 
 
-DIFFERENTIAL_QUERY_PARAMETERS = ("source", "rule_set", "ci_method")
-DIFFERENTIAL_PARAMETERS = [
-    OpenApiParameter(
-        "source",
-        str,
-        enum=list(SOURCES),
-        required=False,
-        description="cells counted: consensus (default), consensus+model (send '+' as %2B), or model",
-    ),
-    OpenApiParameter("rule_set", int, required=False, description="rule set id (default: the active one)"),
-    OpenApiParameter(
-        "ci_method", str, enum=list(CI_METHODS), required=False, description="95% intervals (default: the rule set's)"
-    ),
-]
-
-
-def differential_options(params: Mapping[str, str]) -> selectors.DifferentialOptions:
-    """The differential's query parameters, every problem reported at once; unknown parameters are refused so that
-    a typo never silently falls back to a default source."""
-    errors: list[FieldError] = []
-    unknown = sorted(set(params) - {*DIFFERENTIAL_QUERY_PARAMETERS, "format"})
-    errors += [FieldError(name, f"unknown; expected {', '.join(DIFFERENTIAL_QUERY_PARAMETERS)}") for name in unknown]
-    empty = [name for name in DIFFERENTIAL_QUERY_PARAMETERS if params.get(name) == ""]
-    if empty:
-        errors += [FieldError(name, "must not be empty; leave it out for the default") for name in empty]
-        raise ValidationFailed(f"{errors[0].field}: {errors[0].reason}", errors=errors)
-    source = Source.CONSENSUS
-    try:
-        source = parse_source(params.get("source"))
-    except ValueError as error:
-        errors.append(FieldError("source", str(error)))
-    rule_set_id = params.get("rule_set") or None
-    if rule_set_id is not None and not rule_set_id.isdigit():
-        errors.append(FieldError("rule_set", f"must be a rule set id (an integer); got {rule_set_id!r}"))
-    ci_method = params.get("ci_method") or None
-    if ci_method is not None and ci_method not in CI_METHODS:
-        errors.append(FieldError("ci_method", f"must be one of {', '.join(CI_METHODS)}; got {ci_method!r}"))
-    if errors:
-        raise ValidationFailed(f"{errors[0].field}: {errors[0].reason}", errors=errors)
-    return selectors.DifferentialOptions(
-        source=source,
-        rule_set_id=int(rule_set_id) if rule_set_id else None,
-        ci_method=cast(CIMethod | None, ci_method),
-    )
-
-
-# The differential count of a viewset's object (a case or a smear): JSON by default, CSV with `?format=csv` or
-# `Accept: text/csv`, and a PDF report at `.../differential/report.pdf`. (A comment, not a docstring: the API schema
-# would show a mixin's docstring on every operation of the viewsets that use it.)
-class DifferentialActions(viewsets.GenericViewSet):
-    DIFFERENTIAL_ACTIONS = ("differential", "differential_report")
-
-    def handle_exception(self, exc: Exception) -> Response:
-        if self.action in self.DIFFERENTIAL_ACTIONS:
-            # Errors keep the shared JSON shape whatever document format was asked for.
-            self.request.accepted_renderer = JSONRenderer()
-            self.request.accepted_media_type = JSONRenderer.media_type
-        return super().handle_exception(exc)
-
-    def _report(self, request: Request) -> reports.DifferentialReport:
-        subject = self.get_object()
-        options = differential_options(request.query_params)
-        return selectors.differential_report(user=request.user, subject=subject, options=options)
-
-    def _file_name(self, report: reports.DifferentialReport) -> str:
-        subject = report.subject
-        return f"differential-{subject.case_code}" + (f"-{subject.code}" if subject.kind == "smear" else "")
-
-    def _links(self, request: Request, pk: str) -> dict[str, str]:
-        basename = self.basename
-        query = QueryDict(mutable=True)
-        for name in DIFFERENTIAL_QUERY_PARAMETERS:
-            if name in request.query_params:
-                query[name] = request.query_params[name]
-        csv_query = query.copy()
-        csv_query["format"] = "csv"
-        pdf_query = f"?{query.urlencode()}" if query else ""
-        return {
-            "cell": reverse("cell-list") + "/{id}",
-            "csv": f"{reverse(f'{basename}-differential', kwargs={'pk': pk})}?{csv_query.urlencode()}",
-            "pdf": reverse(f"{basename}-differential-report", kwargs={"pk": pk}) + pdf_query,
-        }
-
-    @extend_schema(
-        parameters=DIFFERENTIAL_PARAMETERS,
-        filters=False,
-        responses={
-            (200, "application/json"): OpenApiTypes.OBJECT,
-            (200, "text/csv"): OpenApiTypes.STR,
-            (409, "application/json"): ApiErrorSerializer,  # no rule set is active
-        },
-    )
-    @action(
-        detail=True,
-        methods=["get"],
-        renderer_classes=[JSONRenderer, CSVRenderer],
-        filter_backends=[],
-        pagination_class=None,
-    )
-    def differential(self, request: Request, pk: str) -> Response:
-        """Counts, percentages with 95% intervals, lineages, M:E ratio, diagnosis suggestions with their evidence,
-        and where the cells came from."""
-        report = self._report(request)
-        if request.accepted_renderer.format == "csv":
-            disposition = f'attachment; filename="{self._file_name(report)}.csv"'
-            return Response(reports.report_csv(report), headers={"Content-Disposition": disposition})
-        return Response({**reports.report_json(report), "links": self._links(request, pk)})
-
-    @extend_schema(
-        parameters=DIFFERENTIAL_PARAMETERS,
-        filters=False,
-        responses={(200, "application/pdf"): OpenApiTypes.BINARY, (409, "application/json"): ApiErrorSerializer},
-    )
-    @action(
-        detail=True,
-        methods=["get"],
-        url_path=r"differential/report\.pdf",
-        url_name="differential-report",
-        renderer_classes=[PDFRenderer],
-        filter_backends=[],
-        pagination_class=None,
-    )
-    def differential_report(self, request: Request, pk: str) -> Response:
-        """The same differential as a PDF report (table, lineage chart, suggestion with evidence, provenance)."""
-        report = self._report(request)
-        disposition = f'inline; filename="{self._file_name(report)}.pdf"'
-        return Response(reports.report_pdf(report), headers={"Content-Disposition": disposition})
-
-
 class CaseViewSet(RereadAfterWrite, DifferentialActions, viewsets.ModelViewSet):
     serializer_class = CaseSerializer
     filterset_class = CaseFilter
@@ -276,7 +140,7 @@ class SmearViewSet(RereadAfterWrite, DifferentialActions, viewsets.ModelViewSet)
         return selectors.smears_visible_to(self.request.user)
 
 
-class FieldViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, FieldReviewActions):
+class FieldViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = FieldSerializer
     parser_classes = [MultiPartParser, FormParser]
     filterset_class = FieldFilter
@@ -354,14 +218,14 @@ class RuleSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         """Store a rule set as the next version of its name (an edit), optionally making it the active one."""
         body = RuleSetCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        rule_set = services.rule_set_create_version(**body.validated_data, actor=request.user)
+        rule_set = rule_sets.rule_set_create_version(**body.validated_data, actor=request.user)
         return Response(self.get_serializer(rule_set).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={200: RuleSetSerializer})
     @action(detail=True, methods=["post"])
     def activate(self, request: Request, pk: str) -> Response:
         """Make this version the one differentials and the evaluation use by default."""
-        rule_set = services.rule_set_activate(rule_set_id=self.get_object().pk, actor=request.user)
+        rule_set = rule_sets.rule_set_activate(rule_set_id=self.get_object().pk, actor=request.user)
         return Response(self.get_serializer(rule_set).data)
 
 
@@ -450,7 +314,7 @@ class AnnotationSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
         annotation_set = self.get_object()
         body = AcceptSuggestionsSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        accepted = review_services.annotation_set_accept_predictions(
+        accepted = services.annotation_set_accept_predictions(
             annotation_set_id=annotation_set.pk,
             expected_version=expected_version(request),
             cell_ids=body.validated_data.get("cells"),
@@ -564,7 +428,7 @@ class ExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def download(self, request: Request, pk: str) -> HttpResponseBase:
         job = self.get_object()
         if job.status != JobStatus.SUCCEEDED or not job.file:
-            raise Conflict(f"Export {job.pk} has no file to download (it is {job.status}).")
+            raise StateConflict(f"Export {job.pk} has no file to download (it is {job.status}).")
         response = FileResponse(
             job.file.open("rb"),
             as_attachment=True,

@@ -18,7 +18,8 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from annotations.models import TRUTH_KINDS, AnnotationKind, AnnotationSet, Cell
+from annotations.models import AnnotationKind, Cell
+from annotations.truth import truth
 from inference.core.selection import (
     ReviewCandidate,
     UnknownStrategyError,
@@ -61,7 +62,7 @@ def review_pool(user: Any, request: ReviewQueueRequest) -> QuerySet[Cell]:
     classifier = active_model_versions().get(CLASSIFIER.name)
     if classifier is None:
         return Cell.objects.none()
-    has_truth = AnnotationSet.objects.filter(field_id=OuterRef("annotation_set__field_id"), kind__in=TRUTH_KINDS)
+    has_truth = truth(with_reopened=True).filter(field_id=OuterRef("annotation_set__field_id"))
     taken_by_reviewer = Cell.objects.filter(
         source_cell_id=OuterRef("pk"), annotation_set__kind=AnnotationKind.ANNOTATOR, annotation_set__annotator=user
     )

@@ -20,9 +20,10 @@ from django.db.models import F, QuerySet
 from aicell.errors import DomainError, ValidationFailed
 from aicell.jobs import job_fail, job_mark_running, job_succeed
 from aicell.models import JobStatus
+from annotations.field_states import field_transition
 from annotations.images import open_rgb
-from annotations.models import TRUTH_KINDS, AnnotationKind, AnnotationSet, AnnotationStatus, Cell, Field, FieldStatus
-from annotations.services import field_set_status
+from annotations.models import AnnotationKind, AnnotationSet, AnnotationStatus, Cell, Field, FieldStatus
+from annotations.truth import truth_q
 from inference.models import ItemStatus, PrelabelItem, PrelabelJob, PrelabelTrigger
 from inference.runtime import pipeline_for
 from training.core.stages import CLASSIFIER, STAGES
@@ -83,7 +84,7 @@ def prelabel_job_create(*, fields: QuerySet[Field], trigger: PrelabelTrigger, ac
 
 def fields_to_prelabel(*, case_codes: Sequence[str] = (), everything: bool = False) -> QuerySet[Field]:
     """Fields without truth; unless `everything`, only those the active classifier has not pre-labelled yet."""
-    fields = Field.objects.exclude(annotation_sets__kind__in=TRUTH_KINDS)
+    fields = Field.objects.exclude(truth_q(with_reopened=True, through="annotation_sets__"))
     if case_codes:
         fields = fields.filter(smear__case__code__in=case_codes)
     if not everything:
@@ -208,7 +209,7 @@ def prediction_set_replace(
         )
         Cell.objects.bulk_create(_prediction_cell(prediction_set, cell) for cell in prediction.cells)
         if field.status == FieldStatus.UPLOADED:
-            field_set_status(field, FieldStatus.PRELABELLED)
+            field_transition(field, FieldStatus.PRELABELLED)
     return len(prediction.cells)
 
 

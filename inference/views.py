@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from aicell.api.permissions import RoleAccess
 from aicell.errors import FieldError, ValidationFailed
 from aicell.jobs import job_request_cancel
-from aicell.roles import Role
+from aicell.roles import LAB_MANAGERS, Role
 from annotations.models import Case
 from inference import selectors, services
 from inference.core.selection import REVIEW_STRATEGIES
@@ -28,8 +28,6 @@ from inference.serializers import (
     ReviewQueueQuerySerializer,
     ReviewStrategySerializer,
 )
-
-LAB_MANAGERS = frozenset({Role.ADMIN, Role.ADJUDICATOR})
 
 
 class PrelabelJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

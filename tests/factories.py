@@ -21,10 +21,11 @@ from annotations.models import (
     Case,
     Cell,
     Field,
+    FieldStatus,
     Patient,
     Smear,
 )
-from annotations.review_services import field_review_start_if_ready
+from annotations.review.services import field_review_start_if_ready
 from annotations.taxonomy import class_by_name
 from training.core.stages import CLASSIFIER
 from training.models import ModelStatus, ModelVersion
@@ -156,7 +157,7 @@ def reviewed_field(
     annotator_a: Any, annotator_b: Any, boxes_a: list[dict[str, Any]], boxes_b: list[dict[str, Any]], **field: Any
 ) -> Field:
     """A field both annotators submitted, with its cross-check started (conflicts or consensus made)."""
-    made: Any = FieldFactory(**field)
+    made: Any = FieldFactory(**{"status": FieldStatus.IN_ANNOTATION, **field})
     submitted_set(made, annotator_a, boxes_a)
     submitted_set(made, annotator_b, boxes_b)
     field_review_start_if_ready(made.pk, None)

@@ -1,9 +1,10 @@
 """Training datasets from truth only: locked consensus sets and imported truth sets (never annotators' work or
 model predictions), split per patient, recorded as a DatasetSnapshot for every training run.
 
-Splits are assigned once per patient (`training.splits.assign_splits`) and stored on `Patient.split`; a patient
-that already has a split (assigned earlier, or pinned by an import that keeps a dataset's original split) keeps it,
-so no patient ever moves between train, val and test as the data grows.
+Splits are assigned once per patient by `annotations.services.patient_splits_assign` (called by the snapshot builder
+before it reads) and stored on `Patient.split`; a patient that already has a split (assigned earlier, or pinned by an
+import that keeps a dataset's original split) keeps it, so no patient ever moves between train, val and test as the
+data grows.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch
 from django.utils import timezone
 
-from annotations.models import TRUTH_KINDS, AnnotationKind, AnnotationSet, AnnotationStatus, Cell, Field, Patient
+from annotations.models import AnnotationKind, Cell, Field
+from annotations.services import patient_splits_assign, split_settings
+from annotations.truth import fields_with_truth, truth
 from training.core.records import CellRecord, FieldRecord, fields_to_jsonl
 from training.models import DatasetSnapshot
-from training.splits import assign_splits
 
 
 @dataclass(frozen=True)
@@ -36,38 +38,6 @@ class TruthField:
     field_id: int
     sha256: str
     source: str  # "consensus" or "imported:<source name>"
-
-
-def split_settings() -> tuple[int, tuple[float, float, float]]:
-    ratios = tuple(float(value) for value in settings.AICELL_SPLIT_RATIOS)
-    return int(settings.AICELL_SPLIT_SEED), (ratios[0], ratios[1], ratios[2])
-
-
-def truth_sets() -> QuerySet[AnnotationSet]:
-    """The sets that are truth for training: locked consensus and imported truth (one per field at most)."""
-    return AnnotationSet.objects.filter(kind__in=TRUTH_KINDS, status=AnnotationStatus.LOCKED)
-
-
-def truth_cells() -> QuerySet[Cell]:
-    return Cell.objects.filter(annotation_set__kind__in=TRUTH_KINDS, annotation_set__status=AnnotationStatus.LOCKED)
-
-
-def patient_splits_assign(patient_codes: Iterable[str], *, seed: int, ratios: Sequence[float]) -> dict[str, str]:
-    """The split of every named patient, assigning (and storing) one for patients that have none yet.
-
-    The update only touches rows whose split is still empty, so two concurrent runs never move a patient: the
-    second one re-reads what the first stored."""
-    codes = sorted(set(patient_codes))
-    existing = dict(Patient.objects.filter(code__in=codes).exclude(split="").values_list("code", "split"))
-    assigned = assign_splits(codes, existing, seed=seed, ratios=ratios)
-    by_split: dict[str, list[str]] = defaultdict(list)
-    for code in codes:
-        if code not in existing:
-            by_split[assigned[code]].append(code)
-    for split, members in by_split.items():
-        for start in range(0, len(members), 500):
-            Patient.objects.filter(code__in=members[start : start + 500], split="").update(split=split)
-    return dict(Patient.objects.filter(code__in=codes).values_list("code", "split"))
 
 
 def _local_image_path(field: Field) -> str:
@@ -94,18 +64,15 @@ def _cell_record(cell: Cell) -> CellRecord:
     )
 
 
-def truth_fields(*, seed: int, ratios: Sequence[float], field_ids: Iterable[int] | None = None) -> list[TruthField]:
-    """Every field with a locked truth set, as training records in their patient's split (assigned if new)."""
-    sets = truth_sets().select_related("field__smear__case__patient").order_by("field_id")
+def truth_fields(*, field_ids: Iterable[int] | None = None) -> list[TruthField]:
+    """Every field with a locked truth set, as training records in their patient's split. A read: the caller gives
+    the patients their splits first (`patient_splits_assign`)."""
+    sets = truth().select_related("field__smear__case__patient").order_by("field_id")
     if field_ids is not None:
         sets = sets.filter(field_id__in=list(field_ids))
     sets = sets.prefetch_related(Prefetch("cells", queryset=Cell.objects.order_by("id")))
-    truth = list(sets)
-    splits = patient_splits_assign(
-        (truth_set.field.smear.case.patient.code for truth_set in truth), seed=seed, ratios=ratios
-    )
     out: list[TruthField] = []
-    for truth_set in truth:
+    for truth_set in sets:
         field = truth_set.field
         patient = field.smear.case.patient.code
         source = "consensus" if truth_set.kind == AnnotationKind.CONSENSUS else f"imported:{truth_set.source_name}"
@@ -115,7 +82,7 @@ def truth_fields(*, seed: int, ratios: Sequence[float], field_ids: Iterable[int]
             width=field.width,
             height=field.height,
             patient=patient,
-            split=splits[patient],
+            split=field.smear.case.patient.split,
             cells=tuple(_cell_record(cell) for cell in truth_set.cells.all()),
         )
         out.append(TruthField(record=record, field_id=field.pk, sha256=field.sha256, source=source))
@@ -176,7 +143,9 @@ def dataset_snapshot_create(*, actor: Any = None, field_ids: Iterable[int] | Non
     """Record today's truth as a snapshot: the JSONL file of FieldRecords plus a manifest naming each field's
     source, and the row with counts per split and class."""
     seed, ratios = split_settings()
-    fields = truth_fields(seed=seed, ratios=ratios, field_ids=field_ids)
+    ids = None if field_ids is None else list(field_ids)
+    patient_splits_assign(fields=fields_with_truth() if ids is None else fields_with_truth().filter(pk__in=ids))
+    fields = truth_fields(field_ids=ids)
     records = [item.record for item in fields]
     content_hash = _content_hash(fields)
     folder = Path(settings.AICELL_DATASET_DIR)
@@ -209,12 +178,14 @@ def snapshot_path(snapshot: DatasetSnapshot) -> Path:
 
 
 def snapshot_records(snapshot: DatasetSnapshot) -> list[FieldRecord]:
-    from aicell.errors import Conflict
+    from aicell.errors import StateConflict
     from training.core.records import fields_from_jsonl
 
     path = snapshot_path(snapshot)
     if not path.is_file():
-        raise Conflict(f"The file of dataset snapshot {snapshot.pk} is missing ({path}).", field="dataset_snapshot")
+        raise StateConflict(
+            f"The file of dataset snapshot {snapshot.pk} is missing ({path}).", field="dataset_snapshot"
+        )
     return fields_from_jsonl(path)
 
 

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from aicell.errors import Conflict, FieldError, ValidationFailed
+from aicell.errors import FieldError, StateConflict, ValidationFailed
 from aicell.jobs import job_report_progress, job_run
 from training.core.overrides import override_errors
 from training.core.records import FieldRecord
@@ -115,7 +115,7 @@ def training_job_create(
         raise ValidationFailed("The training parameters are not valid.", errors=errors)
     running = open_training_job()
     if running is not None:
-        raise Conflict(
+        raise StateConflict(
             f"Training job {running.pk} is {running.status}; only one training job runs at a time.",
             details={"training_job": running.pk},
         )
@@ -131,7 +131,7 @@ def training_job_create(
                 message=f"queued: {', '.join(stage_list)} ({profile})",
             )
     except IntegrityError:
-        raise Conflict("Another training job was queued at the same moment; only one runs at a time.") from None
+        raise StateConflict("Another training job was queued at the same moment; only one runs at a time.") from None
     if enqueue:
         from training import tasks
 

@@ -19,9 +19,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from aicell.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from aicell.errors import NotFound, PermissionDenied, StateConflict, ValidationFailed
 from aicell.roles import Role, has_role
-from annotations.services import audit_record
+from annotations.audit import audit_record
+from annotations.services import patient_splits_assign
+from annotations.truth import fields_with_truth
 from inference.core.profiles import load_profiles
 from training.core.records import FieldRecord
 from training.datasets import snapshot_records, truth_fields
@@ -133,7 +135,7 @@ def _activate(
         version = stage_rows[version.pk]
         current = next((row for row in stage_rows.values() if row.status == ModelStatus.ACTIVE), None)
         if current is not None and current.pk == version.pk:
-            raise Conflict(f"Model version {version.pk} is already the active {version.stage}.")
+            raise StateConflict(f"Model version {version.pk} is already the active {version.stage}.")
         now = timezone.now()
         if current is not None:
             before_current = _version_snapshot(current)
@@ -207,7 +209,9 @@ def model_version_rollback(*, version_id: int, actor: Any, reason: Any, to: int 
     if version is None:
         raise NotFound(f"Model version {version_id} does not exist.")
     if version.status != ModelStatus.ACTIVE:
-        raise Conflict(f"Model version {version_id} is {version.status}; only the active version can be rolled back.")
+        raise StateConflict(
+            f"Model version {version_id} is {version.status}; only the active version can be rolled back."
+        )
     if to is not None:
         target = ModelVersion.objects.filter(pk=to, stage=version.stage).exclude(pk=version.pk).first()
         if target is None:
@@ -215,7 +219,7 @@ def model_version_rollback(*, version_id: int, actor: Any, reason: Any, to: int 
     else:
         target = version.replaced
         if target is None:
-            raise Conflict(f"Model version {version_id} replaced no earlier version; name one with 'to'.")
+            raise StateConflict(f"Model version {version_id} replaced no earlier version; name one with 'to'.")
     target, _ = _activate(
         target,
         actor=actor,
@@ -237,15 +241,13 @@ def model_version_evaluate(
 ) -> dict[str, Any]:
     """A version's metrics on one split: of its own training snapshot (default), another snapshot, or today's
     truth (`current`, patients keep their splits, so test stays held out)."""
-    from training.datasets import split_settings
-
     if split not in ("train", "val", "test"):
         raise ValidationFailed("split must be train, val or test.", field="split")
     if not version.checkpoints:
         raise ValidationFailed(f"Model version {version.pk} has no checkpoint files.", field="model_version")
     if current:
-        seed, ratios = split_settings()
-        records = [item.record for item in truth_fields(seed=seed, ratios=ratios)]
+        patient_splits_assign(fields=fields_with_truth())
+        records = [item.record for item in truth_fields()]
         source: Any = "current"
     else:
         snapshot = snapshot or version.dataset_snapshot

@@ -13,9 +13,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from aicell.errors import Conflict, FieldError, ValidationFailed
+from aicell.errors import FieldError, StateConflict, ValidationFailed
 from aicell.models import JobStatus
-from training.datasets import truth_cells
+from annotations.truth import truth_cells
 from training.jobs import ALL_STAGES, open_training_job, training_job_create
 from training.models import RetrainPolicy, TrainingJob, TriggeredBy
 from training.registry import profile_names
@@ -69,7 +69,7 @@ def retrain_policy_check(policy_id: int) -> TrainingJob | None:
                     triggered_by=TriggeredBy.SCHEDULE,
                     schedule=policy,
                 )
-            except Conflict as exc:
+            except StateConflict as exc:
                 decision = exc.message
             except ValidationFailed as exc:
                 decision = f"cannot start: {'; '.join(f'{e.field}: {e.reason}' for e in exc.errors) or exc.message}"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from django.conf import settings
 
-from training.core.stages import STAGES
+from annotations.counting.reports import ModelVersionRef
+from training.core.stages import CLASSIFIER, STAGES
 from training.models import ModelStatus, ModelVersion
 
 
@@ -29,3 +30,22 @@ def model_versions_by_id(version_ids: Mapping[str, int]) -> dict[str, ModelVersi
 def checkpoint_paths(version: ModelVersion) -> list[Path]:
     """Absolute paths of a version's checkpoint files (stored relative to AICELL_MODEL_DIR)."""
     return [Path(settings.AICELL_MODEL_DIR) / relative for relative in version.checkpoints]
+
+
+def active_classifier_id() -> int | None:
+    return (
+        ModelVersion.objects.filter(stage=CLASSIFIER.name, status=ModelStatus.ACTIVE)
+        .values_list("id", flat=True)
+        .first()
+    )
+
+
+def model_version_refs(ids: Collection[int]) -> tuple[ModelVersionRef, ...]:
+    """How reports name model versions (the differential's provenance), in stage then id order."""
+    if not ids:
+        return ()
+    rows = ModelVersion.objects.filter(pk__in=ids).order_by("stage", "id")
+    return tuple(
+        ModelVersionRef(row.pk, row.stage, row.architecture, row.profile, row.status)
+        for row in rows.only("id", "stage", "architecture", "profile", "status")
+    )

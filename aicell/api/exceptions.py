@@ -22,7 +22,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from aicell.errors import Conflict, DomainError, FieldError, PayloadTooLarge, ValidationFailed
+from aicell.errors import DomainError, FieldError, PayloadTooLarge, StateConflict, ValidationFailed
 from aicell.middleware import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
 
 
@@ -52,10 +52,10 @@ def _summary(errors: list[FieldError], fallback: str) -> str:
     return f"{first.field}: {first.reason}{more}" if first.field != "non_field_errors" else first.reason + more
 
 
-def _still_referenced(blocking_objects: Any) -> Conflict:
+def _still_referenced(blocking_objects: Any) -> StateConflict:
     """A delete refused because other rows still point at the object (a patient's cases, a case's smears...)."""
     kinds = sorted({str(obj._meta.verbose_name_plural) for obj in blocking_objects if hasattr(obj, "_meta")})
-    return Conflict(
+    return StateConflict(
         f"This cannot be deleted while {', '.join(kinds) or 'other objects'} refer to it; nothing was deleted."
     )
 

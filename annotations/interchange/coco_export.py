@@ -31,6 +31,7 @@ from django.db.models import QuerySet
 from annotations.images import EXPORT_EXTENSIONS, export_copy
 from annotations.interchange.coco_format import (
     CATEGORIES,
+    CATEGORY_ID_RULE,
     category_id,
     finite_or_none,
     prediction_score,
@@ -67,6 +68,8 @@ class ExportSummary:
     splits: dict[str, SplitSummary] = field(default_factory=dict)
     model_version: int | None = None
     left_out: dict[str, int] = field(default_factory=dict)
+    split_all: str | None = None
+    splits_assigned: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +79,9 @@ class ExportSummary:
             "predictions": sum(split.predictions for split in self.splits.values()),
             "model_version": self.model_version,
             "left_out": self.left_out,
+            "split_all": self.split_all,
+            # Patients that had no split and got one for this export (patient code -> split), as training would.
+            "splits_assigned": self.splits_assigned,
         }
 
 
@@ -222,7 +228,7 @@ def _info(plan: ExportPlan, split: str) -> dict[str, Any]:
         "instance_sources": sorted(plan.instance_sources),
         "classes": sorted(plan.category_ids) if plan.category_ids is not None else "all",
         "model_version": plan.model_version_id,
-        "category_ids": "taxonomy class id + 1 (1..21); 22 uncountable; 23 unclassified (countable, class unknown)",
+        "category_ids": f"{CATEGORY_ID_RULE} (countable, class unknown)",
     }
 
 
@@ -284,7 +290,12 @@ def coco_export_write(plan: ExportPlan, out: IO[bytes], *, progress: ProgressCal
     """Write the export zip into `out` (a file opened for binary writing) and say what it holds."""
     splits = export_splits(plan)
     tracker = _Progress(_total_rows(plan, splits) if progress else 0, progress)
-    summary = ExportSummary(model_version=plan.model_version_id, left_out=dict(plan.left_out))
+    summary = ExportSummary(
+        model_version=plan.model_version_id,
+        left_out=dict(plan.left_out),
+        split_all=plan.split_all,
+        splits_assigned=dict(plan.splits_assigned),
+    )
     level = settings.AICELL_EXPORT_ZIP_LEVEL
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=level) as archive:
         for split in splits:

@@ -2,7 +2,9 @@
 
 Category ids: taxonomy class id + 1 for the 21 classes (1..21, never remapped by what an export contains),
 22 "uncountable" for cells outside the differential count, 23 "unclassified" for countable cells without a class
-(e.g. imported detection-only data). Every export lists all 23 categories.
+(e.g. imported detection-only data). The two are pinned, not derived from the number of classes: a class added to
+the taxonomy later takes the next id after them (24, ...), and every id an export ever wrote keeps its meaning.
+Every export lists all categories.
 """
 
 from __future__ import annotations
@@ -13,12 +15,29 @@ import math
 from typing import Any
 
 from annotations.interchange.label_map import UNCLASSIFIED, UNCOUNTABLE
-from annotations.taxonomy import CELL_CLASSES, NUM_CLASSES, class_by_name
+from annotations.taxonomy import CELL_CLASSES, class_by_name
 
-UNCOUNTABLE_CATEGORY_ID = NUM_CLASSES + 1
-UNCLASSIFIED_CATEGORY_ID = NUM_CLASSES + 2
+UNCOUNTABLE_CATEGORY_ID = 22
+UNCLASSIFIED_CATEGORY_ID = 23
+CATEGORY_ID_RULE = "taxonomy class id + 1 (1..21, later classes from 24); 22 uncountable; 23 unclassified"
+
+
+def class_category_id(class_id: int) -> int:
+    """The category of a taxonomy class: id + 1, skipping the two pinned ids."""
+    category = class_id + 1
+    return category if category < UNCOUNTABLE_CATEGORY_ID else category + 2
+
+
+def category_class_id(category: int) -> int:
+    """The taxonomy class of a class category (the inverse of `class_category_id`)."""
+    return category - 1 if category < UNCOUNTABLE_CATEGORY_ID else category - 3
+
+
 CATEGORIES: tuple[dict[str, Any], ...] = (
-    *({"id": spec.id + 1, "name": spec.name, "supercategory": spec.lineage.value} for spec in CELL_CLASSES),
+    *(
+        {"id": class_category_id(spec.id), "name": spec.name, "supercategory": spec.lineage.value}
+        for spec in CELL_CLASSES
+    ),
     {"id": UNCOUNTABLE_CATEGORY_ID, "name": UNCOUNTABLE, "supercategory": "cell"},
     {"id": UNCLASSIFIED_CATEGORY_ID, "name": UNCLASSIFIED, "supercategory": "cell"},
 )
@@ -30,7 +49,7 @@ def category_id(countable: bool, cell_class: int | None) -> int:
         return UNCOUNTABLE_CATEGORY_ID
     if cell_class is None:
         return UNCLASSIFIED_CATEGORY_ID
-    return cell_class + 1
+    return class_category_id(cell_class)
 
 
 def category_id_of(value: str) -> int:
@@ -39,13 +58,13 @@ def category_id_of(value: str) -> int:
     if text.isdigit():
         number = int(text)
         if number not in CATEGORY_IDS:
-            raise KeyError(f"{number} is not a category id (1..{UNCLASSIFIED_CATEGORY_ID})")
+            raise KeyError(f"{number} is not a category id ({CATEGORY_ID_RULE})")
         return number
     if text == UNCOUNTABLE:
         return UNCOUNTABLE_CATEGORY_ID
     if text == UNCLASSIFIED:
         return UNCLASSIFIED_CATEGORY_ID
-    return class_by_name(text).id + 1
+    return class_category_id(class_by_name(text).id)
 
 
 def pseudonym(key: bytes, kind: str, pk: int) -> str:

@@ -28,6 +28,8 @@ from django.utils import timezone
 
 from aicell.errors import FieldError, ValidationFailed
 from aicell.roles import Role, has_role
+from annotations.audit import annotation_set_snapshot, audit_record
+from annotations.field_states import field_transition
 from annotations.images import CheckedImage, ImageRejected
 from annotations.interchange.archive import DatasetFiles, Problem, UnsafeArchive
 from annotations.interchange.coco_import import coco_read
@@ -46,11 +48,8 @@ from annotations.models import (
     Smear,
 )
 from annotations.services import (
-    annotation_set_snapshot,
-    audit_record,
     field_files_removed_on_error,
     field_image_check,
-    field_set_status,
     field_store,
     fields_notify_uploaded,
     validate_box,
@@ -338,7 +337,7 @@ def _write(
                 written=written,
             )
             _write_set(field, item, options, source_name, actor)
-            field_set_status(field, FieldStatus.CONSENSUS if as_truth else FieldStatus.IN_ANNOTATION)
+            field_transition(field, FieldStatus.CONSENSUS if as_truth else FieldStatus.IN_ANNOTATION)
             fields.append(field)
     if not as_truth:
         fields_notify_uploaded(fields)

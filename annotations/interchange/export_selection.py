@@ -6,8 +6,10 @@ stream its rows. Selection rules (README "Interchange"):
 - annotations exports the annotators' submitted (or locked) sets, drafts never;
 - predictions exports one model version's prediction sets as a COCO results file beside the ground truth (or, when
   it is the only source, as the annotations too);
-- an image is exported when it has a set of the instance source; the split is the patient's, and patients without
-  one are exported under the split "unassigned" (ask for it by that name; a --split filter leaves them out).
+- an image is exported when it has a set of the instance source; the split is the patient's (an export gives
+  patients without one their split first, `interchange.jobs.export_plan_assigning_splits`), or the one split that
+  `split_all` names for every image (then no split is assigned). Patients still without a split are exported under
+  the split "unassigned" (ask for it by that name; a --split filter leaves them out).
 """
 
 from __future__ import annotations
@@ -22,8 +24,14 @@ from django.db.models import CharField, Exists, OuterRef, Q, QuerySet, Subquery,
 
 from aicell.errors import FieldError, PermissionDenied, ValidationFailed
 from aicell.roles import Role, roles_of
-from annotations.interchange.coco_format import UNCLASSIFIED_CATEGORY_ID, UNCOUNTABLE_CATEGORY_ID, category_id_of
-from annotations.models import TRUTH_KINDS, AnnotationKind, AnnotationSet, AnnotationStatus, Case, Cell, Field, Split
+from annotations.interchange.coco_format import (
+    UNCLASSIFIED_CATEGORY_ID,
+    UNCOUNTABLE_CATEGORY_ID,
+    category_class_id,
+    category_id_of,
+)
+from annotations.models import AnnotationKind, AnnotationSet, AnnotationStatus, Case, Cell, Field, Split
+from annotations.truth import truth_q
 
 UNASSIGNED = "unassigned"
 SPLIT_ORDER: tuple[str, ...] = (*Split.values, UNASSIGNED)
@@ -50,6 +58,7 @@ class ExportRequest:
     splits: tuple[str, ...] = ()
     classes: tuple[str, ...] = ()
     model_version: int | None = None
+    split_all: str | None = None  # every image into this one split, whatever its patient's
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +67,7 @@ class ExportRequest:
             "splits": list(self.splits),
             "classes": list(self.classes),
             "model_version": self.model_version,
+            "split_all": self.split_all,
         }
 
     @classmethod
@@ -68,6 +78,7 @@ class ExportRequest:
             splits=tuple(data.get("splits") or ()),
             classes=tuple(str(value) for value in data.get("classes") or ()),
             model_version=data.get("model_version"),
+            split_all=data.get("split_all"),
         )
 
 
@@ -79,7 +90,9 @@ class ExportPlan:
     splits: tuple[str, ...]  # the splits asked for, in SPLIT_ORDER
     category_ids: frozenset[int] | None  # None: every category
     model_version_id: int | None  # the predictions' model version
+    split_all: str | None = None
     left_out: dict[str, int] = field(default_factory=dict)
+    splits_assigned: dict[str, str] = field(default_factory=dict)  # patient code -> split given for this export
 
     @property
     def instance_sources(self) -> frozenset[ExportSource]:
@@ -94,7 +107,7 @@ class ExportPlan:
 
 def _set_q(source: ExportSource, model_version_id: int | None, prefix: str = "") -> Q:
     if source == ExportSource.CONSENSUS:
-        return Q(**{f"{prefix}kind__in": TRUTH_KINDS, f"{prefix}status": AnnotationStatus.LOCKED})
+        return truth_q(through=prefix)
     if source == ExportSource.ANNOTATIONS:
         return Q(
             **{
@@ -135,18 +148,21 @@ def _has_set(sources: Iterable[ExportSource], model_version_id: int | None) -> E
 
 def exported_fields(plan: ExportPlan, split: str | None = None) -> QuerySet[Field]:
     fields = selected_fields(plan).filter(_has_set(plan.instance_sources, plan.model_version_id))
-    if split is not None:
+    if split is not None and plan.split_all is None:
         fields = fields.filter(smear__case__patient__split=_split_value(split))
     return fields.order_by("id")
 
 
 def export_splits(plan: ExportPlan) -> list[str]:
+    if plan.split_all is not None:
+        return [plan.split_all]
     present = set(exported_fields(plan).values_list("smear__case__patient__split", flat=True).distinct())
     return [split for split in SPLIT_ORDER if _split_value(split) in present]
 
 
 def _category_q(category_ids: frozenset[int]) -> Q:
-    classes = [category - 1 for category in category_ids if category < UNCOUNTABLE_CATEGORY_ID]
+    special = {UNCOUNTABLE_CATEGORY_ID, UNCLASSIFIED_CATEGORY_ID}
+    classes = [category_class_id(category) for category in category_ids if category not in special]
     query = Q(countable=True, cell_class_id__in=classes)
     if UNCOUNTABLE_CATEGORY_ID in category_ids:
         query |= Q(countable=False)
@@ -239,6 +255,16 @@ def _splits(request: ExportRequest, errors: list[FieldError]) -> tuple[str, ...]
     return tuple(split for split in SPLIT_ORDER if split in request.splits)
 
 
+def _split_all(request: ExportRequest, errors: list[FieldError]) -> str | None:
+    if request.split_all is None:
+        return None
+    if request.split_all not in Split.values:
+        errors.append(FieldError("split_all", f"{request.split_all!r} is not one of {', '.join(Split.values)}"))
+    elif request.splits:
+        errors.append(FieldError("split_all", "puts every image into one split; leave out splits"))
+    return request.split_all
+
+
 def _category_ids(request: ExportRequest, errors: list[FieldError]) -> frozenset[int] | None:
     if not request.classes:
         return None
@@ -289,6 +315,7 @@ def export_plan(request: ExportRequest, *, user: Any = None) -> ExportPlan:
         splits=_splits(request, errors),
         category_ids=_category_ids(request, errors),
         model_version_id=None,
+        split_all=_split_all(request, errors),
     )
     if errors:
         raise ValidationFailed("The export request is not valid.", errors=errors)

@@ -3,6 +3,7 @@ queued), run by the Celery tasks of `annotations.tasks` through `aicell.jobs.job
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from collections.abc import Mapping
@@ -20,9 +21,10 @@ from aicell.jobs import job_fail, job_report_progress
 from annotations.interchange.archive import ArchiveLimits, DatasetFiles, DirectoryDataset, UnsafeArchive, ZipDataset
 from annotations.interchange.coco_export import ExportSummary, coco_export_write
 from annotations.interchange.dataset_import import ImportOptions, dataset_import, import_annotator
-from annotations.interchange.export_selection import ExportRequest, export_plan
+from annotations.interchange.export_selection import ExportPlan, ExportRequest, export_plan, exported_fields
 from annotations.interchange.label_map import LabelMap, LabelMapInvalid, label_map_parse
 from annotations.models import PSEUDONYM_VALIDATOR, Case, ExportJob, ImportFormat, ImportJob
+from annotations.services import patient_splits_assign
 
 
 def archive_limits() -> ArchiveLimits:
@@ -63,15 +65,39 @@ def smear_code_checked(code: str) -> str:
 # --- export ------------------------------------------------------------------------------------------------------
 
 
+def export_plan_assigning_splits(request: ExportRequest, *, user: Any = None) -> ExportPlan:
+    """Check the request into a plan after giving every patient of the exported fields (whatever splits the request
+    filters on) that has no split yet its split, the way training snapshots do: a fresh case exports as train, val
+    and test, never "unassigned". A request with `split_all` writes nothing. A refused request assigns nothing."""
+    with transaction.atomic():
+        assigned: dict[str, str] = {}
+        if request.split_all is None:
+            try:
+                every_split = export_plan(dataclasses.replace(request, splits=()), user=user)
+            except ValidationFailed:
+                pass  # the request itself is checked below, and refused in its own words
+            else:
+                assigned = patient_splits_assign(fields=exported_fields(every_split))
+        plan = export_plan(request, user=user)
+    return dataclasses.replace(plan, splits_assigned=assigned)
+
+
 def coco_export_to_file(request: ExportRequest, out: IO[bytes], *, user: Any = None) -> ExportSummary:
     """The command line's export: check the request, then stream the zip into `out`."""
-    return coco_export_write(export_plan(request, user=user), out)
+    return coco_export_write(export_plan_assigning_splits(request, user=user), out)
 
 
 def export_job_create(*, request: ExportRequest, user: Any) -> ExportJob:
-    export_plan(request, user=user)  # refuse a bad or empty request now, not in the worker
+    """Check the request now (a bad or empty one is refused here, not in the worker) and queue the job. Splits given
+    now are kept in the job's result, and the report lists them with any given when the worker runs it."""
     with transaction.atomic():
-        job = ExportJob.objects.create(parameters=request.to_dict(), created_by=user, message="waiting for a worker")
+        plan = export_plan_assigning_splits(request, user=user)
+        job = ExportJob.objects.create(
+            parameters=request.to_dict(),
+            result={"splits_assigned": plan.splits_assigned},
+            created_by=user,
+            message="waiting for a worker",
+        )
         transaction.on_commit(lambda: _enqueue(ExportJob, job.pk))
     job.refresh_from_db()
     return job
@@ -92,8 +118,9 @@ def export_job_run(job: ExportJob) -> dict[str, Any]:
     """Write the job's export into storage (exports/<random>.zip); progress and cancel through aicell.jobs."""
     if job.created_by is None:
         raise PermissionDenied("The user who asked for this export no longer exists.")
-    # Checked again: roles, cases and predictions may have changed since the request was queued.
-    plan = export_plan(ExportRequest.from_dict(job.parameters), user=job.created_by)
+    # Checked again: roles, cases, predictions and patients may have changed since the request was queued.
+    plan = export_plan_assigning_splits(ExportRequest.from_dict(job.parameters), user=job.created_by)
+    plan = dataclasses.replace(plan, splits_assigned={**job.result.get("splits_assigned", {}), **plan.splits_assigned})
     settings.AICELL_TMP_DIR.mkdir(parents=True, exist_ok=True)
 
     def progress(done: int, total: int) -> None:

@@ -1,6 +1,6 @@
 """Diagnosis rule sets as versioned data; seeds the shipped default (active) and FAB rule sets.
 
-The seed reads `annotations.rules` as of this migration. A later change to the shipped rules must reach existing
+The seed reads `annotations.counting.rules` as of this migration. A later change to the shipped rules must reach existing
 databases as a new version (a new migration or `POST /api/v1/rule-sets`), never by editing a stored row.
 """
 
@@ -9,7 +9,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-from annotations.rules import DEFAULT_RULE_SET, FAB_RULE_SET, parse_rule_set
+from annotations.counting.rules import DEFAULT_RULE_SET, FAB_RULE_SET, parse_rule_set
 
 SHIPPED = (
     ("default", DEFAULT_RULE_SET, True, "shipped default: ALL when lymphoblasts > 20% (seed paper)"),

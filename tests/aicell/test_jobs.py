@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from aicell.errors import Conflict, ValidationFailed
+from aicell.errors import StateConflict, ValidationFailed
 from aicell.jobs import (
     JobCancelled,
     job_fail,
@@ -73,7 +73,7 @@ def test_cancelling_a_queued_job_ends_it_at_once() -> None:
     job_request_cancel(ExportJob, job.pk)
     assert (fresh(job).status, fresh(job).cancel_requested) == (JobStatus.CANCELLED, True)
     assert job_mark_running(ExportJob, job.pk) is None
-    with pytest.raises(Conflict, match="already ended"):
+    with pytest.raises(StateConflict, match="already ended"):
         job_request_cancel(ExportJob, job.pk)
 
 

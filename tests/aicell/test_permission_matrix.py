@@ -21,9 +21,9 @@ from rest_framework.test import APIClient
 
 from aicell.models import JobStatus
 from aicell.roles import Role
+from annotations.counting.rules import FAB_RULE_SET
 from annotations.models import AnnotationKind, AnnotationStatus, ExportJob, ImportJob, RuleSet
-from annotations.review_services import consensus_reopen
-from annotations.rules import FAB_RULE_SET
+from annotations.review.services import consensus_reopen
 from inference.models import PrelabelJob
 from tests.conftest import token_client
 from tests.factories import (

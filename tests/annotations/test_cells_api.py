@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 
 from annotations.models import AnnotationSet, AuditEvent, Cell
+from annotations.taxonomy import NUM_CLASSES
 from tests.factories import AnnotationSetFactory, AssignmentFactory, CellFactory, FieldFactory
 
 pytestmark = pytest.mark.django_db
@@ -121,7 +122,7 @@ def test_non_finite_coordinates_are_refused(client_for: Any, annotator: Any, own
     assert not own_set.cells.exists()
 
 
-@pytest.mark.parametrize("cell_class", [21, -1, 99, "lymphoblast", True])
+@pytest.mark.parametrize("cell_class", [NUM_CLASSES, -1, 99, "lymphoblast", True])
 def test_class_ids_outside_the_taxonomy_are_refused(
     client_for: Any, annotator: Any, own_set: AnnotationSet, cell_class: Any
 ) -> None:

@@ -16,7 +16,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from aicell.models import JobStatus
 from aicell.roles import Role
 from annotations.interchange import coco_export, jobs
-from annotations.models import AnnotationKind, AnnotationStatus, Cell, ExportJob, Field, ImportJob
+from annotations.models import AnnotationKind, AnnotationStatus, Cell, ExportJob, Field, ImportJob, Patient
 from annotations.tasks import export_dataset, import_dataset
 from tests.annotations.interchange.builders import write_voc, zip_folder
 from tests.factories import AnnotationSetFactory, CaseFactory, CellFactory, FieldFactory, image_bytes
@@ -75,7 +75,10 @@ def test_a_researcher_exports_polls_and_downloads(
     download = client.get(done["download_url"])
     assert download.status_code == 200
     assert download["Content-Type"] == "application/zip"
-    instances = json.loads(zip_members(download)["annotations/instances_unassigned.json"])
+    # The patient had no split: the export gave it one, the way a training snapshot would, and says so.
+    patient = Patient.objects.get(pk=field.smear.case.patient_id)
+    assert done["result"]["splits_assigned"] == {patient.code: patient.split}
+    instances = json.loads(zip_members(download)[f"annotations/instances_{patient.split}.json"])
     assert [image["id"] for image in instances["images"]] == [field.pk]
     # Exports are personal: another researcher does not see it, an admin does, other roles are refused.
     other = client_for(make_user(Role.RESEARCHER))
@@ -215,7 +218,8 @@ def test_a_real_worker_runs_an_export_requested_through_the_api(
     assert state["status"] == "succeeded", state
     assert ExportJob.objects.get(pk=job["id"]).celery_task_id
     members = zip_members(client.get(state["download_url"]))
-    assert f"images/unassigned/{field.pk:08d}.jpg" in members
+    split = Patient.objects.get(pk=field.smear.case.patient_id).split  # given by the export
+    assert f"images/{split}/{field.pk:08d}.jpg" in members
 
 
 @pytest.mark.django_db

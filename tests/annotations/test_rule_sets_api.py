@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from annotations.counting.rules import DEFAULT_RULE_SET, FAB_RULE_SET, parse_rule_set
 from annotations.models import AuditEvent, RuleSet, RuleSetImmutable
-from annotations.rules import DEFAULT_RULE_SET, FAB_RULE_SET, parse_rule_set
 from tests.factories import FieldFactory, SmearFactory, TruthSetFactory, add_cells
 
 pytestmark = pytest.mark.django_db

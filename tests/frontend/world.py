@@ -15,6 +15,7 @@ from django.urls import NoReverseMatch, reverse
 
 from aicell.roles import Role
 from annotations.models import AnnotationKind, AnnotationStatus, Cell
+from annotations.taxonomy import NUM_CLASSES
 from tests.conftest import token_client
 from tests.factories import (
     AnnotationSetFactory,
@@ -61,11 +62,11 @@ def route_exists(name: str, **kwargs: Any) -> bool:
 
 
 def probabilities(top_class: int, confidence: float) -> list[float]:
-    """21 class probabilities summing to 1: `top_class` at `confidence`, the next class id second at 60% of it."""
+    """Class probabilities summing to 1: `top_class` at `confidence`, the next class id second at 60% of it."""
     runner_up = confidence * 0.6
-    values = [(1.0 - confidence - runner_up) / 19] * 21
+    values = [(1.0 - confidence - runner_up) / (NUM_CLASSES - 2)] * NUM_CLASSES
     values[top_class] = confidence
-    values[(top_class + 1) % 21] = runner_up
+    values[(top_class + 1) % NUM_CLASSES] = runner_up
     return values
 
 

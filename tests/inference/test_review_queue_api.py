@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from annotations.models import AnnotationKind
+from annotations.taxonomy import NUM_CLASSES
 from inference.models import ReviewClaim
 from tests.factories import AnnotationSetFactory, CellFactory, FieldFactory, ModelVersionFactory
 
@@ -28,7 +29,7 @@ def predicted(field: Any, model_version: Any, cells: list[dict[str, Any]]) -> li
             "mutual_information": cell.get("mutual_information", 0.0),
             "detector": 1 - cell.get("detector_score", 0.9),
         }
-        probabilities = [0.0] * 21
+        probabilities = [0.0] * NUM_CLASSES
         probabilities[cell.get("cell_class", 12)] = 1.0
         made.append(
             CellFactory(
@@ -159,7 +160,7 @@ def test_without_an_active_classifier_the_queue_is_empty(client_for: Any, annota
     assert (response.status_code, response.json()) == (200, [])
 
 
-@pytest.mark.parametrize(("params", "field"), [({"limit": 0}, "limit"), ({"cell_class": 21}, "cell_class")])
+@pytest.mark.parametrize(("params", "field"), [({"limit": 0}, "limit"), ({"cell_class": NUM_CLASSES}, "cell_class")])
 def test_bad_parameters_name_the_field(client_for: Any, annotator: Any, params: dict[str, Any], field: str) -> None:
     response = queue(client_for(annotator), **params)
     assert response.status_code == 400

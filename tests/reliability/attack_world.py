@@ -21,7 +21,7 @@ from rest_framework.authtoken.models import Token
 from aicell.models import JobStatus
 from aicell.roles import Role
 from annotations.models import AnnotationKind, AnnotationStatus, ExportJob, ImportJob, RuleSet
-from annotations.review_services import consensus_reopen
+from annotations.review.services import consensus_reopen
 from inference.models import PrelabelItem, PrelabelJob
 from tests.factories import (
     AnnotationSetFactory,

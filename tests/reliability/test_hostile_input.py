@@ -26,6 +26,7 @@ from aicell.models import JobStatus
 from aicell.roles import Role
 from annotations.models import AnnotationSet, AuditEvent, Case, Cell, Field, ImportJob, Patient, RuleSet, Smear
 from annotations.tasks import import_dataset
+from annotations.taxonomy import NUM_CLASSES
 from tests.annotations.interchange.builders import voc_xml
 from tests.conftest import token_client
 from tests.factories import (
@@ -293,7 +294,7 @@ BAD_BOXES: dict[str, dict[str, Any]] = {
     "x null": {"x": None},
     "x a list": {"x": [1, 2]},
     "x an object": {"x": {"value": 1}},
-    "cell_class 21": {"cell_class": 21},
+    "cell_class past the taxonomy": {"cell_class": NUM_CLASSES},
     "cell_class -1": {"cell_class": -1},
     "cell_class a name": {"cell_class": "lymphoblast"},
     "cell_class 1.5": {"cell_class": 1.5},

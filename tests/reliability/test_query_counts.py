@@ -14,8 +14,9 @@ from django.test.utils import CaptureQueriesContext
 
 from aicell.models import JobStatus
 from aicell.roles import Role
+from annotations.counting.rules import FAB_RULE_SET
 from annotations.models import AnnotationKind, AuditEvent, ExportJob, ImportJob, RuleSet
-from annotations.rules import FAB_RULE_SET
+from annotations.taxonomy import NUM_CLASSES
 from inference.core.selection import REVIEW_STRATEGIES
 from inference.models import PrelabelItem, PrelabelJob
 from tests.conftest import token_client
@@ -46,7 +47,7 @@ def predicted(field: Any, model_version: Any) -> None:
     predictions = PredictionSetFactory(field=field, model_version=model_version)
     for index in range(2):
         uncertainty = {"entropy": 0.5 + index / 10, "margin": 0.3, "least_confidence": 0.4}
-        probabilities = [0.0] * 21
+        probabilities = [0.0] * NUM_CLASSES
         probabilities[11] = 1.0
         CellFactory(
             annotation_set=predictions,

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from aicell.celery import app
-from aicell.errors import Conflict, ValidationFailed
+from aicell.errors import StateConflict, ValidationFailed
 from aicell.jobs import job_request_cancel, job_succeed, jobs_fail_stale
 from aicell.models import JobStatus
 from aicell.roles import Role
@@ -67,7 +67,7 @@ def test_bad_parameters_are_refused_with_every_field_named(training_env: Path) -
 
 def test_only_one_training_job_is_open_at_a_time(training_env: Path) -> None:
     first = training_job_create(stages="detector", enqueue=False)
-    with pytest.raises(Conflict) as refused:
+    with pytest.raises(StateConflict) as refused:
         training_job_create(stages="classifier", enqueue=False)
     assert refused.value.details == {"training_job": first.pk}
     job_request_cancel(TrainingJob, first.pk)  # queued: cancelled at once, the lane is free again
@@ -88,7 +88,7 @@ def test_a_race_past_the_check_is_stopped_by_the_constraint(
     training_job_create(stages="detector", enqueue=False)
     # Two requests at the same moment: both passed the "is one open?" check before either committed.
     monkeypatch.setattr(jobs, "open_training_job", lambda: None)
-    with pytest.raises(Conflict):
+    with pytest.raises(StateConflict):
         training_job_create(stages="classifier", enqueue=False)
     assert TrainingJob.objects.count() == 1
 

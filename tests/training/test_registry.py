@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.db import IntegrityError, transaction
 
-from aicell.errors import Conflict, PermissionDenied, ValidationFailed
+from aicell.errors import PermissionDenied, StateConflict, ValidationFailed
 from aicell.roles import Role
 from annotations.models import AuditEvent
 from inference.models import PrelabelJob, PrelabelTrigger
@@ -162,11 +162,11 @@ def test_registry_changes_need_an_admin_a_reason_and_a_sensible_target(make_user
         model_version_promote(version_id=candidate.pk, actor=researcher, reason="why not")
     with pytest.raises(ValidationFailed):
         model_version_promote(version_id=candidate.pk, actor=admin, reason=" ")
-    with pytest.raises(Conflict):
+    with pytest.raises(StateConflict):
         model_version_promote(version_id=active.pk, actor=admin, reason="again")
-    with pytest.raises(Conflict):  # nothing it replaced
+    with pytest.raises(StateConflict):  # nothing it replaced
         model_version_rollback(version_id=active.pk, actor=admin, reason="undo")
-    with pytest.raises(Conflict):  # not active
+    with pytest.raises(StateConflict):  # not active
         model_version_rollback(version_id=candidate.pk, actor=admin, reason="undo")
     other_stage = version(stage=DETECTOR.name)
     with pytest.raises(ValidationFailed):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SPLITS = ("train", "val", "test")
+from annotations.splits import SPLITS
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from aicell.errors import DomainError
-from annotations.diagnosis_eval import DiagnosisEvaluation, Rate
-from annotations.differential_sources import SOURCES, parse_source
-from annotations.selectors import DiagnosisEvaluationRun, diagnosis_evaluation
+from annotations.counting.diagnosis_eval import DiagnosisEvaluation, Rate
+from annotations.counting.selectors import DiagnosisEvaluationRun, diagnosis_evaluation
+from annotations.counting.sources import SOURCES, parse_source
 
 
 class Command(BaseCommand):

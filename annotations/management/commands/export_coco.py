@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from aicell.errors import DomainError
 from annotations.interchange.export_selection import SPLIT_ORDER, ExportRequest, ExportSource
 from annotations.interchange.jobs import coco_export_to_file
+from annotations.models import Split
 
 
 def domain_error_text(exc: DomainError) -> str:
@@ -38,6 +39,12 @@ class Command(BaseCommand):
             "--classes", nargs="+", default=[], metavar="CLASS", help="class names, uncountable, unclassified or ids"
         )
         parser.add_argument("--model-version", type=int, help="the model version of the predictions")
+        parser.add_argument(
+            "--split-all",
+            choices=Split.values,
+            help="every image into this one split, whatever its patient's (no split is assigned); without it, "
+            "patients without a split get one first, the way training snapshots assign them",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         request = ExportRequest(
@@ -46,6 +53,7 @@ class Command(BaseCommand):
             splits=tuple(options["split"]),
             classes=tuple(options["classes"]),
             model_version=options["model_version"],
+            split_all=options["split_all"],
         )
         out: Path = options["out"]
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ from aicell.errors import PermissionDenied, ValidationFailed
 from aicell.roles import Role
 from annotations.interchange import coco_export
 from annotations.interchange.coco_export import coco_export_write
+from annotations.interchange.coco_format import class_category_id
 from annotations.interchange.export_selection import ExportRequest, export_plan
 from annotations.models import AnnotationKind, AnnotationStatus, Cell, ReviewOutcome
 from annotations.taxonomy import CELL_CLASSES
@@ -145,7 +146,7 @@ def test_categories_are_the_fixed_taxonomy_plus_uncountable_and_unclassified(wor
     entries = export(ExportRequest(splits=("test",)))  # a split with one class only: ids must not be remapped
     coco = load_coco(tmp_path, entries, "annotations/instances_test.json")
     categories = coco.loadCats(coco.getCatIds())
-    expected = [(spec.id + 1, spec.name, spec.lineage.value) for spec in CELL_CLASSES]
+    expected = [(class_category_id(spec.id), spec.name, spec.lineage.value) for spec in CELL_CLASSES]
     expected += [(22, "uncountable", "cell"), (23, "unclassified", "cell")]
     assert [(c["id"], c["name"], c["supercategory"]) for c in categories] == expected
     [annotation] = coco.loadAnns(coco.getAnnIds())
@@ -191,7 +192,7 @@ def test_splits_unassigned_and_class_filters(world: World) -> None:
         world.truth_cells["train"][0].pk,
         world.truth_cells["train"][2].pk,
     ]
-    assert len(train["categories"]) == 23
+    assert len(train["categories"]) == len(CELL_CLASSES) + 2
     assert len(train["images"]) == 2  # the images stay; only boxes of other classes are left out
 
 

@@ -15,6 +15,7 @@ from annotations.interchange.label_map import (
     label_map_for_taxonomy,
     label_map_parse,
 )
+from annotations.taxonomy import NUM_CLASSES
 
 SHIPPED_BCCD_MAP = Path(__file__).resolve().parents[3] / "demo" / "bccd_label_map.json"
 # The mapping, by taxonomy id: neutrophil -> 5 segmented, eosinophil -> 6, lymphocyte -> 12,
@@ -58,13 +59,14 @@ def test_every_mistake_of_a_label_map_is_listed() -> None:
     with pytest.raises(LabelMapInvalid) as caught:
         label_map_parse(
             {
-                "labels": {"a": "cell", "b": 21, "c": {"class": 3, "colour": "red"}, "A": "ignore", "d": True},
+                "labels": {"a": "cell", "b": NUM_CLASSES, "c": {"class": 3, "colour": "red"}, "A": "ignore", "d": True},
                 "field_types": {"x": "nothing"},
                 "extra": 1,
             }
         )
     reasons = "\n".join(caught.value.reasons)
-    for expected in ("'cell' is not a class", "outside 0..20", "unknown keys colour", "a named twice", "True", "extra"):
+    outside = f"outside 0..{NUM_CLASSES - 1}"
+    for expected in ("'cell' is not a class", outside, "unknown keys colour", "a named twice", "True", "extra"):
         assert expected in reasons
     with pytest.raises(LabelMapInvalid, match="field_types is empty"):
         label_map_parse({"labels": {"WBC": {"class": "from_field_types"}}})

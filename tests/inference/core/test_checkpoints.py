@@ -117,10 +117,11 @@ def test_class_list_order_matters(member: tuple[torch.nn.Module, Path]) -> None:
 
 
 def test_shape_mismatch_names_the_tensor_and_both_shapes(tmp_path: Path) -> None:
-    # Weights of a 5-class head filed under the 21-class taxonomy: the rebuilt model cannot take them.
+    # Weights of a 5-class head filed under the taxonomy's classes: the rebuilt model cannot take them.
     model = build_classifier("test_resnet", 5)
     path = save_checkpoint(tmp_path / "bad.pt", model, member_meta())
-    with pytest.raises(CheckpointMismatchError, match=r"'fc\.weight' has shape \(5, \d+\) .* but \(21, \d+\)"):
+    mismatch = rf"'fc\.weight' has shape \(5, \d+\) .* but \({NUM_CLASSES}, \d+\)"
+    with pytest.raises(CheckpointMismatchError, match=mismatch):
         load_checkpoint(path)
 
 

@@ -4,7 +4,7 @@ import pytest
 from scipy.stats import binomtest
 from statsmodels.stats.proportion import proportion_confint
 
-from annotations.differential import CIMethod, CountedCell, build_differential, proportion_ci, share_of
+from annotations.counting.differential import CIMethod, CountedCell, build_differential, proportion_ci, share_of
 from annotations.taxonomy import NUM_CLASSES, class_by_name
 
 

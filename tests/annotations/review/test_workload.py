@@ -2,7 +2,7 @@
 
 import pytest
 
-from annotations.workload import AnnotatorLoad, FieldNeed, NotEnoughAnnotators, balance
+from annotations.review.workload import AnnotatorLoad, FieldNeed, NotEnoughAnnotators, balance
 
 
 def test_the_least_loaded_get_the_work_and_loads_grow_as_fields_are_given() -> None:

@@ -31,7 +31,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import cohen_kappa_score
 
-from annotations.differential import CellId, CountedCell, build_differential
+from annotations.counting.differential import CellId, CountedCell, build_differential
 from annotations.jsonable import JsonMixin
 from annotations.taxonomy import CELL_CLASSES, NUM_CLASSES
 

@@ -3,7 +3,7 @@ import json
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
-from annotations.diagnosis_eval import CaseDiagnosis, evaluate_diagnoses
+from annotations.counting.diagnosis_eval import CaseDiagnosis, evaluate_diagnoses
 
 MORE = "count_more_cells"
 

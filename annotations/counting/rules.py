@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-from annotations.differential import CI_METHODS, CellId, CIMethod, Differential, Share
+from annotations.counting.differential import CI_METHODS, CellId, CIMethod, Differential, Share
 from annotations.jsonable import JsonMixin
 from annotations.taxonomy import CLASS_NAMES, class_by_name
 
@@ -100,7 +100,9 @@ class Rule(JsonMixin):
 
 
 @dataclass(frozen=True)
-class RuleSet(JsonMixin):
+class RuleSetContent(JsonMixin):
+    """The parsed content of a stored rule set (`annotations.models.RuleSet` keeps it as JSON with its version)."""
+
     rules: tuple[Rule, ...]
     min_cells: int = DEFAULT_MIN_CELLS
     ci_method: CIMethod = "exact"
@@ -148,13 +150,13 @@ def validate_rule_set(data: Any) -> list[ValidationError]:
     return validator.errors
 
 
-def parse_rule_set(data: RuleSet | Mapping[str, Any]) -> RuleSet:
-    if isinstance(data, RuleSet):
+def parse_rule_set(data: RuleSetContent | Mapping[str, Any]) -> RuleSetContent:
+    if isinstance(data, RuleSetContent):
         return data
     errors = validate_rule_set(data)
     if errors:
         raise RuleSetError(errors)
-    return RuleSet(
+    return RuleSetContent(
         rules=tuple(_parse_rule(rule) for rule in data["rules"]),
         min_cells=data.get("min_cells", DEFAULT_MIN_CELLS),
         ci_method=data.get("ci_method", "exact"),
@@ -389,7 +391,7 @@ class DiagnosisReport(JsonMixin):
     suggestions: tuple[Suggestion, ...]
 
 
-def evaluate_rules(rule_set: RuleSet | Mapping[str, Any], differential: Differential) -> list[Suggestion]:
+def evaluate_rules(rule_set: RuleSetContent | Mapping[str, Any], differential: Differential) -> list[Suggestion]:
     """One suggestion per rule, in rule order. A JSON rule set is validated first (RuleSetError if invalid)."""
     parsed = parse_rule_set(rule_set)
     return [_evaluate_rule(rule, parsed, differential) for rule in parsed.rules]
@@ -408,12 +410,12 @@ def summarize(suggestions: Sequence[Suggestion]) -> DiagnosisSummary:
     return DiagnosisSummary(SuggestionStatus.NEGATIVE, None, NO_CRITERIA_MET, (), ())
 
 
-def suggest_diagnosis(rule_set: RuleSet | Mapping[str, Any], differential: Differential) -> DiagnosisReport:
+def suggest_diagnosis(rule_set: RuleSetContent | Mapping[str, Any], differential: Differential) -> DiagnosisReport:
     suggestions = evaluate_rules(rule_set, differential)
     return DiagnosisReport(differential.source, differential.n_counted, summarize(suggestions), tuple(suggestions))
 
 
-def _evaluate_rule(rule: Rule, rule_set: RuleSet, differential: Differential) -> Suggestion:
+def _evaluate_rule(rule: Rule, rule_set: RuleSetContent, differential: Differential) -> Suggestion:
     applying = [hint for hint in rule.hints if _hint_applies(hint, differential)]
     numerator = list(rule.numerator)
     for hint in applying:
@@ -456,7 +458,7 @@ def _too_few(n: int, min_cells: int) -> str:
 
 
 def _percent_decision(
-    share: Share, rule: Rule, rule_set: RuleSet
+    share: Share, rule: Rule, rule_set: RuleSetContent
 ) -> tuple[SuggestionStatus, bool | None, tuple[str, ...]]:
     threshold = rule.threshold_percent
     if share.percent is None or share.ci_low is None or share.ci_high is None or threshold is None:

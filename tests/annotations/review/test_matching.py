@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from annotations.matching import (
+from annotations.review.matching import (
     BoxAnnotation,
     FieldMatch,
     OutcomeKind,
@@ -13,7 +13,7 @@ from annotations.matching import (
     match_boxes,
     measure_agreement,
 )
-from annotations.taxonomy import class_by_name
+from annotations.taxonomy import NUM_CLASSES, class_by_name
 
 LYMPHOBLAST = class_by_name("lymphoblast").id
 LYMPHOCYTE = class_by_name("lymphocyte").id
@@ -255,7 +255,7 @@ def test_differential_difference_has_blasts_first() -> None:
     assert (difference[0].percent_a, difference[0].percent_b, difference[0].difference) == (50.0, 25.0, 25.0)
     lymphocytes = next(d for d in difference if d.class_id == LYMPHOCYTE)
     assert lymphocytes.difference == pytest.approx(50.0 - 75.0)
-    assert len(difference) == 1 + 21
+    assert len(difference) == 1 + NUM_CLASSES
 
     empty = measure_agreement([match_boxes([], [box("b", 0)])]).differential_difference
     assert (empty[0].percent_a, empty[0].difference) == (None, None)

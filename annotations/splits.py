@@ -1,4 +1,6 @@
-"""Per-patient train/val/test splits (pure).
+"""Per-patient train/val/test splits: the pure rule (no Django, no torch), so the snapshot builder, the export and
+the training library read one definition. `annotations.services.patient_splits_assign` is the one service that
+stores splits.
 
 A patient's split is a function of (seed, patient code) only: a hash mapped to a uniform number in [0, 1)
 picks the bucket. Adding patients never moves an existing one, and `assign_splits` additionally keeps every
@@ -10,8 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 
-from training.core.records import SPLITS
-
+SPLITS = ("train", "val", "test")
 DEFAULT_RATIOS = (0.7, 0.1, 0.2)
 
 

@@ -8,11 +8,8 @@ The flow of one field (its `status` in brackets):
   consensus set is built, locked [consensus]. Reopening (adjudicator + reason) lets adjudicators edit it
   [in_adjudication] until they lock it again [consensus].
 
-Consensus cells: a matched pair's box is the mean of A's and B's boxes (both drew the cell; averaging two
-experts' boxes reduces their independent placement errors), with the class and countable flag both agreed on or
-that the resolution chose; a box only one annotator drew enters exactly as drawn, or not at all. An adjudicator
-may instead give a cell of their own. `source_cell` points at A's cell (agreed pairs) or at the chosen version's
-cell, `review_outcome` says agreed / resolved / adjudicated.
+Consensus cells follow the rule of `review.consensus` (the mean box of a matched pair, a single box as drawn or not
+at all); an adjudicator may instead give a cell of their own. `review_outcome` says agreed / resolved / adjudicated.
 
 Every step locks the field row first, so the steps of one field never interleave; conflicts carry a version.
 """
@@ -29,12 +26,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
-from aicell.errors import Conflict as ConflictError
-from aicell.errors import FieldError, NotFound, PermissionDenied, ValidationFailed
+from aicell.errors import FieldError, NotFound, PermissionDenied, StateConflict, ValidationFailed
 from aicell.roles import Role, has_role
-from annotations.matching import BoxAnnotation, FieldMatch, MatchOutcome, OutcomeKind, match_boxes
+from annotations.audit import annotation_set_snapshot, audit_record, cell_snapshot
+from annotations.field_states import field_transition
 from annotations.models import (
-    TRUTH_KINDS,
     AnnotationKind,
     AnnotationSet,
     AnnotationStatus,
@@ -51,19 +47,17 @@ from annotations.models import (
     ReviewOutcome,
     ReviewSettings,
 )
+from annotations.review.consensus import BOX_KEYS, ConsensusCell, agreed_cell, chosen_cell
+from annotations.review.matching import BoxAnnotation, FieldMatch, MatchOutcome, OutcomeKind, match_boxes
+from annotations.review.workload import AnnotatorLoad, FieldNeed, NotEnoughAnnotators, balance
 from annotations.services import (
-    annotation_set_snapshot,
-    audit_record,
-    cell_snapshot,
     check_adjudicator_may_change,
     check_version,
-    field_set_status,
     lock_field,
-    lock_set_for_write,
     validate_box,
     validate_cell_class,
 )
-from annotations.workload import AnnotatorLoad, FieldNeed, NotEnoughAnnotators, balance
+from annotations.truth import truth
 
 User = get_user_model()
 
@@ -164,7 +158,7 @@ def _closed_for_assignment(field: Field) -> str:
     """Why a field takes no (more) annotators, or "" when it does."""
     if FieldReview.objects.filter(field=field).exists():
         return f"Field {field.pk} is past annotation: its cross-check has started."
-    if AnnotationSet.objects.filter(field=field, kind__in=TRUTH_KINDS).exists():
+    if truth(with_reopened=True).filter(field=field).exists():
         return f"Field {field.pk} already holds reviewed truth."
     return ""
 
@@ -176,9 +170,9 @@ def _assign(field: Field, annotator: Any, actor: Any, reason: str) -> Assignment
         with transaction.atomic():
             assignment = Assignment.objects.create(field=field, annotator=annotator, slot=slot, created_by=actor)
     except IntegrityError as exc:
-        raise ConflictError(f"Field {field.pk} was assigned by someone else meanwhile; read it again.") from exc
+        raise StateConflict(f"Field {field.pk} was assigned by someone else meanwhile; read it again.") from exc
     if field.status in (FieldStatus.UPLOADED, FieldStatus.PRELABELLED):
-        field_set_status(field, FieldStatus.IN_ANNOTATION)
+        field_transition(field, FieldStatus.IN_ANNOTATION)
     audit_record(
         actor=actor,
         action="assignment.create",
@@ -280,7 +274,7 @@ def assignment_delete(*, assignment_id: int, actor: Any) -> None:
             field=field, annotator_id=assignment.annotator_id, kind=AnnotationKind.ANNOTATOR
         ).first()
         if FieldReview.objects.filter(field=field).exists() or (draft and draft.status != AnnotationStatus.DRAFT):
-            raise ConflictError(
+            raise StateConflict(
                 "The annotator has submitted this field; the assignment is final and the work stays.",
                 details={"assignment": assignment_snapshot(assignment)},
             )
@@ -300,93 +294,7 @@ def assignment_delete(*, assignment_id: int, actor: Any) -> None:
         )
         if field.status == FieldStatus.IN_ANNOTATION and not field.assignments.exists():
             has_predictions = field.annotation_sets.filter(kind=AnnotationKind.PREDICTION).exists()
-            field_set_status(field, FieldStatus.PRELABELLED if has_predictions else FieldStatus.UPLOADED)
-
-
-# --- model suggestions -------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Accepted:
-    created: list[Cell]
-    skipped: list[int]
-    annotation_set: AnnotationSet
-
-
-def annotation_set_accept_predictions(
-    *,
-    annotation_set_id: int,
-    expected_version: int | None,
-    cell_ids: Sequence[int] | None,
-    accept_all: bool,
-    prediction_set_id: int | None,
-    actor: Any,
-) -> Accepted:
-    """Copy model suggestions of the set's field into an annotator's own set, `source_cell` naming each one.
-
-    Either the listed prediction cells or every cell of one prediction set (the newest unless named); suggestions
-    the set already holds a copy of are skipped. One version step for the whole batch.
-    """
-    if accept_all == (cell_ids is not None):
-        raise ValidationFailed('Send either "cells": [prediction cell ids] or "all": true.', field="cells")
-    with transaction.atomic():
-        annotation_set = lock_set_for_write(annotation_set_id, expected_version, actor)
-        if annotation_set.kind != AnnotationKind.ANNOTATOR:
-            raise PermissionDenied("Model suggestions are accepted into an annotator's own set only.")
-        if not ReviewSettings.load().show_prelabels:
-            raise PermissionDenied("This project hides the model's pre-labels from annotators.")
-        suggestions = _suggestions(annotation_set.field_id, cell_ids, prediction_set_id)
-        already = set(annotation_set.cells.filter(source_cell__in=suggestions).values_list("source_cell_id", flat=True))
-        created = [
-            Cell.objects.create(
-                annotation_set=annotation_set,
-                x=suggestion.x,
-                y=suggestion.y,
-                width=suggestion.width,
-                height=suggestion.height,
-                countable=suggestion.countable,
-                cell_class_id=suggestion.cell_class_id,
-                source_cell=suggestion,
-                created_by=actor,
-            )
-            for suggestion in suggestions
-            if suggestion.pk not in already
-        ]
-        annotation_set.version += 1
-        annotation_set.save(update_fields=["version", "updated_at"])
-        for cell in created:
-            audit_record(
-                actor=actor,
-                action="cell.accept_suggestion",
-                entity="cell",
-                entity_id=cell.pk,
-                field_id=annotation_set.field_id,
-                annotation_set_id=annotation_set.pk,
-                after=cell_snapshot(cell),
-            )
-    return Accepted(created=created, skipped=sorted(already), annotation_set=annotation_set)
-
-
-def _suggestions(field_id: int, cell_ids: Sequence[int] | None, prediction_set_id: int | None) -> list[Cell]:
-    predictions = Cell.objects.filter(
-        annotation_set__field_id=field_id, annotation_set__kind=AnnotationKind.PREDICTION
-    ).order_by("id")
-    if cell_ids is not None:
-        if not cell_ids or not all(isinstance(i, int) and not isinstance(i, bool) for i in cell_ids):
-            raise ValidationFailed("cells must be a non-empty list of prediction cell ids.", field="cells")
-        found = list(predictions.filter(pk__in=cell_ids))
-        unknown = sorted(set(cell_ids) - {cell.pk for cell in found})
-        if unknown:
-            raise ValidationFailed(f"These are not model suggestions of this field: {unknown}.", field="cells")
-        return found
-    sets = AnnotationSet.objects.filter(field_id=field_id, kind=AnnotationKind.PREDICTION)
-    chosen = (
-        sets.filter(pk=prediction_set_id).first() if prediction_set_id is not None else sets.order_by("-id").first()
-    )
-    if chosen is None:
-        name = "prediction_set" if prediction_set_id is not None else "all"
-        raise ValidationFailed("This field has no such model pre-labels to accept.", field=name)
-    return list(predictions.filter(annotation_set=chosen))
+            field_transition(field, FieldStatus.PRELABELLED if has_predictions else FieldStatus.UPLOADED)
 
 
 # --- the cross-check ---------------------------------------------------------------------------------------------
@@ -446,7 +354,7 @@ def field_review_start_if_ready(field_id: int, actor: Any) -> FieldReview | None
         },
     )
     if conflicts:
-        field_set_status(field, FieldStatus.IN_CROSSCHECK)
+        field_transition(field, FieldStatus.IN_CROSSCHECK)
     else:
         _consensus_build(field, review, actor)
     return review
@@ -528,7 +436,7 @@ def _side_of(actor: Any, review: FieldReview) -> str | None:
 
 def _annotator_decides(conflict: Conflict, side: str, data: Mapping[str, Any], actor: Any) -> None:
     if conflict.status != ConflictStatus.OPEN:
-        raise ConflictError(
+        raise StateConflict(
             f"This conflict is {conflict.status} already; nothing was changed.",
             details={"current_version": conflict.version, "current": conflict_snapshot(conflict)},
         )
@@ -546,7 +454,7 @@ def _annotator_decides(conflict: Conflict, side: str, data: Mapping[str, Any], a
 
 def _adjudicator_decides(conflict: Conflict, field: Field, data: Mapping[str, Any], actor: Any) -> None:
     if conflict.status not in (ConflictStatus.OPEN, ConflictStatus.ESCALATED):
-        raise ConflictError(
+        raise StateConflict(
             f"This conflict is {conflict.status} already; nothing was changed.",
             details={"current_version": conflict.version, "current": conflict_snapshot(conflict)},
         )
@@ -571,23 +479,9 @@ def _settle(conflict: Conflict, status: str, resolution: str, final_cell: dict[s
     conflict.resolved_at = timezone.now()
 
 
-def _version_cell(conflict: Conflict, side: str) -> dict[str, Any] | None:
-    """The cell a side's version puts into the consensus: for a matched pair the mean box with that side's class
-    and countable flag; for a single box the box itself (the side that did not draw it means "no cell")."""
-    chosen = conflict.snapshot_a if side == Resolution.A else conflict.snapshot_b
-    if chosen is None:
-        return None
-    box = _mean_box(conflict.snapshot_a, conflict.snapshot_b) if conflict.kind == ConflictKind.PAIR else chosen
-    return {
-        **{key: box[key] for key in ("x", "y", "width", "height")},
-        "countable": chosen["countable"],
-        "cell_class": chosen["cell_class"],
-        "source_cell": chosen["id"],
-    }
-
-
-def _mean_box(a: Any, b: Any) -> dict[str, float]:
-    return {key: (a[key] + b[key]) / 2 for key in ("x", "y", "width", "height")}
+def _version_cell(conflict: Conflict, side: str) -> ConsensusCell | None:
+    """The cell a side's version puts into the consensus (`consensus.chosen_cell`)."""
+    return chosen_cell(conflict.snapshot_a, conflict.snapshot_b, side, pair=conflict.kind == ConflictKind.PAIR)
 
 
 def _custom_cell(cell: Any, field: Field) -> dict[str, Any]:
@@ -618,7 +512,8 @@ def _advance(field: Field, review: FieldReview, actor: Any) -> None:
     if ConflictStatus.OPEN in statuses:
         return
     if ConflictStatus.ESCALATED in statuses:
-        field_set_status(field, FieldStatus.IN_ADJUDICATION)
+        if field.status != FieldStatus.IN_ADJUDICATION:  # the first escalation; the field waits there for the rest
+            field_transition(field, FieldStatus.IN_ADJUDICATION)
     else:
         _consensus_build(field, review, actor)
 
@@ -627,31 +522,30 @@ def _advance(field: Field, review: FieldReview, actor: Any) -> None:
 
 
 def _consensus_build(field: Field, review: FieldReview, actor: Any) -> AnnotationSet:
-    if AnnotationSet.objects.filter(field=field, kind__in=TRUTH_KINDS).exists():
-        raise ConflictError(f"Field {field.pk} already holds reviewed truth; no second consensus is built.")
+    if truth(with_reopened=True).filter(field=field).exists():
+        raise StateConflict(f"Field {field.pk} already holds reviewed truth; no second consensus is built.")
     consensus = AnnotationSet.objects.create(field=field, kind=AnnotationKind.CONSENSUS, status=AnnotationStatus.LOCKED)
     agreements = [outcome for outcome in FieldMatch.from_dict(review.match).outcomes if outcome.is_agreement]
     cells = Cell.objects.in_bulk([key for outcome in agreements for key in (outcome.key_a, outcome.key_b)])
-    agreed = [_agreed_cell(consensus, cells[outcome.key_a], cells[outcome.key_b]) for outcome in agreements]
+    agreed = [
+        _consensus_cell(
+            consensus,
+            agreed_cell(cell_snapshot(cells[outcome.key_a]), cell_snapshot(cells[outcome.key_b])),
+            ReviewOutcome.AGREED,
+        )
+        for outcome in agreements
+    ]
     decided = [
-        Cell(
-            annotation_set=consensus,
-            x=conflict.final_cell["x"],
-            y=conflict.final_cell["y"],
-            width=conflict.final_cell["width"],
-            height=conflict.final_cell["height"],
-            countable=conflict.final_cell["countable"],
-            cell_class_id=conflict.final_cell["cell_class"],
-            source_cell_id=conflict.final_cell["source_cell"],
-            review_outcome=ReviewOutcome.RESOLVED
-            if conflict.status == ConflictStatus.RESOLVED
-            else ReviewOutcome.ADJUDICATED,
+        _consensus_cell(
+            consensus,
+            conflict.final_cell,
+            ReviewOutcome.RESOLVED if conflict.status == ConflictStatus.RESOLVED else ReviewOutcome.ADJUDICATED,
         )
         for conflict in Conflict.objects.filter(field=field).order_by("id")
         if conflict.final_cell is not None
     ]
     Cell.objects.bulk_create(agreed + decided)
-    field_set_status(field, FieldStatus.CONSENSUS)
+    field_transition(field, FieldStatus.CONSENSUS)
     audit_record(
         actor=actor,
         action="consensus.create",
@@ -664,16 +558,14 @@ def _consensus_build(field: Field, review: FieldReview, actor: Any) -> Annotatio
     return consensus
 
 
-def _agreed_cell(consensus: AnnotationSet, a: Cell, b: Cell) -> Cell:
-    box = _mean_box(cell_snapshot(a), cell_snapshot(b))
+def _consensus_cell(consensus: AnnotationSet, cell: ConsensusCell, outcome: ReviewOutcome) -> Cell:
     return Cell(
         annotation_set=consensus,
-        **box,
-        countable=a.countable,
-        # An uncountable cell may lack a class on one side ("no class needed"): keep the class the other gave.
-        cell_class_id=a.cell_class_id if a.cell_class_id is not None else b.cell_class_id,
-        source_cell=a,
-        review_outcome=ReviewOutcome.AGREED,
+        **{key: cell[key] for key in BOX_KEYS},
+        countable=cell["countable"],
+        cell_class_id=cell["cell_class"],
+        source_cell_id=cell["source_cell"],
+        review_outcome=outcome,
     )
 
 
@@ -695,7 +587,7 @@ def consensus_reopen(*, field_id: int, expected_version: int | None, reason: Any
     with transaction.atomic():
         field, consensus = _consensus_for_change(field_id, expected_version, actor)
         if consensus.status != AnnotationStatus.LOCKED:
-            raise ConflictError("The consensus is open already.", details={"current_version": consensus.version})
+            raise StateConflict("The consensus is open already.", details={"current_version": consensus.version})
         return _consensus_set_status(field, consensus, AnnotationStatus.DRAFT, reason.strip(), actor)
 
 
@@ -703,7 +595,7 @@ def consensus_lock(*, field_id: int, expected_version: int | None, actor: Any) -
     with transaction.atomic():
         field, consensus = _consensus_for_change(field_id, expected_version, actor)
         if consensus.status != AnnotationStatus.DRAFT:
-            raise ConflictError("The consensus is locked already.", details={"current_version": consensus.version})
+            raise StateConflict("The consensus is locked already.", details={"current_version": consensus.version})
         unclassified = consensus.cells.filter(countable=True, cell_class__isnull=True).count()
         if unclassified:
             raise ValidationFailed(f"{unclassified} countable consensus cell(s) have no class.", field="cells")
@@ -721,7 +613,7 @@ def _consensus_set_status(
     consensus.save(update_fields=["status", "version", "updated_at"])
     reopening = status == AnnotationStatus.DRAFT
     FieldReview.objects.filter(field=field).update(reopen_reason=reason if reopening else "")
-    field_set_status(field, FieldStatus.IN_ADJUDICATION if reopening else FieldStatus.CONSENSUS)
+    field_transition(field, FieldStatus.IN_ADJUDICATION if reopening else FieldStatus.CONSENSUS)
     audit_record(
         actor=actor,
         action="consensus.reopen" if reopening else "consensus.lock",

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from annotations.models import AnnotationSet, AuditEvent, Cell, Field
-from tests.annotations.review_api import (
+from tests.annotations.review.review_api import (
     annotate,
     assign,
     box,

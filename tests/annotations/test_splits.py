@@ -1,9 +1,16 @@
 from collections import Counter
+from typing import Any
 
 import pytest
 
-from training.core.records import SPLITS, CellRecord, FieldRecord, fields_from_jsonl, fields_to_jsonl
-from training.splits import DEFAULT_RATIOS, assign_splits, split_for_patient
+from annotations.models import Field, Patient, Split
+from annotations.services import patient_splits_assign
+from annotations.splits import DEFAULT_RATIOS, SPLITS, assign_splits, split_for_patient
+from tests.factories import FieldFactory, PatientFactory
+
+
+def test_the_database_choices_are_the_rule_splits():
+    assert tuple(Split.values) == SPLITS
 
 
 def test_split_is_deterministic_and_valid():
@@ -65,27 +72,16 @@ def test_bad_inputs():
         assign_splits(["x"], {"x": "holdout"})
 
 
-def test_jsonl_round_trip(tmp_path):
-    fields = [
-        FieldRecord(
-            key="field:1",
-            image_path="/tmp/a.png",
-            width=64,
-            height=48,
-            patient="P1",
-            split="train",
-            cells=(CellRecord((1.0, 2.0, 10.5, 12.0), True, 5), CellRecord((3, 4, 5, 6), False, None)),
-        ),
-        FieldRecord(key="field:2", image_path="/tmp/b.png", width=8, height=8, patient="P2", split="test", cells=()),
-    ]
-    path = tmp_path / "snap.jsonl"
-    fields_to_jsonl(fields, path)
-    back = fields_from_jsonl(path)
-    assert back == fields
-    assert all(isinstance(v, float) for v in back[0].cells[1].box)
-    assert len(path.read_text().splitlines()) == 2
+@pytest.mark.django_db
+def test_the_split_service_gives_new_patients_of_the_fields_their_split_and_keeps_stored_ones(settings: Any) -> None:
+    settings.AICELL_SPLIT_SEED, settings.AICELL_SPLIT_RATIOS = 7, [0.0, 0.0, 1.0]
+    new, pinned, elsewhere = PatientFactory(code="NEW"), PatientFactory(code="PINNED", split="val"), PatientFactory()
+    fields = [FieldFactory(smear__case__patient=patient) for patient in (new, new, pinned, elsewhere)]
 
+    assigned = patient_splits_assign(fields=Field.objects.filter(pk__in=[field.pk for field in fields[:3]]))
 
-def test_field_record_rejects_unknown_split():
-    with pytest.raises(ValueError, match="split"):
-        FieldRecord(key="k", image_path="/x", width=1, height=1, patient="p", split="holdout", cells=())
+    assert assigned == {"NEW": "test"}
+    assert dict(Patient.objects.values_list("code", "split")) == {"NEW": "test", "PINNED": "val", elsewhere.code: ""}
+    settings.AICELL_SPLIT_RATIOS = [1.0, 0.0, 0.0]  # later settings never move a stored split
+    assert patient_splits_assign(fields=Field.objects.all()) == {elsewhere.code: "train"}
+    assert Patient.objects.get(code="NEW").split == "test"

@@ -10,9 +10,9 @@ from PIL import Image
 from pypdf import PdfReader
 from statsmodels.stats.proportion import proportion_confint
 
-from annotations import reports
-from annotations.differential import CountedCell, build_differential
-from annotations.rules import DEFAULT_RULE_SET, suggest_diagnosis
+from annotations.counting import reports
+from annotations.counting.differential import CountedCell, build_differential
+from annotations.counting.rules import DEFAULT_RULE_SET, suggest_diagnosis
 from annotations.taxonomy import class_by_name
 
 

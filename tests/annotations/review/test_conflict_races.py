@@ -1,7 +1,7 @@
 """Two people deciding one conflict at the same moment: one wins, the other gets 409, nothing is half-written.
 
 The requests run in two threads against the live test database (committed data, one connection per thread), so
-the field and conflict row locks of `review_services.conflict_resolve` are what keeps them apart.
+the field and conflict row locks of `review.services.conflict_resolve` are what keeps them apart.
 """
 
 from __future__ import annotations

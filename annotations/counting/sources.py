@@ -1,7 +1,7 @@
 """Which cells a differential counts, by source (issue 7 "Source chosen by the caller").
 
-- "consensus" (default): the truth set of each field (consensus, or imported truth); fields without one are
-  not counted.
+- "consensus" (default): the truth set of each field (`annotations.truth`: locked consensus, or imported truth;
+  a consensus reopened for changes counts again once it is locked); fields without one are not counted.
 - "consensus+model": the truth set where the field has one, else the prediction set of the active classifier.
 - "model": the prediction sets of the active classifier only.
 
@@ -12,22 +12,32 @@ silently mixed with another source.
 The queries do not depend on the number of fields: one for the fields, one for the active classifier, one for
 the chosen sets, one for their cells (with the annotator each consensus cell came from), one for the model
 versions named by the sets' pipelines.
+
+Model versions belong to the training app: it registers how to read them (`MODEL_VERSION_READERS`, in its app
+config), so counting never imports training.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from annotations.differential import CountedCell
-from annotations.models import TRUTH_KINDS, AnnotationKind, AnnotationSet, Cell, Field
-from annotations.reports import FROM_CONSENSUS, FROM_IMPORTED, FROM_MODEL, FROM_NOTHING, FieldSource, ModelVersionRef
-from training.core.stages import CLASSIFIER
-from training.models import ModelStatus, ModelVersion
+from annotations.counting.differential import CountedCell
+from annotations.counting.reports import (
+    FROM_CONSENSUS,
+    FROM_IMPORTED,
+    FROM_MODEL,
+    FROM_NOTHING,
+    FieldSource,
+    ModelVersionRef,
+)
+from annotations.models import AnnotationKind, AnnotationSet, Cell, Field
+from annotations.truth import truth, truth_q
 
 
 class Source(StrEnum):
@@ -63,6 +73,23 @@ def parse_source(raw: str | None) -> Source:
 
 
 @dataclass(frozen=True)
+class ModelVersionReader:
+    """What counting reads of the model registry: the active classifier's id, and descriptions of versions."""
+
+    active_classifier_id: Callable[[], int | None]
+    refs: Callable[[Collection[int]], tuple[ModelVersionRef, ...]]
+
+
+# The training app appends its reader in its app config; without one there are no model versions to count from.
+MODEL_VERSION_READERS: list[ModelVersionReader] = []
+_NO_MODEL_VERSIONS = ModelVersionReader(active_classifier_id=lambda: None, refs=lambda ids: ())
+
+
+def _model_version_reader() -> ModelVersionReader:
+    return MODEL_VERSION_READERS[-1] if MODEL_VERSION_READERS else _NO_MODEL_VERSIONS
+
+
+@dataclass(frozen=True)
 class Annotator:
     id: int
     username: str
@@ -87,7 +114,8 @@ class GatheredCells:
 def gather_cells(fields: QuerySet[Field], source: Source) -> GatheredCells:
     """The cells to count over `fields` (a smear's or a case's) from `source`, with their provenance."""
     field_rows = list(fields.order_by("id").values_list("id", "smear_id"))
-    classifier = None if source is Source.CONSENSUS else _active_classifier()
+    reader = _model_version_reader()
+    classifier = None if source is Source.CONSENSUS else reader.active_classifier_id()
     chosen = AnnotationSet.objects.filter(field__in=fields.values("pk")).filter(_set_choice(source, classifier))
     set_rows = list(chosen.values_list("id", "field_id", "kind", "source_name", "pipeline"))
     cell_rows = list(
@@ -113,33 +141,29 @@ def gather_cells(fields: QuerySet[Field], source: Source) -> GatheredCells:
     field_sources = _field_sources(field_rows, set_rows, Counter(row[1] for row in cell_rows))
     pipeline_ids = {_as_id(value) for *_, pipeline in set_rows for value in (pipeline or {}).values()}
     if classifier is not None and any(kind == AnnotationKind.PREDICTION for _, _, kind, _, _ in set_rows):
-        pipeline_ids.add(classifier.pk)
+        pipeline_ids.add(classifier)
     return GatheredCells(
         source=source,
         cells=cells,
         fields=field_sources,
-        model_versions=_model_versions({model_id for model_id in pipeline_ids if model_id is not None}),
+        model_versions=reader.refs(sorted(model_id for model_id in pipeline_ids if model_id is not None)),
         annotators=tuple(sorted(annotators, key=lambda annotator: annotator.id)),
         imported_from=tuple(sorted(imported)),
         warnings=_warnings(source, classifier, field_sources),
     )
 
 
-def _active_classifier() -> ModelVersion | None:
-    return ModelVersion.objects.filter(stage=CLASSIFIER.name, status=ModelStatus.ACTIVE).first()
-
-
-def _set_choice(source: Source, classifier: ModelVersion | None) -> Q:
-    truth = Q(kind__in=TRUTH_KINDS)
+def _set_choice(source: Source, classifier: int | None) -> Q:
+    is_truth = truth_q()
     if source is Source.CONSENSUS:
-        return truth
+        return is_truth
     if classifier is None:
-        return truth if source is Source.CONSENSUS_PLUS_MODEL else Q(pk__in=[])
-    prediction = Q(kind=AnnotationKind.PREDICTION, model_version=classifier)
+        return is_truth if source is Source.CONSENSUS_PLUS_MODEL else Q(pk__in=[])
+    prediction = Q(kind=AnnotationKind.PREDICTION, model_version_id=classifier)
     if source is Source.MODEL:
         return prediction
-    field_has_truth = Exists(AnnotationSet.objects.filter(field=OuterRef("field"), kind__in=TRUTH_KINDS))
-    return truth | (prediction & Q(~field_has_truth))
+    field_has_truth = Exists(truth().filter(field=OuterRef("field")))
+    return is_truth | (prediction & Q(~field_has_truth))
 
 
 def _field_sources(
@@ -159,17 +183,7 @@ def _as_id(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _model_versions(ids: set[int]) -> tuple[ModelVersionRef, ...]:
-    if not ids:
-        return ()
-    rows = ModelVersion.objects.filter(pk__in=ids).order_by("stage", "id")
-    return tuple(
-        ModelVersionRef(row.pk, row.stage, row.architecture, row.profile, row.status)
-        for row in rows.only("id", "stage", "architecture", "profile", "status")
-    )
-
-
-def _warnings(source: Source, classifier: ModelVersion | None, fields: tuple[FieldSource, ...]) -> tuple[str, ...]:
+def _warnings(source: Source, classifier: int | None, fields: tuple[FieldSource, ...]) -> tuple[str, ...]:
     warnings = []
     if not fields:
         warnings.append("no field images uploaded yet")

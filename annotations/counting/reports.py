@@ -1,6 +1,6 @@
 """The differential report of a smear or case, as JSON, CSV and PDF (issue 7 "API and reports").
 
-Plain Python with no Django or HTTP: the selector (`selectors.differential_report`) gathers the data into one
+Plain Python with no Django or HTTP: the selector (`counting.selectors.differential_report`) gathers the data into one
 `DifferentialReport`, and every format is written from that one object, so the JSON, the CSV and the PDF can never
 disagree. The PDF holds the subject, the source of the cells, the counts table with 95% intervals, a chart of the
 lineage percentages, every suggestion with its evidence, the model versions and annotators involved, and the time
@@ -23,9 +23,9 @@ from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import Flowable, Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from annotations.differential import Differential, Share
+from annotations.counting.differential import Differential, Share
+from annotations.counting.rules import DiagnosisReport, Suggestion
 from annotations.jsonable import JsonMixin
-from annotations.rules import DiagnosisReport, Suggestion
 
 # Provenance labels of the annotation set a field's cells were counted from.
 FROM_CONSENSUS, FROM_IMPORTED, FROM_MODEL, FROM_NOTHING = "consensus", "imported", "model", "none"

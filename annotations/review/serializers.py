@@ -1,4 +1,4 @@
-"""API shapes of double review. Bodies are documented here and checked by `review_services`."""
+"""API shapes of double review. Bodies are documented here and checked by `review.services`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from annotations.models import Assignment, AuditEvent, Conflict, FieldReview, Resolution, ReviewSettings
-from annotations.selectors import assignment_details_visible
-from annotations.serializers import CellSerializer
+from annotations.review.selectors import assignment_details_visible
 
 
 class AssignmentSerializer(serializers.ModelSerializer):
@@ -219,16 +218,3 @@ class ReviewSettingsSerializer(serializers.ModelSerializer):
         model = ReviewSettings
         fields = ["show_prelabels", "iou_threshold", "updated_by", "updated_at"]
         read_only_fields = ["updated_by", "updated_at"]
-
-
-class AcceptSuggestionsSerializer(serializers.Serializer):
-    cells = serializers.ListField(child=serializers.IntegerField(), required=False, help_text="prediction cell ids")
-    all = serializers.BooleanField(required=False, help_text="every cell of the newest (or the named) prediction set")
-    prediction_set = serializers.IntegerField(required=False)
-    version = serializers.IntegerField(required=False, help_text="the set version you read (or send If-Match)")
-
-
-class AcceptedSuggestionsSerializer(serializers.Serializer):
-    created = CellSerializer(many=True)
-    skipped = serializers.ListField(child=serializers.IntegerField(), help_text="suggestions already in the set")
-    version = serializers.IntegerField()

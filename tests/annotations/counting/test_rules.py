@@ -5,8 +5,8 @@ from typing import Any
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
-from annotations.differential import CountedCell, Differential, build_differential
-from annotations.rules import (
+from annotations.counting.differential import CountedCell, Differential, build_differential
+from annotations.counting.rules import (
     COUNT_MORE_CELLS,
     DEFAULT_RULE_SET,
     FAB_RULE_SET,

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import confusion_matrix
 
-from annotations.differential import CIMethod, proportion_ci
+from annotations.counting.differential import CIMethod, proportion_ci
+from annotations.counting.rules import SuggestionStatus
 from annotations.jsonable import JsonMixin
-from annotations.rules import SuggestionStatus
 
 INDETERMINATE = SuggestionStatus.COUNT_MORE_CELLS.value
 DEFAULT_NEGATIVE_LABEL = "none"

@@ -8,7 +8,7 @@ import pytest
 
 from aicell.roles import Role
 from annotations.models import AnnotationKind, AnnotationSet, Assignment, AuditEvent, Field, FieldReview
-from tests.annotations.review_api import annotate, assign, box, start_set, submit, version_of
+from tests.annotations.review.review_api import annotate, assign, box, start_set, submit, version_of
 from tests.factories import AssignmentFactory, FieldFactory, prediction_set, reviewed_field, submitted_set
 
 pytestmark = pytest.mark.django_db

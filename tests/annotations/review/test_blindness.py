@@ -11,7 +11,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from annotations.models import ReviewSettings
-from tests.annotations.review_api import annotate, assign, box, submit
+from tests.annotations.review.review_api import annotate, assign, box, submit
 from tests.factories import FieldFactory, prediction_set
 
 pytestmark = pytest.mark.django_db

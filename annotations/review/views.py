@@ -1,4 +1,4 @@
-"""REST endpoints of double review: thin adapters over `review_services` and the selectors."""
+"""REST endpoints of double review: thin adapters over `review.services` and the selectors."""
 
 from __future__ import annotations
 
@@ -17,11 +17,13 @@ from aicell.api.parsers import JSONParser
 from aicell.api.permissions import RoleAccess
 from aicell.api.versioning import expected_version, request_value, with_version_etag
 from aicell.errors import NotFound, ValidationFailed
-from aicell.roles import ALL_ROLES, CLINICAL_ROLES, Role
-from annotations import review_services, selectors
+from aicell.roles import ALL_ROLES, CLINICAL_ROLES, LAB_MANAGERS, Role
+from annotations import selectors
 from annotations.filters import AssignmentFilter, ConflictFilter
-from annotations.models import TRUTH_KINDS, AnnotationSet, Assignment, Conflict, Field, ReviewSettings
-from annotations.review_serializers import (
+from annotations.models import AnnotationSet, Assignment, Conflict, Field, ReviewSettings
+from annotations.review import selectors as review_selectors
+from annotations.review import services as review_services
+from annotations.review.serializers import (
     AssignmentAutoResultSerializer,
     AssignmentAutoSerializer,
     AssignmentCreateSerializer,
@@ -33,8 +35,8 @@ from annotations.review_serializers import (
     ReviewSettingsSerializer,
 )
 from annotations.serializers import AnnotationSetSerializer, CellSerializer, VersionSerializer
+from annotations.truth import truth_q
 
-LAB_MANAGERS = frozenset({Role.ADMIN, Role.ADJUDICATOR})
 ADJUDICATORS = frozenset({Role.ADJUDICATOR})
 IF_MATCH = OpenApiParameter(
     "If-Match", str, OpenApiParameter.HEADER, required=False, description='the version you read, e.g. "3"'
@@ -59,7 +61,7 @@ class AssignmentViewSet(
     ordering_fields = ["id", "created_at", "field"]
 
     def get_queryset(self) -> QuerySet[Assignment]:
-        return selectors.assignments_visible_to(self.request.user)
+        return review_selectors.assignments_visible_to(self.request.user)
 
     @extend_schema(request=AssignmentCreateSerializer, responses={201: AssignmentSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -113,7 +115,7 @@ class ConflictViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     ordering_fields = ["id", "created_at", "resolved_at"]
 
     def get_queryset(self) -> QuerySet[Conflict]:
-        return selectors.conflicts_visible_to(self.request.user).order_by("field_id", "id")
+        return review_selectors.conflicts_visible_to(self.request.user).order_by("field_id", "id")
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         conflict = self.get_object()
@@ -136,9 +138,11 @@ class ConflictViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return with_version_etag(Response(self.get_serializer(conflict).data), conflict.version)
 
 
-class FieldReviewActions(viewsets.GenericViewSet):
-    """The double-review views of one field, a base of the field viewset (`/fields/{id}/...`)."""
+class FieldReviewViewSet(viewsets.GenericViewSet):
+    """The double-review views of one field (`/fields/{id}/conflicts`, `history`, `consensus`...): routed beside the
+    field viewset under the same prefix, so the field resource itself knows nothing of review."""
 
+    permission_classes = [RoleAccess]
     action_roles = {
         "conflicts": CLINICAL_ROLES,
         "history": CLINICAL_ROLES,
@@ -147,18 +151,21 @@ class FieldReviewActions(viewsets.GenericViewSet):
         "consensus_lock": ADJUDICATORS,
     }
 
+    def get_queryset(self) -> QuerySet[Field]:
+        return selectors.fields_visible_to(self.request.user)
+
     @extend_schema(responses={200: ConflictSerializer(many=True)}, filters=False)
-    @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
+    @action(detail=True, methods=["get"], pagination_class=None)
     def conflicts(self, request: Request, pk: str) -> Response:
         """The field's conflicts (A's and B's versions side by side), once its cross-check has started."""
         field = self.get_object()
-        conflicts = selectors.conflicts_visible_to(request.user).filter(field=field).order_by("id")
-        if not selectors.field_reviews_visible_to(request.user).filter(field=field).exists():
+        conflicts = review_selectors.conflicts_visible_to(request.user).filter(field=field).order_by("id")
+        if not review_selectors.field_reviews_visible_to(request.user).filter(field=field).exists():
             raise NotFound(f"Field {field.pk} has no cross-check that you take part in.")
         return Response(ConflictSerializer(conflicts, many=True, context=self.get_serializer_context()).data)
 
     @extend_schema(responses={200: AuditEventSerializer(many=True)}, filters=False)
-    @action(detail=True, methods=["get"], filterset_class=None)
+    @action(detail=True, methods=["get"])
     def history(self, request: Request, pk: str) -> Response:
         """Every recorded change of the field's annotations (who, when, before, after, why) that you may see."""
         events = selectors.field_history_visible_to(request.user, self.get_object())
@@ -166,7 +173,7 @@ class FieldReviewActions(viewsets.GenericViewSet):
         return self.get_paginated_response(AuditEventSerializer(page, many=True).data)
 
     @extend_schema(responses={200: AnnotationSetSerializer}, filters=False)
-    @action(detail=True, methods=["get"], filterset_class=None)
+    @action(detail=True, methods=["get"])
     def consensus(self, request: Request, pk: str) -> Response:
         """The field's reviewed truth with its cells (404 while there is none)."""
         consensus = self._consensus(self.get_object())
@@ -177,7 +184,7 @@ class FieldReviewActions(viewsets.GenericViewSet):
         return with_version_etag(Response(data), consensus.version)
 
     @extend_schema(request=ConsensusReopenSerializer, parameters=[IF_MATCH], responses={200: AnnotationSetSerializer})
-    @action(detail=True, methods=["post"], url_path="consensus/reopen", parser_classes=JSON_BODY, filterset_class=None)
+    @action(detail=True, methods=["post"], url_path="consensus/reopen", parser_classes=JSON_BODY)
     def consensus_reopen(self, request: Request, pk: str) -> Response:
         """Open the locked consensus for adjudicators' changes; needs a reason."""
         field = self.get_object()
@@ -191,7 +198,7 @@ class FieldReviewActions(viewsets.GenericViewSet):
         return with_version_etag(Response(AnnotationSetSerializer(consensus).data), consensus.version)
 
     @extend_schema(request=VersionSerializer, parameters=[IF_MATCH], responses={200: AnnotationSetSerializer})
-    @action(detail=True, methods=["post"], url_path="consensus/lock", parser_classes=JSON_BODY, filterset_class=None)
+    @action(detail=True, methods=["post"], url_path="consensus/lock", parser_classes=JSON_BODY)
     def consensus_lock(self, request: Request, pk: str) -> Response:
         """Lock the reopened consensus again."""
         field = self.get_object()
@@ -204,7 +211,7 @@ class FieldReviewActions(viewsets.GenericViewSet):
     def _consensus(self, field: Field) -> AnnotationSet:
         consensus = (
             selectors.annotation_sets_visible_to(self.request.user)
-            .filter(field=field, kind__in=TRUTH_KINDS)
+            .filter(truth_q(with_reopened=True), field=field)
             .annotate(cell_count=Count("cells"))
             .first()
         )
@@ -228,7 +235,7 @@ class AgreementView(APIView):
         responses={200: dict},
     )
     def get(self, request: Request) -> Response:
-        reviews = selectors.field_reviews_visible_to(request.user)
+        reviews = review_selectors.field_reviews_visible_to(request.user)
         scopes = {"case": "field__smear__case", "smear": "field__smear", "field": "field"}
         for name, lookup in scopes.items():
             if name in request.query_params:
@@ -236,7 +243,7 @@ class AgreementView(APIView):
         if "annotator" in request.query_params:
             user_id = _int_param(request, "annotator")
             reviews = reviews.filter(Q(set_a__annotator=user_id) | Q(set_b__annotator=user_id))
-        return Response(selectors.agreement_of(list(reviews.order_by("field_id"))))
+        return Response(review_selectors.agreement_of(list(reviews.order_by("field_id"))))
 
 
 def _int_param(request: Request, name: str) -> int:

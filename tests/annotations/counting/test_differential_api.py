@@ -14,7 +14,7 @@ from pypdf import PdfReader
 from statsmodels.stats.proportion import proportion_confint
 
 from aicell.roles import Role
-from annotations.models import AnnotationKind, RuleSet
+from annotations.models import AnnotationKind, AnnotationStatus, RuleSet
 from tests.factories import (
     ActiveClassifierFactory,
     AnnotationSetFactory,
@@ -148,6 +148,18 @@ def test_provenance_names_sources_annotators_and_imports(client_for: Any, adjudi
     assert provenance["annotators_deidentified"] is False
     assert provenance["imported_from"] == ["lab-2020"]
     assert provenance["model_versions"] == []
+
+
+def test_a_consensus_reopened_for_changes_is_not_counted_until_it_is_locked_again(
+    client_for: Any, adjudicator: Any, world: World
+) -> None:
+    consensus = world.field_b.annotation_sets.get(kind=AnnotationKind.CONSENSUS)
+    consensus.status = AnnotationStatus.DRAFT
+    consensus.save()
+    body = get(client_for(adjudicator), f"/api/v1/cases/{world.case.pk}/differential").json()
+    assert body["provenance"]["fields_by_source"] == {"consensus": 1, "imported": 1, "model": 0, "none": 1}
+    assert body["differential"]["n_counted"] == 65  # field B's 35 counted cells wait for the lock
+    assert "1 of 3 field(s) have no consensus yet and were not counted" in body["warnings"]
 
 
 def test_researchers_get_stable_pseudonyms_instead_of_annotator_names(

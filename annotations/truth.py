@@ -1,0 +1,36 @@
+"""Truth, defined once: what the lab has reviewed and locked.
+
+Truth is the locked consensus of a field (double review) or an imported truth set, at most one per field. It is
+what differentials count, training learns from and exports publish. A consensus that an adjudicator reopened for
+changes is not truth until it is locked again; `with_reopened=True` adds it, for the readers that show a field's
+consensus while it is being changed and for the checks that a field is past annotation (no new assignment, no second
+consensus, no pre-labelling, no review-queue cells).
+"""
+
+from __future__ import annotations
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from annotations.models import TRUTH_KINDS, AnnotationSet, AnnotationStatus, Cell, Field
+
+
+def truth_q(*, with_reopened: bool = False, through: str = "") -> Q:
+    """The truth condition on annotation sets, or on a model that reaches them through `through` (e.g.
+    "annotation_set__" from cells, "annotation_sets__" from fields)."""
+    condition = Q(**{f"{through}kind__in": TRUTH_KINDS})
+    return condition if with_reopened else condition & Q(**{f"{through}status": AnnotationStatus.LOCKED})
+
+
+def truth(*, with_reopened: bool = False) -> QuerySet[AnnotationSet]:
+    """The truth sets."""
+    return AnnotationSet.objects.filter(truth_q(with_reopened=with_reopened))
+
+
+def truth_cells() -> QuerySet[Cell]:
+    """The cells of the truth sets."""
+    return Cell.objects.filter(truth_q(through="annotation_set__"))
+
+
+def fields_with_truth() -> QuerySet[Field]:
+    """The fields that hold truth."""
+    return Field.objects.filter(Exists(truth().filter(field=OuterRef("pk"))))
