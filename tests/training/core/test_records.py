@@ -1,6 +1,6 @@
 import pytest
 
-from training.records import CellRecord, FieldRecord, fields_from_jsonl, fields_to_jsonl
+from training.core.records import CellRecord, FieldRecord, fields_from_jsonl, fields_to_jsonl
 
 
 def test_jsonl_round_trip(tmp_path):
