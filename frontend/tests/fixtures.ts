@@ -2,7 +2,7 @@
 
 import { readFileSync } from "node:fs";
 import { fileURLToPath, URL as NodeURL } from "node:url";
-import type { Cell, CellClass, Lineage } from "../src/api/types";
+import type { Cell, CellClass, Lineage } from "../src/api/shapes";
 
 const TAXONOMY_PY = fileURLToPath(new NodeURL("../../annotations/taxonomy.py", import.meta.url));
 
@@ -33,8 +33,11 @@ export function cell(overrides: Partial<Cell> = {}): Cell {
     confidence: null,
     margin: null,
     entropy: null,
+    mutual_information: null,
     source_cell: null,
     review_outcome: "",
+    created_at: "2024-01-01T00:00:00Z",
+    updated_at: "2024-01-01T00:00:00Z",
     ...overrides,
   };
 }
