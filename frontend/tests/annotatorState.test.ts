@@ -16,20 +16,10 @@ import {
   suggestionOf,
   viewItems,
 } from "../src/pages/annotator/state";
-import { cell, taxonomyClasses } from "./fixtures";
+import { cell, localCell, taxonomyClasses } from "./fixtures";
 
 const taxonomy = new Taxonomy(taxonomyClasses());
-const mine = (key: string, overrides: Partial<LocalCell> = {}): LocalCell => ({
-  key,
-  x: 0,
-  y: 0,
-  width: 20,
-  height: 20,
-  countable: true,
-  cell_class: 12,
-  source_cell: null,
-  ...overrides,
-});
+const mine = localCell;
 const cells = (...list: LocalCell[]) => new Map(list.map((c) => [c.key, c]));
 
 describe("the annotator's suggestions", () => {

@@ -108,7 +108,11 @@ describe("errors in words", () => {
 
   it("tells an unknown URL from an object that does not exist", () => {
     expect(isMissingEndpoint(new ApiError(404, {}, "Not found"))).toBe(true);
-    const noEndpoint = { code: "not_found", detail: "No such address in the API.", errors: [{ field: "path", reason: "x" }] };
+    const noEndpoint = {
+      code: "not_found",
+      detail: "No such address in the API.",
+      errors: [{ field: "path", reason: "x" }],
+    };
     expect(isMissingEndpoint(new ApiError(404, noEndpoint, "x"))).toBe(true);
     expect(isMissingEndpoint(new ApiError(404, { code: "not_found", detail: "No Case matches." }, "x"))).toBe(false);
     expect(isMissingEndpoint(new ApiError(403, {}, "x"))).toBe(false);
