@@ -8,12 +8,12 @@ import type { Page } from "../../context";
 import type { CellChanges } from "../../logic/edits";
 import { topClasses } from "../../logic/scores";
 import type { SetEditor } from "../../logic/setEditor";
-import { h } from "../../ui/dom";
+import { clear, h } from "../../ui/dom";
 import { showError, showInfo } from "../../ui/feedback";
 import { bindKeys } from "../../ui/keys";
 import { mySetEditor, saveUnattended } from "../shared/editing";
 import { chooseStrategy, decided, moved, START, undone, type Decision, type QueueState } from "./state";
-import { renderItem, strategyPicker, type ReviewActions } from "./view";
+import { renderItem, strategiesUnlisted, strategyPicker, type ReviewActions } from "./view";
 
 export const reviewQueuePage: Page = async (root, _params, context) => {
   root.append(h("h1", {}, "Review queue"), h("p", { class: "muted" }, "Finding the least certain cells…"));
@@ -45,13 +45,18 @@ export const reviewQueuePage: Page = async (root, _params, context) => {
   }
 
   const view = h("div", { class: "review", id: "review" });
-  const header = h("span", { class: "muted small", id: "review-source" });
-  const picker = h("span");
-  root.replaceChildren(h("h1", {}, "Review queue"), h("div", { class: "form-row" }, picker, header), view);
+  const row = h("div", { class: "form-row" });
+  const note = h("div");
+  root.replaceChildren(h("h1", {}, "Review queue"), row, note, view);
 
   function render(): void {
-    picker.replaceChildren(...(queue.byStrategy ? [strategyPicker(strategies, strategy, listed, actions)] : []));
-    header.textContent = `${queue.items.length} cells waiting · from ${queue.source}`;
+    const source = h(
+      "span",
+      { class: "muted small", id: "review-source" },
+      `${queue.items.length} cells waiting · from ${queue.source}`,
+    );
+    clear(row, queue.byStrategy ? strategyPicker(strategies, strategy, actions) : null, source);
+    clear(note, queue.byStrategy && !listed ? strategiesUnlisted() : null);
     const item = queue.items[state.index];
     const position = `cell ${state.index + 1} of ${queue.items.length}`;
     renderItem(view, item, position, item && state.decisions.get(item.cell.id), taxonomy, actions);

@@ -24,13 +24,12 @@ export interface ReviewActions {
   chooseStrategy(name: string): void;
 }
 
-/** The strategy picker; a sentence says so when the server does not list its strategies. */
+/** The strategy picker (and its description), for the row above the queue. */
 export function strategyPicker(
   strategies: readonly ReviewStrategy[],
   chosen: ReviewStrategy | null,
-  listed: boolean,
   actions: Pick<ReviewActions, "chooseStrategy">,
-): HTMLElement {
+): HTMLElement[] {
   const select = h(
     "select",
     { id: "strategy", "aria-label": "which cells first" },
@@ -39,18 +38,18 @@ export function strategyPicker(
     ),
   );
   select.addEventListener("change", () => actions.chooseStrategy(select.value));
+  const description = chosen?.description
+    ? h("span", { class: "muted small", id: "strategy-description" }, chosen.description)
+    : null;
+  return [h("label", {}, "First", select), ...(description ? [description] : [])];
+}
+
+/** Said where the server does not list its strategies (the picker offers those its review queue accepts). */
+export function strategiesUnlisted(): HTMLElement {
   return h(
-    "span",
-    { class: "strategy" },
-    h("label", {}, "First", select),
-    chosen?.description ? h("span", { class: "muted small", id: "strategy-description" }, chosen.description) : null,
-    listed
-      ? null
-      : h(
-          "span",
-          { class: "unavailable small", id: "strategies-unlisted" },
-          "The list of review strategies is not on this server: these are the ones its review queue accepts.",
-        ),
+    "p",
+    { class: "unavailable small", id: "strategies-unlisted" },
+    "The list of review strategies is not on this server: these are the ones its review queue accepts.",
   );
 }
 
