@@ -12,7 +12,7 @@ FRONTEND_STAMP := frontend/dist/.built
 FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/index.html frontend/vite.config.ts \
 	frontend/tsconfig.json frontend/package.json frontend/package-lock.json
 
-.PHONY: install demo test lint format bench reliability clean-var frontend vitest chromium
+.PHONY: install demo test lint format bench reliability clean-var frontend vitest chromium api-types
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ frontend: $(FRONTEND_STAMP)
 vitest: $(FRONTEND_DEPS)
 	cd frontend && npm test
 
+# frontend/src/api/types.ts from the server's OpenAPI schema (manage.py spectacular + openapi-typescript); `make lint`
+# fails when the committed file is not what this would write.
+api-types: install $(FRONTEND_DEPS)
+	cd frontend && npm run api-types
+
 # The browser tests drive the machine's Chromium.
 chromium:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
@@ -54,6 +59,7 @@ lint: install $(FRONTEND_DEPS)
 	$(BIN)/mypy .
 	$(BIN)/lint-imports
 	cd frontend && npm run lint
+	cd frontend && npm run api-types:check
 
 format: install $(FRONTEND_DEPS)
 	$(BIN)/ruff check --fix .

@@ -18,6 +18,8 @@ class Role(StrEnum):
 
 
 ALL_ROLES: frozenset[Role] = frozenset(Role)
+# The roles as (value, label) choices: the session's `roles` in the API schema (one enum, RoleEnum).
+ROLE_CHOICES: list[tuple[str, str]] = [(role.value, role.value) for role in Role]
 # Roles that see identifiable lab data (field images as uploaded, annotator names); researchers see exports only.
 CLINICAL_ROLES: frozenset[Role] = frozenset({Role.ANNOTATOR, Role.ADJUDICATOR, Role.ADMIN})
 # Roles that run the lab's work: manage patients, cases and assignments, see every annotation, start pre-labelling.

@@ -203,6 +203,7 @@ SPECTACULAR_SETTINGS = {
     # Several choice sets share a field name ("status", "format"): each gets its own component name.
     "ENUM_NAME_OVERRIDES": {
         "FieldStatusEnum": "annotations.models.FieldStatus",
+        "RoleEnum": "aicell.roles.ROLE_CHOICES",
         "AnnotationStatusEnum": "annotations.models.AnnotationStatus",
         "ConflictStatusEnum": "annotations.models.ConflictStatus",
         "JobStatusEnum": "aicell.models.JobStatus",

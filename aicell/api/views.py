@@ -16,14 +16,14 @@ from rest_framework.views import APIView
 
 from aicell.errors import FieldError, ValidationFailed
 from aicell.health import platform_health
-from aicell.roles import roles_of
+from aicell.roles import ROLE_CHOICES, roles_of
 
 MeSerializer = inline_serializer(
     "Me",
     {
         "id": serializers.IntegerField(allow_null=True, help_text="null when nobody is logged in"),
         "username": serializers.CharField(allow_null=True),
-        "roles": serializers.ListField(child=serializers.CharField()),
+        "roles": serializers.ListField(child=serializers.ChoiceField(choices=ROLE_CHOICES)),
     },
 )
 

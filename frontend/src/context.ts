@@ -1,7 +1,7 @@
 // What every page gets: who is logged in, the taxonomy (loaded once), and a cleanup convention.
 
 import { cellClasses } from "./api/foundation";
-import type { Me, Role } from "./api/types";
+import type { Me, Role } from "./api/shapes";
 import { Taxonomy } from "./logic/taxonomy";
 import type { Params } from "./router";
 

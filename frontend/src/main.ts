@@ -2,27 +2,11 @@
 
 import "./styles.css";
 import { session } from "./api/foundation";
-import type { Role } from "./api/types";
 import { createContext, type AppContext, type Cleanup, type Page } from "./context";
-import { PAGES } from "./pages";
-import { interceptLinks, matchRoute, navigate, type Params } from "./router";
+import { ROUTES } from "./pages";
+import { findRoute, interceptLinks, isCurrentLink, navigate, type Params } from "./router";
 import { clear, h } from "./ui/dom";
 import { clearNotices, installFeedback, showError, UNAUTHORIZED_EVENT } from "./ui/feedback";
-
-interface NavLink {
-  path: string;
-  label: string;
-  roles: Role[];
-}
-
-const NAV: NavLink[] = [
-  { path: "/", label: "Worklist", roles: ["annotator", "adjudicator", "admin"] },
-  { path: "/review", label: "Review queue", roles: ["annotator"] },
-  { path: "/crosscheck", label: "Cross-check", roles: ["annotator", "adjudicator"] },
-  { path: "/cases", label: "Cases", roles: ["annotator", "adjudicator", "admin", "researcher"] },
-  { path: "/models", label: "Models", roles: ["admin"] },
-  { path: "/exports", label: "Exports", roles: ["researcher", "admin"] },
-];
 
 async function start(): Promise<void> {
   const app = document.getElementById("app") as HTMLElement;
@@ -84,11 +68,8 @@ async function start(): Promise<void> {
 }
 
 function resolve(path: string): [Page, Params] {
-  for (const [pattern, page] of PAGES) {
-    const params = matchRoute(pattern, path);
-    if (params) return [page, params];
-  }
-  return [notFound, {}];
+  const found = findRoute(ROUTES, path);
+  return found ? [found[0].page, found[1]] : [notFound, {}];
 }
 
 const notFound: Page = (root) => {
@@ -103,8 +84,16 @@ function renderHeader(header: HTMLElement, context: AppContext): void {
     clear(header, h("span", { class: "brand" }, "AI-cell"));
     return;
   }
-  const links = NAV.filter((link) => context.has(...link.roles)).map((link) =>
-    h("a", { href: link.path, class: isCurrent(link.path) ? "current" : "" }, link.label),
+  const links = ROUTES.flatMap(({ path, nav }) =>
+    nav && context.has(...nav.roles)
+      ? [
+          h(
+            "a",
+            { href: path, class: isCurrentLink(path, nav.also ?? [], location.pathname) ? "current" : "" },
+            nav.label,
+          ),
+        ]
+      : [],
   );
   const logout = h("button", { class: "link", title: "log out" }, "Log out");
   logout.addEventListener("click", async () => {
@@ -129,12 +118,6 @@ function renderHeader(header: HTMLElement, context: AppContext): void {
       logout,
     ),
   );
-}
-
-function isCurrent(path: string): boolean {
-  return path === "/"
-    ? location.pathname === "/" || location.pathname.startsWith("/fields")
-    : location.pathname.startsWith(path);
 }
 
 void start();

@@ -20,6 +20,24 @@ export function matchRoute(pattern: string, path: string): Params | null {
   return params;
 }
 
+/** The first route whose pattern matches `path`, with its parameters; null when none does. */
+export function findRoute<R extends { path: string }>(routes: readonly R[], path: string): [R, Params] | null {
+  for (const route of routes) {
+    const params = matchRoute(route.path, path);
+    if (params) return [route, params];
+  }
+  return null;
+}
+
+/**
+ * Whether a navigation link is the current one: "/" only at "/" itself, any other link for its own address and
+ * those under it; `also` names further addresses that belong to it (the worklist's fields).
+ */
+export function isCurrentLink(linkPath: string, also: readonly string[], pathname: string): boolean {
+  const under = (prefix: string) => pathname === prefix || pathname.startsWith(`${prefix}/`);
+  return (linkPath === "/" ? pathname === "/" : under(linkPath)) || also.some(under);
+}
+
 function trimSlashes(path: string): string {
   return path.replace(/^\/+|\/+$/g, "");
 }

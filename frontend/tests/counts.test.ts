@@ -2,8 +2,9 @@ import { describe, expect, it } from "vitest";
 import { differential, share } from "../src/logic/differential";
 import { countableProbability, percent, topClasses } from "../src/logic/scores";
 import { groupByLineage, Taxonomy } from "../src/logic/taxonomy";
-import { cellOfReview } from "../src/api/reviewQueue";
-import { matchRoute } from "../src/router";
+import { suggestionOfReview } from "../src/api/reviewQueue";
+import { ROUTES } from "../src/pages";
+import { findRoute, isCurrentLink, matchRoute } from "../src/router";
 import { cell, taxonomyClasses } from "./fixtures";
 
 const classes = taxonomyClasses();
@@ -99,6 +100,35 @@ describe("routes", () => {
     expect(matchRoute("/fields/:id", "/fields")).toBeNull();
     expect(matchRoute("/cases", "/cases/4")).toBeNull();
   });
+
+  it("finds each address's page in the route table, and no route twice", () => {
+    const path = (address: string) => findRoute(ROUTES, address)?.[0].path;
+    expect(path("/crosscheck/5")).toBe("/crosscheck/:field");
+    expect(path("/crosscheck")).toBe("/crosscheck");
+    expect(path("/fields/12")).toBe("/fields/:id");
+    expect(path("/nowhere")).toBeUndefined();
+    expect(new Set(ROUTES.map((r) => r.path)).size).toBe(ROUTES.length);
+  });
+
+  it("builds the navigation bar from the route table, in its order", () => {
+    expect(ROUTES.flatMap((r) => (r.nav ? [r.nav.label] : []))).toEqual([
+      "Worklist",
+      "Review queue",
+      "Cross-check",
+      "Cases",
+      "Models",
+      "Exports",
+    ]);
+  });
+
+  it("marks the current link: its own address and those under it, the worklist for fields too", () => {
+    expect(isCurrentLink("/", ["/fields"], "/")).toBe(true);
+    expect(isCurrentLink("/", ["/fields"], "/fields/3")).toBe(true);
+    expect(isCurrentLink("/", ["/fields"], "/cases")).toBe(false);
+    expect(isCurrentLink("/cases", [], "/cases/4")).toBe(true);
+    expect(isCurrentLink("/cases", [], "/cases")).toBe(true);
+    expect(isCurrentLink("/crosscheck", [], "/review")).toBe(false);
+  });
 });
 
 describe("review-queue cells", () => {
@@ -106,7 +136,7 @@ describe("review-queue cells", () => {
     const probabilities = new Array(21).fill(0.01);
     probabilities[11] = 0.5;
     probabilities[12] = 0.31;
-    const cell = cellOfReview({
+    const cell = suggestionOfReview({
       id: 9,
       field: 3,
       x: 1,
@@ -119,6 +149,7 @@ describe("review-queue cells", () => {
       detector_score: 0.9,
       probabilities,
       uncertainty: { margin: 0.19, entropy: 1.2 },
+      top3: [],
       model_version: 4,
     });
     expect(cell).toMatchObject({

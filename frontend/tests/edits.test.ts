@@ -7,6 +7,7 @@ import {
   fromSnapshot,
   inverse,
   rebase,
+  suggestionCopy,
   type LocalCell,
   type Op,
 } from "../src/logic/edits";
@@ -59,6 +60,22 @@ describe("the queue of changes", () => {
     ]);
   });
 
+  it("keeps an edit of a queued acceptance apart (the server copies a suggestion as predicted)", () => {
+    const accept: Op = { kind: "accept", key: "n1", source: 7, data: { ...state, source_cell: 7 } };
+    const edit: Op = { kind: "update", key: "n1", changes: { cell_class: 4 } };
+    expect(enqueue([accept], edit)).toEqual([accept, edit]);
+    // Deleting it before it was sent removes both.
+    expect(enqueue([accept, edit], { kind: "delete", key: "n1" })).toEqual([]);
+  });
+
+  it("shows an accepted suggestion at once as the server will copy it", () => {
+    const suggestion = { id: 7, x: 1, y: 2, width: 3, height: 4, countable: false, cell_class: 11 };
+    const data = suggestionCopy(suggestion);
+    expect(data).toEqual({ x: 1, y: 2, width: 3, height: 4, countable: false, cell_class: 11, source_cell: 7 });
+    expect(applyOps(map(), [{ kind: "accept", key: "n1", source: 7, data }]).get("n1")).toEqual({ key: "n1", ...data });
+    expect(inverse(map(), { kind: "accept", key: "n1", source: 7, data })).toEqual({ kind: "delete", key: "n1" });
+  });
+
   it("applies operations to the confirmed cells without changing them", () => {
     const confirmed = map(local("c1"), local("c2"));
     const view = applyOps(confirmed, [
@@ -109,6 +126,18 @@ describe("rebase after a 409", () => {
     const { ops, notes } = rebase([{ kind: "update", key: "c1", changes: { cell_class: 7 } }], map(), view);
     expect(ops).toEqual([{ kind: "create", key: "c1", data: { ...state, cell_class: 7, x: 3 } }]);
     expect(notes).toHaveLength(1);
+  });
+
+  it("does not accept a suggestion twice when the other change accepted it already", () => {
+    // The caller keyed the other change's copy of suggestion 7 by this page's key "n1".
+    const server = map(local("n1", { source_cell: 7, cell_class: 11 }));
+    const ops: Op[] = [
+      { kind: "accept", key: "n1", source: 7, data: { ...state, source_cell: 7, cell_class: 11 } },
+      { kind: "update", key: "n1", changes: { cell_class: 12 } },
+    ];
+    const { ops: rebased, notes } = rebase(ops, server, map());
+    expect(rebased).toEqual([ops[1]]);
+    expect(notes[0]).toMatch(/already accepted/);
   });
 
   it("drops the deletion of a cell that is gone already", () => {

@@ -1,14 +1,16 @@
 // An in-memory annotation set that answers like the API: version check (409 with the current set), 404 for a
-// cell that is gone, 400 for a box outside a 100x100 image.
+// cell that is gone, 400 for a box outside a 100x100 image, /accept copying the field's model suggestions.
 
 import { ApiError } from "../src/api/http";
-import type { Cell, CellWrite, SetSnapshot } from "../src/api/types";
+import type { AcceptedSuggestions, Cell, CellWrite, SetSnapshot } from "../src/api/shapes";
 import type { CellWriter, Written } from "../src/logic/setEditor";
 import { cell as makeCell } from "./fixtures";
 
 export class FakeSet implements CellWriter {
   version = 1;
   cells = new Map<number, Cell>();
+  /** the model's suggestions on the set's field, by id */
+  suggestions = new Map<number, Cell>();
   nextId = 100;
   calls: string[] = [];
   failNext: ApiError | null = null;
@@ -69,6 +71,28 @@ export class FakeSet implements CellWriter {
     const created = makeCell({ ...data, id: this.nextId++, annotation_set: setId });
     this.cells.set(created.id, created);
     return { value: created, version: ++this.version };
+  }
+
+  async accept(setId: number, version: number, ids: number[]): Promise<Written<Omit<AcceptedSuggestions, "version">>> {
+    this.calls.push(`accept ${ids.join(",")}@${version}`);
+    this.check(version);
+    const unknown = ids.filter((id) => !this.suggestions.has(id));
+    if (unknown.length)
+      throw new ApiError(
+        400,
+        { code: "invalid", detail: `These are not model suggestions of this field: ${unknown}.` },
+        "",
+      );
+    const copied = new Set([...this.cells.values()].map((c) => c.source_cell));
+    const created = ids
+      .filter((id) => !copied.has(id))
+      .map((id) => {
+        const { x, y, width, height, countable, cell_class } = this.suggestions.get(id) as Cell;
+        const copy = makeCell({ id: this.nextId++, annotation_set: setId, x, y, width, height, countable, cell_class });
+        return { ...copy, source_cell: id };
+      });
+    for (const copy of created) this.cells.set(copy.id, copy);
+    return { value: { created, skipped: ids.filter((id) => copied.has(id)) }, version: ++this.version };
   }
 
   async update(cellId: number, version: number, changes: Partial<CellWrite>): Promise<Written<Cell>> {

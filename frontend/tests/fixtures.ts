@@ -2,7 +2,8 @@
 
 import { readFileSync } from "node:fs";
 import { fileURLToPath, URL as NodeURL } from "node:url";
-import type { Cell, CellClass, Lineage } from "../src/api/types";
+import type { Cell, CellClass, Lineage } from "../src/api/shapes";
+import type { LocalCell } from "../src/logic/edits";
 
 const TAXONOMY_PY = fileURLToPath(new NodeURL("../../annotations/taxonomy.py", import.meta.url));
 
@@ -33,8 +34,26 @@ export function cell(overrides: Partial<Cell> = {}): Cell {
     confidence: null,
     margin: null,
     entropy: null,
+    mutual_information: null,
     source_cell: null,
     review_outcome: "",
+    created_at: "2024-01-01T00:00:00Z",
+    updated_at: "2024-01-01T00:00:00Z",
+    ...overrides,
+  };
+}
+
+/** One of my cells as the editor shows it (a lymphocyte at the origin unless told otherwise). */
+export function localCell(key: string, overrides: Partial<LocalCell> = {}): LocalCell {
+  return {
+    key,
+    x: 0,
+    y: 0,
+    width: 20,
+    height: 20,
+    countable: true,
+    cell_class: 12,
+    source_cell: null,
     ...overrides,
   };
 }

@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import type { LocalCell } from "../src/logic/edits";
 import {
   fieldItems,
   groupItems,
@@ -10,20 +9,10 @@ import {
   type GalleryItem,
 } from "../src/logic/gallery";
 import { Taxonomy } from "../src/logic/taxonomy";
-import { cell, taxonomyClasses } from "./fixtures";
+import { cell, localCell, taxonomyClasses } from "./fixtures";
 
 const taxonomy = new Taxonomy(taxonomyClasses());
-const mine = (key: string, overrides: Partial<LocalCell> = {}): LocalCell => ({
-  key,
-  x: 0,
-  y: 0,
-  width: 20,
-  height: 20,
-  countable: true,
-  cell_class: 12,
-  source_cell: null,
-  ...overrides,
-});
+const mine = localCell;
 
 describe("which cells a field shows", () => {
   const suggestions = [

@@ -10,6 +10,8 @@ import {
   request,
   withQuery,
 } from "../src/api/http";
+import { annotationSets } from "../src/api/foundation";
+import { reviewStrategies } from "../src/api/reviewQueue";
 
 function jsonResponse(status: number, body: unknown, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json", ...headers } });
@@ -106,6 +108,12 @@ describe("errors in words", () => {
 
   it("tells an unknown URL from an object that does not exist", () => {
     expect(isMissingEndpoint(new ApiError(404, {}, "Not found"))).toBe(true);
+    const noEndpoint = {
+      code: "not_found",
+      detail: "No such address in the API.",
+      errors: [{ field: "path", reason: "x" }],
+    };
+    expect(isMissingEndpoint(new ApiError(404, noEndpoint, "x"))).toBe(true);
     expect(isMissingEndpoint(new ApiError(404, { code: "not_found", detail: "No Case matches." }, "x"))).toBe(false);
     expect(isMissingEndpoint(new ApiError(403, {}, "x"))).toBe(false);
   });
@@ -129,5 +137,38 @@ describe("helpers", () => {
       "/a?x=1&source=consensus%2Bmodel&n=2",
     );
     expect(withQuery("/a", {})).toBe("/a");
+  });
+});
+
+describe("clients", () => {
+  it("accepts suggestions by their ids with the set version, reading the new version", async () => {
+    const fetchMock = vi.fn().mockResolvedValue(jsonResponse(200, { created: [], skipped: [7], version: 6 }));
+    vi.stubGlobal("fetch", fetchMock);
+    const written = await annotationSets.accept(3, 5, [7, 8]);
+    const [url, init] = fetchMock.mock.calls[0];
+    expect([url, init.method, init.body, init.headers["If-Match"]]).toEqual([
+      "/api/v1/annotation-sets/3/accept",
+      "POST",
+      '{"cells":[7,8]}',
+      '"5"',
+    ]);
+    expect(written).toEqual({ value: { created: [], skipped: [7], version: 6 }, version: 6 });
+  });
+
+  it("lists the server's review strategies, or says it has no list and offers those its queue accepts", async () => {
+    const listed = [{ name: "margin", label: "Margin", description: "smallest margin first", default: true }];
+    vi.stubGlobal("fetch", vi.fn().mockResolvedValue(jsonResponse(200, listed)));
+    expect(await reviewStrategies()).toEqual({ strategies: listed, listed: true });
+
+    vi.stubGlobal("fetch", vi.fn().mockResolvedValue(new Response("<h1>Not Found</h1>", { status: 404 })));
+    const fallback = await reviewStrategies();
+    expect(fallback.listed).toBe(false);
+    expect(fallback.strategies.map((s) => [s.name, s.label, s.default])).toEqual([
+      ["entropy", "Entropy", true],
+      ["margin", "Margin", false],
+      ["least_confidence", "Least confidence", false],
+      ["disagreement", "Disagreement", false],
+      ["detector", "Detector", false],
+    ]);
   });
 });

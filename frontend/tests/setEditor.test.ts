@@ -62,6 +62,76 @@ describe("continuous saving", () => {
   });
 });
 
+describe("accepting model suggestions (/accept)", () => {
+  function withSuggestions(): FakeSet {
+    const server = new FakeSet();
+    for (const id of [7, 8, 9]) server.suggestions.set(id, cell({ id, x: id, cell_class: 11, annotation_set: 99 }));
+    return server;
+  }
+
+  it("lets the server copy the suggestion and shows the copy at once", async () => {
+    const server = withSuggestions();
+    const editor = editorOn(server);
+    const key = editor.accept(server.suggestions.get(7)!);
+    expect(editor.view.get(key)).toMatchObject({ x: 7, cell_class: 11, source_cell: 7 });
+    await editor.flush();
+    expect(server.calls).toEqual(["accept 7@1"]);
+    expect([...server.cells.values()]).toMatchObject([{ x: 7, cell_class: 11, source_cell: 7 }]);
+    // Later edits reach the copy by its server id.
+    editor.update(key, { countable: false });
+    await editor.flush();
+    expect(server.calls[1]).toMatch(/^update \d+@2$/);
+  });
+
+  it("accepts with another class as an acceptance followed by an edit, undone in one step", async () => {
+    const server = withSuggestions();
+    const editor = editorOn(server);
+    const key = editor.accept(server.suggestions.get(8)!, { cell_class: 12 });
+    expect(editor.view.get(key)?.cell_class).toBe(12);
+    await editor.flush();
+    expect(server.calls).toEqual(["accept 8@1", `update ${[...server.cells.keys()][0]}@2`]);
+    expect([...server.cells.values()][0]).toMatchObject({ cell_class: 12, source_cell: 8 });
+    expect(editor.undo()).toBe(true);
+    await editor.flush();
+    expect(server.cells.size).toBe(0);
+    expect(editor.canUndo()).toBe(false);
+  });
+
+  it("sends a run of acceptances (accept all) as one request", async () => {
+    const server = withSuggestions();
+    const editor = editorOn(server);
+    editor.create(box); // goes out at once; the acceptances queue behind it
+    for (const id of [7, 8, 9]) editor.accept(server.suggestions.get(id)!);
+    await editor.flush();
+    expect(server.calls).toEqual(["create@1", "accept 7,8,9@2"]);
+    expect(editor.version).toBe(3);
+    expect(new Set([...editor.view.values()].map((c) => c.source_cell))).toEqual(new Set([null, 7, 8, 9]));
+  });
+
+  it("after a 409, keeps the other change's copy of a suggestion both accepted and edits that copy", async () => {
+    const server = withSuggestions();
+    const editor = editorOn(server);
+    const theirs = server.otherTabAdds({ x: 7, cell_class: 11, source_cell: 7 });
+    const key = editor.accept(server.suggestions.get(7)!, { cell_class: 13 });
+    await editor.flush().catch(() => undefined);
+    expect(editor.conflict?.notes).toEqual(["A suggestion you accepted was already accepted in the other change."]);
+    editor.keepMine();
+    await editor.flush();
+    expect(server.cells.size).toBe(1);
+    expect(server.cells.get(theirs.id)?.cell_class).toBe(13);
+    expect(editor.view.get(key)?.cell_class).toBe(13);
+  });
+
+  it("drops an acceptance the server refuses and says why", async () => {
+    const server = withSuggestions();
+    const editor = editorOn(server);
+    editor.accept({ ...server.suggestions.get(7)!, id: 70 });
+    await editor.flush();
+    expect(editor.message).toMatch(/refused: These are not model suggestions/);
+    expect(editor.view.size).toBe(0);
+  });
+});
+
 describe("a stale version (409)", () => {
   it("stops, shows both changes, and on 'keep both' saves mine on top of the other", async () => {
     const server = new FakeSet();

@@ -49,3 +49,32 @@ def test_second_annotator_concedes_a_conflict(page: Any) -> None:
     adjudicator = token_client(world.adjudicator)
     conflicts = eventually(lambda: adjudicator.get(f"/api/v1/conflicts?field={field.pk}").json()["results"])
     assert [c["status"] for c in conflicts] == ["resolved"]
+
+
+def test_adjudicator_decides_a_class_from_the_palette(page: Any) -> None:
+    require_route("conflict-list", "double-review (wt-review)")
+    world = build_world(n_fields=1)
+    field = world.fields[0]
+    annotate_and_submit(world.annotator, field.pk, 11)
+    annotate_and_submit(world.second_annotator, field.pk, 12)
+    # Both keep their version: the conflict goes to adjudication.
+    for user in (world.annotator, world.second_annotator):
+        client = token_client(user)
+        conflict = client.get(f"/api/v1/conflicts?field={field.pk}").json()["results"][0]
+        body = {"decision": "keep", "version": conflict["version"]}
+        response = client.post(f"/api/v1/conflicts/{conflict['id']}/resolve", body, format="json")
+        assert response.status_code == 200, response.content
+
+    log_in(page, "ada", PASSWORD)
+    page.click("header.top nav a:has-text('Cross-check')")
+    page.click(f"table.crosscheck-list tr[data-field='{field.pk}'] a.button")
+    page.wait_for_selector("#conflict-status:has-text('escalated')")
+    screenshot(page, "crosscheck-adjudicator")
+    page.fill("#reason", "a lymphoma cell, not a lymphocyte")
+    page.click("#crosscheck .palette .class-button[data-class='13']")  # lymphoma cell: the box with that class
+    page.wait_for_selector("#conflict-status:has-text('adjudicated')")
+    adjudicator = token_client(world.adjudicator)
+    decided = adjudicator.get(f"/api/v1/conflicts?field={field.pk}").json()["results"][0]
+    assert decided["resolution"] == "custom"
+    assert decided["final_cell"]["cell_class"] == 13
+    assert decided["reason"] == "a lymphoma cell, not a lymphocyte"

@@ -269,6 +269,11 @@ def test_api_addresses_that_name_nothing_answer_json_404(lab_admin: Any) -> None
         assert response.status_code == 404, path
         assert response["Content-Type"] == "application/json", path
         assert response.json()["code"] == "not_found", path
+    # An address no endpoint has says so (the browser UI tells "not on this server" from "no such object" by it).
+    for path in ("/api/v1/no-such-list", "/api/v2/fields"):
+        problems = client.get(path).json()["errors"]
+        assert problems == [{"field": "path", "reason": "no endpoint has this address"}], path
+    assert client.get("/api/v1/cells/999999").json()["errors"] == []
 
 
 # --- box coordinates ------------------------------------------------------------------------------------------------

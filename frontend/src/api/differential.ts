@@ -1,4 +1,6 @@
-// Client of the differential API (cases/{id}/differential, smears/{id}/differential; JSON, CSV, PDF).
+// Client of the differential API (cases/{id}/differential, smears/{id}/differential; JSON, CSV, PDF). The report's
+// shape is written out here: the OpenAPI schema documents it as a free object (annotations/reports.py builds it),
+// so types.ts has nothing to alias.
 
 import { api, withQuery } from "./http";
 

@@ -1,26 +1,15 @@
 // Client of the COCO export API (researchers and admins): 202 with a job, polled until its file can be downloaded.
 
 import { api, fetchAll, withQuery } from "./http";
-import type { Job } from "./jobs";
+import type { components } from "./types";
 
-export interface ExportJob extends Job {
-  download_url: string | null;
-}
+type Schemas = components["schemas"];
 
-export interface ExportRequest {
-  /** consensus (default), annotations, predictions */
-  sources: string[];
-  /** case codes; empty: all */
-  cases: string[];
-  /** train, val, test, unassigned; empty: all */
-  splits: string[];
-  /** class names, "uncountable", "unclassified"; empty: all */
-  classes: string[];
-  model_version: number | null;
-}
+export type ExportJob = Schemas["ExportJob"];
+export type ExportRequest = Schemas["ExportRequestRequest"];
 
-export const EXPORT_SOURCES = ["consensus", "annotations", "predictions"] as const;
-export const SPLITS = ["train", "val", "test", "unassigned"] as const;
+export const EXPORT_SOURCES: readonly Schemas["SourcesEnum"][] = ["consensus", "annotations", "predictions"];
+export const SPLITS: readonly Schemas["SplitsEnum"][] = ["train", "val", "test", "unassigned"];
 
 export const exportsApi = {
   list: () => fetchAll<ExportJob>(withQuery("/api/v1/exports", { ordering: "-id" })),

@@ -2,7 +2,19 @@
 
 import { api, ApiError, fetchAll, request, withQuery, type Page } from "./http";
 import type { CellWriter } from "../logic/setEditor";
-import type { AnnotationSet, Case, Cell, CellClass, CellWrite, Field, Me, SetKind, SetSnapshot, Smear } from "./types";
+import type {
+  AcceptedSuggestions,
+  AnnotationSet,
+  Case,
+  Cell,
+  CellClass,
+  CellWrite,
+  Field,
+  Me,
+  SetKind,
+  SetSnapshot,
+  Smear,
+} from "./shapes";
 
 const V1 = "/api/v1";
 
@@ -56,6 +68,14 @@ export const annotationSets = {
   async cells(id: number): Promise<VersionedCells> {
     const response = await request<Cell[]>("GET", `${V1}/annotation-sets/${id}/cells`);
     return { cells: response.data, version: response.etag };
+  },
+  /** Copy model suggestions of the set's field into the set, `source_cell` naming each (one version step). */
+  async accept(id: number, version: number, suggestions: number[]): Promise<Written<AcceptedSuggestions>> {
+    const response = await request<AcceptedSuggestions>("POST", `${V1}/annotation-sets/${id}/accept`, {
+      json: { cells: suggestions },
+      ifMatch: version,
+    });
+    return { value: response.data, version: response.etag ?? response.data.version };
   },
   async submit(id: number, version: number): Promise<AnnotationSet> {
     return (await request<AnnotationSet>("POST", `${V1}/annotation-sets/${id}/submit`, { json: {}, ifMatch: version }))
@@ -122,6 +142,7 @@ export async function latestPrediction(fieldId: number): Promise<AnnotationSet |
 /** The writes of continuous saving (logic/setEditor.ts) over this API. */
 export const cellWriter: CellWriter = {
   create: cells.create,
+  accept: annotationSets.accept,
   update: cells.update,
   delete: cells.delete,
   async snapshot(setId: number): Promise<SetSnapshot> {

@@ -201,9 +201,11 @@ export function withQuery(url: string, params: Record<string, string | number | 
 }
 
 /**
- * Whether a 404 means "this server has no such endpoint" (a page whose API arrives with another branch) rather
- * than "no such object": the API's own 404s carry the error shape with a code, an unknown URL does not.
+ * Whether a 404 means "this server has no such endpoint" (a page whose API arrives with a later version) rather
+ * than "no such object": the server's 404 for an address no endpoint has names the `path` as its problem
+ * (aicell/views.py); a proxy's or an older server's has no code at all.
  */
 export function isMissingEndpoint(error: unknown): boolean {
-  return error instanceof ApiError && error.status === 404 && !error.code;
+  if (!(error instanceof ApiError) || error.status !== 404) return false;
+  return !error.code || error.problems.some((problem) => problem.field === "path");
 }

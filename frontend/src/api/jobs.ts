@@ -1,23 +1,15 @@
 // Long-running jobs (exports, training): the shared shape of aicell.models.Job, and polling until it finishes.
 
 import { api } from "./http";
+import type { components } from "./types";
 
-export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+export type JobStatus = components["schemas"]["JobStatusEnum"];
 
-export interface Job {
-  id: number;
-  status: JobStatus;
-  /** 0 to 100 */
-  progress: number;
-  message: string;
-  error: string;
-  parameters?: Record<string, unknown>;
-  result: Record<string, unknown>;
-  cancel_requested: boolean;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-}
+/** What every job of the API carries (export, training, pre-label and import jobs all have these keys). */
+export type Job = Pick<
+  components["schemas"]["ExportJob"],
+  "id" | "status" | "progress" | "message" | "error" | "cancel_requested" | "created_at" | "started_at" | "finished_at"
+>;
 
 export const FINISHED: ReadonlySet<JobStatus> = new Set(["succeeded", "failed", "cancelled"]);
 

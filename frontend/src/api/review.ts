@@ -1,65 +1,24 @@
 // Client of the double-review API: assignments (my worklist), conflicts side by side and their resolution.
 
 import { api, fetchAll, isMissingEndpoint, request, withQuery } from "./http";
-import type { Box } from "./types";
+import type { Box } from "./shapes";
+import type { components } from "./types";
 
-export type Progress = "not_started" | "in_progress" | "submitted" | "pending";
+type Schemas = components["schemas"];
 
-export interface Assignment {
-  id: number;
-  field: number;
-  field_status: string;
-  smear: number;
-  case: number;
-  annotator: number;
-  annotator_username: string;
-  side: "a" | "b";
-  progress: Progress;
-  annotation_set: number | null;
-  cell_count: number | null;
-  submitted_at: string | null;
-}
+export type Assignment = Schemas["Assignment"];
+export type ConflictSide = Schemas["ConflictSide"];
 
-export interface CellVersion extends Box {
-  id: number | null;
-  countable: boolean;
-  cell_class: number | null;
-}
+/** The cell an adjudicator decides on (a `custom` decision's `cell`, a settled conflict's `final_cell`). */
+export type DecidedCell = Box & { countable: boolean; cell_class: number | null };
 
-export interface ConflictSide {
-  annotator: number;
-  annotator_username: string;
-  cell: CellVersion | null;
-  /** "concede", "keep" or "" */
-  decision: string;
-}
+/** A conflict; the schema documents the `final_cell` JSON column as any value, the server stores a cell or null. */
+export type ReviewConflict = Omit<Schemas["Conflict"], "final_cell"> & { readonly final_cell: DecidedCell | null };
 
-export type ConflictStatus = "open" | "resolved" | "escalated" | "adjudicated";
-
-export interface ReviewConflict {
-  id: number;
-  field: number;
-  kind: "pair" | "only_a" | "only_b";
-  kinds: string[];
-  iou: number | null;
-  status: ConflictStatus;
-  version: number;
-  a: ConflictSide;
-  b: ConflictSide;
-  your_side: "a" | "b" | null;
-  resolution: string;
-  final_cell: (Box & { countable: boolean; cell_class: number | null }) | null;
-  reason: string;
-  resolved_by_username: string | null;
-  resolved_at: string | null;
-}
-
-export type AnnotatorDecision = "concede" | "keep";
-export type AdjudicatorDecision = "a" | "b" | "none" | "custom";
-
+/** The resolve body; the schema documents a custom decision's `cell` as a free object. */
 export interface ResolveBody {
-  decision: AnnotatorDecision | AdjudicatorDecision;
-  cell?: Box & { countable: boolean; cell_class: number | null };
+  decision: Schemas["DecisionEnum"];
+  cell?: DecidedCell;
   reason?: string;
 }
 

@@ -8,10 +8,11 @@
 import { annotationSets, cells, fields } from "./foundation";
 import { api, isMissingEndpoint, withQuery } from "./http";
 import { myAssignedFields } from "./review";
-import type { AnnotationSet, Cell, Field, Me } from "./types";
+import type { AnnotationSet, Field, Me, Suggestion } from "./shapes";
+import type { components } from "./types";
 
 export interface ReviewItem {
-  cell: Cell;
+  cell: Suggestion;
   field: Field;
   /** my set on the field (null: none yet) */
   mySet: AnnotationSet | null;
@@ -20,34 +21,50 @@ export interface ReviewItem {
 export interface ReviewQueue {
   items: ReviewItem[];
   source: string;
-  /** the server's strategies when the review-queue API answered; empty for the fallback */
-  strategies: readonly string[];
+  /** whether the review-queue API answered (it orders by the strategy); false: the foundation API's fallback */
+  byStrategy: boolean;
 }
 
-export const STRATEGIES = ["entropy", "margin", "least_confidence", "disagreement", "detector"] as const;
+/**
+ * A strategy as `GET /api/v1/review-strategies` lists them (the review-strategy registry). The endpoint arrives
+ * with the backend's registry branch; until types.ts has its schema, the shape is written out here.
+ */
+export interface ReviewStrategy {
+  name: string;
+  label: string;
+  description: string;
+  default: boolean;
+}
+
+export interface StrategyList {
+  strategies: ReviewStrategy[];
+  /** false: the server does not list its strategies; these are the names its review-queue API accepts */
+  listed: boolean;
+}
+
+/** The strategies the review-queue API accepts, for a server without the list (entropy is its default). */
+const ACCEPTED_STRATEGIES = ["entropy", "margin", "least_confidence", "disagreement", "detector"];
+
+export async function reviewStrategies(): Promise<StrategyList> {
+  try {
+    return { strategies: await api.get<ReviewStrategy[]>("/api/v1/review-strategies"), listed: true };
+  } catch (error) {
+    if (!isMissingEndpoint(error)) throw error;
+  }
+  const strategies = ACCEPTED_STRATEGIES.map((name, index) => {
+    const spoken = name.replaceAll("_", " ");
+    return { name, label: spoken[0].toUpperCase() + spoken.slice(1), description: "", default: index === 0 };
+  });
+  return { strategies, listed: false };
+}
 
 /** A cell as the review-queue API sends it. */
-export interface ReviewCellJson {
-  id: number;
-  field: number;
-  x: number;
-  y: number;
-  width: number;
-  height: number;
-  predicted_class: number;
-  countable: boolean;
-  p_countable: number;
-  detector_score: number;
-  probabilities: number[];
-  uncertainty: Record<string, number>;
-  model_version: number;
-}
+type ReviewCell = components["schemas"]["ReviewCell"];
 
-export function cellOfReview(item: ReviewCellJson): Cell {
+export function suggestionOfReview(item: ReviewCell): Suggestion {
   const sorted = [...item.probabilities].sort((a, b) => b - a);
   return {
     id: item.id,
-    annotation_set: 0,
     x: item.x,
     y: item.y,
     width: item.width,
@@ -59,8 +76,6 @@ export function cellOfReview(item: ReviewCellJson): Cell {
     confidence: sorted[0] ?? null,
     margin: item.uncertainty.margin ?? (sorted.length > 1 ? sorted[0] - sorted[1] : null),
     entropy: item.uncertainty.entropy ?? null,
-    source_cell: null,
-    review_outcome: "",
   };
 }
 
@@ -76,17 +91,19 @@ async function myDraftSets(me: Me, fieldIds: number[]): Promise<Map<number, Anno
   return new Map(mine.filter((s) => fieldIds.includes(s.field)).map((s) => [s.field, s]));
 }
 
-export async function loadReviewQueue(me: Me, strategy: string = STRATEGIES[0], limit = 50): Promise<ReviewQueue> {
+/** The queue by `strategy` (null: the server's default order). */
+export async function loadReviewQueue(me: Me, strategy: ReviewStrategy | null, limit = 50): Promise<ReviewQueue> {
   try {
-    const served = await api.get<ReviewCellJson[]>(withQuery("/api/v1/review-queue", { strategy, limit }));
+    const served = await api.get<ReviewCell[]>(withQuery("/api/v1/review-queue", { strategy: strategy?.name, limit }));
     const fieldIds = [...new Set(served.map((c) => c.field))];
     const [fieldById, mySets] = await Promise.all([each(fieldIds, (id) => fields.get(id)), myDraftSets(me, fieldIds)]);
     const items = served.map((c) => ({
-      cell: cellOfReview(c),
+      cell: suggestionOfReview(c),
       field: fieldById.get(c.field) as Field,
       mySet: mySets.get(c.field) ?? null,
     }));
-    return { items, source: `the review queue, ${strategy.replaceAll("_", " ")} first`, strategies: STRATEGIES };
+    const order = strategy ? `, ${strategy.label.toLowerCase()} first` : "";
+    return { items, source: `the review queue${order}`, byStrategy: true };
   } catch (error) {
     if (!isMissingEndpoint(error)) throw error;
   }
@@ -128,6 +145,6 @@ async function fallbackQueue(me: Me, limit: number): Promise<ReviewQueue> {
   return {
     items,
     source: `the ${candidates.length} least confident model cells (foundation API)`,
-    strategies: [],
+    byStrategy: false,
   };
 }

@@ -3,50 +3,23 @@
 // of them the server has and says so where an endpoint is missing.
 
 import { api, fetchAll, withQuery } from "./http";
-import type { Job } from "./jobs";
+import type { components } from "./types";
 
-export interface ModelVersion {
-  id: number;
-  stage: "detector" | "countability" | "classifier";
-  profile: string;
-  architecture: string;
-  status: "candidate" | "active" | "retired";
-  metrics: Record<string, unknown>;
-  parent: number | null;
-  status_reason: string;
-  created_at: string;
-  promoted_at: string | null;
-  /** plot images (learning curves, confusion matrix), when the server offers them */
-  plots?: Array<{ name: string; url: string }>;
-}
+type Schemas = components["schemas"];
 
-export interface TrainingJob extends Job {
-  /** one stage, "all", or stages joined by "+" */
-  stage?: string;
-  stages?: string[];
-  profile?: string;
-  current_stage?: string;
-  epoch?: number | null;
-  epochs?: number | null;
-  loss?: number | null;
-  model_version?: number | null;
-  model_versions?: number[];
-}
+/** A model version; the schema documents the `metrics` JSON column as any value, the server stores an object. */
+export type ModelVersion = Omit<Schemas["ModelVersion"], "metrics"> & { readonly metrics: Record<string, unknown> };
+/** A training job as the list sends it (without its log). */
+export type TrainingJob = Schemas["TrainingJobList"];
+export type Schedule = Schemas["TrainingSchedule"];
 
-export interface Schedule {
-  id: number;
-  name: string;
-  enabled: boolean;
-  [detail: string]: unknown;
-}
-
-export const STAGES = ["detector", "countability", "classifier"] as const;
+export const STAGES: readonly Schemas["StagesEnum"][] = ["detector", "countability", "classifier"];
 export const PROFILES = ["cpu", "paper"] as const;
 
 export const training = {
   models: () => fetchAll<ModelVersion>(withQuery("/api/v1/model-versions", { ordering: "-id" })),
   jobs: () => fetchAll<TrainingJob>(withQuery("/api/v1/training-jobs", { ordering: "-id" })),
-  launch: (body: { stage: string; profile: string }) => api.post<TrainingJob>("/api/v1/training-jobs", body),
+  launch: (body: Schemas["TrainingRequestRequest"]) => api.post<TrainingJob>("/api/v1/training-jobs", body),
   cancel: (id: number) => api.post<TrainingJob>(`/api/v1/training-jobs/${id}/cancel`),
   schedules: () => fetchAll<Schedule>("/api/v1/training-schedules"),
   setSchedule: (id: number, enabled: boolean) => api.patch<Schedule>(`/api/v1/training-schedules/${id}`, { enabled }),

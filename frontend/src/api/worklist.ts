@@ -4,7 +4,7 @@
 import { annotationSets } from "./foundation";
 import { api, fetchAll, isMissingEndpoint, withQuery, type Page } from "./http";
 import { assignments, type Assignment } from "./review";
-import type { AnnotationSet, Field, FieldStatus, Me, Smear } from "./types";
+import type { AnnotationSet, Field, FieldStatus, Me, Smear } from "./shapes";
 
 export interface WorkItem {
   fieldId: number;

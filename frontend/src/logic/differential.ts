@@ -1,7 +1,7 @@
 // The live differential count of the gallery: countable, classified cells per class, lineage totals and the blast
 // share. The case report shows the server's count (with confidence intervals); this one follows the user's edits.
 
-import type { CellClass, Lineage } from "../api/types";
+import type { CellClass, Lineage } from "../api/shapes";
 import { LINEAGE_ORDER } from "./taxonomy";
 
 export interface CountedCell {

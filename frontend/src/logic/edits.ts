@@ -3,8 +3,12 @@
 // What the user sees = the confirmed cells with the pending operations applied on top, so a refused or
 // conflicting write never loses an edit: the operations stay until they are saved or the user drops them.
 // Pure functions only; `setEditor.ts` sends the operations.
+//
+// Taking a model suggestion over is its own operation, `accept`: the server copies the suggestion into the set
+// (POST /annotation-sets/{id}/accept), so the box, class and provenance (`source_cell`) come from the server's
+// prediction, never from what the page sends. The page shows the copy at once from `suggestionCopy`.
 
-import type { Box, SetSnapshot } from "../api/types";
+import type { Box, SetSnapshot, Suggestion } from "../api/shapes";
 import { sameBox } from "./geometry";
 
 export interface CellState extends Box {
@@ -22,14 +26,33 @@ export type CellChanges = Partial<Omit<CellState, "source_cell">>;
 
 export type Op =
   | { kind: "create"; key: string; data: CellState }
+  | { kind: "accept"; key: string; source: number; data: CellState }
   | { kind: "update"; key: string; changes: CellChanges }
   | { kind: "delete"; key: string };
+
+/** An operation that brings a cell into the set (until it is sent, the cell exists on this page only). */
+export function isCreation(op: Op): op is Extract<Op, { kind: "create" | "accept" }> {
+  return op.kind === "create" || op.kind === "accept";
+}
+
+/** The cell that accepting `suggestion` makes, as the server's /accept copies it. */
+export function suggestionCopy(suggestion: Pick<Suggestion, "id" | keyof Box | "countable" | "cell_class">): CellState {
+  return {
+    x: suggestion.x,
+    y: suggestion.y,
+    width: suggestion.width,
+    height: suggestion.height,
+    countable: suggestion.countable,
+    cell_class: suggestion.cell_class,
+    source_cell: suggestion.id,
+  };
+}
 
 export type CellMap = ReadonlyMap<string, LocalCell>;
 
 export function applyOp(cells: CellMap, op: Op): Map<string, LocalCell> {
   const next = new Map(cells);
-  if (op.kind === "create") next.set(op.key, { key: op.key, ...op.data });
+  if (isCreation(op)) next.set(op.key, { key: op.key, ...op.data });
   else if (op.kind === "delete") next.delete(op.key);
   else {
     const cell = next.get(op.key);
@@ -45,11 +68,12 @@ export function applyOps(cells: CellMap, ops: readonly Op[]): Map<string, LocalC
 /**
  * Add an operation to the not-yet-sent queue, folding it into earlier ones on the same cell: an edit of a cell
  * whose creation is still queued becomes part of the creation, two edits become one, and deleting a cell that
- * was never sent removes every trace of it. Operations on different cells are independent, so folding is safe.
+ * was never sent removes every trace of it. An edit of a queued acceptance stays an edit of its own (the server
+ * copies a suggestion as predicted). Operations on different cells are independent, so folding is safe.
  */
 export function enqueue(queue: readonly Op[], op: Op): Op[] {
   const sameCell = queue.filter((queued) => queued.key === op.key);
-  if (op.kind === "create" || sameCell.length === 0) return [...queue, op];
+  if (isCreation(op) || sameCell.length === 0) return [...queue, op];
   const last = sameCell[sameCell.length - 1];
   if (op.kind === "update") {
     if (last.kind === "create")
@@ -59,12 +83,12 @@ export function enqueue(queue: readonly Op[], op: Op): Op[] {
     return [...queue, op];
   }
   const others = queue.filter((queued) => queued.key !== op.key);
-  return sameCell.some((queued) => queued.kind === "create") ? others : [...others, op];
+  return sameCell.some(isCreation) ? others : [...others, op];
 }
 
 /** The operation that undoes `op`, computed from the view just before it; null when there is nothing to undo. */
 export function inverse(before: CellMap, op: Op): Op | null {
-  if (op.kind === "create") return { kind: "delete", key: op.key };
+  if (isCreation(op)) return { kind: "delete", key: op.key };
   const cell = before.get(op.key);
   if (!cell) return null;
   if (op.kind === "delete") {
@@ -124,15 +148,19 @@ export interface Rebased {
 /**
  * Re-apply pending operations on top of the server's current cells after a 409. Edits of cells that still exist
  * apply as they are (attributes the user did not touch keep the other change); an edited cell that was deleted
- * elsewhere is re-created as the user left it; deleting a cell that is already gone is dropped.
+ * elsewhere is re-created as the user left it; deleting a cell that is already gone is dropped. A suggestion that
+ * the other change accepted already is not accepted twice: the caller keys the server's copy by the acceptance's
+ * key, so the edits made after it apply to that copy.
  */
 export function rebase(ops: readonly Op[], server: CellMap, view: CellMap): Rebased {
   const rebased: Op[] = [];
   const notes: string[] = [];
-  const createdHere = new Set(ops.filter((op) => op.kind === "create").map((op) => op.key));
+  const createdHere = new Set(ops.filter((op) => isCreation(op) && !server.has(op.key)).map((op) => op.key));
   for (const op of ops) {
     const exists = server.has(op.key) || createdHere.has(op.key);
-    if (op.kind === "create" || exists) {
+    if (op.kind === "accept" && server.has(op.key)) {
+      notes.push("A suggestion you accepted was already accepted in the other change.");
+    } else if (isCreation(op) || exists) {
       rebased.push(op);
     } else if (op.kind === "update") {
       const mine = view.get(op.key);

@@ -1,7 +1,7 @@
 // The cell gallery's model: which cells of each field show (mine, or the model's not yet taken over, or the truth),
 // how they group by class, and how keyboard focus moves through the groups.
 
-import type { Box, Cell } from "../api/types";
+import type { Box, Cell } from "../api/shapes";
 import type { LocalCell } from "./edits";
 import { iou } from "./geometry";
 import type { Taxonomy } from "./taxonomy";

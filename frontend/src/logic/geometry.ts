@@ -1,6 +1,6 @@
 // Boxes in image pixels (x, y = top-left corner), as the API stores them.
 
-import type { Box } from "../api/types";
+import type { Box } from "../api/shapes";
 
 export function iou(a: Box, b: Box): number {
   const left = Math.max(a.x, b.x);

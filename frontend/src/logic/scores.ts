@@ -1,6 +1,6 @@
 // Reading a prediction's scores: the 21 class probabilities (ensemble average) and P(countable).
 
-import type { Cell, Scores } from "../api/types";
+import type { Cell, Scores } from "../api/shapes";
 
 // The inference app stores the ensemble average under "probabilities"; older or imported predictions may use
 // another of these names.

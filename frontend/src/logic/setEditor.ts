@@ -4,17 +4,23 @@
 // set version it was made on (If-Match). When someone else changed the set meanwhile, the server answers 409 with
 // the set as it is now: the editor stops, shows both (`conflict`), and the user either re-applies the queued
 // changes on top of the other one (`keepMine`) or drops them (`discardMine`). Nothing is lost without a decision.
+//
+// Model suggestions are taken over with `accept` (the server's /accept copies them); acceptances queued one after
+// another (accept all) go out as one request.
 
 import { ApiError, describeError } from "../api/http";
-import type { Cell, CellWrite, SetSnapshot } from "../api/types";
+import type { AcceptedSuggestions, Cell, CellWrite, SetSnapshot, Suggestion } from "../api/shapes";
 import {
   applyOps,
+  changesBetween,
   diffCells,
   enqueue,
   fromSnapshot,
   inverse,
+  isCreation,
   keyForId,
   rebase,
+  suggestionCopy,
   type CellChanges,
   type CellDiff,
   type CellState,
@@ -27,9 +33,11 @@ export interface Written<T> {
   version: number | null;
 }
 
-/** The writes the editor needs (the real ones are `cells` in api/foundation.ts; tests pass fakes). */
+/** The writes the editor needs (the real ones are `cellWriter` in api/foundation.ts; tests pass fakes). */
 export interface CellWriter {
   create(setId: number, version: number, data: CellWrite): Promise<Written<Cell>>;
+  /** Copy model suggestions (prediction cell ids of the set's field) into the set: one version step. */
+  accept(setId: number, version: number, suggestions: number[]): Promise<Written<Omit<AcceptedSuggestions, "version">>>;
   update(cellId: number, version: number, changes: Partial<CellWrite>): Promise<Written<Cell>>;
   delete(cellId: number, version: number): Promise<Written<null>>;
   /** The set as it is now (after a write found its cell gone). */
@@ -97,7 +105,8 @@ export class SetEditor {
   private confirmed = new Map<string, LocalCell>();
   private readonly ids = new Map<string, number>();
   private readonly keys = new Map<number, string>();
-  private inFlight: Op | null = null;
+  /** the operations being sent: one, or a run of acceptances sent together */
+  private inFlight: Op[] = [];
   private queue: Op[] = [];
   private undoStack: Op[] = [];
   private readonly listeners = new Set<() => void>();
@@ -144,8 +153,24 @@ export class SetEditor {
   // --- changing --------------------------------------------------------------------------------------------------
 
   create(data: CellState): string {
-    const key = `n${Date.now().toString(36)}${(this.counter++).toString(36)}`;
+    const key = this.newKey();
     this.apply({ kind: "create", key, data });
+    return key;
+  }
+
+  /**
+   * Take a model suggestion over, optionally changed (another class, uncountable): the server copies it as
+   * predicted and the changes follow as an edit of the copy. One undo step removes the copy again.
+   */
+  accept(
+    suggestion: Pick<Suggestion, "id" | "x" | "y" | "width" | "height" | "countable" | "cell_class">,
+    changes: CellChanges = {},
+  ): string {
+    const key = this.newKey();
+    const data = suggestionCopy(suggestion);
+    this.apply({ kind: "accept", key, source: suggestion.id, data });
+    const edit = changesBetween(data, { ...data, ...changes });
+    if (Object.keys(edit).length) this.apply({ kind: "update", key, changes: edit }, false);
     return key;
   }
 
@@ -182,13 +207,19 @@ export class SetEditor {
     this.pump();
   }
 
+  /** The set's id, creating the set first when this editor has none yet (submitting an empty field needs one). */
+  async ensureCreated(): Promise<number> {
+    if (this.setId === null) await this.createSet();
+    return this.setId as number;
+  }
+
   /** Resolves once everything is saved; rejects when saving stopped (conflict, locked set, refused write). */
   flush(): Promise<void> {
     return new Promise((resolve, reject) => {
       const check = (): boolean => {
         if (this.conflict) reject(new Error(this.conflict.message));
         else if (this.state === "locked") reject(new Error(this.message));
-        else if (!this.inFlight && this.queue.length === 0) resolve();
+        else if (this.inFlight.length === 0 && this.queue.length === 0) resolve();
         else return false;
         return true;
       };
@@ -230,8 +261,12 @@ export class SetEditor {
 
   // --- internals -------------------------------------------------------------------------------------------------
 
-  private apply(op: Op): void {
-    const undo = inverse(this.view, op);
+  private newKey(): string {
+    return `n${Date.now().toString(36)}${(this.counter++).toString(36)}`;
+  }
+
+  private apply(op: Op, undoable = true): void {
+    const undo = undoable ? inverse(this.view, op) : null;
     if (undo) {
       this.undoStack.push(undo);
       if (this.undoStack.length > UNDO_LIMIT) this.undoStack.shift();
@@ -242,7 +277,7 @@ export class SetEditor {
   }
 
   private pendingOps(): Op[] {
-    return this.inFlight ? [this.inFlight, ...this.queue] : [...this.queue];
+    return [...this.inFlight, ...this.queue];
   }
 
   private confirmCells(cells: readonly Cell[]): void {
@@ -265,7 +300,7 @@ export class SetEditor {
 
   private changed(): void {
     if (!this.conflict && this.state !== "offline" && this.state !== "locked") {
-      this.state = this.inFlight || this.queue.length ? "saving" : "saved";
+      this.state = this.inFlight.length || this.queue.length ? "saving" : "saved";
     }
     for (const listener of [...this.listeners]) listener();
   }
@@ -276,21 +311,22 @@ export class SetEditor {
   }
 
   private pump(): void {
-    if (this.inFlight || this.conflict || this.retryTimer !== null || this.state === "locked") return;
-    const op = this.queue.shift();
-    if (!op) {
+    if (this.inFlight.length || this.conflict || this.retryTimer !== null || this.state === "locked") return;
+    const batch = nextBatch(this.queue);
+    if (!batch.length) {
       this.changed();
       return;
     }
-    this.inFlight = op;
+    this.queue = this.queue.slice(batch.length);
+    this.inFlight = batch;
     this.changed();
-    void this.send(op);
+    void this.send(batch);
   }
 
-  private async send(op: Op): Promise<void> {
+  private async send(ops: Op[]): Promise<void> {
     try {
-      await this.write(op);
-      this.inFlight = null;
+      await this.write(ops);
+      this.inFlight = [];
       this.failures = 0;
       if (this.state === "offline") {
         this.state = "saving";
@@ -299,17 +335,35 @@ export class SetEditor {
       this.changed();
       this.pump();
     } catch (error) {
-      await this.failed(op, error);
+      await this.failed(ops, error);
     }
   }
 
-  private async write(op: Op): Promise<void> {
-    if (this.setId === null) await this.createSet();
-    const setId = this.setId as number;
+  private async write(ops: Op[]): Promise<void> {
+    const setId = await this.ensureCreated();
+    const [op] = ops;
+    if (op.kind === "accept") {
+      const accepts = ops as Array<Extract<Op, { kind: "accept" }>>;
+      const { value, version } = await this.writer.accept(
+        setId,
+        this.version,
+        accepts.map((a) => a.source),
+      );
+      this.version = version ?? this.version + 1;
+      for (const cell of value.created) {
+        const accepted = accepts.find((a) => a.source === cell.source_cell);
+        if (accepted) this.confirm(accepted.key, cell);
+      }
+      if (value.skipped.length)
+        await this.adoptCopies(
+          setId,
+          accepts.filter((a) => value.skipped.includes(a.source)),
+        );
+      return;
+    }
     if (op.kind === "create") {
       const { value, version } = await this.writer.create(setId, this.version, { ...op.data });
-      this.remember(op.key, value.id);
-      this.confirmed.set(op.key, { key: op.key, ...cellState(value) });
+      this.confirm(op.key, value);
       this.version = version ?? this.version + 1;
       return;
     }
@@ -326,6 +380,23 @@ export class SetEditor {
     }
   }
 
+  private confirm(key: string, cell: Cell | SetSnapshot["cells"][number]): void {
+    this.remember(key, cell.id);
+    this.confirmed.set(key, { key, ...cellState(cell) });
+  }
+
+  /** Suggestions the set held a copy of already: the acceptances' keys name those copies from now on. */
+  private async adoptCopies(setId: number, accepts: Array<Extract<Op, { kind: "accept" }>>): Promise<void> {
+    const { cells } = await this.writer.snapshot(setId);
+    for (const accepted of accepts) {
+      const copy = cells.find((cell) => cell.source_cell === accepted.source);
+      if (!copy) continue;
+      const previousKey = this.keys.get(copy.id);
+      if (previousKey !== undefined && previousKey !== accepted.key) this.confirmed.delete(previousKey);
+      this.confirm(accepted.key, copy);
+    }
+  }
+
   private async createSet(): Promise<void> {
     if (!this.ensureSet) throw new Error("This editor has no annotation set to save into.");
     const ref = await this.ensureSet();
@@ -334,41 +405,41 @@ export class SetEditor {
     if (ref.cells) this.confirmCells(ref.cells);
   }
 
-  private async failed(op: Op, error: unknown): Promise<void> {
+  private async failed(ops: Op[], error: unknown): Promise<void> {
     const status = error instanceof ApiError ? error.status : -1;
     const current = error instanceof ApiError ? (error.body.current as SetSnapshot | undefined) : undefined;
     if (status === 409 && current) {
-      this.openConflict(op, current, describeError(error));
-    } else if (status === 404 && op.kind !== "create" && this.setId !== null) {
+      this.openConflict(ops, current, describeError(error));
+    } else if (status === 404 && !ops.some(isCreation) && this.setId !== null) {
       // A cell deleted elsewhere answers 404 before any version check: the same situation as a 409.
       try {
-        this.openConflict(op, await this.writer.snapshot(this.setId), "A cell you changed was deleted elsewhere.");
+        this.openConflict(ops, await this.writer.snapshot(this.setId), "A cell you changed was deleted elsewhere.");
       } catch (snapshotError) {
-        this.goOffline(op, snapshotError);
+        this.goOffline(ops, snapshotError);
       }
     } else if (status === 403) {
-      this.queue.unshift(op);
-      this.inFlight = null;
+      this.queue.unshift(...ops);
+      this.inFlight = [];
       this.state = "locked";
       this.message = describeError(error);
       this.changed();
     } else if (status === 0 || status >= 500 || status === 429) {
-      this.goOffline(op, error);
+      this.goOffline(ops, error);
     } else if (status >= 400) {
       // The server refuses this change as such (e.g. a box outside the image): it can never be saved. Drop it and
       // say why; the view falls back to what the server has.
-      this.inFlight = null;
+      this.inFlight = [];
       this.message = `Your change was refused: ${describeError(error)}`;
       this.changed();
       this.pump();
     } else {
-      this.goOffline(op, error);
+      this.goOffline(ops, error);
     }
   }
 
-  private goOffline(op: Op, error: unknown): void {
-    this.queue.unshift(op);
-    this.inFlight = null;
+  private goOffline(ops: Op[], error: unknown): void {
+    this.queue.unshift(...ops);
+    this.inFlight = [];
     this.state = "offline";
     this.message = `Not saved yet (${describeError(error)}); retrying.`;
     const delay = this.retryDelays[Math.min(this.failures, this.retryDelays.length - 1)];
@@ -380,10 +451,15 @@ export class SetEditor {
     this.changed();
   }
 
-  private openConflict(op: Op, current: SetSnapshot, message: string): void {
-    this.inFlight = null;
-    const mine = [op, ...this.queue];
+  private openConflict(sent: Op[], current: SetSnapshot, message: string): void {
+    this.inFlight = [];
+    const mine = [...sent, ...this.queue];
     this.queue = mine;
+    // A suggestion accepted here and in the other change too: the other change's copy takes this page's key.
+    for (const op of mine) {
+      const copy = op.kind === "accept" ? current.cells.find((cell) => cell.source_cell === op.source) : undefined;
+      if (copy && !this.keys.has(copy.id)) this.remember(op.key, copy.id);
+    }
     const server = fromSnapshot(current, (id) => this.keyOfId(id));
     for (const cell of current.cells) this.remember(this.keyOfId(cell.id), cell.id);
     const before = applyOps(this.confirmed, mine);
@@ -402,4 +478,11 @@ export class SetEditor {
     this.message = message;
     this.changed();
   }
+}
+
+/** The next operations to send: the first queued one, or the run of acceptances it starts (one /accept request). */
+function nextBatch(queue: readonly Op[]): Op[] {
+  if (queue[0]?.kind !== "accept") return queue.slice(0, 1);
+  const end = queue.findIndex((op) => op.kind !== "accept");
+  return queue.slice(0, end < 0 ? queue.length : end);
 }

@@ -1,7 +1,7 @@
 // The 21 classes as the palette shows them: grouped by lineage in taxonomy order, each with its shortcut key.
 // The classes come from the API (/api/v1/cell-classes), so ids, names and keys have one source: annotations/taxonomy.py.
 
-import type { CellClass, Lineage } from "../api/types";
+import type { CellClass, Lineage } from "../api/shapes";
 
 export const LINEAGE_ORDER: readonly Lineage[] = [
   "granulocytic",

@@ -21,8 +21,12 @@ function checkboxes(name: string, values: readonly string[], checked: readonly s
   );
 }
 
-function checkedValues(form: HTMLElement, name: string): string[] {
-  return [...form.querySelectorAll<HTMLInputElement>(`input[name="${name}"]:checked`)].map((input) => input.value);
+/** The values of `name`'s checkboxes that are checked, in the order of `values`. */
+function checkedValues<T extends string>(form: HTMLElement, name: string, values: readonly T[]): T[] {
+  const checked = new Set(
+    [...form.querySelectorAll<HTMLInputElement>(`input[name="${name}"]:checked`)].map((input) => input.value),
+  );
+  return values.filter((value) => checked.has(value));
 }
 
 function exportLine(job: ExportJob): HTMLElement {
@@ -122,8 +126,8 @@ export const exportsPage: Page = async (root, _params, context) => {
     submit.disabled = true;
     try {
       const job = await exportsApi.create({
-        sources: checkedValues(form, "sources"),
-        splits: checkedValues(form, "splits"),
+        sources: checkedValues(form, "sources", EXPORT_SOURCES),
+        splits: checkedValues(form, "splits", SPLITS),
         cases: [...cases.selectedOptions].map((o) => o.value),
         classes: [...classes.selectedOptions].map((o) => o.value),
         model_version: modelVersion.value ? Number(modelVersion.value) : null,

@@ -1,5 +1,7 @@
-// The route table: each page is a module that renders into the page root and returns its cleanup.
+// The route table: every page of the app, its address, and its entry in the navigation bar (label and the roles
+// that see it). A new page is one row here; the shell (main.ts) builds the navigation from these rows.
 
+import type { Role } from "../api/shapes";
 import type { Page } from "../context";
 import { casesPage } from "./cases";
 import { crosscheckFieldPage, crosscheckListPage } from "./crosscheck";
@@ -11,6 +13,21 @@ import { reportPage } from "./report";
 import { reviewQueuePage } from "./reviewQueue";
 import { worklistPage } from "./worklist";
 
+export interface NavEntry {
+  label: string;
+  roles: readonly Role[];
+  /** other addresses that belong to this entry (it shows as current there too) */
+  also?: readonly string[];
+}
+
+export interface Route {
+  /** "/fields/:id": a ":name" part is a parameter */
+  path: string;
+  page: Page;
+  /** its link in the navigation bar; pages reached from other pages have none */
+  nav?: NavEntry;
+}
+
 /** A page whose module (and its libraries) loads on first visit: OpenSeadragon and Annotorious are ~1 MB. */
 function lazy(load: () => Promise<Page>): Page {
   return async (root, params, context) => (await load())(root, params, context);
@@ -18,16 +35,23 @@ function lazy(load: () => Promise<Page>): Page {
 
 const annotatorPage = lazy(async () => (await import("./annotator")).annotatorPage);
 
-export const PAGES: Array<[string, Page]> = [
-  ["/login", loginPage],
-  ["/", worklistPage],
-  ["/fields/:id", annotatorPage],
-  ["/gallery/:scope/:id", galleryPage],
-  ["/review", reviewQueuePage],
-  ["/crosscheck", crosscheckListPage],
-  ["/crosscheck/:field", crosscheckFieldPage],
-  ["/cases", casesPage],
-  ["/cases/:id", reportPage],
-  ["/exports", exportsPage],
-  ["/models", modelsPage],
+const EVERYONE: readonly Role[] = ["annotator", "adjudicator", "admin", "researcher"];
+
+/** In the order of the navigation bar. */
+export const ROUTES: readonly Route[] = [
+  { path: "/login", page: loginPage },
+  {
+    path: "/",
+    page: worklistPage,
+    nav: { label: "Worklist", roles: ["annotator", "adjudicator", "admin"], also: ["/fields"] },
+  },
+  { path: "/fields/:id", page: annotatorPage },
+  { path: "/gallery/:scope/:id", page: galleryPage },
+  { path: "/review", page: reviewQueuePage, nav: { label: "Review queue", roles: ["annotator"] } },
+  { path: "/crosscheck", page: crosscheckListPage, nav: { label: "Cross-check", roles: ["annotator", "adjudicator"] } },
+  { path: "/crosscheck/:field", page: crosscheckFieldPage },
+  { path: "/cases", page: casesPage, nav: { label: "Cases", roles: EVERYONE } },
+  { path: "/cases/:id", page: reportPage },
+  { path: "/models", page: modelsPage, nav: { label: "Models", roles: ["admin"] } },
+  { path: "/exports", page: exportsPage, nav: { label: "Exports", roles: ["researcher", "admin"] } },
 ];

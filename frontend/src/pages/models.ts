@@ -145,7 +145,8 @@ export const modelsPage: Page = async (root) => {
   launch.addEventListener("click", async () => {
     launch.disabled = true;
     try {
-      const job = await training.launch({ stage: stage.value, profile: profile.value });
+      const chosen = STAGES.find((name) => name === stage.value) ?? STAGES[0];
+      const job = await training.launch({ stage: chosen, profile: profile.value });
       showInfo(`Training job #${job.id} queued.`);
       clearTimeout(timer);
       await refreshJobs();

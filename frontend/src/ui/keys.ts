@@ -5,6 +5,7 @@ import { isTyping, KEYMAPS, keyOf, resolver, CLASS_KEYS, type Scope } from "../k
 import type { Taxonomy } from "../logic/taxonomy";
 import { h } from "./dom";
 import { dialogOpen } from "./feedback";
+import { classPalette } from "./palette";
 
 export type KeyHandlers = Partial<Record<string, (key: string, event: KeyboardEvent) => void>>;
 
@@ -66,19 +67,7 @@ function helpOverlay(scope: Scope, taxonomy: Taxonomy | null): HTMLElement {
   );
   const classes =
     taxonomy && bindings.some((b) => b.keys.includes(CLASS_KEYS))
-      ? h(
-          "div",
-          { class: "help-classes" },
-          h("h3", {}, "Class keys"),
-          taxonomy.groups().map((group) =>
-            h(
-              "div",
-              { class: "help-lineage" },
-              h("strong", {}, group.lineage),
-              group.classes.map((c) => h("div", {}, h("kbd", {}, c.shortcut), " ", c.name)),
-            ),
-          ),
-        )
+      ? h("div", { class: "help-classes" }, h("h3", {}, "Class keys"), classPalette(taxonomy))
       : null;
   const close = h("button", { class: "close", "aria-label": "close" }, "×");
   const panel = h(

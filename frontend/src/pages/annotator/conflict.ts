@@ -12,6 +12,7 @@ export type ConflictChoice = "keep" | "discard" | "";
 function describeOp(op: Op, taxonomy: Taxonomy): string {
   if (op.kind === "create")
     return `new box${op.data.cell_class !== null ? ` (${taxonomy.name(op.data.cell_class)})` : ""}`;
+  if (op.kind === "accept") return `accepted a suggestion (${taxonomy.name(op.data.cell_class)})`;
   if (op.kind === "delete") return "deleted a box";
   const parts: string[] = [];
   if (op.changes.cell_class !== undefined) parts.push(`class → ${taxonomy.name(op.changes.cell_class)}`);

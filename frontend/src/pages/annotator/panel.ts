@@ -1,21 +1,24 @@
 // The annotator's side panel: field and save state, the selected cell, the class palette by lineage with its keys
 // and counts, the suggestions bar and the actions. Re-rendered whole on each change (it is small).
 
-import type { Cell, Field } from "../../api/types";
+import type { Field, FieldStatus, Suggestion } from "../../api/shapes";
 import type { LocalCell } from "../../logic/edits";
 import { percent, type Choice } from "../../logic/scores";
 import type { SaveState } from "../../logic/setEditor";
-import { LINEAGE_COLOURS, type Taxonomy } from "../../logic/taxonomy";
+import type { Taxonomy } from "../../logic/taxonomy";
 import { clear, h, words } from "../../ui/dom";
+import { classPalette } from "../../ui/palette";
+import type { Neighbours } from "./state";
 
 export interface PanelState {
   field: Field;
+  fieldStatus: FieldStatus;
   taxonomy: Taxonomy;
   readOnly: boolean;
   readOnlyReason: string;
   cells: LocalCell[];
   selectedCell: LocalCell | null;
-  selectedSuggestion: { cell: Cell; choices: Choice[] } | null;
+  selectedSuggestion: { cell: Suggestion; choices: Choice[] } | null;
   openSuggestions: number;
   modelVersion: number | null;
   showSuggestions: boolean;
@@ -26,9 +29,7 @@ export interface PanelState {
   drawing: boolean;
   autoAdvance: boolean;
   canUndo: boolean;
-  position: string;
-  previousField: number | null;
-  nextField: number | null;
+  neighbours: Neighbours;
 }
 
 export interface PanelActions {
@@ -66,13 +67,12 @@ function key(text: string) {
 }
 
 export function renderPanel(side: HTMLElement, state: PanelState, actions: PanelActions): void {
-  const { field, taxonomy } = state;
+  const { field, taxonomy, neighbours } = state;
   const counts = new Map<number, number>();
   for (const cell of state.cells)
     if (cell.cell_class !== null && cell.countable) counts.set(cell.cell_class, (counts.get(cell.cell_class) ?? 0) + 1);
   const unclassified = state.cells.filter((c) => c.countable && c.cell_class === null).length;
   const uncountable = state.cells.filter((c) => !c.countable).length;
-  const activeClass = state.selectedCell?.cell_class ?? null;
 
   const head = h(
     "div",
@@ -82,7 +82,7 @@ export function renderPanel(side: HTMLElement, state: PanelState, actions: Panel
       {},
       h("strong", {}, `Field #${field.id}`),
       ` · case ${field.case_code} · ${field.width}×${field.height} · `,
-      h("span", { class: `status ${field.status}` }, words(field.status)),
+      h("span", { class: `status ${state.fieldStatus}` }, words(state.fieldStatus)),
     ),
     h(
       "div",
@@ -91,19 +91,19 @@ export function renderPanel(side: HTMLElement, state: PanelState, actions: Panel
         "a",
         {
           class: "button",
-          href: state.previousField !== null ? `/fields/${state.previousField}` : null,
-          "aria-disabled": state.previousField === null ? "true" : null,
+          href: neighbours.previous !== null ? `/fields/${neighbours.previous}` : null,
+          "aria-disabled": neighbours.previous === null ? "true" : null,
         },
         "‹ ",
         key("["),
       ),
-      h("span", { class: "muted" }, state.position),
+      h("span", { class: "muted" }, neighbours.position),
       h(
         "a",
         {
           class: "button",
-          href: state.nextField !== null ? `/fields/${state.nextField}` : null,
-          "aria-disabled": state.nextField === null ? "true" : null,
+          href: neighbours.next !== null ? `/fields/${neighbours.next}` : null,
+          "aria-disabled": neighbours.next === null ? "true" : null,
         },
         key("]"),
         " ›",
@@ -184,32 +184,12 @@ export function renderPanel(side: HTMLElement, state: PanelState, actions: Panel
     );
   }
 
-  const palette = h(
-    "div",
-    { class: "palette", role: "group", "aria-label": "class palette" },
-    taxonomy.groups().map((group) =>
-      h(
-        "div",
-        { class: "lineage", style: { borderLeftColor: LINEAGE_COLOURS[group.lineage] } },
-        h("div", { class: "lineage-name" }, group.lineage),
-        group.classes.map((cls) =>
-          h(
-            "button",
-            {
-              class: `class-button${activeClass === cls.id ? " active" : ""}`,
-              dataset: { class: String(cls.id) },
-              title: `${cls.name} (key ${cls.shortcut})`,
-              disabled: state.readOnly,
-              onclick: () => actions.classify(cls.id),
-            },
-            key(cls.shortcut),
-            h("span", { class: "name" }, cls.name, cls.is_blast ? h("sup", {}, "blast") : null),
-            h("span", { class: "count" }, counts.get(cls.id) ?? ""),
-          ),
-        ),
-      ),
-    ),
-  );
+  const palette = classPalette(taxonomy, {
+    onPick: actions.classify,
+    active: state.selectedCell?.cell_class ?? null,
+    counts,
+    disabled: state.readOnly,
+  });
 
   const summary = h(
     "div",

@@ -12,7 +12,7 @@ import {
 } from "@annotorious/openseadragon";
 import "@annotorious/openseadragon/annotorious-openseadragon.css";
 import OpenSeadragon from "openseadragon";
-import type { Box } from "../../api/types";
+import type { Box } from "../../api/shapes";
 import { sameBox } from "../../logic/geometry";
 
 export type ItemKind = "mine" | "suggestion";

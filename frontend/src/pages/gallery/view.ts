@@ -1,0 +1,188 @@
+// The gallery's views: the crops grouped by class (main), the live differential, the saving state and the palette
+// to reclassify with (side), and the selection painted onto the crops.
+
+import type { Field } from "../../api/shapes";
+import { differential, share } from "../../logic/differential";
+import type { GalleryGroup, GalleryItem, GroupId } from "../../logic/gallery";
+import { cropView } from "../../logic/geometry";
+import { percent } from "../../logic/scores";
+import type { Taxonomy } from "../../logic/taxonomy";
+import { cropBackground } from "../../ui/crops";
+import { clear, h, type Attributes } from "../../ui/dom";
+import { classPalette } from "../../ui/palette";
+import type { Selection } from "./state";
+
+export const CROP = 96;
+const MARGIN = 0.2;
+/** the gap between crops in a row (styles.css `.crops`) */
+const GAP = 6;
+
+export interface MainView {
+  title: string;
+  fieldCount: number;
+  items: readonly GalleryItem[];
+  groups: readonly GalleryGroup[];
+  taxonomy: Taxonomy;
+  fieldOf(id: number): Field;
+  /** why a crop of mine cannot change ("submitted", "not assigned"), or "" */
+  lockedWhy(fieldId: number): string;
+}
+
+function groupName(id: GroupId, taxonomy: Taxonomy): string {
+  if (id === "unclassified") return "Unclassified";
+  if (id === "uncountable") return "Uncountable";
+  return taxonomy.get(id)?.name ?? String(id);
+}
+
+function cropButton(item: GalleryItem, state: MainView): HTMLElement {
+  const { taxonomy } = state;
+  const field = state.fieldOf(item.fieldId);
+  const name = taxonomy.name(item.cell_class);
+  const lockedWhy = state.lockedWhy(item.fieldId);
+  return h(
+    "button",
+    {
+      class: `crop ${item.origin}${item.countable ? "" : " uncountable"}`,
+      dataset: { key: item.key },
+      draggable: "true",
+      title: `${name}${item.countable ? "" : " (uncountable)"} · field #${item.fieldId}${item.confidence !== null ? ` · confidence ${percent(item.confidence)}` : ""}${item.origin === "suggestion" ? " · model suggestion" : ""}`,
+      "aria-label": `${name} cell of field ${item.fieldId}`,
+      tabindex: "-1",
+      style: cropBackground(field, cropView(item.box, field.width, field.height, CROP, MARGIN)),
+    },
+    item.confidence !== null ? h("span", { class: "conf" }, percent(item.confidence)) : null,
+    item.origin === "suggestion"
+      ? h("span", { class: "flag" }, "AI")
+      : lockedWhy
+        ? h("span", { class: "flag" }, lockedWhy)
+        : null,
+  );
+}
+
+export function renderMain(main: HTMLElement, state: MainView): void {
+  const { groups, taxonomy } = state;
+  clear(
+    main,
+    h("h1", {}, `Cell gallery · ${state.title}`),
+    h(
+      "p",
+      { class: "muted small" },
+      `${state.items.length} cells from ${state.fieldCount} fields · least confident first · press `,
+      h("kbd", {}, "?"),
+      " for keys",
+    ),
+    groups.length
+      ? null
+      : h("p", { class: "empty" }, "No cells yet: annotate a field or wait for the model's pre-labels."),
+    h(
+      "div",
+      { class: "groups" },
+      groups.map((group) =>
+        h(
+          "section",
+          { class: "group", dataset: { group: String(group.id) } },
+          h(
+            "div",
+            { class: "group-head" },
+            h("span", {
+              class: "dot",
+              style: { background: typeof group.id === "number" ? taxonomy.colour(group.id) : "#adb5bd" },
+            }),
+            groupName(group.id, taxonomy),
+            typeof group.id === "number" ? h("kbd", {}, taxonomy.get(group.id)?.shortcut ?? "") : null,
+            h("span", { class: "muted" }, `${group.items.length}`),
+          ),
+          h(
+            "div",
+            { class: "crops" },
+            group.items.map((item) => cropButton(item, state)),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+export interface SideView {
+  items: readonly GalleryItem[];
+  taxonomy: Taxonomy;
+  /** fields whose changes are not all saved, in words */
+  unsaved: string[];
+}
+
+export interface SideActions {
+  reclassify(classId: number): void;
+  toggleCountable(): void;
+}
+
+export function renderSide(side: HTMLElement, state: SideView, actions: SideActions): void {
+  const { taxonomy } = state;
+  const counts = differential(state.items, taxonomy.classes);
+  const row = (label: string, count: number, attributes: Attributes) =>
+    h(
+      "tr",
+      attributes,
+      h("td", {}, label),
+      h("td", { class: "num" }, count),
+      h("td", { class: "num" }, percent(share(count, counts.total), 1)),
+    );
+  const rows = taxonomy
+    .groups()
+    .flatMap((group) => [
+      row(group.lineage, counts.byLineage.get(group.lineage) ?? 0, { class: "lineage-row" }),
+      ...group.classes
+        .filter((cls) => counts.byClass.get(cls.id))
+        .map((cls) => row(cls.name, counts.byClass.get(cls.id) ?? 0, { dataset: { class: String(cls.id) } })),
+    ]);
+  clear(
+    side,
+    h("h2", {}, "Differential (live)"),
+    h(
+      "div",
+      { class: "differential", "data-total": String(counts.total) },
+      h("div", { class: "stat" }, counts.total),
+      h("div", { class: "muted small" }, "counted cells"),
+      h("div", {}, `blasts ${counts.blasts} · ${percent(share(counts.blasts, counts.total), 1)}`),
+    ),
+    h("table", { class: "diff-table" }, h("tbody", {}, rows)),
+    h(
+      "div",
+      { class: "muted small" },
+      `${counts.uncountable} uncountable · ${counts.unclassified} unclassified (not counted)`,
+    ),
+    h(
+      "div",
+      { class: `save-state ${state.unsaved.length ? "saving" : "saved"}`, role: "status" },
+      state.unsaved.length ? state.unsaved.join("; ") : "All changes saved",
+    ),
+    h("h2", {}, "Reclassify"),
+    h(
+      "p",
+      { class: "muted small" },
+      "Select crops (click, Ctrl+click, Shift+click or Space) and press a class key, or drag them onto a class.",
+    ),
+    classPalette(taxonomy, { onPick: actions.reclassify, variant: "palette-drop" }),
+    h("button", { onclick: actions.toggleCountable }, "Uncountable ", h("kbd", {}, "c")),
+  );
+}
+
+/** Mark the selected and focused crops (without re-rendering) and keep the focused one in view. */
+export function paintSelection(main: HTMLElement, selection: Selection): void {
+  for (const button of main.querySelectorAll<HTMLElement>(".crop")) {
+    const key = button.dataset.key ?? "";
+    button.classList.toggle("selected", selection.selected.has(key));
+    button.classList.toggle("focused", key === selection.focus);
+    button.setAttribute("aria-pressed", String(selection.selected.has(key)));
+  }
+  if (selection.focus) cropOf(main, selection.focus)?.scrollIntoView({ block: "nearest" });
+}
+
+function cropOf(main: HTMLElement, key: string): HTMLElement | null {
+  return main.querySelector<HTMLElement>(`.crop[data-key="${CSS.escape(key)}"]`);
+}
+
+/** Crops per row in the focused crop's group (groups flow side by side, each as wide as it needs). */
+export function columns(main: HTMLElement, focus: string | null): number {
+  const crops = (focus ? cropOf(main, focus)?.parentElement : null) ?? main.querySelector(".crops");
+  return Math.max(1, Math.floor(((crops?.clientWidth ?? CROP) + GAP) / (CROP + GAP)));
+}
