@@ -25,16 +25,8 @@ export interface ReviewQueue {
   byStrategy: boolean;
 }
 
-/**
- * A strategy as `GET /api/v1/review-strategies` lists them (the review-strategy registry). The endpoint arrives
- * with the backend's registry branch; until types.ts has its schema, the shape is written out here.
- */
-export interface ReviewStrategy {
-  name: string;
-  label: string;
-  description: string;
-  default: boolean;
-}
+/** A strategy as `GET /api/v1/review-strategies` lists them (the review-strategy registry). */
+export type ReviewStrategy = components["schemas"]["ReviewStrategy"];
 
 export interface StrategyList {
   strategies: ReviewStrategy[];

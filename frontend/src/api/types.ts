@@ -973,6 +973,23 @@ export interface paths {
     patch: operations["v1_review_settings_partial_update"];
     trace?: never;
   };
+  "/api/v1/review-strategies": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** @description The review queue's strategies, in the order the UI lists them; `default` marks the queue's default. */
+    get: operations["v1_review_strategies_list"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/api/v1/rule-sets/": {
     parameters: {
       query?: never;
@@ -1580,6 +1597,14 @@ export interface components {
       /** @description class names, 'uncountable', 'unclassified' or category ids; empty: all */
       classes?: string[];
       model_version?: number | null;
+      /**
+       * @description every image into this one split (train, val or test), whatever its patient's; without it, patients without a split get one first, the way training snapshots assign them
+       *
+       *     * `train` - train
+       *     * `val` - val
+       *     * `test` - test
+       */
+      split_all?: (components["schemas"]["SplitAllEnum"] | components["schemas"]["NullEnum"]) | null;
     };
     /**
      * @description Leaves out `Meta.left_out_for_some_readers` (free text that may name a patient: notes, upload names) for
@@ -2258,6 +2283,15 @@ export interface components {
       /** Format: date-time */
       readonly updated_at: string;
     };
+    ReviewStrategy: {
+      /** @description the review queue's `strategy` value */
+      name: string;
+      label: string;
+      /** @description which cells come first */
+      description: string;
+      /** @description the review queue's strategy when none is asked for */
+      default: boolean;
+    };
     /**
      * @description * `annotator` - annotator
      *     * `adjudicator` - adjudicator
@@ -2335,6 +2369,13 @@ export interface components {
      * @enum {string}
      */
     SourcesEnum: "consensus" | "annotations" | "predictions";
+    /**
+     * @description * `train` - train
+     *     * `val` - val
+     *     * `test` - test
+     * @enum {string}
+     */
+    SplitAllEnum: "train" | "val" | "test";
     /**
      * @description * `train` - Training
      *     * `val` - Validation
@@ -8213,6 +8254,7 @@ export interface operations {
         cell_class?: number;
         limit?: number;
         max_per_field?: number;
+        /** @description a name from GET /api/v1/review-strategies (default: its default) */
         strategy?: string;
       };
       header?: never;
@@ -8383,6 +8425,52 @@ export interface operations {
       };
       /** @description The request body has a media type this operation does not read. */
       415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_review_strategies_list: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ReviewStrategy"][];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
         headers: {
           [name: string]: unknown;
         };
