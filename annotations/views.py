@@ -607,6 +607,8 @@ class ImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             "source_name": values["source_name"],
             "archive_name": archive.name or "archive.zip",
         }
+        if "images" in values:
+            parameters["images"] = values["images"]
         if "label_map" in values:
             parameters["label_map"] = _json_upload(values["label_map"], "label_map")
         if "ids" in values:
@@ -626,6 +628,24 @@ class ImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         job = self.get_queryset().get(pk=job.pk)
         data = self.get_serializer(job).data
         return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": f"/api/v1/imports/{job.pk}"})
+
+    @extend_schema(responses={(200, "text/csv"): bytes, (409, "application/json"): ApiErrorSerializer})
+    @action(detail=True, methods=["get"])
+    def report(self, request: Request, pk: str) -> HttpResponseBase:
+        """Every problem of a refused dataset, or every note of an imported one (clamped, skipped), as CSV."""
+        job = self.get_object()
+        if not job.report:
+            raise Conflict(
+                f"Import {job.pk} has no report (it is {job.status}; an import without problems or notes has none)."
+            )
+        response = FileResponse(
+            job.report.open("rb"),
+            as_attachment=True,
+            filename=f"aicell-import-{job.pk}-report.csv",
+            content_type="text/csv",
+        )
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
 
     @extend_schema(request=None, responses={200: ImportJobSerializer})
     @action(detail=True, methods=["post"])

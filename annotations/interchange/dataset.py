@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import posixpath
 from dataclasses import dataclass, field
 
-from annotations.interchange.archive import Problem
+from annotations.interchange.problems import Problem
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ForeignBox:
     """One labelled box of a foreign dataset; `error` says why its coordinates are unusable (None when fine).
 
@@ -39,6 +40,11 @@ class ForeignImage:
 
     def matches(self, wanted: set[str]) -> bool:
         return self.key in wanted or any(alias in wanted for alias in self.aliases)
+
+    @property
+    def name(self) -> str:
+        """The image's file name, as problems name it."""
+        return posixpath.basename(self.image_path)
 
 
 @dataclass
