@@ -51,15 +51,20 @@ def _image_places(json_name: str, file_name: str) -> tuple[str, ...]:
     )
 
 
+_NUMBERS = (int, float)  # exact types: a bool is an int, and no coordinate
+
+
 def _bbox(value: Any) -> tuple[float, float, float, float] | str:
-    if not isinstance(value, list) or len(value) != 4:
+    if type(value) is not list or len(value) != 4:
         return "bbox must be a list [x, y, width, height]"
-    if any(isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) for v in value):
+    x, y, w, h = value
+    if not (type(x) in _NUMBERS and type(y) in _NUMBERS and type(w) in _NUMBERS and type(h) in _NUMBERS):
         return "bbox values must be finite numbers"
-    x, y, w, h = (float(v) for v in value)
+    if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(w) and math.isfinite(h)):
+        return "bbox values must be finite numbers"
     if w <= 0 or h <= 0:
         return f"bbox {value} has no area"
-    return x, y, w, h
+    return float(x), float(y), float(w), float(h)
 
 
 def _id(value: Any) -> int | str | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, cast
@@ -98,11 +98,11 @@ class WriteTarget:
     actor: Any
 
 
-def cells_content_hash(cells: Iterable[Sequence[Any]]) -> str:
-    """sha256 of the set's cells as compact JSON `[[x, y, width, height, countable, cell_class], ...]` in the order
-    they were inserted (cell id order): what the audit trail records of an imported set, checkable later."""
-    rows = [[float(c[0]), float(c[1]), float(c[2]), float(c[3]), bool(c[4]), c[5]] for c in cells]
-    return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
+def cells_content_hash(cells: Sequence[PlannedCell]) -> str:
+    """sha256 of the set's cells as compact JSON `[[x, y, width, height, countable, cell_class], ...]` (floats,
+    boolean, int or null) in the order they were inserted (cell id order): what the audit trail records of an
+    imported set, checkable later against the stored cells."""
+    return hashlib.sha256(json.dumps(cells, separators=(",", ":")).encode()).hexdigest()
 
 
 def _user(actor: Any) -> Any:
