@@ -42,7 +42,9 @@ def datumaro_python() -> str | None:
 def _truth_field(split: str, seed: int, boxes: list[dict[str, Any]]) -> None:
     smear = SmearFactory(case=CaseFactory(patient=PatientFactory(split=split)))
     field = FieldFactory(smear=smear, seed=seed, width=320, height=240)
-    truth = AnnotationSetFactory(field=field, kind=AnnotationKind.CONSENSUS, annotator=None, status=AnnotationStatus.LOCKED)
+    truth = AnnotationSetFactory(
+        field=field, kind=AnnotationKind.CONSENSUS, annotator=None, status=AnnotationStatus.LOCKED
+    )
     for box in boxes:
         CellFactory(annotation_set=truth, **box)
 

@@ -28,6 +28,7 @@ def read_voc(root: Path) -> ForeignDataset:
     files = DirectoryDataset(root)
     return voc_read(files, ImageLookup(files))
 
+
 SHARED_BCCD = settings.BASE_DIR.parent / "shared" / "data" / "bccd"
 DEMO_BCCD = settings.BASE_DIR / "demo" / "bccd"
 BCCD_MAP = settings.BASE_DIR / "demo" / "bccd_label_map.json"
