@@ -67,14 +67,17 @@ def _bbox(value: Any) -> tuple[float, float, float, float] | str:
     return float(x), float(y), float(w), float(h)
 
 
+_ID_TYPES = (int, str)  # exact types: JSON gives no subclasses, and a bool is no id
+
+
 def _id(value: Any) -> int | str | None:
     """A COCO id (a number or a string); anything else (a list, an object, a float) names nothing."""
-    return value if isinstance(value, int | str) and not isinstance(value, bool) else None
+    return value if type(value) in _ID_TYPES else None
 
 
 def _carried_class(annotation: dict[str, Any]) -> int | None:
     value = annotation.get("cell_class")
-    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < NUM_CLASSES else None
+    return value if type(value) is int and 0 <= value < NUM_CLASSES else None
 
 
 def _read_one(json_name: str, data: Any, lookup: ImageLookup, result: ForeignDataset, seen: dict[str, str]) -> None:

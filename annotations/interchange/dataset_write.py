@@ -2,12 +2,12 @@
 
 Fields and annotation sets go in with one bulk insert each; cells, the bulk of the data, with `COPY` on PostgreSQL
 and `executemany` of plain tuples on SQLite (no model object per cell). The database's box-inside-its-image guard
-(`annotations.db_guards`) still checks every inserted cell. The audit trail gets one event per stored field and one
-per imported set, with its counts and a content hash of its cells (`cells_content_hash`), never a read-back of
-every box. Image files and thumbnails are written by threads while the main thread inserts rows: the rows name the
-files as storage will (by content hash), and the rare file that storage had to name otherwise (an orphan file of
-that name was in the way) is written back before the transaction ends. If anything fails, the transaction rolls
-back and every file written is deleted again.
+still checks every inserted cell, once for the whole insert (`db_guards.cells_bulk_insert_checked`). The audit
+trail gets one event per stored field and one per imported set, with its counts and a content hash of its cells
+(`cells_content_hash`), never a read-back of every box. Image files and thumbnails are written by threads while the
+main thread inserts rows: the rows name the files as storage will (by content hash), and the rare file that storage
+had to name otherwise (an orphan file of that name was in the way) is written back before the transaction ends. If
+anything fails, the transaction rolls back and every file written is deleted again.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from aicell.errors import ValidationFailed
+from annotations.db_guards import cells_bulk_insert_checked
 from annotations.images import CheckedImage
 from annotations.interchange.image_refs import ImageLookup
 from annotations.interchange.parallel import in_background
@@ -174,7 +175,7 @@ def _copy_lines(sets: list[tuple[int, list[PlannedCell]]], created_by: int | Non
 
 def _cells_insert(sets: list[tuple[int, list[PlannedCell]]], created_by: int | None, now: datetime) -> None:
     table, columns = Cell._meta.db_table, ", ".join(CELL_COLUMNS)
-    with connection.cursor() as cursor, connection.wrap_database_errors:
+    with cells_bulk_insert_checked(connection), connection.cursor() as cursor, connection.wrap_database_errors:
         if connection.vendor == "postgresql":
             stream = _TextStream(_copy_lines(sets, created_by, now))
             cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", stream, size=COPY_CHUNK_BYTES)
