@@ -126,7 +126,8 @@ def _label_studio_export(root: Path, images_dir: Path, count: int) -> Path:
     that are Label Studio's own upload URLs (/data/upload/<project>/<8 hex>-<name>), boxes computed from
     percentages (so a box may end a few thousandths of a pixel past the edge), no images in the export."""
     images_dir.mkdir(parents=True)
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for index in range(count):
         name = f"field_{index:06d}.jpg"
         (images_dir / name).write_bytes(image_bytes(320, 240, seed=500 + index))
@@ -262,7 +263,7 @@ def test_a_file_already_at_an_images_storage_name_gets_another_name_written_back
     root = _coco(tmp_path, [[(1, [1, 1, 9, 9])], [(1, [1, 1, 9, 9])]])
     data = (root / "images" / "train" / "img1.jpg").read_bytes()
     orphan = Field(sha256=hashlib.sha256(data).hexdigest(), format="JPEG")
-    expected = Field._meta.get_field("image").generate_filename(orphan, "original")  # type: ignore[union-attr]
+    expected = Field._meta.get_field("image").generate_filename(orphan, "original")
     default_storage.save(expected, io.BytesIO(b"an orphan left by an earlier failure"))
     _import(root)
     field = Field.objects.get(original_name="img1.jpg")
