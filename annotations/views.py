@@ -538,6 +538,13 @@ def _text_upload(upload: Any, name: str) -> str:
         raise ValidationFailed(f"{name} is not UTF-8 text.", field=name) from None
 
 
+def _attachment(file: Any, filename: str, content_type: str) -> FileResponse:
+    """A stored file as a download that browsers never sniff into something else."""
+    response = FileResponse(file.open("rb"), as_attachment=True, filename=filename, content_type=content_type)
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
 class ExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """COCO exports for researchers and admins: 202 with a job to poll; its download_url once it succeeded."""
 
@@ -565,14 +572,7 @@ class ExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         job = self.get_object()
         if job.status != JobStatus.SUCCEEDED or not job.file:
             raise Conflict(f"Export {job.pk} has no file to download (it is {job.status}).")
-        response = FileResponse(
-            job.file.open("rb"),
-            as_attachment=True,
-            filename=f"aicell-export-{job.pk}.zip",
-            content_type="application/zip",
-        )
-        response["X-Content-Type-Options"] = "nosniff"
-        return response
+        return _attachment(job.file, f"aicell-export-{job.pk}.zip", "application/zip")
 
     @extend_schema(request=None, responses={200: ExportJobSerializer})
     @action(detail=True, methods=["post"])
@@ -638,14 +638,7 @@ class ImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             raise Conflict(
                 f"Import {job.pk} has no report (it is {job.status}; an import without problems or notes has none)."
             )
-        response = FileResponse(
-            job.report.open("rb"),
-            as_attachment=True,
-            filename=f"aicell-import-{job.pk}-report.csv",
-            content_type="text/csv",
-        )
-        response["X-Content-Type-Options"] = "nosniff"
-        return response
+        return _attachment(job.report, f"aicell-import-{job.pk}-report.csv", "text/csv")
 
     @extend_schema(request=None, responses={200: ImportJobSerializer})
     @action(detail=True, methods=["post"])

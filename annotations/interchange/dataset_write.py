@@ -47,14 +47,11 @@ from annotations.services import (
     fields_notify_uploaded,
 )
 
+# The columns a cell is inserted with: its set, the PlannedCell fields in order, then the same for every cell.
+_PLANNED_COLUMNS = ("x", "y", "width", "height", "countable", "cell_class_id")
 CELL_COLUMNS = (
     "annotation_set_id",
-    "x",
-    "y",
-    "width",
-    "height",
-    "countable",
-    "cell_class_id",
+    *_PLANNED_COLUMNS,
     "scores",
     "review_outcome",
     "created_by_id",
@@ -193,10 +190,9 @@ def _cells_insert(sets: list[tuple[int, list[PlannedCell]]], created_by: int | N
 
 
 def _set_summary(annotation_set: AnnotationSet, cells: list[PlannedCell]) -> dict[str, Any]:
-    """What the audit trail records of an imported set: counts and a content hash, not every box."""
+    """What the audit trail records of an imported set (its ids are the event's): counts and a content hash, not
+    every box."""
     return {
-        "id": annotation_set.pk,
-        "field": annotation_set.field_id,
         "kind": annotation_set.kind,
         "status": annotation_set.status,
         "version": annotation_set.version,
@@ -211,31 +207,24 @@ def _set_summary(annotation_set: AnnotationSet, cells: list[PlannedCell]) -> dic
 def _audit_events(
     fields: list[Field], sets: list[AnnotationSet], planned: list[PlannedField], target: WriteTarget
 ) -> list[AuditEvent]:
+    """Per field: its upload, and the import of its set (who, which dataset file, counts)."""
     actor = _user(target.actor)
     events = []
     for field, annotation_set, item in zip(fields, sets, planned, strict=True):
-        events.append(
-            AuditEvent(
-                actor=actor,
-                action="field.upload",
-                entity="field",
-                entity_id=field.pk,
-                field_id=field.pk,
-                after=field_upload_snapshot(field),
-            )
+        upload = AuditEvent(
+            action="field.upload", entity="field", entity_id=field.pk, after=field_upload_snapshot(field)
         )
-        events.append(
-            AuditEvent(
-                actor=actor,
-                action="annotation_set.import",
-                entity="annotation_set",
-                entity_id=annotation_set.pk,
-                field_id=field.pk,
-                annotation_set_id=annotation_set.pk,
-                after=_set_summary(annotation_set, item.cells),
-                reason=f"imported from {target.source_name}: {item.annotation_file}",
-            )
+        imported = AuditEvent(
+            action="annotation_set.import",
+            entity="annotation_set",
+            entity_id=annotation_set.pk,
+            annotation_set_id=annotation_set.pk,
+            after=_set_summary(annotation_set, item.cells),
+            reason=f"imported from {target.source_name}: {item.annotation_file}",
         )
+        for event in (upload, imported):
+            event.actor, event.field_id = actor, field.pk
+            events.append(event)
     return events
 
 
