@@ -6,13 +6,16 @@ on both database engines.
 The dataset (a COCO folder: `annotations/instances_train.json`, distinct JPEG fields under `images/train/`, boxes
 labelled with this platform's category names) is written once into a temporary folder. Each engine gets a fresh,
 dedicated database: a temporary SQLite file (the embedded default), and with DATABASE_URL pointing at PostgreSQL
-(or `--database-url`) the database `<name>_import` on the same server, created, migrated and dropped at the end.
-The user's data is never touched.
+the database `<name>_import` on the same server, created, migrated and dropped at the end (`--database-url` names
+another dedicated, empty PostgreSQL database instead; it is dropped at the end too). The user's data is never
+touched.
 
 Figures per engine, each step in a fresh child process that does nothing else (migrating never distorts them):
 `import_s` is the wall time of `dataset_import` (read, decode and check every image and box, store files and
 thumbnails, write everything in one transaction) and `import_boxes_per_s` the boxes it stored per second;
-`import_rss_peak_mb` is the child's whole peak resident set (getrusage ru_maxrss: interpreter, Django, import).
+`import_rss_peak_mb` is the child's whole peak resident set (getrusage ru_maxrss: interpreter, Django, import),
+`import_cpu_s` the CPU time it used (all its threads; a PostgreSQL server's own work is not in it), which says more
+than the wall time on busy shared cores.
 `export_*` are the same for `coco_export_write` of the imported case (JSON and image copies). `load_average` says how
 busy the machine was: on shared cores the figures are a floor.
 """
@@ -24,6 +27,7 @@ import io
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -98,6 +102,12 @@ def write_dataset(root: Path, *, fields: int, boxes_per_field: int, size: tuple[
 # --- the children ------------------------------------------------------------------------------------------------
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process, all threads (the database server's, on PostgreSQL, is not in it)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def child_migrate(_: str) -> dict[str, Any]:
     from django.core.management import call_command
 
@@ -113,6 +123,7 @@ def child_import(dataset: str) -> dict[str, Any]:
     patient = Patient.objects.create(code="BENCH-IMPORT-P")
     case = Case.objects.create(patient=patient, code=CASE_CODE)
     before = max_rss_mb()
+    cpu = cpu_seconds()
     start = time.perf_counter()
     report = dataset_import(DirectoryDataset(Path(dataset)), ImportOptions(format="coco", case=case), actor=None)
     seconds = time.perf_counter() - start
@@ -120,6 +131,7 @@ def child_import(dataset: str) -> dict[str, Any]:
         "fields": report.fields,
         "boxes": report.cells,
         "import_s": round(seconds, 2),
+        "import_cpu_s": round(cpu_seconds() - cpu, 2),
         "import_rss_peak_mb": round(max_rss_mb(), 1),
         "import_rss_growth_mb": round(max_rss_mb() - before, 1),
     }
@@ -130,6 +142,7 @@ def child_export(out_path: str) -> dict[str, Any]:
     from annotations.interchange.export_selection import ExportRequest, export_plan
 
     plan = export_plan(ExportRequest(cases=(CASE_CODE,)))
+    cpu = cpu_seconds()
     start = time.perf_counter()
     with open(out_path, "wb") as out:
         summary = coco_export_write(plan, out).to_dict()
@@ -137,6 +150,7 @@ def child_export(out_path: str) -> dict[str, Any]:
     return {
         "exported_boxes": summary["annotations"],
         "export_s": round(seconds, 2),
+        "export_cpu_s": round(cpu_seconds() - cpu, 2),
         "export_rss_peak_mb": round(max_rss_mb(), 1),
     }
 
@@ -157,10 +171,14 @@ def _run_child(step: str, argument: str, var_dir: Path, database_url: str) -> di
     return dict(json.loads(child.stdout.strip().splitlines()[-1]))
 
 
-def measure_engine(dataset: Path, database_url: str, workdir: Path, *, is_postgres: bool) -> dict[str, Any]:
+def measure_engine(
+    dataset: Path, database_url: str, workdir: Path, *, is_postgres: bool, fresh: bool = False
+) -> dict[str, Any]:
+    """Migrate, import, export; a PostgreSQL database is created (dropped first when `fresh`) and dropped after."""
     var_dir = workdir / ("var-postgresql" if is_postgres else "var-sqlite")
     if is_postgres:
-        postgres_drop(database_url)  # a database left by an interrupted run
+        if fresh:
+            postgres_drop(database_url)  # the benchmark's own database, left by an interrupted run
         postgres_create(database_url)
     try:
         _run_child("migrate", "-", var_dir, database_url)
@@ -197,7 +215,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if is_postgres:
             engines.append(("postgresql", postgres_url, True))
         for name, url, postgres in engines:
-            report[name] = measure_engine(dataset, url, workdir, is_postgres=postgres)
+            report[name] = measure_engine(dataset, url, workdir, is_postgres=postgres, fresh=not args.database_url)
         report["goal"] = (
             f"PostgreSQL import >= {IMPORT_GOAL_BOXES_PER_S:,} boxes/s with peak RSS < {RSS_GOAL_MB} MiB; "
             f"export >= {EXPORT_GOAL_BOXES_PER_S:,} boxes/s"
