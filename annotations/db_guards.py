@@ -94,7 +94,7 @@ def cells_bulk_insert_checked(connection: Any) -> Iterator[None]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT COALESCE(MAX(id), 0) FROM annotations_cell")
         (last_id,) = cursor.fetchone()
-        cursor.execute(f"DROP TRIGGER {_SQLITE_INSERT_GUARD}")
+        cursor.execute(f"DROP TRIGGER IF EXISTS {_SQLITE_INSERT_GUARD}")
     yield
     with connection.cursor() as cursor:
         cursor.execute(_SQLITE_CELLS_OUTSIDE, [last_id])

@@ -60,6 +60,7 @@ CELL_COLUMNS = (
 )
 COPY_CHUNK_BYTES = 1 << 16
 EXECUTEMANY_ROWS = 10_000
+ROWS_PER_INSERT = 2000  # fields, sets and audit events per INSERT statement
 _COPY_NULL = "\\N"
 _COPY_BOOL = {True: "t", False: "f"}
 
@@ -237,21 +238,24 @@ def dataset_write(lookup: ImageLookup, planned: list[PlannedField], target: Writ
         smear, _ = Smear.objects.get_or_create(case=target.case, code=target.smear_code)
         fields = _field_rows(smear, planned, FieldStatus.CONSENSUS if as_truth else FieldStatus.IN_ANNOTATION, actor)
         with in_background(functools.partial(_store_files, lookup, written), planned) as stored_files:
-            Field.objects.bulk_create(fields)
+            Field.objects.bulk_create(fields, batch_size=ROWS_PER_INSERT)
             sets = AnnotationSet.objects.bulk_create(
-                AnnotationSet(
-                    field=field,
-                    kind=AnnotationKind.IMPORTED if as_truth else AnnotationKind.ANNOTATOR,
-                    annotator=target.annotator,
-                    source_name=target.source_name[:255],
-                    status=AnnotationStatus.LOCKED if as_truth else AnnotationStatus.SUBMITTED,
-                    submitted_at=now,
-                )
-                for field in fields
+                (
+                    AnnotationSet(
+                        field=field,
+                        kind=AnnotationKind.IMPORTED if as_truth else AnnotationKind.ANNOTATOR,
+                        annotator=target.annotator,
+                        source_name=target.source_name[:255],
+                        status=AnnotationStatus.LOCKED if as_truth else AnnotationStatus.SUBMITTED,
+                        submitted_at=now,
+                    )
+                    for field in fields
+                ),
+                batch_size=ROWS_PER_INSERT,
             )
             cells = [(annotation_set.pk, item.cells) for annotation_set, item in zip(sets, planned, strict=True)]
             _cells_insert(cells, actor.pk if actor is not None else None, now)
-            AuditEvent.objects.bulk_create(_audit_events(fields, sets, planned, target))
+            AuditEvent.objects.bulk_create(_audit_events(fields, sets, planned, target), batch_size=ROWS_PER_INSERT)
             _names_written_back(fields, stored_files())
     if not as_truth:
         fields_notify_uploaded(fields)
