@@ -32,8 +32,6 @@ from django.db.models import QuerySet
 from annotations.images import EXPORT_EXTENSIONS, export_copy
 from annotations.interchange.coco_format import (
     CATEGORIES,
-    UNCLASSIFIED_CATEGORY_ID,
-    UNCOUNTABLE_CATEGORY_ID,
     category_id,
     finite_or_none,
     prediction_score,
@@ -48,7 +46,6 @@ from annotations.interchange.export_selection import (
     prediction_cells,
 )
 from annotations.models import AnnotationKind, ReviewOutcome
-from annotations.taxonomy import NUM_CLASSES
 
 CHUNK_ROWS = 5000
 PROGRESS_EVERY_S = 1.0
@@ -234,10 +231,7 @@ def _info(plan: ExportPlan, split: str) -> dict[str, Any]:
         "instance_sources": sorted(plan.instance_sources),
         "classes": sorted(plan.category_ids) if plan.category_ids is not None else "all",
         "model_version": plan.model_version_id,
-        "category_ids": (
-            f"taxonomy class id + 1 (1..{NUM_CLASSES}); {UNCOUNTABLE_CATEGORY_ID} uncountable; "
-            f"{UNCLASSIFIED_CATEGORY_ID} unclassified (countable, class unknown)"
-        ),
+        "category_ids": "taxonomy class id + 1 (1..21); 22 uncountable; 23 unclassified (countable, class unknown)",
     }
 
 

