@@ -96,28 +96,21 @@ def _read_one(json_name: str, data: Any, lookup: ImageLookup, result: ForeignDat
     refused: dict[Any, int] = {}  # image id -> index of its problem, which counts the boxes left without an image
     for index, image in enumerate(data["images"]):
         file_name = image.get("file_name") if isinstance(image, dict) else None
-        where = f"{json_name}: images[{index}]"
         if not isinstance(file_name, str) or _id(image.get("id")) is None:
-            problems.append(Problem(where, "an image needs an id (a number or a string) and a file_name"))
+            reason = f"images[{index}]: an image needs an id (a number or a string) and a file_name"
+            problems.append(Problem(json_name, reason, kind="image without an id or a file_name"))
             continue
         try:
             path = lookup.find(file_name, _image_places(json_name, file_name))
         except ImageNotFound as exc:
             refused[image["id"]] = len(problems)
-            problems.append(
-                Problem(where, f"file_name {exc.reason}", kind=exc.kind, image=reference_file_name(file_name))
-            )
+            reason = f"images[{index}]: file_name {exc.reason}"
+            problems.append(Problem(json_name, reason, kind=exc.kind, image=reference_file_name(file_name)))
             continue
         if path in seen:
             refused[image["id"]] = len(problems)
-            problems.append(
-                Problem(
-                    where,
-                    f"{file_name} is already listed by {seen[path]}",
-                    kind="image listed twice",
-                    image=posixpath.basename(path),
-                )
-            )
+            reason = f"images[{index}]: {file_name} is already listed by {seen[path]}"
+            problems.append(Problem(json_name, reason, kind="image listed twice", image=posixpath.basename(path)))
             continue
         seen[path] = json_name
         width, height = image.get("width"), image.get("height")
@@ -132,23 +125,24 @@ def _read_one(json_name: str, data: Any, lookup: ImageLookup, result: ForeignDat
     boxes: dict[Any, list[ForeignBox]] = defaultdict(list)
     left_without_image: Counter[int] = Counter()
     for index, annotation in enumerate(data["annotations"]):
-        where = f"{json_name}: annotations[{index}]"
         image_id = _id(annotation.get("image_id")) if isinstance(annotation, dict) else None
         if image_id in refused:
             left_without_image[refused[image_id]] += 1  # counted under the image's problem, not listed again
             continue
         if image_id not in images:
-            problems.append(Problem(where, "image_id names no image of this file", boxes=1))
+            reason = f"annotations[{index}]: image_id names no image of this file"
+            problems.append(Problem(json_name, reason, kind="image_id names no image of this file", boxes=1))
             continue
-        name = images[image_id].name
         if annotation.get("iscrowd", 0):
-            warnings.append(Problem(where, "a crowd region (iscrowd 1) is not a cell; skipped", image=name, boxes=1))
+            reason = f"annotations[{index}]: a crowd region (iscrowd 1) is not a cell; skipped"
+            kind = "crowd region (iscrowd 1), not a cell; skipped"
+            warnings.append(Problem(json_name, reason, kind=kind, image=images[image_id].name, boxes=1))
             continue
         label = categories.get(_id(annotation.get("category_id")))
         if label is None:
-            category = annotation.get("category_id")
-            reason = f"category_id {category!r} is not in categories"
-            problems.append(Problem(where, reason, kind=reason, image=name, boxes=1))
+            kind = f"category_id {annotation.get('category_id')!r} is not in categories"
+            reason = f"annotations[{index}]: {kind}"
+            problems.append(Problem(json_name, reason, kind=kind, image=images[image_id].name, boxes=1))
             continue
         bbox = _bbox(annotation.get("bbox"))
         ref = f"annotations[{index}] (id {annotation.get('id')}, {label})"

@@ -72,7 +72,7 @@ def test_a_coco_folder_imports_as_locked_truth(tmp_path: Path) -> None:
     case: Any = CaseFactory()
     report = run_import(DirectoryDataset(coco_folder(tmp_path)), case, source_name="lab-set")
     assert (report.fields, report.cells, report.unclassified_cells) == (3, 4, 1)
-    assert [w.reason for w in report.warnings] == ["a crowd region (iscrowd 1) is not a cell; skipped"]
+    assert [w.reason for w in report.warnings] == ["annotations[4]: a crowd region (iscrowd 1) is not a cell; skipped"]
     sha = {f.original_name: f.sha256 for f in Field.objects.filter(smear__case=case)}
     assert boxes_by_image(case) == {
         (sha["img0.jpg"], 1.5, 2.0, 20.0, 10.25, True, 11),
@@ -139,14 +139,15 @@ def test_coco_problems_are_all_listed_and_nothing_is_written(tmp_path: Path) -> 
         run_import(DirectoryDataset(root), CaseFactory())
     reasons = [f"{e.field}: {e.reason}" for e in caught.value.errors]
     expected = [
-        "images[1]: image file not found in the dataset: in 1 image (missing.jpg); file_name 'missing.jpg': no such",
-        "images[2]: image named by an absolute path, a URL or '..'",
-        "file_name '../../etc/passwd': the name contains '..'",
-        "annotations[0]: category_id 99 is not in categories: 1 box in 1 image (a.jpg)",
-        "annotations[3]: image_id names no image of this file: 1 box",
+        "image file not found in the dataset: in 1 image (missing.jpg); images[1]: file_name 'missing.jpg': no such",
+        "image named by an absolute path, a URL or '..'",
+        "images[2]: file_name '../../etc/passwd': the name contains '..'",
+        "category_id 99 is not in categories: 1 box in 1 image (a.jpg); annotations[0]: category_id 99 is not in",
+        "image_id names no image of this file: 1 box; annotations[3]: image_id names no image of this file",
         "a.jpg: annotations[1] (id 2, lymphoblast): bbox [1, 1, 0, 5] has no area",
         "a.jpg: annotations[2] (id 3, lymphoblast) {'x': 60.0, 'y': 1.0, 'width': 10.0, 'height': 5.0}: x + width = 70",
     ]
+    assert {error.field for error in caught.value.errors} == {"annotations/instances_train.json"}
     for fragment in expected:
         assert any(fragment in reason for reason in reasons), (fragment, reasons)
     assert Field.objects.count() == 0
