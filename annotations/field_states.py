@@ -1,5 +1,6 @@
 """The life of a field: one table of the status changes a field may make, and `field_transition`, the only code that
-writes `Field.status`. Any other change is a bug somewhere upstream and is refused (409), never written.
+changes `Field.status`; a field created in bulk starts in a status `field_status_at_creation` allows (uploaded, or
+one step from it). Any other change is a bug somewhere upstream and is refused (409), never written.
 
     uploaded -> prelabelled                    the model pre-labelled it
     uploaded | prelabelled -> in_annotation    an annotator was assigned (or an annotator's set was imported)
@@ -42,6 +43,17 @@ class IllegalFieldTransition(StateConflict):
             f"(from {current} it may become {', '.join(allowed) or 'nothing else'}).",
             details={"current_status": current.value, "allowed": [status.value for status in allowed]},
         )
+
+
+def field_status_at_creation(status: FieldStatus) -> FieldStatus:
+    """The status a new field may be created with: `uploaded`, or a status one step from it (a bulk import creates its
+    fields already as truth or assigned, the same move `field_transition` would make, without a second write)."""
+    if status != FieldStatus.UPLOADED and status not in TRANSITIONS[FieldStatus.UPLOADED]:
+        raise StateConflict(
+            f"A new field cannot start as {status}: it starts as uploaded or one step from it.",
+            details={"allowed": sorted(TRANSITIONS[FieldStatus.UPLOADED] | {FieldStatus.UPLOADED})},
+        )
+    return status
 
 
 def field_transition(field: Field, to: FieldStatus) -> None:

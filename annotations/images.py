@@ -108,8 +108,12 @@ def encode_without_metadata(image: Image.Image, *, image_format: str = "JPEG", q
 
 def make_thumbnail(data: bytes, size: int) -> bytes:
     image: Image.Image = Image.open(io.BytesIO(data))
-    # A JPEG is decoded straight at the smallest DCT scale still >= size (several times faster); no-op otherwise.
-    image.draft("RGB", (size, size))
+    scale = size / max(image.size)
+    if scale < 1:
+        # A JPEG is decoded straight at the smallest DCT scale still covering the thumbnail, which is its final size
+        # for the usual 2:1, 4:1 ratios (several times faster than decoding it whole and resampling); no-op
+        # otherwise. Asked for (size, size), a landscape field would keep its full size: the short side is shorter.
+        image.draft("RGB", (max(1, int(image.width * scale)), max(1, int(image.height * scale))))
     image = image.convert("RGB")
     image.thumbnail((size, size))
     return encode_without_metadata(image, quality=85)

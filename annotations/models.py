@@ -556,6 +556,10 @@ def import_archive_path(instance: ImportJob, filename: str) -> str:
     return f"imports/{uuid.uuid4().hex}.zip"
 
 
+def import_report_path(instance: ImportJob, filename: str) -> str:
+    return f"imports/{uuid.uuid4().hex}-report.csv"
+
+
 class ExportJob(Job):
     """A COCO export asked for through the API; `parameters` is the export request, `file` the finished zip."""
 
@@ -579,6 +583,8 @@ class ImportJob(Job):
     # smear, as (consensus | annotator:USERNAME), label_map, ids, field_types, source_name
     parameters = models.JSONField(default=dict)
     archive = models.FileField(upload_to=import_archive_path, max_length=255, blank=True)
+    # Every problem (a refused import) or note (boxes clamped, images skipped) as CSV; empty when there were none.
+    report = models.FileField(upload_to=import_report_path, max_length=255, blank=True)
 
     def __str__(self) -> str:
         return f"import {self.pk} ({self.status})"

@@ -334,11 +334,20 @@ class ExportJobSerializer(serializers.ModelSerializer):
 
 class ImportJobSerializer(serializers.ModelSerializer):
     case_code = serializers.CharField(source="case.code", read_only=True)
+    report_url = serializers.SerializerMethodField(help_text="every problem or note as CSV, once the job ended")
 
     class Meta:
         model = ImportJob
-        fields = [*_JOB_FIELDS, "format", "case", "case_code"]
+        fields = [*_JOB_FIELDS, "format", "case", "case_code", "report_url"]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_report_url(self, job: ImportJob) -> str | None:
+        if not job.report:
+            return None
+        path = reverse("import-report", kwargs={"pk": job.pk})
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
 
 
 class ImportRequestSerializer(serializers.Serializer):
@@ -354,6 +363,12 @@ class ImportRequestSerializer(serializers.Serializer):
     ids = serializers.FileField(required=False, help_text="text file, one image per line: import only these")
     types_csv = serializers.FileField(required=False, help_text="CSV image,types: per-field cell types")
     source_name = serializers.CharField(required=False, default="", allow_blank=True)
+    images = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text="a folder in the archive ('.' for all of it) where images named by absolute paths or URLs "
+        "(e.g. Label Studio's /data/upload/...) are found by file name",
+    )
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()

@@ -15,6 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -110,10 +111,10 @@ def field_upload_many(*, smear: Smear, uploads: Sequence[Upload], actor: Any) ->
 
 
 @contextlib.contextmanager
-def field_files_removed_on_error() -> Iterator[list[Field]]:
-    """Collects the fields `field_store` writes; when the block fails (and its transaction rolls back), their image
-    and thumbnail files are deleted too, so a failed batch leaves no orphan files."""
-    written: list[Field] = []
+def field_files_removed_on_error() -> Iterator[list[str]]:
+    """Collects the storage names of the files written for new fields (`field_files_save`); when the block fails (and
+    its transaction rolls back), those files are deleted too, so a failed batch leaves no orphan files."""
+    written: list[str] = []
     try:
         yield written
     except IntegrityError as exc:
@@ -127,23 +128,40 @@ def field_files_removed_on_error() -> Iterator[list[Field]]:
         raise
 
 
-def field_store(*, smear: Smear, image: CheckedImage, original_name: str, actor: Any, written: list[Field]) -> Field:
-    """One checked image as a new field: file, thumbnail, row and audit event. Call it inside a transaction and
-    `field_files_removed_on_error` (whose list is `written`)."""
-    thumbnail = make_thumbnail(image.data, settings.AICELL_THUMBNAIL_SIZE)
-    field = Field(
+def field_files_save(field: Field, data: bytes, written: list[str]) -> None:
+    """Store a new field's image and its thumbnail (names from the content hash and format set on `field`) and
+    note their storage names in `written`. Touches no database, so threads may run it side by side."""
+    thumbnail = make_thumbnail(data, settings.AICELL_THUMBNAIL_SIZE)
+    field.image.save("original", ContentFile(data), save=False)
+    written.append(str(field.image.name))
+    field.thumbnail.save("thumbnail", ContentFile(thumbnail), save=False)
+    written.append(str(field.thumbnail.name))
+
+
+def field_new(*, smear: Smear, image: CheckedImage, byte_size: int, original_name: str, actor: Any) -> Field:
+    """The unsaved row of a new field from a checked image."""
+    return Field(
         smear=smear,
         width=image.width,
         height=image.height,
         sha256=image.sha256,
         format=image.format,
-        byte_size=len(image.data),
+        byte_size=byte_size,
         original_name=original_name[:255],
         uploaded_by=actor if actor is not None and actor.is_authenticated else None,
     )
-    field.image.save("original", ContentFile(image.data), save=False)
-    written.append(field)
-    field.thumbnail.save("thumbnail", ContentFile(thumbnail), save=False)
+
+
+def field_upload_snapshot(field: Field) -> dict[str, Any]:
+    """What the audit trail records of a stored field image."""
+    return {"sha256": field.sha256, "smear": field.smear_id, "width": field.width, "height": field.height}
+
+
+def field_store(*, smear: Smear, image: CheckedImage, original_name: str, actor: Any, written: list[str]) -> Field:
+    """One checked image as a new field: file, thumbnail, row and audit event. Call it inside a transaction and
+    `field_files_removed_on_error` (whose list is `written`)."""
+    field = field_new(smear=smear, image=image, byte_size=len(image.data), original_name=original_name, actor=actor)
+    field_files_save(field, image.data, written)
     field.save()
     audit_record(
         actor=actor,
@@ -151,7 +169,7 @@ def field_store(*, smear: Smear, image: CheckedImage, original_name: str, actor:
         entity="field",
         entity_id=field.pk,
         field_id=field.pk,
-        after={"sha256": field.sha256, "smear": smear.pk, "width": field.width, "height": field.height},
+        after=field_upload_snapshot(field),
     )
     return field
 
@@ -161,11 +179,9 @@ def fields_notify_uploaded(fields: Sequence[Field]) -> None:
     transaction.on_commit(functools.partial(_notify_fields_uploaded, [field.pk for field in fields]))
 
 
-def _delete_files(fields: Sequence[Field]) -> None:
-    for field in fields:
-        for file in (field.image, field.thumbnail):
-            if file.name:
-                file.storage.delete(file.name)
+def _delete_files(names: Sequence[str]) -> None:
+    for name in names:
+        default_storage.delete(name)
 
 
 # Callbacks run with the ids of a batch of fields once its upload commits (the pre-label trigger registers itself

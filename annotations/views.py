@@ -402,6 +402,13 @@ def _text_upload(upload: Any, name: str) -> str:
         raise ValidationFailed(f"{name} is not UTF-8 text.", field=name) from None
 
 
+def _attachment(file: Any, filename: str, content_type: str) -> FileResponse:
+    """A stored file as a download that browsers never sniff into something else."""
+    response = FileResponse(file.open("rb"), as_attachment=True, filename=filename, content_type=content_type)
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
 class ExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """COCO exports for researchers and admins: 202 with a job to poll; its download_url once it succeeded."""
 
@@ -429,14 +436,7 @@ class ExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         job = self.get_object()
         if job.status != JobStatus.SUCCEEDED or not job.file:
             raise StateConflict(f"Export {job.pk} has no file to download (it is {job.status}).")
-        response = FileResponse(
-            job.file.open("rb"),
-            as_attachment=True,
-            filename=f"aicell-export-{job.pk}.zip",
-            content_type="application/zip",
-        )
-        response["X-Content-Type-Options"] = "nosniff"
-        return response
+        return _attachment(job.file, f"aicell-export-{job.pk}.zip", "application/zip")
 
     @extend_schema(request=None, responses={200: ExportJobSerializer})
     @action(detail=True, methods=["post"])
@@ -471,6 +471,8 @@ class ImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             "source_name": values["source_name"],
             "archive_name": archive.name or "archive.zip",
         }
+        if "images" in values:
+            parameters["images"] = values["images"]
         if "label_map" in values:
             parameters["label_map"] = _json_upload(values["label_map"], "label_map")
         if "ids" in values:
@@ -490,6 +492,17 @@ class ImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         job = self.get_queryset().get(pk=job.pk)
         data = self.get_serializer(job).data
         return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": f"/api/v1/imports/{job.pk}"})
+
+    @extend_schema(responses={(200, "text/csv"): bytes, (409, "application/json"): ApiErrorSerializer})
+    @action(detail=True, methods=["get"])
+    def report(self, request: Request, pk: str) -> HttpResponseBase:
+        """Every problem of a refused dataset, or every note of an imported one (clamped, skipped), as CSV."""
+        job = self.get_object()
+        if not job.report:
+            raise StateConflict(
+                f"Import {job.pk} has no report (it is {job.status}; an import without problems or notes has none)."
+            )
+        return _attachment(job.report, f"aicell-import-{job.pk}-report.csv", "text/csv")
 
     @extend_schema(request=None, responses={200: ImportJobSerializer})
     @action(detail=True, methods=["post"])

@@ -43,6 +43,19 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         "1,000,000 annotations well under a minute, flat memory",
     ),
     Benchmark(
+        "import_dataset",
+        ("--fields", "1000", "--boxes-per-field", "150", "--json"),
+        (
+            "postgresql.import_boxes_per_s",
+            "postgresql.import_rss_peak_mb",
+            "postgresql.export_boxes_per_s",
+            "sqlite.import_boxes_per_s",
+            "sqlite.import_rss_peak_mb",
+            "sqlite.export_boxes_per_s",
+        ),
+        "150,000 boxes: PostgreSQL import >= 15,000 boxes/s, peak RSS < 500 MiB; export >= 19,000 boxes/s",
+    ),
+    Benchmark(
         "load",
         ("--json",),
         ("all.rps", "read.p95_ms", "write.p95_ms", "all.p99_ms", "all.errors", "load_average"),

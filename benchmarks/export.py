@@ -41,7 +41,7 @@ BATCH = 10_000
 INSERT_ROWS = 1000
 
 
-def _setup_django(var_dir: str, database_url: str | None) -> None:
+def setup_django(var_dir: str, database_url: str | None) -> None:
     os.environ.update(
         {
             "DJANGO_ENV": "test",
@@ -167,7 +167,7 @@ def remove(case_code: str) -> None:
         patient.delete()
 
 
-def _max_rss_mb() -> float:
+def max_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
 
 
@@ -183,7 +183,7 @@ def measure_export(case_code: str, out_path: str, *, trace: bool) -> dict[str, A
     gc.collect()
     if trace:
         tracemalloc.start()
-    before = _max_rss_mb()
+    before = max_rss_mb()
     start = time.perf_counter()
     with open(out_path, "wb") as out:
         summary = coco_export_write(plan, out)
@@ -192,8 +192,8 @@ def measure_export(case_code: str, out_path: str, *, trace: bool) -> dict[str, A
         return {"python_peak_mb": round(tracemalloc.get_traced_memory()[1] / 2**20, 1)}
     return {
         "seconds": round(seconds, 2),
-        "rss_peak_mb": round(_max_rss_mb(), 1),
-        "rss_growth_mb": round(_max_rss_mb() - before, 1),
+        "rss_peak_mb": round(max_rss_mb(), 1),
+        "rss_growth_mb": round(max_rss_mb() - before, 1),
         "exported_annotations": summary.to_dict()["annotations"],
         "zip_mb": round(os.path.getsize(out_path) / 1e6, 1),
     }
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_export:
-        _setup_django(args.var_dir, args.database_url)
+        setup_django(args.var_dir, args.database_url)
         out_path = os.path.join(args.var_dir, "export.zip")
         print(json.dumps(measure_export(args.child_export, out_path, trace=args.trace)))
         return 0
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     var_dir = tempfile.mkdtemp(prefix="aicell-bench-export-")
     case_code = None
     try:
-        _setup_django(var_dir, args.database_url)
+        setup_django(var_dir, args.database_url)
         from django.core.management import call_command
         from django.db import connection
 

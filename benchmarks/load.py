@@ -74,15 +74,16 @@ def summarise(samples: list[tuple[str, float, bool]], seconds: float) -> dict[st
 # --- the database ------------------------------------------------------------------------------------------------
 
 
-def target_database(explicit: str | None, workdir: Path) -> tuple[str, bool]:
-    """(DATABASE_URL for the benchmark, whether it is a PostgreSQL database this run may create and drop)."""
+def target_database(explicit: str | None, workdir: Path, *, suffix: str = "load") -> tuple[str, bool]:
+    """(DATABASE_URL for the benchmark, whether it is a PostgreSQL database this run may create and drop): the
+    explicit one, else `<DATABASE_URL>_<suffix>` on a configured PostgreSQL, else a SQLite file in `workdir`."""
     if explicit:
         return explicit, explicit.startswith("postgres")
     configured = os.environ.get("DATABASE_URL", "")
     if configured.startswith("postgres"):
         parts = urlsplit(configured)
-        return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "_load")), True
-    return f"sqlite:///{workdir / 'load.sqlite3'}", False
+        return urlunsplit(parts._replace(path=f"{parts.path.rstrip('/')}_{suffix}")), True
+    return f"sqlite:///{workdir / f'{suffix}.sqlite3'}", False
 
 
 def _maintenance(url: str) -> tuple[Any, str]:

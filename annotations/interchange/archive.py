@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
+from annotations.interchange.problems import Problem
+
 # Small entries cannot be bombs whatever their ratio; tiny repetitive files (an empty label list) compress well.
 RATIO_CHECK_MIN_BYTES = 1024 * 1024
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -31,14 +33,6 @@ class ArchiveLimits:
     max_total_bytes: int
     max_entry_bytes: int
     max_ratio: float
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Something wrong with one file of a dataset, in words."""
-
-    file: str
-    reason: str
 
 
 class UnsafeArchive(ValueError):

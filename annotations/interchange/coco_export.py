@@ -1,7 +1,8 @@
 """The streaming COCO writer: one zip, written entry by entry, never holding more than one chunk of rows.
 
 Layout of the zip:
-    annotations/instances_<split>.json   COCO dataset of the split (images, 23 fixed categories, annotations)
+    annotations/instances_<split>.json   COCO dataset of the split (images, 23 fixed categories, annotations; boxes
+                                         with an empty "segmentation", our fields also under "attributes")
     results/predictions_<split>.json     COCO results file of the chosen model version (when predictions are asked
                                          for and the split has any), loadable with COCO.loadRes for COCOeval
     images/<split>/<image id, 8 digits>.<jpg|png>   the field images, metadata-free (`images.export_copy`)
@@ -165,14 +166,18 @@ class _Rows:
 
     def image(self, row: Sequence[Any]) -> dict[str, Any]:
         field_id, width, height, image_format, smear_id, case_id = row
+        extra = {
+            "case": self._pseudonym("case", case_id),
+            "smear": self._pseudonym("smear", smear_id),
+            "split": self.split,
+        }
         return {
             "id": field_id,
             "file_name": image_file_name(field_id, image_format),
             "width": width,
             "height": height,
-            "case": self._pseudonym("case", case_id),
-            "smear": self._pseudonym("smear", smear_id),
-            "split": self.split,
+            **extra,
+            "attributes": extra,
         }
 
     def source(self, kind: str, source_name: str, annotator_id: int | None, model_version_id: int | None) -> str:
@@ -211,11 +216,15 @@ class _Rows:
         agreed = "null" if outcome is None else _JSON_BOOL[outcome == ReviewOutcome.AGREED]
         if score:
             score += f',"detector_score":{_number(detector_score)},"class_confidence":{_number(confidence)}'
+        extra = (
+            f'"source":{source},"review_state":{self._text(status)},"review_outcome":{self._text(outcome)},'
+            f'"annotators_agreed":{agreed},"countable":{_JSON_BOOL[countable]},"cell_class":{klass}{score}'
+        )
+        # Box-only, so "segmentation" is empty (as tools expect it present); our fields twice: where readers of
+        # earlier exports find them, and under "attributes", the only place Datumaro and CVAT keep extra fields.
         return (
-            f'{{"id":{cell_id},"image_id":{field_id},"category_id":{category},"bbox":{bbox},"area":{w * h!r},'
-            f'"iscrowd":0,"source":{source},"review_state":{self._text(status)},'
-            f'"review_outcome":{self._text(outcome)},"annotators_agreed":{agreed},'
-            f'"countable":{_JSON_BOOL[countable]},"cell_class":{klass}{score}}}'
+            f'{{"id":{cell_id},"image_id":{field_id},"category_id":{category},"segmentation":[],"bbox":{bbox},'
+            f'"area":{w * h!r},"iscrowd":0,{extra},"attributes":{{{extra}}}}}'
         )
 
 

@@ -2,20 +2,25 @@
 
 An image's `file_name` is looked up, in order, as `images/<split>/<name>` (this platform's exports), `images/<name>`,
 `<split>/<name>` (COCO's own train2017/ layout), next to the JSON file, and at the dataset root; `<split>` is the
-JSON file name without its `instances_` prefix. Boxes keep COCO's [x, y, width, height] in pixels. Crowd regions
+JSON file name without its `instances_` prefix; then by its file name in the image folder, when one is given
+(`image_refs`: absolute paths, URLs, Label Studio's `/data/upload/...`). The boxes of an image that cannot be found
+are counted under that one problem. Boxes keep COCO's [x, y, width, height] in pixels. Crowd regions
 (iscrowd 1) are not cells: they are skipped with a warning.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import posixpath
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
-from annotations.interchange.archive import DatasetFiles, Problem, UnsafeArchive, entry_name_problem, join
+from annotations.interchange.archive import DatasetFiles, UnsafeArchive, join
 from annotations.interchange.dataset import ForeignBox, ForeignDataset, ForeignImage
+from annotations.interchange.image_refs import ImageLookup, ImageNotFound, reference_file_name
+from annotations.interchange.problems import Problem
 from annotations.taxonomy import NUM_CLASSES
 
 
@@ -33,42 +38,49 @@ def _split_of(json_name: str) -> str:
     return posixpath.splitext(posixpath.basename(json_name))[0].removeprefix("instances_")
 
 
-def _image_path(available: set[str], json_name: str, file_name: str) -> str | None:
+def _image_places(json_name: str, file_name: str) -> tuple[str, ...]:
     json_dir = posixpath.dirname(json_name)
     root = posixpath.dirname(json_dir) if posixpath.basename(json_dir) == "annotations" else json_dir
     split = _split_of(json_name)
-    candidates = (
+    return (
         join(root, "images", split, file_name),
         join(root, "images", file_name),
         join(root, split, file_name),
         join(json_dir, file_name),
         join(root, file_name),
     )
-    return next((candidate for candidate in candidates if candidate in available), None)
+
+
+_NUMBERS = (int, float)  # exact types: a bool is an int, and no coordinate
 
 
 def _bbox(value: Any) -> tuple[float, float, float, float] | str:
-    if not isinstance(value, list) or len(value) != 4:
+    if type(value) is not list or len(value) != 4:
         return "bbox must be a list [x, y, width, height]"
-    if any(isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) for v in value):
+    x, y, w, h = value
+    if not (type(x) in _NUMBERS and type(y) in _NUMBERS and type(w) in _NUMBERS and type(h) in _NUMBERS):
         return "bbox values must be finite numbers"
-    x, y, w, h = (float(v) for v in value)
+    if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(w) and math.isfinite(h)):
+        return "bbox values must be finite numbers"
     if w <= 0 or h <= 0:
         return f"bbox {value} has no area"
-    return x, y, w, h
+    return float(x), float(y), float(w), float(h)
+
+
+_ID_TYPES = (int, str)  # exact types: JSON gives no subclasses, and a bool is no id
 
 
 def _id(value: Any) -> int | str | None:
     """A COCO id (a number or a string); anything else (a list, an object, a float) names nothing."""
-    return value if isinstance(value, int | str) and not isinstance(value, bool) else None
+    return value if type(value) in _ID_TYPES else None
 
 
 def _carried_class(annotation: dict[str, Any]) -> int | None:
     value = annotation.get("cell_class")
-    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < NUM_CLASSES else None
+    return value if type(value) is int and 0 <= value < NUM_CLASSES else None
 
 
-def _read_one(json_name: str, data: Any, available: set[str], result: ForeignDataset, seen: dict[str, str]) -> None:
+def _read_one(json_name: str, data: Any, lookup: ImageLookup, result: ForeignDataset, seen: dict[str, str]) -> None:
     problems, warnings = result.problems, result.warnings
     if not isinstance(data, dict) or not all(
         isinstance(data.get(key), list) for key in ("images", "annotations", "categories")
@@ -81,19 +93,24 @@ def _read_one(json_name: str, data: Any, available: set[str], result: ForeignDat
         if isinstance(c, dict) and _id(c.get("id")) is not None
     }
     images: dict[Any, ForeignImage] = {}
+    refused: dict[Any, int] = {}  # image id -> index of its problem, which counts the boxes left without an image
     for index, image in enumerate(data["images"]):
         file_name = image.get("file_name") if isinstance(image, dict) else None
-        where = f"{json_name}: images[{index}]"
         if not isinstance(file_name, str) or _id(image.get("id")) is None:
-            problems.append(Problem(where, "an image needs an id (a number or a string) and a file_name"))
+            reason = f"images[{index}]: an image needs an id (a number or a string) and a file_name"
+            problems.append(Problem(json_name, reason, kind="image without an id or a file_name"))
             continue
-        unsafe = entry_name_problem(file_name)
-        path = None if unsafe else _image_path(available, json_name, file_name)
-        if path is None:
-            problems.append(Problem(where, f"file_name {file_name!r}: {unsafe or 'no such image file in the dataset'}"))
+        try:
+            path = lookup.find(file_name, _image_places(json_name, file_name))
+        except ImageNotFound as exc:
+            refused[image["id"]] = len(problems)
+            reason = f"images[{index}]: file_name {exc.reason}"
+            problems.append(Problem(json_name, reason, kind=exc.kind, image=reference_file_name(file_name)))
             continue
         if path in seen:
-            problems.append(Problem(where, f"{file_name} is already listed by {seen[path]}"))
+            refused[image["id"]] = len(problems)
+            reason = f"images[{index}]: {file_name} is already listed by {seen[path]}"
+            problems.append(Problem(json_name, reason, kind="image listed twice", image=posixpath.basename(path)))
             continue
         seen[path] = json_name
         width, height = image.get("width"), image.get("height")
@@ -106,32 +123,41 @@ def _read_one(json_name: str, data: Any, available: set[str], result: ForeignDat
             aliases=(posixpath.basename(file_name), str(image["id"])),
         )
     boxes: dict[Any, list[ForeignBox]] = defaultdict(list)
+    left_without_image: Counter[int] = Counter()
     for index, annotation in enumerate(data["annotations"]):
-        where = f"{json_name}: annotations[{index}]"
-        if not isinstance(annotation, dict) or _id(annotation.get("image_id")) not in images:
-            problems.append(Problem(where, "image_id names no image of this file"))
+        image_id = _id(annotation.get("image_id")) if isinstance(annotation, dict) else None
+        if image_id in refused:
+            left_without_image[refused[image_id]] += 1  # counted under the image's problem, not listed again
+            continue
+        if image_id not in images:
+            reason = f"annotations[{index}]: image_id names no image of this file"
+            problems.append(Problem(json_name, reason, kind="image_id names no image of this file", boxes=1))
             continue
         if annotation.get("iscrowd", 0):
-            warnings.append(Problem(where, "a crowd region (iscrowd 1) is not a cell; skipped"))
+            reason = f"annotations[{index}]: a crowd region (iscrowd 1) is not a cell; skipped"
+            kind = "crowd region (iscrowd 1), not a cell; skipped"
+            warnings.append(Problem(json_name, reason, kind=kind, image=images[image_id].name, boxes=1))
             continue
         label = categories.get(_id(annotation.get("category_id")))
         if label is None:
-            problems.append(Problem(where, f"category_id {annotation.get('category_id')!r} is not in categories"))
+            kind = f"category_id {annotation.get('category_id')!r} is not in categories"
+            reason = f"annotations[{index}]: {kind}"
+            problems.append(Problem(json_name, reason, kind=kind, image=images[image_id].name, boxes=1))
             continue
         bbox = _bbox(annotation.get("bbox"))
         ref = f"annotations[{index}] (id {annotation.get('id')}, {label})"
         if isinstance(bbox, str):
-            boxes[annotation["image_id"]].append(ForeignBox(label, error=bbox, ref=ref))
+            boxes[image_id].append(ForeignBox(label, error=bbox, ref=ref))
         else:
-            boxes[annotation["image_id"]].append(
-                ForeignBox(label, *bbox, cell_class=_carried_class(annotation), ref=ref)
-            )
+            boxes[image_id].append(ForeignBox(label, *bbox, cell_class=_carried_class(annotation), ref=ref))
+    for problem_index, count in left_without_image.items():
+        problems[problem_index] = dataclasses.replace(problems[problem_index], boxes=count)
     for image_id, image in images.items():
         image.boxes = boxes.get(image_id, [])
         result.images.append(image)
 
 
-def coco_read(files: DatasetFiles, *, json_names: list[str] | None = None) -> ForeignDataset:
+def coco_read(files: DatasetFiles, lookup: ImageLookup, *, json_names: list[str] | None = None) -> ForeignDataset:
     names = files.names()
     result = ForeignDataset([], [])
     json_names = json_names or coco_json_files(names)
@@ -140,7 +166,6 @@ def coco_read(files: DatasetFiles, *, json_names: list[str] | None = None) -> Fo
             Problem(files.label, "no COCO annotation file (annotations/*.json or a top-level .json)")
         )
         return result
-    available = set(names)
     seen: dict[str, str] = {}
     for json_name in json_names:
         try:
@@ -154,5 +179,5 @@ def coco_read(files: DatasetFiles, *, json_names: list[str] | None = None) -> Fo
         except RecursionError:
             result.problems.append(Problem(json_name, "not valid JSON (nested too deeply)"))
             continue
-        _read_one(json_name, data, available, result, seen)
+        _read_one(json_name, data, lookup, result, seen)
     return result

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
+import posixpath
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from annotations.interchange.archive import Problem
+from annotations.interchange.problems import Problem
 
 
-@dataclass(frozen=True)
-class ForeignBox:
+class ForeignBox(NamedTuple):
     """One labelled box of a foreign dataset; `error` says why its coordinates are unusable (None when fine).
 
     Boxes are checked only once their label is known to matter: an ignored label's broken box is no problem.
+    (A named tuple: datasets hold hundreds of thousands of boxes, and tuples are the cheapest to build and keep.)
     """
 
     label: str
@@ -39,6 +42,11 @@ class ForeignImage:
 
     def matches(self, wanted: set[str]) -> bool:
         return self.key in wanted or any(alias in wanted for alias in self.aliases)
+
+    @functools.cached_property
+    def name(self) -> str:
+        """The image's file name, as problems name it."""
+        return posixpath.basename(self.image_path)
 
 
 @dataclass

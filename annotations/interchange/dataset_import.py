@@ -1,63 +1,62 @@
-"""Importing a COCO or Pascal VOC dataset into a case, all or nothing.
+"""Importing a dataset into a case, all or nothing, in three steps that know nothing of the format:
 
-1. read the dataset (`coco_import` / `voc_import`) and map every box through the label map;
-2. check every image exactly as an upload is checked (full decode, size and pixel limits) and every kept box
-   against its image; images already stored (same sha256) or repeated in the dataset are reported and skipped;
-3. if anything is wrong, raise one ValidationFailed that lists every problem (file and reason): nothing is written;
-4. otherwise write everything in one transaction: fields (through the upload path's `field_store`), one annotation
-   set per field, its cells and the audit trail. Stored files are deleted again if the transaction fails.
+1. read: the format's reader (FORMAT_READERS) turns the files into images with labelled boxes in pixels
+   (`dataset.ForeignDataset`), finding image files through `image_refs.ImageLookup` (given an image folder, also by
+   file name: absolute paths, URLs, Label Studio's references);
+2. check (this module): map every box through the label map; check every image exactly as an upload is checked
+   (full decode, size and pixel limits; in threads) and every kept box against its image. A box that overshoots
+   its image by less than 1 px (other tools round like that) is clamped to the edge and reported; anything more is a
+   problem. Images already stored (same sha256) or repeated in the dataset are reported and skipped;
+3. if anything is wrong, raise DatasetRefused: its errors sum the problems up by kind, with counts and the first
+   images named, and it carries every problem for the CSV report. Nothing is written;
+4. otherwise write everything in one transaction, set-based (`dataset_write`).
 
 "As consensus" makes an `imported` truth set (locked, source_name = the dataset's name) and puts the field in the
 consensus state; "as annotator:USERNAME" makes that annotator's submitted set and the field waits for the second
-annotator (and is pre-labelled like an upload). Images are read twice (check, then store) so that only one image
-is ever held in memory.
+annotator (and is pre-labelled like an upload). Images are read twice (check, then store) so that only the few
+images the threads work on are ever held in memory.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import posixpath
+import functools
+import math
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
-from django.utils import timezone
-
 from aicell.errors import FieldError, ValidationFailed
 from aicell.roles import Role, has_role
-from annotations.audit import annotation_set_snapshot, audit_record
-from annotations.field_states import field_transition
 from annotations.images import CheckedImage, ImageRejected
-from annotations.interchange.archive import DatasetFiles, Problem, UnsafeArchive
+from annotations.interchange.archive import DatasetFiles, UnsafeArchive
 from annotations.interchange.coco_import import coco_read
-from annotations.interchange.dataset import ForeignDataset, ForeignImage
-from annotations.interchange.label_map import LabelMap, class_from_field_types, label_map_for_taxonomy
+from annotations.interchange.dataset import ForeignBox, ForeignDataset, ForeignImage
+from annotations.interchange.dataset_write import PlannedCell, PlannedField, WriteTarget, dataset_write
+from annotations.interchange.image_refs import ImageFolder, ImageLookup
+from annotations.interchange.label_map import LabelMap, LabelTarget, class_from_field_types, label_map_for_taxonomy
+from annotations.interchange.parallel import map_in_threads
+from annotations.interchange.problems import Problem, problems_grouped
 from annotations.interchange.voc_import import voc_read
-from annotations.models import (
-    AnnotationKind,
-    AnnotationSet,
-    AnnotationStatus,
-    Case,
-    Cell,
-    Field,
-    FieldStatus,
-    ImportFormat,
-    Smear,
-)
-from annotations.services import (
-    field_files_removed_on_error,
-    field_image_check,
-    field_store,
-    fields_notify_uploaded,
-    validate_box,
-)
+from annotations.models import Case, Field, ImportFormat
+from annotations.services import field_image_check, validate_box
 
 ProgressCallback = Callable[[float, str], None]  # (percent, what is happening)
 CONSENSUS = "consensus"
 ANNOTATOR_PREFIX = "annotator:"
+# A box that overshoots its image by less than this (rounding in other tools' exports) is clamped to the edge.
+CLAMP_BELOW_PX = 1.0
+PROGRESS_EVERY_IMAGES = 20
+
+BAD_BOX_KIND = "box without usable coordinates"
+BOX_OUTSIDE_KIND = f"box outside its image by {CLAMP_BELOW_PX:g} px or more"
+CLAMPED_KIND = f"boxes clamped to the image edge (overshoot under {CLAMP_BELOW_PX:g} px)"
+IMAGE_REFUSED_KIND = "image refused by the upload checks"
+IMAGE_UNREADABLE_KIND = "image file unreadable"
+SIZE_MISMATCH_KIND = "declared image size differs from the image file"
+REPEATED_KIND = "image repeated in the dataset; skipped"
+STORED_KIND = "image already stored; skipped"
 
 
 @dataclass(frozen=True)
@@ -72,24 +71,22 @@ class ImportOptions:
     source_name: str = ""
     dry_run: bool = False
     coco_json: list[str] | None = None  # read only these annotation files of a COCO dataset
+    images: ImageFolder | None = None  # where image references that lead nowhere are looked up by file name
 
 
-@dataclass(frozen=True)
-class PlannedCell:
-    x: float
-    y: float
-    width: float
-    height: float
-    countable: bool
-    cell_class: int | None
-    ref: str = ""
+def _read_coco(files: DatasetFiles, lookup: ImageLookup, options: ImportOptions) -> ForeignDataset:
+    return coco_read(files, lookup, json_names=options.coco_json)
 
 
-@dataclass
-class PlannedField:
-    image: ForeignImage
-    checked: CheckedImage  # without its bytes: only one image is held in memory at a time
-    cells: list[PlannedCell]
+def _read_voc(files: DatasetFiles, lookup: ImageLookup, options: ImportOptions) -> ForeignDataset:
+    return voc_read(files, lookup)
+
+
+# The readers by format: a new format is a reader producing a ForeignDataset, registered here.
+FORMAT_READERS: Mapping[str, Callable[[DatasetFiles, ImageLookup, ImportOptions], ForeignDataset]] = {
+    ImportFormat.COCO: _read_coco,
+    ImportFormat.VOC: _read_voc,
+}
 
 
 @dataclass
@@ -100,10 +97,24 @@ class ImportReport:
     ignored_boxes: dict[str, int] = field(default_factory=dict)
     duplicates: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    clamped: list[Problem] = field(default_factory=list)  # one per image with clamped boxes
+    images_found_by_name: int = 0
     field_ids: list[int] = field(default_factory=list)
     smear: str = ""
     source_name: str = ""
     dry_run: bool = False
+
+    @property
+    def clamped_boxes(self) -> int:
+        return sum(note.boxes for note in self.clamped)
+
+    def notes(self) -> list[tuple[str, Problem]]:
+        """What the import did besides storing: (outcome, note) rows of the CSV report."""
+        return [
+            *(("skipped", note) for note in self.duplicates),
+            *(("clamped", note) for note in self.clamped),
+            *(("warning", note) for note in self.warnings),
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -111,13 +122,34 @@ class ImportReport:
             "cells": self.cells,
             "unclassified_cells": self.unclassified_cells,
             "ignored_boxes": self.ignored_boxes,
-            "duplicates": [vars(problem) for problem in self.duplicates],
-            "warnings": [vars(problem) for problem in self.warnings],
+            "clamped_boxes": self.clamped_boxes,
+            "images_found_by_name": self.images_found_by_name,
+            "summary": [group.summary() for group in problems_grouped(note for _, note in self.notes())],
+            "duplicates": [problem.to_dict() for problem in self.duplicates],
+            "warnings": [problem.to_dict() for problem in self.warnings],
             "field_ids": self.field_ids,
             "smear": self.smear,
             "source_name": self.source_name,
             "dry_run": self.dry_run,
         }
+
+
+class DatasetRefused(ValidationFailed):
+    """The dataset has problems; nothing was imported. The errors sum them up by kind (counts, first images named);
+    `report_rows` lists every problem and note for the CSV report."""
+
+    def __init__(self, problems: list[Problem], notes: list[tuple[str, Problem]]) -> None:
+        groups = problems_grouped(problems)
+        super().__init__(
+            f"The dataset has {len(problems):,} problem(s) of {len(groups)} kind(s); nothing was imported.",
+            errors=[FieldError(group.where, group.summary()) for group in groups],
+            details={
+                "problems": len(problems),
+                "problem_groups": [group.to_dict() for group in groups],
+                "warnings": [note.to_dict() for outcome, note in notes if outcome == "warning"],
+            },
+        )
+        self.report_rows: list[tuple[str, Problem]] = [*(("refused", problem) for problem in problems), *notes]
 
 
 def import_annotator(value: str) -> Any:
@@ -135,52 +167,87 @@ def import_annotator(value: str) -> Any:
     return user
 
 
-def _read(files: DatasetFiles, options: ImportOptions) -> ForeignDataset:
-    if options.format == ImportFormat.VOC:
-        return voc_read(files)
-    if options.format == ImportFormat.COCO:
-        return coco_read(files, json_names=options.coco_json)
-    raise ValidationFailed(f"format must be coco or voc, not {options.format!r}.", field="format")
+def _image_checked(lookup: ImageLookup, image: ForeignImage) -> tuple[CheckedImage, int] | Problem:
+    """The upload checks of one image (run in threads): the checks without the bytes and their size, or why not."""
+    try:
+        data = lookup.read(image.image_path)
+        checked = field_image_check(data)
+    except ImageRejected as exc:
+        return Problem(image.image_path, str(exc), kind=IMAGE_REFUSED_KIND, image=image.name)
+    except (UnsafeArchive, FileNotFoundError) as exc:
+        return Problem(image.image_path, str(exc), kind=IMAGE_UNREADABLE_KIND, image=image.name)
+    return dataclasses.replace(checked, data=b""), len(data)
+
+
+def _clamped(cell: PlannedCell, width: int, height: int) -> PlannedCell | None:
+    """The box cut at the image's edges, exactly inside it (x + width <= image width in floating point, as the
+    database checks it); None when nothing of it is left."""
+    left, top = max(cell.x, 0.0), max(cell.y, 0.0)
+    box_width, box_height = min(cell.x + cell.width, width) - left, min(cell.y + cell.height, height) - top
+    if box_width <= 0 or box_height <= 0:
+        return None
+    while left + box_width > width:
+        box_width = math.nextafter(box_width, 0.0)
+    while top + box_height > height:
+        box_height = math.nextafter(box_height, 0.0)
+    return cell._replace(x=left, y=top, width=box_width, height=box_height)
 
 
 class _Checker:
-    """Maps and checks one image after another, collecting problems, warnings and what to write."""
+    """Maps and checks one image after another, collecting problems, notes and what to write."""
 
-    def __init__(self, files: DatasetFiles, options: ImportOptions, report: ImportReport) -> None:
-        self.files, self.options, self.report = files, options, report
+    def __init__(self, options: ImportOptions, report: ImportReport) -> None:
+        self.options, self.report = options, report
         self.label_map = options.label_map or label_map_for_taxonomy(report.source_name)
         self.problems: list[Problem] = []
         self.ignored: Counter[str] = Counter()
         self.first_by_hash: dict[str, str] = {}
+        self._targets: dict[str, tuple[bool, LabelTarget | None]] = {}  # label -> (known, target)
 
-    def cells(self, image: ForeignImage) -> tuple[list[PlannedCell], bool]:
-        """The image's kept boxes as cells (before the size check), and whether they all mapped without a problem."""
+    def _target(self, label: str) -> tuple[bool, LabelTarget | None]:
+        if label not in self._targets:
+            try:
+                self._targets[label] = (True, self.label_map.target(label))
+            except KeyError:
+                self._targets[label] = (False, None)
+        return self._targets[label]
+
+    def cells(self, image: ForeignImage) -> tuple[list[PlannedCell], list[ForeignBox], bool]:
+        """The image's kept boxes as cells (before the size check), their boxes, and whether all mapped cleanly."""
         unknown: Counter[str] = Counter()
         cells: list[PlannedCell] = []
+        kept: list[ForeignBox] = []
         typed: list[int] = []
         ok = True
         for box in image.boxes:
-            try:
-                target = self.label_map.target(box.label)
-            except KeyError:
+            known, target = self._target(box.label)
+            if not known:
                 unknown[box.label] += 1
                 continue
             if target is None:
                 self.ignored[box.label] += 1
                 continue
             if box.error is not None:
-                self.problems.append(Problem(image.annotation_file, f"{box.ref}: {box.error}"))
+                reason = f"{image.name}: {box.ref}: {box.error}"
+                self.problems.append(Problem(image.annotation_file, reason, BAD_BOX_KIND, image.name, boxes=1))
                 ok = False
                 continue
             cell_class = target.cell_class if target.countable or box.cell_class is None else box.cell_class
             if target.class_from_field_types:
                 typed.append(len(cells))
-            cells.append(PlannedCell(box.x, box.y, box.width, box.height, target.countable, cell_class, box.ref))
+            cells.append(PlannedCell(box.x, box.y, box.width, box.height, target.countable, cell_class))
+            kept.append(box)
         for label, count in unknown.items():
             self.problems.append(
-                Problem(image.annotation_file, f"label {label!r} ({count} box(es)) is not in the label map")
+                Problem(
+                    image.annotation_file,
+                    f"{image.name}: label {label!r} ({count} box(es)) is not in the label map",
+                    kind=f"label {label!r} is not in the label map",
+                    image=image.name,
+                    boxes=count,
+                )
             )
-        return cells, ok and not unknown and self._typed_classes(image, cells, typed)
+        return cells, kept, ok and not unknown and self._typed_classes(image, cells, typed)
 
     def _typed_classes(self, image: ForeignImage, cells: list[PlannedCell], typed: list[int]) -> bool:
         """Give the boxes whose class comes from the field's type list that class (see class_from_field_types)."""
@@ -190,58 +257,71 @@ class _Checker:
         try:
             decision = class_from_field_types(len(typed), types, self.label_map.field_types)
         except KeyError as exc:
-            self.problems.append(Problem(image.key, f"cell type {exc.args[0]!r} is not in the label map's field_types"))
+            reason = f"cell type {exc.args[0]!r} is not in the label map's field_types"
+            self.problems.append(Problem(image.key, reason, kind=reason, image=image.name, boxes=len(typed)))
             return False
         if decision.note:
-            self.report.warnings.append(Problem(image.annotation_file, decision.note))
+            self.report.warnings.append(Problem(image.annotation_file, decision.note, image=image.name))
         for index in typed:
-            cells[index] = dataclasses.replace(cells[index], cell_class=decision.cell_class)
+            cells[index] = cells[index]._replace(cell_class=decision.cell_class)
         return True
 
-    def image(self, image: ForeignImage) -> CheckedImage | None:
-        """The checks of an image that passes the upload checks (without its bytes); None after a problem."""
-        try:
-            checked = field_image_check(self.files.read(image.image_path))
-        except (ImageRejected, UnsafeArchive, FileNotFoundError) as exc:
-            self.problems.append(Problem(image.image_path, str(exc)))
-            return None
-        declared = (image.declared_width, image.declared_height)
-        if all(declared) and declared != (checked.width, checked.height):
-            self.problems.append(
-                Problem(
-                    image.annotation_file,
-                    f"declares the image as {declared[0]}x{declared[1]}, but {image.image_path} is "
-                    f"{checked.width}x{checked.height}",
-                )
-            )
-            return None
-        return dataclasses.replace(checked, data=b"")
-
-    def boxes_fit(self, image: ForeignImage, cells: list[PlannedCell], width: int, height: int) -> bool:
+    def boxes_fit(
+        self, image: ForeignImage, cells: list[PlannedCell], kept: list[ForeignBox], width: int, height: int
+    ) -> bool:
+        """Every box inside the image; boxes overshooting by less than CLAMP_BELOW_PX are clamped in place."""
         ok = True
-        for cell in cells:
-            box = {"x": cell.x, "y": cell.y, "width": cell.width, "height": cell.height}
+        clamped, worst = 0, 0.0
+        for index, cell in enumerate(cells):
+            x, y, w, h = cell.x, cell.y, cell.width, cell.height
+            if x >= 0.0 and y >= 0.0 and x + w <= width and y + h <= height:
+                continue
+            overshoot = max(-x, -y, x + w - width, y + h - height)
+            fitted = _clamped(cell, width, height) if overshoot < CLAMP_BELOW_PX else None
+            if fitted is not None:
+                cells[index] = fitted
+                clamped, worst = clamped + 1, max(worst, overshoot)
+                continue
+            ok = False
+            box = {"x": x, "y": y, "width": w, "height": h}
             try:
                 validate_box(box, image_width=width, image_height=height)
+                reasons = "nothing of it is left inside the image"
             except ValidationFailed as exc:
                 reasons = "; ".join(error.reason for error in exc.errors)
-                self.problems.append(Problem(image.annotation_file, f"{cell.ref} {box}: {reasons}"))
-                ok = False
+            reason = f"{image.name}: {kept[index].ref} {box}: {reasons}"
+            self.problems.append(Problem(image.annotation_file, reason, BOX_OUTSIDE_KIND, image.name, boxes=1))
+        if clamped:
+            reason = f"{image.name}: {clamped} box(es) overshooting the image by up to {worst:.3g} px clamped to it"
+            self.report.clamped.append(Problem(image.annotation_file, reason, CLAMPED_KIND, image.name, clamped))
         return ok
 
-    def plan(self, image: ForeignImage) -> PlannedField | None:
-        """Every problem of the image is recorded (mapping, image, box sizes) before it is given up."""
-        cells, mapped = self.cells(image)
-        checked = self.image(image)
-        fits = checked is not None and self.boxes_fit(image, cells, checked.width, checked.height)
-        if not (mapped and fits) or checked is None:
+    def plan(self, image: ForeignImage, checked: tuple[CheckedImage, int] | Problem) -> PlannedField | None:
+        """Every problem of the image is recorded (mapping, image, box sizes) before it is given up; the boxes of a
+        refused image are counted under its problem, not checked against it."""
+        cells, kept, mapped = self.cells(image)
+        if isinstance(checked, Problem):
+            self.problems.append(dataclasses.replace(checked, boxes=len(cells)))
             return None
-        if checked.sha256 in self.first_by_hash:
-            first = self.first_by_hash[checked.sha256]
-            self.report.duplicates.append(Problem(image.image_path, f"the same image as {first}"))
+        image_checks, byte_size = checked
+        declared = (image.declared_width, image.declared_height)
+        actual = (image_checks.width, image_checks.height)
+        if all(declared) and declared != actual:
+            reason = (
+                f"declares the image as {declared[0]}x{declared[1]}, but {image.image_path} is {actual[0]}x{actual[1]}"
+            )
+            self.problems.append(Problem(image.annotation_file, reason, SIZE_MISMATCH_KIND, image.name, len(cells)))
             return None
-        self.first_by_hash[checked.sha256] = image.image_path
-        return PlannedField(image, checked, cells)
+        if not (self.boxes_fit(image, cells, kept, *actual) and mapped):
+            return None
+        if image_checks.sha256 in self.first_by_hash:
+            first = self.first_by_hash[image_checks.sha256]
+            self.report.duplicates.append(
+                Problem(image.image_path, f"the same image as {first}", REPEATED_KIND, image.name)
+            )
+            return None
+        self.first_by_hash[image_checks.sha256] = image.image_path
+        return PlannedField(image.image_path, image.name, image.annotation_file, image_checks, byte_size, cells)
 
 
 def _selected(dataset: ForeignDataset, ids: frozenset[str] | None, problems: list[Problem]) -> list[ForeignImage]:
@@ -249,7 +329,10 @@ def _selected(dataset: ForeignDataset, ids: frozenset[str] | None, problems: lis
         return dataset.images
     chosen = [image for image in dataset.images if image.matches(set(ids))]
     known = {name for image in chosen for name in (image.key, *image.aliases)}
-    problems.extend(Problem("ids", f"{wanted}: no such image in the dataset") for wanted in sorted(ids - known))
+    problems.extend(
+        Problem("ids", f"{wanted}: no such image in the dataset", kind="--ids names an image the dataset lacks")
+        for wanted in sorted(ids - known)
+    )
     return chosen
 
 
@@ -260,8 +343,8 @@ def _skip_stored(planned: list[PlannedField], report: ImportReport) -> list[Plan
         stored.update(Field.objects.filter(sha256__in=hashes[start : start + 500]).values_list("sha256", "id"))
     for item in planned:
         if item.checked.sha256 in stored:
-            field_id = stored[item.checked.sha256]
-            report.duplicates.append(Problem(item.image.image_path, f"already stored as field {field_id}"))
+            reason = f"already stored as field {stored[item.checked.sha256]}"
+            report.duplicates.append(Problem(item.image_path, reason, STORED_KIND, item.name))
     return [item for item in planned if item.checked.sha256 not in stored]
 
 
@@ -270,34 +353,43 @@ def _report_progress(progress: ProgressCallback | None, percent: float, message:
         progress(percent, message)
 
 
+def _read(files: DatasetFiles, lookup: ImageLookup, options: ImportOptions) -> ForeignDataset:
+    reader = FORMAT_READERS.get(options.format)
+    if reader is None:
+        names = " or ".join(FORMAT_READERS)
+        raise ValidationFailed(f"format must be {names}, not {options.format!r}.", field="format")
+    return reader(files, lookup, options)
+
+
 def dataset_import(
     files: DatasetFiles, options: ImportOptions, *, actor: Any, progress: ProgressCallback | None = None
 ) -> ImportReport:
-    """Import the dataset (see the module docstring); ValidationFailed lists every problem, nothing written."""
+    """Import the dataset (see the module docstring); DatasetRefused lists every problem, nothing written."""
     report = ImportReport(
         smear=options.smear_code,
         source_name=options.source_name or (options.label_map.name if options.label_map else "") or files.label,
         dry_run=options.dry_run,
     )
-    dataset = _read(files, options)
-    checker = _Checker(files, options, report)
+    lookup = ImageLookup(files, options.images)
+    dataset = _read(files, lookup, options)
+    report.images_found_by_name = lookup.found_by_name
+    checker = _Checker(options, report)
     checker.problems.extend(dataset.problems)
     report.warnings.extend(dataset.warnings)
     images = _selected(dataset, options.ids, checker.problems)
+    del dataset  # its images live on in `images` until checked; the rest can go
     planned: list[PlannedField] = []
-    for number, image in enumerate(images, start=1):
-        item = checker.plan(image)
+    checks = map_in_threads(functools.partial(_image_checked, lookup), images)
+    for number, (image, checked) in enumerate(zip(images, checks, strict=True), start=1):
+        item = checker.plan(image, checked)
         if item is not None:
             planned.append(item)
-        if number % 20 == 0:
+        if number % PROGRESS_EVERY_IMAGES == 0:
             _report_progress(progress, 50 * number / len(images), f"checked {number} of {len(images)} images")
+    del images
     report.ignored_boxes = dict(sorted(checker.ignored.items()))
     if checker.problems:
-        raise ValidationFailed(
-            f"The dataset has {len(checker.problems)} problem(s); nothing was imported.",
-            errors=[FieldError(problem.file, problem.reason) for problem in checker.problems],
-            details={"warnings": [vars(problem) for problem in report.warnings]},
-        )
+        raise DatasetRefused(checker.problems, report.notes())
     planned = _skip_stored(planned, report)
     report.fields = len(planned)
     report.cells = sum(len(item.cells) for item in planned)
@@ -307,73 +399,6 @@ def dataset_import(
     if not options.dry_run:
         # Progress written inside the transaction would stay invisible until it commits: say so once, before.
         _report_progress(progress, 50, f"storing {len(planned)} fields in one transaction")
-        report.field_ids = _write(files, options, planned, report.source_name, actor)
+        target = WriteTarget(options.case, options.smear_code, options.annotator, report.source_name, actor)
+        report.field_ids = dataset_write(lookup, planned, target)
     return report
-
-
-def _write(
-    files: DatasetFiles,
-    options: ImportOptions,
-    planned: list[PlannedField],
-    source_name: str,
-    actor: Any,
-) -> list[int]:
-    as_truth = options.annotator is None
-    fields: list[Field] = []
-    with field_files_removed_on_error() as written, transaction.atomic():
-        smear, _ = Smear.objects.get_or_create(case=options.case, code=options.smear_code)
-        for item in planned:
-            data = files.read(item.image.image_path)
-            # Checked (fully decoded) before; the bytes must still be those that were checked.
-            if hashlib.sha256(data).hexdigest() != item.checked.sha256:
-                path = item.image.image_path
-                raise ValidationFailed(f"{path} changed during the import.", field=path)
-            image = dataclasses.replace(item.checked, data=data)
-            field = field_store(
-                smear=smear,
-                image=image,
-                original_name=posixpath.basename(item.image.image_path),
-                actor=actor,
-                written=written,
-            )
-            _write_set(field, item, options, source_name, actor)
-            field_transition(field, FieldStatus.CONSENSUS if as_truth else FieldStatus.IN_ANNOTATION)
-            fields.append(field)
-    if not as_truth:
-        fields_notify_uploaded(fields)
-    return [field.pk for field in fields]
-
-
-def _write_set(field: Field, item: PlannedField, options: ImportOptions, source_name: str, actor: Any) -> None:
-    as_truth = options.annotator is None
-    annotation_set = AnnotationSet.objects.create(
-        field=field,
-        kind=AnnotationKind.IMPORTED if as_truth else AnnotationKind.ANNOTATOR,
-        annotator=options.annotator,
-        source_name=source_name[:255],
-        status=AnnotationStatus.LOCKED if as_truth else AnnotationStatus.SUBMITTED,
-        submitted_at=timezone.now(),
-    )
-    Cell.objects.bulk_create(
-        Cell(
-            annotation_set=annotation_set,
-            x=cell.x,
-            y=cell.y,
-            width=cell.width,
-            height=cell.height,
-            countable=cell.countable,
-            cell_class_id=cell.cell_class,
-            created_by=actor if actor is not None and actor.is_authenticated else None,
-        )
-        for cell in item.cells
-    )
-    audit_record(
-        actor=actor,
-        action="annotation_set.import",
-        entity="annotation_set",
-        entity_id=annotation_set.pk,
-        field_id=field.pk,
-        annotation_set_id=annotation_set.pk,
-        after=annotation_set_snapshot(annotation_set),
-        reason=f"imported from {source_name}: {item.image.annotation_file}",
-    )

@@ -13,6 +13,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.files import File
+from django.core.files.base import ContentFile
 from django.db import transaction
 from kombu.exceptions import OperationalError as KombuOperationalError
 
@@ -20,9 +21,11 @@ from aicell.errors import FieldError, PayloadTooLarge, PermissionDenied, Validat
 from aicell.jobs import job_fail, job_report_progress
 from annotations.interchange.archive import ArchiveLimits, DatasetFiles, DirectoryDataset, UnsafeArchive, ZipDataset
 from annotations.interchange.coco_export import ExportSummary, coco_export_write
-from annotations.interchange.dataset_import import ImportOptions, dataset_import, import_annotator
+from annotations.interchange.dataset_import import DatasetRefused, ImportOptions, dataset_import, import_annotator
 from annotations.interchange.export_selection import ExportPlan, ExportRequest, export_plan, exported_fields
+from annotations.interchange.image_refs import ImageFolder
 from annotations.interchange.label_map import LabelMap, LabelMapInvalid, label_map_parse
+from annotations.interchange.problems import Problem, report_csv
 from annotations.models import PSEUDONYM_VALIDATOR, Case, ExportJob, ImportFormat, ImportJob
 from annotations.services import patient_splits_assign
 
@@ -154,6 +157,23 @@ def dataset_files_open(path: Path) -> tuple[DatasetFiles, list[str] | None]:
     raise ValidationFailed(f"{path} is not a folder, a .zip or a .json file.", field="path")
 
 
+def image_folder_open(path: Path) -> ImageFolder:
+    """The command line's --images DIR: a folder of its own, searched by file name (same rules as a dataset)."""
+    try:
+        folder = DirectoryDataset(path)
+    except UnsafeArchive as exc:
+        raise refused_archive(exc) from None
+    return ImageFolder(folder, prefix=f"{path.resolve().as_posix().rstrip('/')}/")
+
+
+def archive_image_folder(files: DatasetFiles, under: str) -> ImageFolder:
+    """The API's `images`: a folder inside the uploaded archive ("." for all of it), searched by file name."""
+    folder = "" if under.strip() in ("", ".", "/") else under.strip().strip("/")
+    if folder and not any(name.startswith(f"{folder}/") for name in files.names()):
+        raise ValidationFailed(f"images: the archive has no folder {folder!r}.", field="images")
+    return ImageFolder(files, under=folder)
+
+
 def import_options(
     *,
     import_format: str,
@@ -166,6 +186,7 @@ def import_options(
     source_name: str,
     dry_run: bool = False,
     coco_json: list[str] | None = None,
+    images: ImageFolder | None = None,
 ) -> ImportOptions:
     if import_format not in ImportFormat.values:
         raise ValidationFailed(f"format must be coco or voc, not {import_format!r}.", field="format")
@@ -180,6 +201,7 @@ def import_options(
         source_name=source_name,
         dry_run=dry_run,
         coco_json=coco_json,
+        images=images,
     )
 
 
@@ -201,7 +223,12 @@ def import_job_create(
             f"The archive is {archive.size:,} bytes; the limit is {settings.AICELL_IMPORT_MAX_ARCHIVE_BYTES:,}.",
             field="archive",
         )
-    _zip_files(archive, archive.name or "archive").close()
+    files = _zip_files(archive, archive.name or "archive")
+    try:
+        if parameters.get("images") is not None:
+            archive_image_folder(files, parameters["images"])
+    finally:
+        files.close()
     archive.seek(0)
     job = ImportJob(
         format=import_format, case=case, parameters=parameters, created_by=user, message="waiting for a worker"
@@ -238,16 +265,33 @@ def _zip_files(handle: IO[bytes], label: str) -> ZipDataset:
 
 
 def import_job_run(job: ImportJob) -> dict[str, Any]:
-    """Import the job's archive; the archive is deleted afterwards whatever the outcome."""
+    """Import the job's archive; the archive is deleted afterwards whatever the outcome. Every problem of a refused
+    dataset, or every note of an imported one, is kept as the job's CSV report."""
     try:
-        options = import_options(import_format=job.format, case=job.case, **_option_values(job.parameters))
         with job.archive.open("rb") as handle:
             files = _zip_files(handle, job.parameters.get("archive_name") or "archive")
+            under = job.parameters.get("images")
+            images = archive_image_folder(files, under) if under is not None else None
+            options = import_options(
+                import_format=job.format, case=job.case, images=images, **_option_values(job.parameters)
+            )
 
             def progress(percent: float, message: str) -> None:
                 job_report_progress(job, percent, message)
 
-            return dataset_import(files, options, actor=job.created_by, progress=progress).to_dict()
+            try:
+                report = dataset_import(files, options, actor=job.created_by, progress=progress)
+            except DatasetRefused as exc:
+                _save_report(job, exc.report_rows)
+                raise
+            _save_report(job, report.notes())
+            return report.to_dict()
     finally:
         job.archive.delete(save=False)
         ImportJob.objects.filter(pk=job.pk).update(archive="")
+
+
+def _save_report(job: ImportJob, rows: list[tuple[str, Problem]]) -> None:
+    if rows:
+        job.report.save("report.csv", ContentFile(report_csv(rows).encode()), save=False)
+        ImportJob.objects.filter(pk=job.pk).update(report=job.report.name)

@@ -1,4 +1,5 @@
-"""Pascal VOC reader: `Annotations/*.xml` with their images in `JPEGImages/` (as BCCD ships them).
+"""Pascal VOC reader: `Annotations/*.xml` with their images in `JPEGImages/` (as BCCD ships them), else found by file
+name in the image folder when one is given (`image_refs`).
 
 XML is parsed with defusedxml and DTDs are refused outright, so entity expansion ("billion laughs") and external
 entities never reach the parser. VOC pixel coordinates are 1-based and inclusive (xmin=1 is the first column,
@@ -15,8 +16,10 @@ import xml.etree.ElementTree as ET
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from annotations.interchange.archive import DatasetFiles, Problem, UnsafeArchive, join
+from annotations.interchange.archive import DatasetFiles, UnsafeArchive, join
 from annotations.interchange.dataset import ForeignBox, ForeignDataset, ForeignImage
+from annotations.interchange.image_refs import ImageLookup, ImageNotFound, reference_file_name
+from annotations.interchange.problems import Problem
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 
@@ -68,25 +71,20 @@ def _box(obj: ET.Element, index: int) -> ForeignBox:
     return ForeignBox(label, x, y, xmax - x, ymax - y, ref=ref)
 
 
-def _image_path(files: set[str], root: str, xml_name: str, filename: str | None) -> str | None:
+def _image_places(root: str, xml_name: str, filename: str | None) -> list[str]:
     folder = join(root, "JPEGImages")
-    if filename and posixpath.basename(filename) == filename and join(folder, filename) in files:
-        return join(folder, filename)
+    places = [join(folder, filename)] if filename and posixpath.basename(filename) == filename else []
     stem = posixpath.splitext(posixpath.basename(xml_name))[0]
-    for extension in IMAGE_EXTENSIONS:
-        for candidate in (stem + extension, stem + extension.upper()):
-            if join(folder, candidate) in files:
-                return join(folder, candidate)
-    return None
+    places += [join(folder, stem + ext) for extension in IMAGE_EXTENSIONS for ext in (extension, extension.upper())]
+    return places
 
 
-def voc_read(files: DatasetFiles) -> ForeignDataset:
+def voc_read(files: DatasetFiles, lookup: ImageLookup) -> ForeignDataset:
     names = files.names()
     try:
         root = voc_root(names)
     except ValueError as exc:
         return ForeignDataset([], [Problem(files.label, str(exc))])
-    available = set(names)
     images: list[ForeignImage] = []
     problems: list[Problem] = []
     for name in names:
@@ -104,9 +102,13 @@ def voc_read(files: DatasetFiles) -> ForeignDataset:
             problems.append(Problem(name, f"not well-formed XML ({exc})"))
             continue
         filename = _text(document, "filename")
-        image_path = _image_path(available, root, name, filename)
-        if image_path is None:
-            problems.append(Problem(name, f"its image {filename or '(no <filename>)'} is not in JPEGImages/"))
+        objects = document.findall("object")
+        try:
+            image_path = lookup.find(filename or "", _image_places(root, name, filename))
+        except ImageNotFound as exc:
+            reason = f"its image {filename or '(no <filename>)'} is not in JPEGImages/ ({exc.reason})"
+            image = reference_file_name(filename or "")
+            problems.append(Problem(name, reason, kind=exc.kind, image=image, boxes=len(objects)))
             continue
         stem = posixpath.splitext(posixpath.basename(image_path))[0]
         images.append(
@@ -114,7 +116,7 @@ def voc_read(files: DatasetFiles) -> ForeignDataset:
                 key=stem,
                 image_path=image_path,
                 annotation_file=name,
-                boxes=[_box(obj, index) for index, obj in enumerate(document.findall("object"))],
+                boxes=[_box(obj, index) for index, obj in enumerate(objects)],
                 declared_width=_dimension(document, "size/width"),
                 declared_height=_dimension(document, "size/height"),
                 aliases=(posixpath.basename(image_path), posixpath.splitext(posixpath.basename(name))[0]),

@@ -165,6 +165,13 @@ BUILDERS: dict[str, Callable[[World], Any]] = {
     "queued_export": lambda w: ExportJob.objects.create(created_by=w.users["researcher"]),
     "import_job": lambda w: ImportJob.objects.create(created_by=w.users["admin"], case=w.case, format="voc"),
     "queued_import": lambda w: ImportJob.objects.create(created_by=w.users["admin"], case=w.case, format="voc"),
+    "reported_import": lambda w: ImportJob.objects.create(
+        created_by=w.users["admin"],
+        case=w.case,
+        format="coco",
+        status=JobStatus.FAILED,
+        report=ContentFile(b"outcome,kind,file,image,boxes,reason\n", name="report.csv"),
+    ),
     "assignment": lambda w: w.field.assignments.get(),
     "spare_assignment": lambda w: AssignmentFactory(field=FieldFactory(smear=w.smear), annotator=w.co_annotator),
     # Automatic assignment needs two annotators to choose from.
@@ -365,6 +372,7 @@ ENDPOINTS: list[Endpoint] = [
     ),
     Endpoint("get", "/api/v1/imports/{import_job}", only(("admin",), 200)),
     Endpoint("post", "/api/v1/imports/{queued_import}/cancel", only(("admin",), 200)),
+    Endpoint("get", "/api/v1/imports/{reported_import}/report", only(("admin",), 200)),
     Endpoint("get", "/api/v1/training-jobs", only(MODEL_READERS, 200)),
     Endpoint("post", "/api/v1/training-jobs", only(("admin",), 202), lambda w: {"stage": "detector", "profile": "cpu"}),
     Endpoint("get", "/api/v1/training-jobs/{training_job}", only(MODEL_READERS, 200)),

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from annotations.field_states import TRANSITIONS, IllegalFieldTransition, field_transition
+from aicell.errors import StateConflict
+from annotations.field_states import TRANSITIONS, IllegalFieldTransition, field_status_at_creation, field_transition
 from annotations.models import AnnotationStatus, Field, FieldStatus
 from tests.factories import FieldFactory, TruthSetFactory
 
@@ -82,3 +83,12 @@ def test_an_illegal_transition_answers_409_through_the_api_and_rolls_the_step_ba
     consensus.refresh_from_db()
     assert (consensus.status, consensus.version) == (AnnotationStatus.LOCKED, 1)
     assert Field.objects.get(pk=field.pk).status == FieldStatus.IN_ANNOTATION
+
+
+@pytest.mark.parametrize("status", list(FieldStatus))
+def test_a_new_field_starts_as_uploaded_or_one_step_from_it(status: FieldStatus) -> None:
+    if status == FieldStatus.UPLOADED or status in TRANSITIONS[FieldStatus.UPLOADED]:
+        assert field_status_at_creation(status) == status
+    else:
+        with pytest.raises(StateConflict):
+            field_status_at_creation(status)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import time
@@ -158,6 +159,8 @@ def test_an_admin_imports_a_voc_zip_through_a_job(client_for: Any, lab_admin: An
     classes = sorted(Cell.objects.filter(annotation_set__field__smear__case=case).values_list("cell_class", flat=True))
     assert classes == [6, 6, 12]  # both white cells of field 2 are eosinophils; field 1's is a lymphocyte
     assert not (Path(settings.MEDIA_ROOT) / archive_name).exists()  # the uploaded archive is removed
+    assert done["report_url"] is None  # nothing clamped, skipped or warned about
+    assert client.get(f"/api/v1/imports/{job['id']}/report").status_code == 409
 
 
 @pytest.mark.django_db
@@ -198,11 +201,58 @@ def test_dataset_problems_found_by_the_worker_fail_the_job_with_every_problem(
     assert import_dataset(job["id"]) == JobStatus.FAILED
     failed = client_for(lab_admin).get(f"/api/v1/imports/{job['id']}").json()
     assert failed["status"] == "failed"
-    assert "2 problem(s); nothing was imported" in failed["error"]
+    assert failed["error"] == "The dataset has 2 problem(s) of 2 kind(s); nothing was imported."
     reasons = {error["reason"] for error in failed["result"]["errors"]}
     assert any("exceeds the image width 64" in reason for reason in reasons)
     assert any("'Eosinophil'" in reason for reason in reasons)
     assert Field.objects.count() == 0
+    assert failed["report_url"] == f"http://testserver/api/v1/imports/{job['id']}/report"
+    report = client_for(lab_admin).get(failed["report_url"])
+    assert (report.status_code, report["Content-Type"]) == (200, "text/csv")
+    rows = list(csv.DictReader(io.StringIO(b"".join(report.streaming_content).decode())))
+    assert sorted((row["outcome"], row["image"]) for row in rows) == [
+        ("refused", "BloodImage_1.jpg"),
+        ("refused", "BloodImage_1.jpg"),
+    ]
+
+
+@pytest.mark.django_db
+def test_an_import_finds_images_by_file_name_in_a_folder_of_the_archive(
+    client_for: Any, lab_admin: Any, tmp_path: Path
+) -> None:
+    """Label Studio names uploaded images /data/upload/<project>/<name>: `images` says where they are in the zip."""
+    root = tmp_path / "ls"
+    (root / "media").mkdir(parents=True)
+    (root / "media" / "f1.jpg").write_bytes(image_bytes(64, 48, seed=71))
+    document = {
+        "images": [{"id": 0, "file_name": "/data/upload/1/f1.jpg", "width": 64, "height": 48}],
+        "annotations": [{"id": 0, "image_id": 0, "category_id": 0, "bbox": [1, 1, 63.004, 9], "iscrowd": 0}],
+        "categories": [{"id": 0, "name": "lymphoblast"}],
+    }
+    (root / "result.json").write_text(json.dumps(document))
+    case: Any = CaseFactory()
+    client = client_for(lab_admin)
+
+    def form(**extra: Any) -> dict[str, Any]:
+        archive = SimpleUploadedFile("ls.zip", zip_folder(root), "application/zip")
+        return {"archive": archive, "format": "coco", "case": case.code, **extra}
+
+    refused = client.post("/api/v1/imports", form(images="no/such/folder"), format="multipart")
+    assert refused.status_code == 400
+    assert [error["field"] for error in refused.json()["errors"]] == ["images"]
+    job = client.post("/api/v1/imports", form(images="media"), format="multipart").json()
+    assert import_dataset(job["id"]) == JobStatus.SUCCEEDED
+    done = client.get(f"/api/v1/imports/{job['id']}").json()
+    result = done["result"]
+    assert (result["fields"], result["cells"], result["images_found_by_name"], result["clamped_boxes"]) == (1, 1, 1, 1)
+    rows = list(csv.DictReader(io.StringIO(b"".join(client.get(done["report_url"]).streaming_content).decode())))
+    assert [(row["outcome"], row["image"], row["boxes"]) for row in rows] == [("clamped", "f1.jpg", "1")]
+    [cell] = Cell.objects.filter(annotation_set__field__smear__case=case)
+    assert (cell.x, cell.width) == (1.0, 63.0)
+    without = client.post("/api/v1/imports", form(), format="multipart").json()
+    assert import_dataset(without["id"]) == JobStatus.FAILED
+    [error] = client.get(f"/api/v1/imports/{without['id']}").json()["result"]["errors"]
+    assert error["reason"].startswith("image named by an absolute path, a URL or '..' (give the image folder")
 
 
 @pytest.mark.worker

@@ -5,6 +5,7 @@ from collections.abc import Callable
 import pytest
 from django.db import IntegrityError, connection, transaction
 
+from annotations.db_guards import cells_bulk_insert_checked
 from annotations.models import AnnotationKind, AnnotationSet, AuditEvent, AuditTrailImmutable, Cell, CellClass
 from annotations.taxonomy import CELL_CLASSES, NUM_CLASSES
 from tests.factories import AnnotationSetFactory, CellFactory, FieldFactory, ModelVersionFactory
@@ -38,6 +39,21 @@ def test_box_outside_the_image_is_refused_by_the_database() -> None:
     cell = CellFactory(annotation_set=annotation_set, x=0, y=0, width=10, height=10)
     cell.x = 95
     refused(cell.save)
+
+
+def test_a_bulk_insert_is_checked_as_a_whole_and_leaves_the_guard_in_place() -> None:
+    """The import's set-based insert: one box outside refuses all of it, and the per-row guard stays for others."""
+    annotation_set = AnnotationSetFactory(field__width=100, field__height=80)
+
+    def bulk(*extra: Cell) -> None:
+        with cells_bulk_insert_checked(connection):
+            inside = [Cell(annotation_set=annotation_set, x=i, y=1, width=5, height=5) for i in range(20)]
+            Cell.objects.bulk_create([*inside, *extra])
+
+    _write_and_check_constraints(bulk)
+    refused(lambda: bulk(Cell(annotation_set=annotation_set, x=95, y=1, width=10, height=5)))
+    refused(lambda: CellFactory(annotation_set=annotation_set, x=60, y=10, width=50, height=10))
+    assert Cell.objects.filter(annotation_set=annotation_set).count() == 20
 
 
 @pytest.mark.parametrize(

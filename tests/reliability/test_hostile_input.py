@@ -571,7 +571,11 @@ def test_hostile_datasets_fail_their_job_with_every_problem_and_write_nothing(la
         assert problems, (what, job)
         assert all(p["field"] and p["reason"] for p in problems), (what, job)
         assert (Field.objects.count(), AnnotationSet.objects.count()) == (0, 0), what
-        assert media_files() == [], (what, media_files())
+        # Nothing but the job's CSV report of its problems, which it names.
+        report = ImportJob.objects.get(pk=job_id).report
+        assert media_files() == ([Path(report.path)] if report else []), (what, media_files())
+        if report:
+            report.delete(save=False)
         refused += 1
     record_figure("hostile input", "hostile datasets refused", refused)
 

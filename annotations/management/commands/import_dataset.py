@@ -12,8 +12,9 @@ from django.db import transaction
 
 from aicell.errors import DomainError, ValidationFailed
 from annotations.interchange.dataset import field_types_read, ids_read
-from annotations.interchange.dataset_import import dataset_import
-from annotations.interchange.jobs import case_by_code, dataset_files_open, import_options
+from annotations.interchange.dataset_import import DatasetRefused, dataset_import
+from annotations.interchange.jobs import case_by_code, dataset_files_open, image_folder_open, import_options
+from annotations.interchange.problems import Problem, report_csv
 from annotations.management.commands.export_coco import domain_error_text
 from annotations.models import Case, ImportFormat, Patient
 
@@ -51,6 +52,16 @@ class Command(BaseCommand):
         parser.add_argument("--ids", type=Path, help="file naming the images to import, one per line")
         parser.add_argument("--types-csv", type=Path, help="CSV image,types of per-field cell types")
         parser.add_argument("--source-name", default="", help="dataset name recorded on imported truth sets")
+        parser.add_argument(
+            "--images",
+            type=Path,
+            metavar="DIR",
+            help="folder where images the dataset names by absolute path or URL (e.g. Label Studio's "
+            "/data/upload/...) are found by file name",
+        )
+        parser.add_argument(
+            "--report", type=Path, metavar="FILE", help="write every problem (or, imported, every note) as CSV"
+        )
         parser.add_argument("--dry-run", action="store_true", help="check and report; write nothing")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -61,9 +72,22 @@ class Command(BaseCommand):
                     raise _DryRun
         except _DryRun:
             pass
+        except DatasetRefused as exc:
+            self._write_report(options["report"], exc.report_rows)
+            raise CommandError(domain_error_text(exc)) from None
         except DomainError as exc:
             raise CommandError(domain_error_text(exc)) from None
+        self._write_report(options["report"], report.notes())
         self.stdout.write(json.dumps(report.to_dict(), indent=2))
+
+    def _write_report(self, path: Path | None, rows: list[tuple[str, Problem]]) -> None:
+        if path is None:
+            return
+        try:
+            path.write_text(report_csv(rows), encoding="utf-8")
+        except OSError as exc:
+            raise CommandError(f"{path}: cannot write the report ({exc})") from None
+        self.stderr.write(f"report: {len(rows)} row(s) written to {path}")
 
     def _import(self, options: dict[str, Any]) -> Any:
         path: Path = options["path"]
@@ -85,6 +109,7 @@ class Command(BaseCommand):
             source_name=options["source_name"],
             dry_run=options["dry_run"],
             coco_json=coco_json,
+            images=image_folder_open(options["images"]) if options["images"] else None,
         )
         return dataset_import(files, import_opts, actor=None)
 

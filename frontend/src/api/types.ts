@@ -727,6 +727,23 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/api/v1/imports/{id}/report/": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** @description Every problem of a refused dataset, or every note of an imported one (clamped, skipped), as CSV. */
+    get: operations["v1_imports_report_retrieve"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/api/v1/model-versions/": {
     parameters: {
       query?: never;
@@ -1682,6 +1699,8 @@ export interface components {
       readonly format: components["schemas"]["ImportFormatEnum"];
       readonly case: number;
       readonly case_code: string;
+      /** @description every problem or note as CSV, once the job ended */
+      readonly report_url: string | null;
     };
     /** @description Multipart form of an import; `as` is 'consensus' (default) or 'annotator:USERNAME'. */
     ImportRequestRequest: {
@@ -1715,6 +1734,8 @@ export interface components {
       types_csv?: string;
       /** @default  */
       source_name?: string;
+      /** @description a folder in the archive ('.' for all of it) where images named by absolute paths or URLs (e.g. Label Studio's /data/upload/...) are found by file name */
+      images?: string;
       /**
        * @description consensus | annotator:USERNAME
        * @default consensus
@@ -6926,6 +6947,72 @@ export interface operations {
       };
       /** @description The request body has a media type this operation does not read. */
       415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_imports_report_retrieve: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description A unique integer value identifying this import job. */
+        id: number;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "text/csv": string;
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description No such object, or one you may not see (answered exactly alike). */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      409: {
         headers: {
           [name: string]: unknown;
         };

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 from PIL import Image
@@ -166,6 +167,61 @@ def test_each_box_says_where_it_came_from(world: World, tmp_path: Path) -> None:
     assert (resolved["annotators_agreed"], resolved["category_id"]) == (False, 4)
     assert (uncountable["category_id"], uncountable["cell_class"], uncountable["countable"]) == (22, 12, False)
     assert (imported["source"], imported["category_id"], imported["annotators_agreed"]) == ("imported:BCCD", 23, None)
+
+
+BOX_FIELDS = ("source", "review_state", "review_outcome", "annotators_agreed", "countable", "cell_class")
+
+
+def test_boxes_are_box_only_coco_with_our_fields_also_under_attributes(world: World) -> None:
+    """An empty "segmentation" keeps Datumaro quiet and pycocotools' helpers working; "attributes" is where
+    Datumaro and CVAT keep extra fields (they drop top-level ones)."""
+    version = _predict(world)
+    entries = export(ExportRequest(sources=("consensus", "predictions"), model_version=version.pk))
+    train = json.loads(entries["annotations/instances_train.json"])
+    for annotation in train["annotations"]:
+        assert (annotation["segmentation"], annotation["iscrowd"]) == ([], 0)
+        assert annotation["area"] == annotation["bbox"][2] * annotation["bbox"][3]
+        assert annotation["attributes"] == {key: annotation[key] for key in BOX_FIELDS}
+    for image in train["images"]:
+        assert image["attributes"] == {"case": image["case"], "smear": image["smear"], "split": "train"}
+    only_predictions = export(ExportRequest(sources=("predictions",), model_version=version.pk))
+    [first, *_] = json.loads(only_predictions["annotations/instances_train.json"])["annotations"]
+    scores = ("score", "detector_score", "class_confidence")
+    assert {key: first["attributes"][key] for key in scores} == {key: first[key] for key in scores}
+    assert first["attributes"]["source"] == f"model:{version.pk}"
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:pycocotools.*")  # numpy 2's copy keyword in mask.decode
+def test_pycocotools_helpers_work_on_the_export(world: World, tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from pycocotools import mask as mask_utils
+
+    version = _predict(world)
+    entries = export(ExportRequest(sources=("consensus", "predictions"), model_version=version.pk))
+    truth = load_coco(tmp_path, entries, "annotations/instances_train.json")
+    image = truth.loadImgs(world.fields["train"][0].pk)[0]
+    annotations = truth.loadAnns(truth.getAnnIds(imgIds=[image["id"]]))
+    figure = plt.figure()
+    try:
+        plt.imshow(Image.open(io.BytesIO(entries[f"images/train/{image['file_name']}"])))
+        truth.showAnns(annotations, draw_bbox=True)  # raised "datasetType not supported" without "segmentation"
+        assert len(figure.axes[0].collections) >= 2  # the (empty) polygon layer and the boxes
+        figure.canvas.draw()
+    finally:
+        plt.close(figure)
+    # Box-only annotations have no mask to give annToMask; a box's mask comes from its bbox, as pycocotools does it.
+    boxes = np.array([annotations[0]["bbox"]], dtype=np.float64)
+    box_mask = mask_utils.decode(mask_utils.frPyObjects(boxes, image["height"], image["width"]))[:, :, 0]
+    assert box_mask.sum() == pytest.approx(boxes[0, 2] * boxes[0, 3], rel=0.1)
+    results = tmp_path / "predictions_train.json"
+    results.write_bytes(entries["results/predictions_train.json"])
+    with redirect_stdout(io.StringIO()):
+        predictions = truth.loadRes(str(results))
+    assert len(predictions.getAnnIds()) == len(world.truth_cells["train"])
+    assert _average_precision(tmp_path, entries, "train") == pytest.approx(1.0)
 
 
 def test_no_patient_identifier_upload_name_or_exif_leaves_the_platform(world: World) -> None:

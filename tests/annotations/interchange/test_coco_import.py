@@ -12,6 +12,7 @@ from django.conf import settings
 from aicell.errors import ValidationFailed
 from aicell.roles import Role
 from annotations.interchange import dataset_import as importer
+from annotations.interchange import dataset_write as writer
 from annotations.interchange.archive import DirectoryDataset, ZipDataset
 from annotations.interchange.coco_export import coco_export_write
 from annotations.interchange.dataset_import import ImportOptions, dataset_import, import_annotator
@@ -71,7 +72,7 @@ def test_a_coco_folder_imports_as_locked_truth(tmp_path: Path) -> None:
     case: Any = CaseFactory()
     report = run_import(DirectoryDataset(coco_folder(tmp_path)), case, source_name="lab-set")
     assert (report.fields, report.cells, report.unclassified_cells) == (3, 4, 1)
-    assert [w.reason for w in report.warnings] == ["a crowd region (iscrowd 1) is not a cell; skipped"]
+    assert [w.reason for w in report.warnings] == ["annotations[4]: a crowd region (iscrowd 1) is not a cell; skipped"]
     sha = {f.original_name: f.sha256 for f in Field.objects.filter(smear__case=case)}
     assert boxes_by_image(case) == {
         (sha["img0.jpg"], 1.5, 2.0, 20.0, 10.25, True, 11),
@@ -138,31 +139,36 @@ def test_coco_problems_are_all_listed_and_nothing_is_written(tmp_path: Path) -> 
         run_import(DirectoryDataset(root), CaseFactory())
     reasons = [f"{e.field}: {e.reason}" for e in caught.value.errors]
     expected = [
-        "images[1]: file_name 'missing.jpg': no such image file",
+        "image file not found in the dataset: in 1 image (missing.jpg); images[1]: file_name 'missing.jpg': no such",
+        "image named by an absolute path, a URL or '..'",
         "images[2]: file_name '../../etc/passwd': the name contains '..'",
-        "annotations[0]: category_id 99 is not in categories",
-        "annotations[3]: image_id names no image",
-        "annotations[1] (id 2, lymphoblast): bbox [1, 1, 0, 5] has no area",
-        "annotations[2] (id 3, lymphoblast) {'x': 60.0, 'y': 1.0, 'width': 10.0, 'height': 5.0}: x + width = 70",
+        "category_id 99 is not in categories: 1 box in 1 image (a.jpg); annotations[0]: category_id 99 is not in",
+        "image_id names no image of this file: 1 box; annotations[3]: image_id names no image of this file",
+        "a.jpg: annotations[1] (id 2, lymphoblast): bbox [1, 1, 0, 5] has no area",
+        "a.jpg: annotations[2] (id 3, lymphoblast) {'x': 60.0, 'y': 1.0, 'width': 10.0, 'height': 5.0}: x + width = 70",
     ]
+    assert {error.field for error in caught.value.errors} == {"annotations/instances_train.json"}
     for fragment in expected:
-        assert any(fragment in reason for reason in reasons), fragment
+        assert any(fragment in reason for reason in reasons), (fragment, reasons)
     assert Field.objects.count() == 0
 
 
+@pytest.mark.parametrize("failing", ["field_files_save", "_cells_insert"])
 def test_a_failure_while_writing_rolls_back_and_deletes_stored_files(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
 ) -> None:
+    """A thread storing the second image fails, or the database fails while threads store images: either way nothing
+    is left, neither rows nor files (threads still running are waited for before the files are removed)."""
     calls = []
+    original = getattr(writer, failing)
 
     def fail_on_second(*args: Any, **kwargs: Any) -> None:
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) == 2 or failing == "_cells_insert":
             raise RuntimeError("disk full")
         original(*args, **kwargs)
 
-    original = importer._write_set
-    monkeypatch.setattr(importer, "_write_set", fail_on_second)
+    monkeypatch.setattr(writer, failing, fail_on_second)
     with pytest.raises(RuntimeError, match="disk full"):
         run_import(DirectoryDataset(coco_folder(tmp_path / "data")), CaseFactory())
     assert Field.objects.count() == 0

@@ -14,12 +14,20 @@ from django.core.management import call_command
 
 from aicell.errors import ValidationFailed
 from annotations.interchange.archive import DirectoryDataset
+from annotations.interchange.dataset import ForeignDataset
 from annotations.interchange.dataset_import import ImportOptions, dataset_import
+from annotations.interchange.image_refs import ImageLookup
 from annotations.interchange.label_map import label_map_parse
 from annotations.interchange.voc_import import voc_read
 from annotations.models import AnnotationKind, AnnotationSet, AnnotationStatus, Cell, Field, FieldStatus
 from tests.annotations.interchange.builders import voc_xml, write_voc
 from tests.factories import CaseFactory, image_bytes
+
+
+def read_voc(root: Path) -> ForeignDataset:
+    files = DirectoryDataset(root)
+    return voc_read(files, ImageLookup(files))
+
 
 SHARED_BCCD = settings.BASE_DIR.parent / "shared" / "data" / "bccd"
 DEMO_BCCD = settings.BASE_DIR / "demo" / "bccd"
@@ -31,7 +39,7 @@ CELL_MAP = {"labels": {"cell": "lymphoblast", "junk": "ignore"}}
 
 def test_voc_pixel_coordinates_are_one_based_and_inclusive(tmp_path: Path) -> None:
     write_voc(tmp_path, {"f1": (b"jpeg", 64, 48, [("cell", 1, 1, 10, 20), ("cell", 0, 5, 64, 48)])})
-    dataset = voc_read(DirectoryDataset(tmp_path))
+    dataset = read_voc(tmp_path)
     assert dataset.problems == []
     [image] = dataset.images
     assert (image.key, image.image_path, image.declared_width, image.declared_height) == (
@@ -56,7 +64,7 @@ EXTERNAL_ENTITY = '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY secret SYSTEM "fil
 def test_xml_entities_and_dtds_are_refused(tmp_path: Path, prolog: str, name: str) -> None:
     write_voc(tmp_path, {"f1": (b"jpeg", 64, 48, [])})
     (tmp_path / "Annotations" / "f1.xml").write_text(voc_xml("f1.jpg", 64, 48, [(name, 1, 1, 5, 5)], prolog=prolog))
-    dataset = voc_read(DirectoryDataset(tmp_path))
+    dataset = read_voc(tmp_path)
     assert dataset.images == []
     [problem] = dataset.problems
     assert problem.file == "Annotations/f1.xml"
@@ -68,7 +76,7 @@ def test_missing_images_and_broken_xml_are_problems(tmp_path: Path) -> None:
     write_voc(tmp_path, {"f1": (b"jpeg", 64, 48, [])})
     (tmp_path / "Annotations" / "f2.xml").write_text(voc_xml("f2.jpg", 64, 48, []))
     (tmp_path / "Annotations" / "f3.xml").write_text("<annotation><object>")
-    problems = {p.file: p.reason for p in voc_read(DirectoryDataset(tmp_path)).problems}
+    problems = {p.file: p.reason for p in read_voc(tmp_path).problems}
     assert "f2.jpg is not in JPEGImages/" in problems["Annotations/f2.xml"]
     assert "not well-formed" in problems["Annotations/f3.xml"]
 
