@@ -45,8 +45,11 @@ demo: install frontend
 	$(BIN)/python manage.py setup_demo
 	$(BIN)/python manage.py rundemo --port 8000
 
+# Where a test run keeps its SQLite database file, broker folders and models (.ci/run gives each engine its own).
+TEST_VAR_DIR ?= $(CURDIR)/var/test
+
 test: install lint frontend vitest chromium
-	DJANGO_ENV=test AICELL_VAR_DIR=$(CURDIR)/var/test $(BIN)/pytest $(PYTEST_ARGS)
+	DJANGO_ENV=test AICELL_VAR_DIR=$(TEST_VAR_DIR) $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install $(FRONTEND_DEPS)
 	$(BIN)/ruff check .
@@ -65,7 +68,7 @@ bench: install
 # The reliability suite at full size (fuzzing, hostile input, access, faults, concurrency) and the full load
 # benchmark, then one table of figures. Faults and concurrency need PostgreSQL (DATABASE_URL) and redis-server.
 reliability: install
-	DJANGO_ENV=test AICELL_VAR_DIR=$(CURDIR)/var/test $(BIN)/python -m tests.reliability.run $(RELIABILITY_ARGS)
+	DJANGO_ENV=test AICELL_VAR_DIR=$(TEST_VAR_DIR) $(BIN)/python -m tests.reliability.run $(RELIABILITY_ARGS)
 
 clean-var:
 	rm -rf var
