@@ -40,10 +40,12 @@ vitest: $(FRONTEND_DEPS)
 chromium:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
+DEMO_PORT ?= 8000
+
 demo: install frontend
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py setup_demo
-	$(BIN)/python manage.py rundemo --port 8000
+	$(BIN)/python manage.py rundemo --port $(DEMO_PORT)
 
 # Where a test run keeps its SQLite database file, broker folders and models (.ci/run gives each engine its own).
 TEST_VAR_DIR ?= $(CURDIR)/var/test
