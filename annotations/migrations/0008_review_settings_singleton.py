@@ -1,5 +1,5 @@
-"""The review settings row exists from the start, so that no request ever creates it: the annotator page's first
-parallel requests all read it, and a read that writes races (two inserts of row 1, one of them a 500)."""
+"""The review settings row exists from the start, so requests only ever read it: the annotator page's first
+requests arrive in parallel, and reads that create a missing row race each other to insert row 1."""
 
 from django.db import migrations
 
