@@ -1,5 +1,5 @@
-# AI-cell: `make demo` serves the platform with a real worker; `make test` runs the whole suite.
-# Both create/update .venv and build the browser UI (frontend/, Node.js 20) first. Nothing else needs installing by
+# AI-cell: `make demo` serves the platform with real workers; `make test` runs the whole suite.
+# Both create/update .venv and build the browser UI (frontend/, Node.js 20.19+) first. Nothing else needs installing by
 # hand (`make test` installs Chromium for the browser tests where it is missing).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
