@@ -1,5 +1,5 @@
-# AI-cell: `make demo` serves the platform with a real worker; `make test` runs the whole suite.
-# Both create/update .venv and build the browser UI (frontend/, Node.js 20) first. Nothing else needs installing by
+# AI-cell: `make demo` serves the platform with real workers; `make test` runs the whole suite.
+# Both create/update .venv and build the browser UI (frontend/, Node.js 20.19+) first. Nothing else needs installing by
 # hand (`make test` installs Chromium for the browser tests where it is missing).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -45,13 +45,18 @@ api-types: install $(FRONTEND_DEPS)
 chromium:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
+DEMO_PORT ?= 8000
+
 demo: install frontend
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py setup_demo
-	$(BIN)/python manage.py rundemo --port 8000
+	$(BIN)/python manage.py rundemo --port $(DEMO_PORT)
+
+# Where a test run keeps its SQLite database file, broker folders and models (.ci/run gives each engine its own).
+TEST_VAR_DIR ?= $(CURDIR)/var/test
 
 test: install lint frontend vitest chromium
-	DJANGO_ENV=test AICELL_VAR_DIR=$(CURDIR)/var/test $(BIN)/pytest $(PYTEST_ARGS)
+	DJANGO_ENV=test AICELL_VAR_DIR=$(TEST_VAR_DIR) $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install $(FRONTEND_DEPS)
 	$(BIN)/ruff check .
@@ -72,7 +77,7 @@ bench: install
 # The reliability suite at full size (fuzzing, hostile input, access, faults, concurrency) and the full load
 # benchmark, then one table of figures. Faults and concurrency need PostgreSQL (DATABASE_URL) and redis-server.
 reliability: install
-	DJANGO_ENV=test AICELL_VAR_DIR=$(CURDIR)/var/test $(BIN)/python -m tests.reliability.run $(RELIABILITY_ARGS)
+	DJANGO_ENV=test AICELL_VAR_DIR=$(TEST_VAR_DIR) $(BIN)/python -m tests.reliability.run $(RELIABILITY_ARGS)
 
 clean-var:
 	rm -rf var

@@ -1,10 +1,11 @@
-"""Health of the three moving parts: database, broker, workers (with the queues they consume)."""
+"""Health of the three moving parts: database, broker, workers (each queue with the workers consuming it)."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 
 from aicell.celery import app
@@ -31,8 +32,15 @@ def broker_status() -> dict[str, Any]:
     return {"ok": True, "transport": transport}
 
 
+def task_queues() -> list[str]:
+    """The queues tasks are sent to: the default one and every routed one (settings.CELERY_TASK_ROUTES)."""
+    routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
+    return sorted({settings.CELERY_TASK_DEFAULT_QUEUE, *routed})
+
+
 def worker_status(timeout: float = 1.0) -> dict[str, Any]:
-    """Workers answering a broadcast ping, with the queues each consumes (is anyone serving `gpu`?)."""
+    """Workers answering a broadcast, with the queues each consumes, and each queue with its consumers: a queue
+    nobody consumes (no `gpu` worker: pre-labels and training wait for ever) makes the workers not ok."""
     try:
         queues = app.control.inspect(timeout=timeout).active_queues() or {}
     except Exception as exc:
@@ -41,7 +49,18 @@ def worker_status(timeout: float = 1.0) -> dict[str, Any]:
         {"name": name, "queues": sorted(q["name"] for q in consumed)} for name, consumed in sorted(queues.items())
     ]
     served = sorted({queue for worker in workers for queue in worker["queues"]})
-    return {"ok": bool(workers), "workers": workers, "queues_served": served}
+    consumers = {
+        queue: [worker["name"] for worker in workers if queue in worker["queues"]]
+        for queue in sorted({*task_queues(), *served})
+    }
+    unserved = [queue for queue, names in consumers.items() if not names]
+    return {
+        "ok": bool(workers) and not unserved,
+        "workers": workers,
+        "queues_served": served,
+        "consumers": consumers,
+        "unserved_queues": unserved,
+    }
 
 
 def platform_health() -> dict[str, Any]:

@@ -119,11 +119,22 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'aicell.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # The web server and the worker write to one SQLite file: wait for the lock instead of failing at once,
-    # and use WAL so readers never block the writer.
+    # The web server, the workers and beat are separate processes writing one SQLite file. WAL: readers never block
+    # the writer (synchronous=NORMAL is WAL's safe setting: a crash loses at most the last commits, never the file).
+    # A transaction takes the write lock when it begins (IMMEDIATE), so it waits its turn (timeout, seconds) instead
+    # of failing with "database is locked" when a read inside it turns into a write after another process wrote.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+        {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+        }
     )
+    # The test database is a file beside the embedded one, not Django's default shared-cache memory database:
+    # the live server's threads, a worker and worker processes then share it exactly as the demo's processes share
+    # theirs (in memory, the live server would hand every request thread one shared connection, and the worker would
+    # meet table locks that no busy timeout waits for).
+    DATABASES["default"].setdefault("TEST", {}).setdefault("NAME", str(VAR_DIR / "test_aicell.sqlite3"))
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
@@ -215,7 +226,8 @@ SPECTACULAR_SETTINGS = {
 
 # Celery: embedded default is a file-system broker (no server) and the Django database as result backend;
 # CELERY_BROKER_URL=redis://... switches to Redis. Never eager: a real worker process always runs the tasks.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+# The file-system transport ignores the host; naming one spares kombu's "No hostname was supplied" warning.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost//")
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="django-db")
 CELERY_BROKER_DIR = Path(env.str("AICELL_BROKER_DIR", default=str(VAR_DIR / "broker")))
 if CELERY_BROKER_URL.startswith("filesystem://"):

@@ -347,7 +347,7 @@ class Assignment(models.Model):
 
 
 class ReviewSettings(models.Model):
-    """The project's double-review settings: a single row (id 1), created with its defaults on first read."""
+    """The project's double-review settings: a single row (id 1), created with its defaults by a migration (0008)."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
     show_prelabels = models.BooleanField(
@@ -375,8 +375,16 @@ class ReviewSettings(models.Model):
 
     @classmethod
     def load(cls) -> ReviewSettings:
-        settings_row, _ = cls.objects.get_or_create(pk=1)
-        return settings_row
+        """The settings in force. Reads never write (concurrent first reads would race to create the row): were the
+        row missing, as after a flush, the defaults apply."""
+        return cls.objects.filter(pk=1).first() or cls(pk=1)
+
+    @classmethod
+    def load_for_update(cls) -> ReviewSettings:
+        """The row locked for a change (inside a transaction); put back first if missing, with an insert that
+        yields to a concurrent one (ON CONFLICT DO NOTHING) instead of failing."""
+        ReviewSettings.objects.bulk_create([ReviewSettings(pk=1)], ignore_conflicts=True)
+        return ReviewSettings.objects.select_for_update().get(pk=1)
 
 
 class FieldReview(models.Model):

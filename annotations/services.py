@@ -203,13 +203,17 @@ def annotation_set_create_for_annotator(*, field: Field, annotator: Any) -> Anno
             raise PermissionDenied(
                 f"Field {field.pk} is not assigned to you; an adjudicator or admin assigns fields to annotators."
             )
-        existing = AnnotationSet.objects.filter(field=field, annotator=annotator, kind=AnnotationKind.ANNOTATOR).first()
-        if existing is not None:
-            raise StateConflict(
-                f"You already have annotation set {existing.pk} for field {field.pk}.",
-                details={"existing_annotation_set_id": existing.pk},
-            )
-        annotation_set = AnnotationSet.objects.create(field=field, kind=AnnotationKind.ANNOTATOR, annotator=annotator)
+        mine = AnnotationSet.objects.filter(field=field, annotator=annotator, kind=AnnotationKind.ANNOTATOR)
+        if (existing := mine.first()) is not None:
+            raise _set_exists(existing)
+        try:
+            with transaction.atomic():
+                annotation_set = AnnotationSet.objects.create(
+                    field=field, kind=AnnotationKind.ANNOTATOR, annotator=annotator
+                )
+        except IntegrityError:
+            # Another request of the same annotator (a second tab) created it after the check: the same answer.
+            raise _set_exists(mine.get()) from None
         if field.status in (FieldStatus.UPLOADED, FieldStatus.PRELABELLED):
             field_transition(field, FieldStatus.IN_ANNOTATION)
         audit_record(
@@ -222,6 +226,13 @@ def annotation_set_create_for_annotator(*, field: Field, annotator: Any) -> Anno
             after={"kind": annotation_set.kind, "version": annotation_set.version},
         )
     return annotation_set
+
+
+def _set_exists(existing: AnnotationSet) -> StateConflict:
+    return StateConflict(
+        f"You already have annotation set {existing.pk} for field {existing.field_id}.",
+        details={"existing_annotation_set_id": existing.pk},
+    )
 
 
 def _finite(name: str, value: Any, errors: list[FieldError]) -> float | None:

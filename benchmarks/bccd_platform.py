@@ -51,7 +51,7 @@ def _setup_django(var_dir: Path) -> None:
             "AICELL_DATASET_DIR": str(var_dir / "datasets"),
             "AICELL_AUTO_PRELABEL": "false",
             "DATABASE_URL": f"sqlite:///{var_dir / 'bccd.sqlite3'}",
-            "CELERY_BROKER_URL": "filesystem://",
+            "CELERY_BROKER_URL": "filesystem://localhost//",
             "DJANGO_SETTINGS_MODULE": "aicell.settings",
         }
     )

@@ -77,8 +77,7 @@ def review_settings_update(*, changes: Mapping[str, Any], actor: Any) -> ReviewS
             f"Unknown settings: {', '.join(unknown)}.", errors=[FieldError(name, "not a setting") for name in unknown]
         )
     with transaction.atomic():
-        review_settings = ReviewSettings.load()
-        review_settings = ReviewSettings.objects.select_for_update().get(pk=review_settings.pk)
+        review_settings = ReviewSettings.load_for_update()
         before = review_settings_snapshot(review_settings)
         if "show_prelabels" in changes:
             if not isinstance(changes["show_prelabels"], bool):

@@ -28,21 +28,44 @@ def test_a_real_worker_verifies_stored_originals(celery_worker_thread: Any) -> N
     assert (fault.field_id, fault.after) == (damaged.pk, {"fault": "altered"})
 
 
-def test_health_reports_database_broker_and_the_queues_workers_serve(celery_worker_thread: Any) -> None:
-    # The worker answers broadcasts once its control consumer is up, a moment after it accepts tasks; on a
-    # loaded machine a single one-second ping can miss it.
+def _health_once_workers_answer() -> tuple[int, dict[str, Any]]:
+    # A worker answers broadcasts once its control consumer is up, a moment after it accepts tasks; on a loaded
+    # machine a single one-second ping can miss it.
     deadline = time.monotonic() + 20
     while True:
         response = APIClient().get("/api/v1/health")
         report = response.json()
-        if report["workers"]["ok"] or time.monotonic() > deadline:
-            break
-    assert response.status_code == 200
+        if report["workers"]["workers"] or time.monotonic() > deadline:
+            return response.status_code, report
+
+
+def test_health_reports_database_broker_and_the_queues_workers_serve(celery_worker_thread: Any) -> None:
+    status, report = _health_once_workers_answer()
+    assert status == 200
     assert report["database"]["ok"] is True
     assert report["broker"]["ok"] is True
     assert report["workers"]["ok"] is True
     assert {"default", "gpu"} <= set(report["workers"]["queues_served"])
+    (name,) = [worker["name"] for worker in report["workers"]["workers"]]
+    assert report["workers"]["consumers"] == {"default": [name], "gpu": [name]}
+    assert report["workers"]["unserved_queues"] == []
     assert report["status"] == "ok"
+
+
+def test_health_names_a_queue_no_worker_consumes(committed_db: None) -> None:
+    from celery.contrib.testing.worker import start_worker
+
+    from aicell.celery import app
+
+    app.control.purge()
+    with start_worker(app, pool="solo", concurrency=1, queues=["default"], perform_ping_check=False):
+        status, report = _health_once_workers_answer()
+    assert status == 200
+    (name,) = [worker["name"] for worker in report["workers"]["workers"]]
+    assert report["workers"]["consumers"] == {"default": [name], "gpu": []}
+    assert report["workers"]["unserved_queues"] == ["gpu"]
+    assert report["workers"]["ok"] is False
+    assert report["status"] == "degraded", "pre-labels and training would wait for ever"
 
 
 def test_health_without_a_worker_is_degraded_not_failed(committed_db: None) -> None:

@@ -46,7 +46,7 @@ TIMEOUT_MS = 30_000
 def _build_frontend() -> None:
     npm = shutil.which("npm")
     if npm is None:
-        pytest.fail("frontend/dist is not built and npm is not installed: run `make frontend` (Node.js 20).")
+        pytest.fail("frontend/dist is not built and npm is not installed: run `make frontend` (Node.js 20.19+).")
     for command in ([npm, "ci", "--no-audit", "--no-fund"], [npm, "run", "build"]):
         result = subprocess.run(command, cwd=FRONTEND, capture_output=True, text=True, check=False)
         if result.returncode != 0:

@@ -41,3 +41,15 @@ def test_without_a_build_the_shell_says_how_to_build(tmp_path: Path, monkeypatch
     response = Client().get("/")
     assert response.status_code == 200
     assert b"make frontend" in response.content
+
+
+def test_the_icon_is_served_where_browsers_look_for_it() -> None:
+    response = Client().get("/favicon.ico")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/svg+xml"
+    assert b"<svg" in b"".join(response.streaming_content)
+    # The app shell links the same icon (Vite copies frontend/public/ into the build).
+    assert (
+        '<link rel="icon" type="image/svg+xml" href="/favicon.svg" />'
+        in (views.FAVICON.parents[1] / "index.html").read_text()
+    )

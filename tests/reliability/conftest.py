@@ -2,9 +2,9 @@
 PostgreSQL, gunicorn, real Celery worker processes) on the test database, whose rows the test process writes and
 checks through the ORM.
 
-The stack needs PostgreSQL (the test database is shared with child processes, which an in-memory SQLite database
-cannot be) and a `redis-server` binary. On the embedded default those tests are skipped with the reason, except
-under CI=true, where a missing service is a failure.
+The stack is production's: PostgreSQL (behind a proxy that can refuse and cut connections) and a `redis-server`
+binary. On the embedded default those tests are skipped with the reason, except under CI=true, where a missing
+service is a failure.
 """
 
 from __future__ import annotations
@@ -40,8 +40,7 @@ def require_stack_services() -> None:
     problems = []
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         problems.append(
-            "PostgreSQL (set DATABASE_URL=postgres://...; the embedded in-memory SQLite test database cannot be "
-            "shared with gunicorn and worker processes)"
+            "PostgreSQL (set DATABASE_URL=postgres://...; it cuts the connections between the processes and PostgreSQL)"
         )
     if shutil.which("redis-server") is None:
         problems.append("a redis-server binary (the fault tests start and crash their own Redis)")

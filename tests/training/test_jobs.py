@@ -4,7 +4,6 @@ retraining schedule never double-starts, and a job whose worker died is failed b
 from __future__ import annotations
 
 import json
-import os
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +20,6 @@ from aicell.jobs import job_request_cancel, job_succeed, jobs_fail_stale
 from aicell.models import JobStatus
 from aicell.roles import Role
 from annotations.models import Cell
-from tests.conftest import IN_CI
 from tests.factories import AnnotationSetFactory
 from tests.training.platform_data import truth_field
 from training import jobs, schedule
@@ -229,10 +227,6 @@ def test_overrides_of_zero_and_booleans_are_checked_by_kind(training_env: Path) 
 # The module's plain django_db mark would hide committed_db's serialized rollback from the database setup
 # (pytest-django reads the closest mark), so the seeded rows would not come back after this test's flush.
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-@pytest.mark.skipif(
-    not IN_CI and "postgresql" not in os.environ.get("DATABASE_URL", ""),
-    reason="concurrent writers need PostgreSQL (SQLite has no row locks); runs in CI",
-)
 def test_two_schedule_checks_at_the_same_moment_start_one_run(committed_db: None, training_env: Path) -> None:
     policy = RetrainPolicy.objects.get(name="nightly")
     RetrainPolicy.objects.filter(pk=policy.pk).update(min_new_cells=1)

@@ -1,4 +1,4 @@
-"""Serve the platform with a real Celery worker (and beat) until Ctrl-C; children stop with it."""
+"""Serve the platform with real Celery workers (one per queue) and beat until Ctrl-C; children stop with it."""
 
 from __future__ import annotations
 
@@ -13,9 +13,18 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from aicell.demo import demo_credentials_file
 
+# One worker per queue, as production's CPU and GPU workers (docker-compose.yml): a task on `default` (exports,
+# imports, storage checks, the reaper) never waits behind one on `gpu` (pre-labelling, training runs of minutes).
+DEMO_QUEUES = ("default", "gpu")
+
+
+def worker_argv(queue: str) -> list[str]:
+    """The demo's worker for one queue, named after it (default@host, gpu@host) so health tells them apart."""
+    return [sys.executable, "-m", "celery", "-A", "aicell", "worker", "-Q", queue, "-n", f"{queue}@%h", "-c", "1"]
+
 
 class Command(BaseCommand):
-    help = "Run the web server, a Celery worker on the default and gpu queues, and beat, together."
+    help = "Run the web server, one Celery worker per queue (default, gpu) and beat, together."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
@@ -24,7 +33,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         python = sys.executable
         commands = {
-            "worker": [python, "-m", "celery", "-A", "aicell", "worker", "-Q", "default,gpu", "-c", "1", "-l", "info"],
+            **{f"{queue} worker": [*worker_argv(queue), "-l", "info"] for queue in DEMO_QUEUES},
             "beat": [
                 python,
                 "-m",
