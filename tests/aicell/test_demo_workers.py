@@ -21,8 +21,8 @@ from aicell.models import JobStatus
 from tests.models_on_disk import TEST_PROFILE, write_profiles_file
 from tests.reliability.stack import Process, wait_until
 from tests.training.platform_data import synthetic_truth
-from training.models import TrainingJob
 from training.jobs import training_job_create
+from training.models import TrainingJob
 
 pytestmark = [pytest.mark.worker, pytest.mark.services, pytest.mark.slow]
 
