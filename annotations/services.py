@@ -199,6 +199,8 @@ def _notify_fields_uploaded(field_ids: list[int]) -> None:
 
 def annotation_set_create_for_annotator(*, field: Field, annotator: Any) -> AnnotationSet:
     with transaction.atomic():
+        # The field's status as it is now, locked: the co-annotator may have started the field since it was read.
+        field = Field.objects.select_for_update().get(pk=field.pk)
         if not Assignment.objects.filter(field=field, annotator=annotator).exists():
             raise PermissionDenied(
                 f"Field {field.pk} is not assigned to you; an adjudicator or admin assigns fields to annotators."
