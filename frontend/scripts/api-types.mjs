@@ -27,7 +27,11 @@ const HEADER =
 function dumpSchema(directory) {
   const schema = join(directory, "openapi.yaml");
   if (!existsSync(PYTHON)) throw new Error(`${PYTHON} does not exist: run \`make install\` first (or set PYTHON).`);
-  execFileSync(PYTHON, ["manage.py", "spectacular", "--file", schema], { cwd: REPOSITORY, stdio: "inherit" });
+  // Always the embedded default's engine: Django derives integer bounds from the database (64-bit on SQLite, 32-bit
+  // on PostgreSQL), so the schema, and with it this file, would otherwise depend on where it was generated.
+  const env = { ...process.env };
+  delete env.DATABASE_URL;
+  execFileSync(PYTHON, ["manage.py", "spectacular", "--file", schema], { cwd: REPOSITORY, stdio: "inherit", env });
   return schema;
 }
 
