@@ -164,7 +164,8 @@ def test_intervals_lie_in_0_1_and_hold_the_proportion_at_p_0_and_p_1(method: CIM
         low, high = proportion_ci(count, n, method)
         assert 0.0 <= low <= count / n <= high <= 1.0, (count, n, low, high)
         share = share_of(count, n, method)
-        assert share.percent is not None and share.ci_low is not None and share.ci_high is not None
-        assert 0.0 <= share.ci_low <= share.percent <= share.ci_high <= 100.0, share
+        bounds = (share.ci_low or 0.0, share.percent or 0.0, share.ci_high or 0.0)
+        assert None not in (share.percent, share.ci_low, share.ci_high)
+        assert 0.0 <= bounds[0] <= bounds[1] <= bounds[2] <= 100.0, share
     assert proportion_ci(0, n, method)[0] == 0.0
     assert proportion_ci(n, n, method)[1] == 1.0
