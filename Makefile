@@ -75,7 +75,8 @@ bench: install
 	$(BIN)/python -m benchmarks $(BENCH)
 
 # The reliability suite at full size (fuzzing, hostile input, access, faults, concurrency) and the full load
-# benchmark, then one table of figures. Faults and concurrency need PostgreSQL (DATABASE_URL) and redis-server.
+# benchmark, then one table of figures for the engine it ran on: run it on the embedded default and again with
+# DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL (Redis) for both tables; the server-only faults need redis-server.
 reliability: install
 	DJANGO_ENV=test AICELL_VAR_DIR=$(TEST_VAR_DIR) $(BIN)/python -m tests.reliability.run $(RELIABILITY_ARGS)
 

@@ -9,13 +9,21 @@ from django import forms
 from django.db.models import Q, QuerySet
 from django_filters.widgets import BooleanWidget
 
+from aicell.api.fields import ANY_COLUMN, db_integer_range
 from annotations.models import AnnotationSet, Assignment, Case, Cell, Conflict, ConflictKind, Field, Patient, Smear
 
 
 class IdFilter(django_filters.NumberFilter):
-    """An object id: a whole number, or the request is refused (400), never silently read as 0 or ignored."""
+    """An object id: a whole number the database can compare (64-bit signed), or the request is refused (400, the
+    parameter named), never silently read as 0 or ignored, nor sent to the database to overflow there."""
 
     field_class = forms.IntegerField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        low, high = db_integer_range(ANY_COLUMN)
+        kwargs.setdefault("min_value", low)
+        kwargs.setdefault("max_value", high)
+        super().__init__(*args, **kwargs)
 
 
 class PatientFilter(django_filters.FilterSet):

@@ -10,7 +10,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.validators import UniqueTogetherValidator
 
-from aicell.api.fields import StaffUsernameField
+from aicell.api.fields import StaffUsernameField, StrictIntegerField
+from aicell.api.versioning import VERSION_COLUMN
 from aicell.models import JobStatus
 from aicell.roles import CLINICAL_ROLES, roles_of
 from annotations.interchange.export_selection import SPLIT_ORDER, ExportSource
@@ -144,7 +145,7 @@ class FieldSerializer(ClinicalOnlyKeys):
 
 
 class FieldUploadSerializer(serializers.Serializer):
-    smear = serializers.IntegerField(help_text="id of the smear the fields belong to")
+    smear = StrictIntegerField(help_text="id of the smear the fields belong to")
     files = serializers.ListField(
         child=serializers.FileField(allow_empty_file=True), help_text="one or many JPEG, PNG or TIFF images"
     )
@@ -184,7 +185,7 @@ class AnnotationSetSerializer(serializers.ModelSerializer):
 
 
 class AnnotationSetCreateSerializer(serializers.Serializer):
-    field = serializers.IntegerField(help_text="the field to annotate; the set is yours")
+    field = StrictIntegerField(help_text="the field to annotate; the set is yours")
 
 
 class CellSerializer(serializers.ModelSerializer):
@@ -233,14 +234,18 @@ class CellWriteSerializer(serializers.Serializer):
     width = CoordinateField(required=False)
     height = CoordinateField(required=False)
     countable = serializers.BooleanField(required=False)
-    cell_class = serializers.IntegerField(required=False, allow_null=True)
-    source_cell = serializers.IntegerField(required=False, allow_null=True)
-    version = serializers.IntegerField(required=False, help_text="the set version you read (or send If-Match)")
+    cell_class = StrictIntegerField(required=False, allow_null=True)
+    source_cell = StrictIntegerField(required=False, allow_null=True)
+    version = StrictIntegerField(
+        column=VERSION_COLUMN, required=False, help_text="the set version you read (or send If-Match)"
+    )
     reason = serializers.CharField(required=False, allow_blank=True, help_text="why (recorded in the history)")
 
 
 class VersionSerializer(serializers.Serializer):
-    version = serializers.IntegerField(required=False, help_text="the set version you read (or send If-Match)")
+    version = StrictIntegerField(
+        column=VERSION_COLUMN, required=False, help_text="the set version you read (or send If-Match)"
+    )
 
 
 class RuleSetSerializer(serializers.ModelSerializer):
@@ -304,7 +309,7 @@ class ExportRequestSerializer(serializers.Serializer):
         default=list,
         help_text="class names, 'uncountable', 'unclassified' or category ids; empty: all",
     )
-    model_version = serializers.IntegerField(required=False, allow_null=True, default=None)
+    model_version = StrictIntegerField(required=False, allow_null=True, default=None)
     split_all = serializers.ChoiceField(
         choices=Split.values,
         required=False,
@@ -380,13 +385,15 @@ class ImportRequestSerializer(serializers.Serializer):
 
 
 class AcceptSuggestionsSerializer(serializers.Serializer):
-    cells = serializers.ListField(child=serializers.IntegerField(), required=False, help_text="prediction cell ids")
+    cells = serializers.ListField(child=StrictIntegerField(), required=False, help_text="prediction cell ids")
     all = serializers.BooleanField(required=False, help_text="every cell of the newest (or the named) prediction set")
-    prediction_set = serializers.IntegerField(required=False)
-    version = serializers.IntegerField(required=False, help_text="the set version you read (or send If-Match)")
+    prediction_set = StrictIntegerField(required=False)
+    version = StrictIntegerField(
+        column=VERSION_COLUMN, required=False, help_text="the set version you read (or send If-Match)"
+    )
 
 
 class AcceptedSuggestionsSerializer(serializers.Serializer):
     created = CellSerializer(many=True)
-    skipped = serializers.ListField(child=serializers.IntegerField(), help_text="suggestions already in the set")
-    version = serializers.IntegerField()
+    skipped = serializers.ListField(child=StrictIntegerField(), help_text="suggestions already in the set")
+    version = StrictIntegerField(column=VERSION_COLUMN)

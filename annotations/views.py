@@ -15,9 +15,10 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from aicell.api.fields import parse_strict_int
 from aicell.api.permissions import RoleAccess
 from aicell.api.schema import ApiErrorSerializer
-from aicell.api.versioning import expected_version, request_value, with_version_etag
+from aicell.api.versioning import VERSION_COLUMN, expected_version, request_value, with_version_etag
 from aicell.errors import FieldError, StateConflict, ValidationFailed
 from aicell.jobs import job_request_cancel
 from aicell.models import JobStatus
@@ -161,8 +162,8 @@ class FieldViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         """Upload one or many field images into a smear (all stored, or none when any file is refused)."""
         smear_id = request_value(request, "smear")
         try:
-            smear = Smear.objects.get(pk=int(smear_id))
-        except (TypeError, ValueError, Smear.DoesNotExist):
+            smear = Smear.objects.get(pk=parse_strict_int(smear_id, "smear"))
+        except Smear.DoesNotExist:
             raise ValidationFailed(f"Smear {smear_id!r} does not exist.", field="smear") from None
         uploads = [services.Upload(name=f.name or "", data=f.read()) for f in request.FILES.getlist("files")]
         fields = services.field_upload_many(smear=smear, uploads=uploads, actor=request.user)
@@ -366,19 +367,12 @@ class CellViewSet(
         cell = self.get_object()
         version = expected_version(request)
         if version is None and "version" in request.query_params:
-            version = _int_param(request.query_params["version"], "version")
+            version = parse_strict_int(request.query_params["version"], "version", column=VERSION_COLUMN)
         services.cell_delete(
             cell_id=cell.pk, expected_version=version, actor=request.user, reason=change_reason(request)
         )
         annotation_set = get_object_or_404(AnnotationSet, pk=cell.annotation_set_id)
         return with_etag(Response(status=status.HTTP_204_NO_CONTENT), annotation_set)
-
-
-def _int_param(raw: str, name: str) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValidationFailed(f"{name} must be an integer.", field=name) from None
 
 
 # --- dataset interchange -----------------------------------------------------------------------------------------

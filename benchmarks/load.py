@@ -34,6 +34,16 @@ from benchmarks import seed
 
 REPO = Path(__file__).resolve().parent.parent
 GOAL_P95_MS = 200.0
+# p95 goals (ms) per engine and kind (issue 21): the server set-up is held to more than the embedded default.
+GOALS_P95_MS: dict[str, dict[str, float]] = {
+    "postgresql": {"read": 100.0, "write": 150.0},
+    "sqlite": {"read": GOAL_P95_MS, "write": GOAL_P95_MS},
+}
+
+
+def goal_of(database: str) -> tuple[str, dict[str, float]]:
+    goals = GOALS_P95_MS[database]
+    return f"p95 < {goals['read']:.0f} ms reads, < {goals['write']:.0f} ms writes, 0 errors", goals
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -249,6 +259,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         samples = [(str(name), float(ms), bool(ok)) for name, ms, ok in recorded["samples"]]
         figures = summarise(samples, float(args.duration))
         figures["error_examples"] = recorded["errors"][:5]
+        goal, goals = goal_of("postgresql" if is_postgres else "sqlite")
         figures.update(
             {
                 "fields": args.fields,
@@ -261,9 +272,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "wall_s": round(elapsed, 1),
                 "cpu_count": os.cpu_count(),
                 "load_average": max(load_before, load_average()),
-                "goal": f"p95 < {GOAL_P95_MS:.0f} ms for reads and writes, 0 errors",
+                "goal": goal,
                 "goal_met": all(
-                    figures[kind]["p95_ms"] < GOAL_P95_MS and figures[kind]["errors"] == 0 for kind in ("read", "write")
+                    figures[kind]["p95_ms"] < goals[kind] and figures[kind]["errors"] == 0 for kind in ("read", "write")
                 ),
             }
         )

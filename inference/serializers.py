@@ -4,7 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from aicell.api.fields import JOB_FIELDS
+from aicell.api.fields import JOB_FIELDS, StrictIntegerField
 from annotations.taxonomy import CLASS_NAMES
 from inference.core.selection import default_review_strategy
 from inference.models import PrelabelItem, PrelabelJob
@@ -27,8 +27,8 @@ class PrelabelItemSerializer(serializers.ModelSerializer):
 
 
 class PrelabelRequestSerializer(serializers.Serializer):
-    field_ids = serializers.ListField(child=serializers.IntegerField(), required=False, help_text="these fields")
-    case = serializers.IntegerField(required=False, help_text="every field of this case")
+    field_ids = serializers.ListField(child=StrictIntegerField(), required=False, help_text="these fields")
+    case = StrictIntegerField(required=False, help_text="every field of this case")
     everything = serializers.BooleanField(
         default=False, help_text="also fields the active model already pre-labelled (default: only new ones)"
     )
@@ -38,11 +38,11 @@ class ReviewQueueQuerySerializer(serializers.Serializer):
     strategy = serializers.CharField(
         default=default_review_strategy, help_text="a name from GET /api/v1/review-strategies (default: its default)"
     )
-    case = serializers.IntegerField(required=False)
-    cell_class = serializers.IntegerField(required=False, min_value=0, max_value=len(CLASS_NAMES) - 1)
-    limit = serializers.IntegerField(default=20, min_value=1, max_value=200)
+    case = StrictIntegerField(required=False)
+    cell_class = StrictIntegerField(required=False, min_value=0, max_value=len(CLASS_NAMES) - 1)
+    limit = StrictIntegerField(default=20, min_value=1, max_value=200)
     balance = serializers.BooleanField(default=True)
-    max_per_field = serializers.IntegerField(required=False, min_value=1)
+    max_per_field = StrictIntegerField(required=False, min_value=1)
 
 
 class ReviewStrategySerializer(serializers.Serializer):

@@ -7,7 +7,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from aicell.api.fields import JOB_FIELDS, StaffUsernameField
+from aicell.api.fields import JOB_FIELDS, StaffUsernameField, StrictIntegerField
 from training.core.overrides import OVERRIDES
 from training.core.stages import STAGES
 from training.jobs import ALL_STAGES
@@ -71,8 +71,10 @@ class TrainingRequestSerializer(serializers.Serializer):
         child=serializers.ChoiceField(choices=list(STAGES)), required=False, help_text="instead of 'stage'"
     )
     profile = serializers.CharField(required=False, help_text="model profile (default AICELL_PROFILE)")
-    epochs = serializers.IntegerField(required=False, allow_null=True, min_value=1, help_text="default: profile's")
-    seed = serializers.IntegerField(required=False, default=0)
+    epochs = StrictIntegerField(
+        column="PositiveIntegerField", required=False, allow_null=True, min_value=1, help_text="default: profile's"
+    )
+    seed = StrictIntegerField(column="IntegerField", required=False, default=0)
     promote = serializers.ChoiceField(choices=PromoteMode.values, default=PromoteMode.AUTO)
     overrides = serializers.DictField(
         required=False, default=dict, help_text=f"training hyperparameters: {', '.join(OVERRIDES)}"
@@ -124,7 +126,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
 class RegistryActionSerializer(serializers.Serializer):
     reason = serializers.CharField(help_text="why (kept in the audit trail)")
-    to = serializers.IntegerField(required=False, help_text="rollback only: the version to return to")
+    to = StrictIntegerField(required=False, help_text="rollback only: the version to return to")
 
 
 class DatasetSnapshotSerializer(serializers.ModelSerializer):

@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 
+from aicell.api.fields import parse_strict_int
 from aicell.errors import ValidationFailed
 
 
@@ -22,7 +23,7 @@ class StandardPagination(PageNumberPagination):
             return raw or 1
         if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
             raise ValidationFailed(f"page must be a whole number from 1; got {raw!r}.", field="page")
-        return raw
+        return parse_strict_int(raw, "page", min_value=1)
 
     def get_page_size(self, request: Request) -> int:
         """A page size that is not a whole number of at least 1 is refused, not silently replaced by the default."""
@@ -33,4 +34,4 @@ class StandardPagination(PageNumberPagination):
             raise ValidationFailed(
                 f"page_size must be a whole number from 1 to {self.max_page_size}; got {raw!r}.", field="page_size"
             )
-        return min(int(raw), self.max_page_size)
+        return min(parse_strict_int(raw, "page_size", min_value=1), self.max_page_size)

@@ -7,7 +7,10 @@ from typing import Any
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from aicell.errors import ValidationFailed
+from aicell.api.fields import parse_strict_int
+
+# Every versioned model stores its version in a PositiveIntegerField.
+VERSION_COLUMN = "PositiveIntegerField"
 
 
 def request_value(request: Request, name: str) -> Any:
@@ -21,10 +24,7 @@ def expected_version(request: Request) -> int | None:
     raw: Any = header.removeprefix("W/").strip('"') if header else request_value(request, "version")
     if raw is None or raw == "":
         return None
-    try:
-        return int(raw)
-    except (TypeError, ValueError):
-        raise ValidationFailed("The version must be an integer.", field="version") from None
+    return parse_strict_int(raw, "version", column=VERSION_COLUMN)
 
 
 def with_version_etag(response: Response, version: int) -> Response:

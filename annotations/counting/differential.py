@@ -45,7 +45,10 @@ def proportion_ci(count: int, total: int, method: CIMethod = DEFAULT_CI_METHOD) 
     if total <= 0 or not 0 <= count <= total:
         raise ValueError(f"a proportion needs 0 <= count <= total and total > 0, got {count}/{total}")
     low, high = proportion_confint(count, total, alpha=1 - CI_LEVEL, method=_STATSMODELS_METHOD[method])
-    return float(low), float(high)
+    # Wilson's bounds at p = 0 and p = 1 come out of floating point a hair outside the interval (2.8e-17 above 0,
+    # 1 - 1.1e-16): an interval always lies in [0, 1] and holds the observed proportion.
+    observed = count / total
+    return max(0.0, min(float(low), observed)), min(1.0, max(float(high), observed))
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,9 @@ def share_of(count: int, n: int, method: CIMethod = DEFAULT_CI_METHOD) -> Share:
     if n == 0:
         return Share(count, n, None, None, None, method)
     low, high = proportion_ci(count, n, method)
-    return Share(count, n, 100.0 * count / n, 100.0 * low, 100.0 * high, method)
+    percent = 100.0 * count / n
+    # Scaled to percent the bounds still hold the percentage (the product may round differently).
+    return Share(count, n, percent, min(100.0 * low, percent), max(100.0 * high, percent), method)
 
 
 @dataclass(frozen=True)

@@ -433,8 +433,9 @@ def lineage_chart_png(differential: Differential) -> bytes:
     lineages = [lineage for lineage in differential.lineages if lineage.share.percent is not None]
     names = [lineage.name for lineage in lineages]
     percents = [lineage.share.percent or 0.0 for lineage in lineages]
-    below = [percent - (lineage.share.ci_low or 0.0) for percent, lineage in zip(percents, lineages, strict=True)]
-    above = [(lineage.share.ci_high or 0.0) - percent for percent, lineage in zip(percents, lineages, strict=True)]
+    # Error bars are lengths: never negative, whatever rounding did to an interval's bound at 0% or 100%.
+    below = [max(0.0, p - (lineage.share.ci_low or 0.0)) for p, lineage in zip(percents, lineages, strict=True)]
+    above = [max(0.0, (lineage.share.ci_high or 0.0) - p) for p, lineage in zip(percents, lineages, strict=True)]
     figure = Figure(figsize=(4.75, 3.0), dpi=150)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()

@@ -16,6 +16,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from aicell.api.fields import parse_strict_int
 from aicell.api.renderers import CSVRenderer, PDFRenderer
 from aicell.api.schema import ApiErrorSerializer
 from aicell.errors import FieldError, ValidationFailed
@@ -55,9 +56,12 @@ def differential_options(params: Mapping[str, str]) -> DifferentialOptions:
         source = parse_source(params.get("source"))
     except ValueError as error:
         errors.append(FieldError("source", str(error)))
-    rule_set_id = params.get("rule_set") or None
-    if rule_set_id is not None and not rule_set_id.isdigit():
-        errors.append(FieldError("rule_set", f"must be a rule set id (an integer); got {rule_set_id!r}"))
+    rule_set_id: int | None = None
+    if params.get("rule_set") is not None:
+        try:
+            rule_set_id = parse_strict_int(params["rule_set"], "rule_set", min_value=0)
+        except ValidationFailed as error:
+            errors += error.errors
     ci_method = params.get("ci_method") or None
     if ci_method is not None and ci_method not in CI_METHODS:
         errors.append(FieldError("ci_method", f"must be one of {', '.join(CI_METHODS)}; got {ci_method!r}"))
@@ -65,7 +69,7 @@ def differential_options(params: Mapping[str, str]) -> DifferentialOptions:
         raise ValidationFailed(f"{errors[0].field}: {errors[0].reason}", errors=errors)
     return DifferentialOptions(
         source=source,
-        rule_set_id=int(rule_set_id) if rule_set_id else None,
+        rule_set_id=rule_set_id,
         ci_method=cast(CIMethod | None, ci_method),
     )
 

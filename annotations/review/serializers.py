@@ -7,6 +7,8 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from aicell.api.fields import StrictIntegerField
+from aicell.api.versioning import VERSION_COLUMN
 from annotations.models import Assignment, AuditEvent, Conflict, FieldReview, Resolution, ReviewSettings
 from annotations.review.selectors import assignment_details_visible
 
@@ -78,19 +80,19 @@ class AssignmentSerializer(serializers.ModelSerializer):
 
 
 class AssignmentCreateSerializer(serializers.Serializer):
-    field = serializers.IntegerField()
-    annotator = serializers.IntegerField(help_text="user id of an active annotator")
+    field = StrictIntegerField()
+    annotator = StrictIntegerField(help_text="user id of an active annotator")
 
 
 class AssignmentAutoSerializer(serializers.Serializer):
     # DRF moves declared fields off the class, so this body key does not shadow `Serializer.fields`.
     fields = serializers.ListField(  # type: ignore[assignment]
-        child=serializers.IntegerField(), required=False, help_text="field ids"
+        child=StrictIntegerField(), required=False, help_text="field ids"
     )
-    smear = serializers.IntegerField(required=False, help_text="every field of this smear")
-    case = serializers.IntegerField(required=False, help_text="every field of this case")
+    smear = StrictIntegerField(required=False, help_text="every field of this smear")
+    case = StrictIntegerField(required=False, help_text="every field of this case")
     annotators = serializers.ListField(
-        child=serializers.IntegerField(), required=False, help_text="choose among these annotators only"
+        child=StrictIntegerField(), required=False, help_text="choose among these annotators only"
     )
 
 
@@ -102,13 +104,13 @@ class AssignmentAutoResultSerializer(serializers.Serializer):
 class CellVersionSerializer(serializers.Serializer):
     """A frozen cell (snapshot) as it was when the cross-check started."""
 
-    id = serializers.IntegerField(allow_null=True)
+    id = StrictIntegerField(allow_null=True)
     x = serializers.FloatField()
     y = serializers.FloatField()
     width = serializers.FloatField()
     height = serializers.FloatField()
     countable = serializers.BooleanField()
-    cell_class = serializers.IntegerField(allow_null=True)
+    cell_class = StrictIntegerField(allow_null=True)
 
 
 def _side(conflict: Conflict, review: FieldReview, side: str) -> dict[str, Any]:
@@ -122,7 +124,7 @@ def _side(conflict: Conflict, review: FieldReview, side: str) -> dict[str, Any]:
 
 
 class ConflictSideSerializer(serializers.Serializer):
-    annotator = serializers.IntegerField()
+    annotator = StrictIntegerField()
     annotator_username = serializers.CharField(allow_null=True)
     cell = CellVersionSerializer(allow_null=True)
     decision = serializers.CharField(help_text='"concede", "keep" or "" (not answered)')
@@ -184,12 +186,16 @@ class ConflictResolveSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=["concede", "keep", "a", "b", "none", "custom"])
     cell = serializers.DictField(required=False, help_text="custom only: x, y, width, height, countable, cell_class")
     reason = serializers.CharField(required=False, allow_blank=True)
-    version = serializers.IntegerField(required=False, help_text="the conflict version you read (or send If-Match)")
+    version = StrictIntegerField(
+        column=VERSION_COLUMN, required=False, help_text="the conflict version you read (or send If-Match)"
+    )
 
 
 class ConsensusReopenSerializer(serializers.Serializer):
     reason = serializers.CharField(help_text="why the consensus is reopened (recorded)")
-    version = serializers.IntegerField(required=False, help_text="the consensus set version (or send If-Match)")
+    version = StrictIntegerField(
+        column=VERSION_COLUMN, required=False, help_text="the consensus set version (or send If-Match)"
+    )
 
 
 class AuditEventSerializer(serializers.ModelSerializer):

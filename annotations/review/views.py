@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from aicell.api.fields import parse_strict_int
 from aicell.api.parsers import JSONParser
 from aicell.api.permissions import RoleAccess
 from aicell.api.versioning import expected_version, request_value, with_version_etag
@@ -247,10 +248,7 @@ class AgreementView(APIView):
 
 
 def _int_param(request: Request, name: str) -> int:
-    try:
-        return int(request.query_params[name])
-    except ValueError:
-        raise ValidationFailed(f"{name} must be an id.", field=name) from None
+    return parse_strict_int(request.query_params[name], name)
 
 
 class ReviewSettingsView(APIView):

@@ -2,9 +2,11 @@
 PostgreSQL, gunicorn, real Celery worker processes) on the test database, whose rows the test process writes and
 checks through the ORM.
 
-The stack is production's: PostgreSQL (behind a proxy that can refuse and cut connections) and a `redis-server`
-binary. On the embedded default those tests are skipped with the reason, except under CI=true, where a missing
-service is a failure.
+The stack follows the engine the suite runs on. Under PostgreSQL it is production's: PostgreSQL behind a proxy that
+can refuse and cut connections, and a `redis-server` binary (missing one fails under CI=true, else skips). On the
+embedded default it is the embedded set-up: the test's SQLite file shared by every process, a file-system broker in
+the test's folder, the database as result backend; the faults that need Redis or the proxy (`require_stack_services`)
+do not exist there and say so (`not_on_embedded`), the others run.
 """
 
 from __future__ import annotations
@@ -35,6 +37,19 @@ from tests.reliability.stack import (
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
+def on_embedded_default() -> bool:
+    return bool(settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3")
+
+
+def not_on_embedded(guarantee: str, why: str) -> None:
+    """A guarantee of the server set-up that the embedded default does not give: recorded in the table, then
+    skipped with the reason (never silently)."""
+    from tests.reliability.figures import record_figure
+
+    record_figure("faults", f"{guarantee} (embedded default)", f"not given: {why}")
+    pytest.skip(f"the embedded default does not give this: {why}")
+
+
 def require_stack_services() -> None:
     """Skip (or, in CI, fail) when PostgreSQL or redis-server is missing."""
     problems = []
@@ -56,15 +71,23 @@ class Stack:
     """The processes of one test. `env()` is what every child gets: the test database (directly or through the
     proxy), this test's Redis, media folder and model files."""
 
-    def __init__(self, workdir: Path, redis: RedisServer, proxy: TcpProxy) -> None:
+    def __init__(self, workdir: Path, redis: RedisServer | None, proxy: TcpProxy | None) -> None:
         self.workdir = workdir
         self.redis = redis
         self.proxy = proxy
         self.processes: list[Process] = []
         self.extra_env: dict[str, str] = {}
 
+    @property
+    def broker_dir(self) -> Path:
+        """The file-system broker's folder (embedded default)."""
+        return self.workdir / "broker"
+
     def database_url(self, *, via_proxy: bool = False) -> str:
         db = connection.settings_dict
+        if on_embedded_default():
+            return f"sqlite:///{db['NAME']}"
+        assert self.proxy is not None
         user = quote(db.get("USER") or "", safe="")
         password = quote(db.get("PASSWORD") or "", safe="")
         credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
@@ -83,8 +106,15 @@ class Stack:
                 "AICELL_MODEL_DIR": str(settings.AICELL_MODEL_DIR),
                 "AICELL_PROFILES_FILE": str(settings.AICELL_PROFILES_FILE),
                 "DATABASE_URL": self.database_url(via_proxy=via_proxy),
-                "CELERY_BROKER_URL": self.redis.url(0),
-                "CELERY_RESULT_BACKEND": self.redis.url(1),
+                **(
+                    {"CELERY_BROKER_URL": self.redis.url(0), "CELERY_RESULT_BACKEND": self.redis.url(1)}
+                    if self.redis is not None
+                    else {
+                        "CELERY_BROKER_URL": "filesystem://localhost//",
+                        "CELERY_RESULT_BACKEND": "django-db",
+                        "AICELL_BROKER_DIR": str(self.broker_dir),
+                    }
+                ),
                 "CELERY_VISIBILITY_TIMEOUT": "8",
                 "AICELL_AUTO_PRELABEL": "false",
                 "OMP_NUM_THREADS": "1",
@@ -146,11 +176,19 @@ def reliability_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
 
 @pytest.fixture
 def stack(committed_db: None, settings: Any, tmp_path: Path) -> Iterator[Stack]:
-    """Own redis-server (ports 6390-6399) and a PostgreSQL proxy; the test starts gunicorn and workers on it."""
-    require_stack_services()
+    """Own redis-server (ports 6390-6399) and a PostgreSQL proxy; the test starts gunicorn and workers on it. On the
+    embedded default: the test's SQLite file and a file-system broker in the test's folder."""
     settings.AICELL_MODEL_DIR = tmp_path / "models"
     settings.AICELL_PROFILES_FILE = tmp_path / "models" / "profiles.yaml"
     (tmp_path / "var").mkdir()
+    if on_embedded_default():
+        embedded = Stack(tmp_path, None, None)
+        try:
+            yield embedded
+        finally:
+            embedded.stop()
+        return
+    require_stack_services()
     redis = RedisServer(tmp_path).start()
     db = connection.settings_dict
     proxy = TcpProxy((db.get("HOST") or "127.0.0.1", int(db["PORT"] or 5432))).start()
@@ -191,4 +229,4 @@ def token_of() -> Any:
     return token
 
 
-__all__ = ["Server", "Stack", "require_stack_services"]
+__all__ = ["Server", "Stack", "not_on_embedded", "on_embedded_default", "require_stack_services"]

@@ -112,6 +112,96 @@ def test_every_operation_answers_as_documented_to_every_role(label: str, world: 
         _fuzz_as(role, world.headers(role), strategy)
 
 
+# --- explicit examples: integers the database cannot hold, booleans where the schema says integer -------------------
+# Found by fuzzing at full size (issue 21): `?field=<31 digits>` and `review-queue?case=...` answered 500 (OverflowError
+# on SQLite), `{"version": true}` submitted a set. Every integer input of every operation (path, query, JSON body,
+# arrays of integers) gets each value below, as every role, in `make test` too; each must be refused with a 4xx.
+HOSTILE_INTEGERS: tuple[Any, ...] = (
+    True,
+    2**63,
+    *((False, -(2**63) - 1, 7131503448619593729522381357056) * full_mode()),
+)
+OTHER_PATH_VALUES = {"name": "loss.png"}
+
+
+def _resolved(schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = SCHEMA.raw_schema["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
+
+
+def _is_integer(schema: dict[str, Any]) -> bool:
+    return _resolved(schema).get("type") == "integer"
+
+
+def integer_inputs(operation: Any) -> list[tuple[str, str, bool]]:
+    """(location, name, is an array) of every integer input the schema documents for the operation."""
+    found = []
+    for parameter in operation.definition.raw.get("parameters", []):
+        if parameter["in"] in ("path", "query") and _is_integer(parameter.get("schema", {})):
+            found.append((parameter["in"], parameter["name"], False))
+    content = operation.definition.raw.get("requestBody", {}).get("content", {})
+    if "application/json" in content:
+        body = _resolved(content["application/json"]["schema"])
+        for name, prop in body.get("properties", {}).items():
+            prop = _resolved(prop)
+            if prop.get("readOnly"):
+                continue
+            if _is_integer(prop):
+                found.append(("body", name, False))
+            elif prop.get("type") == "array" and _is_integer(prop.get("items", {})):
+                found.append(("body", name, True))
+    return found
+
+
+INTEGER_INPUTS = {label: inputs for label, operation in OPERATIONS.items() if (inputs := integer_inputs(operation))}
+
+
+def _hostile_case(operation: Any, world: World, location: str, name: str, value: Any) -> Any:
+    path_parameters = {
+        parameter["name"]: seeded_id(world, operation.path)
+        if parameter["name"] == "id"
+        else OTHER_PATH_VALUES.get(parameter["name"], "1")
+        for parameter in operation.definition.raw.get("parameters", [])
+        if parameter["in"] == "path"
+    }
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    query: dict[str, Any] = {}
+    body: dict[str, Any] = {}
+    if location == "path":
+        path_parameters[name] = text
+    elif location == "query":
+        query[name] = text
+    else:
+        body[name] = value
+    if "requestBody" in operation.definition.raw and "application/json" in operation.definition.raw["requestBody"].get(
+        "content", {}
+    ):
+        return operation.Case(path_parameters=path_parameters, query=query, body=body, media_type="application/json")
+    return operation.Case(path_parameters=path_parameters, query=query)
+
+
+@pytest.mark.parametrize("label", sorted(INTEGER_INPUTS))
+def test_integer_inputs_refuse_booleans_and_values_past_the_database(label: str, world: World, db: None) -> None:
+    operation = OPERATIONS[label]
+    for location, name, many in INTEGER_INPUTS[label]:
+        for value in HOSTILE_INTEGERS:
+            case = _hostile_case(operation, world, location, name, [value] if many else value)
+            for role in ROLES:
+                response = case.call(app=APP, headers=world.headers(role))
+                TRIED["requests"] += 1
+                TRIED["5xx"] += response.status_code >= 500
+                sent = f"{label} {location} {name}={value!r} as {role}"
+                assert 400 <= response.status_code < 500, (sent, response.status_code, response.content[:300])
+
+
+def test_the_hostile_integer_examples_cover_the_inputs_of_issue_21() -> None:
+    assert ("query", "field", False) in INTEGER_INPUTS["GET /api/v1/cells/"]
+    assert ("query", "case", False) in INTEGER_INPUTS["GET /api/v1/review-queue"]
+    assert ("body", "version", False) in INTEGER_INPUTS["POST /api/v1/annotation-sets/{id}/submit/"]
+    assert len(INTEGER_INPUTS) >= 75
+
+
 def test_the_schema_documents_every_api_route() -> None:
     """Fuzzing covers what the schema lists; the schema must list every route (the permission matrix lists them
     too), and every operation documents its error answers in the shared shape."""

@@ -1243,14 +1243,19 @@ export interface components {
       cells?: number[];
       /** @description every cell of the newest (or the named) prediction set */
       all?: boolean;
+      /** Format: int64 */
       prediction_set?: number;
-      /** @description the set version you read (or send If-Match) */
+      /**
+       * Format: int64
+       * @description the set version you read (or send If-Match)
+       */
       version?: number;
     };
     AcceptedSuggestions: {
       created: components["schemas"]["Cell"][];
       /** @description suggestions already in the set */
       skipped: number[];
+      /** Format: int64 */
       version: number;
     };
     AnnotationSet: {
@@ -1274,7 +1279,10 @@ export interface components {
       readonly submitted_at: string | null;
     };
     AnnotationSetCreateRequest: {
-      /** @description the field to annotate; the set is yours */
+      /**
+       * Format: int64
+       * @description the field to annotate; the set is yours
+       */
       field: number;
     };
     /**
@@ -1329,9 +1337,15 @@ export interface components {
     AssignmentAutoRequest: {
       /** @description field ids */
       fields?: number[];
-      /** @description every field of this smear */
+      /**
+       * Format: int64
+       * @description every field of this smear
+       */
       smear?: number;
-      /** @description every field of this case */
+      /**
+       * Format: int64
+       * @description every field of this case
+       */
       case?: number;
       /** @description choose among these annotators only */
       annotators?: number[];
@@ -1343,8 +1357,12 @@ export interface components {
       }[];
     };
     AssignmentCreateRequest: {
+      /** Format: int64 */
       field: number;
-      /** @description user id of an active annotator */
+      /**
+       * Format: int64
+       * @description user id of an active annotator
+       */
       annotator: number;
     };
     AuditEvent: {
@@ -1445,6 +1463,7 @@ export interface components {
     };
     /** @description A frozen cell (snapshot) as it was when the cross-check started. */
     CellVersion: {
+      /** Format: int64 */
       id: number | null;
       /** Format: double */
       x: number;
@@ -1455,6 +1474,7 @@ export interface components {
       /** Format: double */
       height: number;
       countable: boolean;
+      /** Format: int64 */
       cell_class: number | null;
     };
     /** @description Documents the write body; values are checked by `services.validate_box` and friends. */
@@ -1468,9 +1488,14 @@ export interface components {
       /** Format: double */
       height?: number;
       countable?: boolean;
+      /** Format: int64 */
       cell_class?: number | null;
+      /** Format: int64 */
       source_cell?: number | null;
-      /** @description the set version you read (or send If-Match) */
+      /**
+       * Format: int64
+       * @description the set version you read (or send If-Match)
+       */
       version?: number;
       /** @description why (recorded in the history) */
       reason?: string;
@@ -1526,10 +1551,14 @@ export interface components {
         [key: string]: unknown;
       };
       reason?: string;
-      /** @description the conflict version you read (or send If-Match) */
+      /**
+       * Format: int64
+       * @description the conflict version you read (or send If-Match)
+       */
       version?: number;
     };
     ConflictSide: {
+      /** Format: int64 */
       annotator: number;
       annotator_username: string | null;
       cell: components["schemas"]["CellVersion"] | null;
@@ -1547,7 +1576,10 @@ export interface components {
     ConsensusReopenRequest: {
       /** @description why the consensus is reopened (recorded) */
       reason: string;
-      /** @description the consensus set version (or send If-Match) */
+      /**
+       * Format: int64
+       * @description the consensus set version (or send If-Match)
+       */
       version?: number;
     };
     DatasetSnapshot: {
@@ -1613,6 +1645,7 @@ export interface components {
       splits?: components["schemas"]["SplitsEnum"][];
       /** @description class names, 'uncountable', 'unclassified' or category ids; empty: all */
       classes?: string[];
+      /** Format: int64 */
       model_version?: number | null;
       /**
        * @description every image into this one split (train, val or test), whatever its patient's; without it, patients without a split get one first, the way training snapshots assign them
@@ -1657,7 +1690,10 @@ export interface components {
      */
     FieldStatusEnum: "uploaded" | "prelabelled" | "in_annotation" | "in_crosscheck" | "in_adjudication" | "consensus";
     FieldUploadRequest: {
-      /** @description id of the smear the fields belong to */
+      /**
+       * Format: int64
+       * @description id of the smear the fields belong to
+       */
       smear: number;
       /** @description one or many JPEG, PNG or TIFF images */
       files: string[];
@@ -2110,9 +2146,14 @@ export interface components {
       /** Format: double */
       height?: number;
       countable?: boolean;
+      /** Format: int64 */
       cell_class?: number | null;
+      /** Format: int64 */
       source_cell?: number | null;
-      /** @description the set version you read (or send If-Match) */
+      /**
+       * Format: int64
+       * @description the set version you read (or send If-Match)
+       */
       version?: number;
       /** @description why (recorded in the history) */
       reason?: string;
@@ -2229,7 +2270,10 @@ export interface components {
     PrelabelRequestRequest: {
       /** @description these fields */
       field_ids?: number[];
-      /** @description every field of this case */
+      /**
+       * Format: int64
+       * @description every field of this case
+       */
       case?: number;
       /**
        * @description also fields the active model already pre-labelled (default: only new ones)
@@ -2248,7 +2292,10 @@ export interface components {
     RegistryActionRequest: {
       /** @description why (kept in the audit trail) */
       reason: string;
-      /** @description rollback only: the version to return to */
+      /**
+       * Format: int64
+       * @description rollback only: the version to return to
+       */
       to?: number;
     };
     /**
@@ -2526,9 +2573,15 @@ export interface components {
       stages?: components["schemas"]["StagesEnum"][];
       /** @description model profile (default AICELL_PROFILE) */
       profile?: string;
-      /** @description default: profile's */
+      /**
+       * Format: int64
+       * @description default: profile's
+       */
       epochs?: number | null;
-      /** @default 0 */
+      /**
+       * Format: int64
+       * @default 0
+       */
       seed?: number;
       /** @default auto */
       promote?: components["schemas"]["TrainingRequestPromoteEnum"];
@@ -2599,7 +2652,10 @@ export interface components {
      */
     TriggeredByEnum: "user" | "schedule";
     VersionRequest: {
-      /** @description the set version you read (or send If-Match) */
+      /**
+       * Format: int64
+       * @description the set version you read (or send If-Match)
+       */
       version?: number;
     };
     /**

@@ -151,3 +151,21 @@ def test_to_dict_is_plain_json(mixed_cells: list[CountedCell]) -> None:
     assert data["source"] == "consensus+model"
     assert data["classes"][11]["name"] == "lymphoblast"
     assert data["classes"][11]["share"]["count"] == 3
+
+
+@pytest.mark.parametrize("method", ["exact", "wilson"])
+@pytest.mark.parametrize("n", [1, 2, 7, 9, 12, 30, 97, 200, 1000])
+def test_intervals_lie_in_0_1_and_hold_the_proportion_at_p_0_and_p_1(method: CIMethod, n: int) -> None:
+    """Regression (issue 21): Wilson's bounds at p = 0 and p = 1 came out a hair outside (2.8e-17, 1 - 1.1e-16), and
+    the PDF's error bars went negative."""
+    for count in (0, 1, n - 1, n):
+        if not 0 <= count <= n:
+            continue
+        low, high = proportion_ci(count, n, method)
+        assert 0.0 <= low <= count / n <= high <= 1.0, (count, n, low, high)
+        share = share_of(count, n, method)
+        bounds = (share.ci_low or 0.0, share.percent or 0.0, share.ci_high or 0.0)
+        assert None not in (share.percent, share.ci_low, share.ci_high)
+        assert 0.0 <= bounds[0] <= bounds[1] <= bounds[2] <= 100.0, share
+    assert proportion_ci(0, n, method)[0] == 0.0
+    assert proportion_ci(n, n, method)[1] == 1.0

@@ -449,3 +449,28 @@ def test_query_count_does_not_grow_with_the_number_of_fields(client_for: Any, an
         counts.append(len(queries))
     assert counts[0] == counts[1]
     assert counts[0] <= 12, [query["sql"] for query in queries.captured_queries]
+
+
+@pytest.mark.parametrize("ci_method", ["exact", "wilson"])
+@pytest.mark.parametrize("kind", ["case", "smear"])
+def test_reports_at_0_and_100_percent_render_for_every_ci_method(
+    client_for: Any, annotator: Any, ci_method: str, kind: str
+) -> None:
+    """Regression (issue 21): a lineage at 100% (the others at 0%) made the PDF answer 500 with Wilson intervals
+    (matplotlib: 'yerr' must not contain negative values)."""
+    smear = SmearFactory()
+    add_cells(TruthSetFactory(field=FieldFactory(smear=smear)), {"lymphoblast": 7})
+    target = smear.case.pk if kind == "case" else smear.pk
+    client = client_for(annotator)
+    base = f"/api/v1/{kind}s/{target}/differential"
+    pdf = get(client, f"{base}/report.pdf?ci_method={ci_method}")
+    assert pdf.status_code == 200, pdf.content[:300]
+    assert PdfReader(io.BytesIO(pdf.content)).pages
+    listed = get(client, f"{base}?format=csv&ci_method={ci_method}")
+    assert listed.status_code == 200
+    for row in csv.DictReader(io.StringIO(listed.content.decode())):
+        if row["ci_low"] and row["percent"]:
+            assert 0.0 <= float(row["ci_low"]) <= float(row["percent"]) <= float(row["ci_high"]) <= 100.0, row
+    lineages = by_name(get(client, f"{base}?ci_method={ci_method}").json()["differential"]["lineages"])
+    assert lineages["lymphoid"]["share"]["ci_high"] == 100.0
+    assert lineages["erythroid"]["share"]["ci_low"] == 0.0

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from datetime import UTC, datetime
 
+import pytest
 from PIL import Image
 from pypdf import PdfReader
 from statsmodels.stats.proportion import proportion_confint
@@ -101,3 +103,26 @@ def test_a_report_without_counted_cells_renders_without_a_chart() -> None:
     assert "No cells counted: no chart." in text
     assert "count more cells" in text
     assert reports.report_json(report)["differential"]["n_uncountable"] == 1
+
+
+@pytest.mark.parametrize("method", ["exact", "wilson"])
+@pytest.mark.parametrize(
+    "counts",
+    [
+        {"lymphoblast": 7},  # one lineage at 100%, the others at 0% (Wilson's bounds fell outside [0, 1])
+        {"lymphoblast": 9, "myeloblast": 3},
+        {"lymphoblast": 1},
+        {"neutrophilic_segmented": 200, "lymphoblast": 1},
+    ],
+)
+def test_chart_pdf_and_csv_for_every_ci_method_at_0_and_100_percent(method: str, counts: dict[str, int]) -> None:
+    """Regression (issue 21): `?ci_method=wilson` answered 500 (matplotlib: 'yerr' must not contain negative values)."""
+    cells_ = cells(**counts)
+    report = dataclasses.replace(
+        report_of(cells_), ci_method=method, differential=build_differential(cells_, ci_method=method)
+    )
+    assert reports.lineage_chart_png(report.differential).startswith(b"\x89PNG")
+    assert PdfReader(io.BytesIO(reports.report_pdf(report))).pages
+    for row in csv.DictReader(io.StringIO(reports.report_csv(report))):
+        if row["ci_low"] and row["percent"]:
+            assert 0.0 <= float(row["ci_low"]) <= float(row["percent"]) <= float(row["ci_high"]) <= 100.0, row
