@@ -145,7 +145,7 @@ def _number(value: float | None) -> str:
     return "null" if finite is None else repr(float(finite))
 
 
-class _Rows:
+class Rows:
     """Turns database rows into COCO JSON text; pseudonyms and string literals are cached."""
 
     def __init__(self, key: bytes, split: str) -> None:
@@ -254,7 +254,7 @@ def _info(plan: ExportPlan, split: str, provenance: list[dict[str, str]]) -> dic
 
 
 def _write_instances(
-    archive: zipfile.ZipFile, plan: ExportPlan, rows: _Rows, progress: Progress, provenance: list[dict[str, str]]
+    archive: zipfile.ZipFile, plan: ExportPlan, rows: Rows, progress: Progress, provenance: list[dict[str, str]]
 ) -> SplitSummary:
     split = rows.split
     head = {
@@ -279,7 +279,7 @@ def _write_instances(
     return SplitSummary(images=images, annotations=annotations)
 
 
-def _write_results(archive: zipfile.ZipFile, plan: ExportPlan, rows: _Rows, progress: Progress) -> int:
+def _write_results(archive: zipfile.ZipFile, plan: ExportPlan, rows: Rows, progress: Progress) -> int:
     query = prediction_cells(plan, rows.split)
     # pycocotools' loadRes cannot read an empty results list, so a split without predictions gets no file.
     if not query.exists():
@@ -327,7 +327,7 @@ def coco_export_write(plan: ExportPlan, out: IO[bytes], *, progress: ProgressCal
     level = settings.AICELL_EXPORT_ZIP_LEVEL
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=level) as archive:
         for split in splits:
-            rows = _Rows(pseudonym_key(), split)
+            rows = Rows(pseudonym_key(), split)
             summary.splits[split] = _write_instances(archive, plan, rows, tracker, provenance)
             if plan.with_results:
                 summary.splits[split].predictions = _write_results(archive, plan, rows, tracker)

@@ -36,6 +36,7 @@ from aicell.roles import Role, has_role
 from annotations.images import CheckedImage, ImageRejected
 from annotations.interchange.archive import DatasetFiles, UnsafeArchive
 from annotations.interchange.coco_import import coco_read
+from annotations.interchange.cvat_import import cvat_read
 from annotations.interchange.dataset import ForeignBox, ForeignDataset, ForeignImage, license_of
 from annotations.interchange.dataset_write import PlannedCell, PlannedField, WriteTarget, dataset_write
 from annotations.interchange.image_refs import ImageFolder, ImageLookup
@@ -92,6 +93,10 @@ def _read_voc(files: DatasetFiles, lookup: ImageLookup, options: ImportOptions) 
     return voc_read(files, lookup)
 
 
+def _read_cvat(files: DatasetFiles, lookup: ImageLookup, options: ImportOptions) -> ForeignDataset:
+    return cvat_read(files, lookup)
+
+
 def _read_yolo(files: DatasetFiles, lookup: ImageLookup, options: ImportOptions) -> ForeignDataset:
     return yolo_read(files, lookup)
 
@@ -101,6 +106,7 @@ FORMAT_READERS: Mapping[str, Callable[[DatasetFiles, ImageLookup, ImportOptions]
     ImportFormat.COCO: _read_coco,
     ImportFormat.VOC: _read_voc,
     ImportFormat.YOLO: _read_yolo,
+    ImportFormat.CVAT: _read_cvat,
 }
 
 

@@ -10,6 +10,7 @@ from typing import IO
 
 from aicell.errors import ValidationFailed
 from annotations.interchange.coco_export import ExportSummary, ProgressCallback, coco_export_write
+from annotations.interchange.cvat_export import cvat_export_write
 from annotations.interchange.dataset_import import FORMAT_READERS
 from annotations.interchange.export_selection import ExportPlan
 from annotations.interchange.yolo_export import yolo_export_write
@@ -20,6 +21,7 @@ Writer = Callable[..., ExportSummary]  # (plan, out, *, progress=None) -> summar
 EXPORT_WRITERS: Mapping[str, Writer] = {
     ImportFormat.COCO: coco_export_write,
     ImportFormat.YOLO: yolo_export_write,
+    ImportFormat.CVAT: cvat_export_write,
 }
 IMPORT_FORMATS: tuple[str, ...] = tuple(FORMAT_READERS)
 EXPORT_FORMATS: tuple[str, ...] = tuple(EXPORT_WRITERS)

@@ -13,6 +13,7 @@ export const EXPORT_SOURCES: readonly Schemas["SourcesEnum"][] = ["consensus", "
 export const EXPORT_FORMATS: readonly { value: Schemas["ExportRequestFormatEnum"]; label: string }[] = [
   { value: "coco", label: "COCO" },
   { value: "yolo", label: "YOLO (Ultralytics)" },
+  { value: "cvat", label: "CVAT for images 1.1" },
 ];
 export const SPLITS: readonly Schemas["SplitsEnum"][] = ["train", "val", "test", "unassigned"];
 

@@ -1603,15 +1603,17 @@ export interface components {
     /**
      * @description * `coco` - COCO
      *     * `yolo` - YOLO (Ultralytics)
+     *     * `cvat` - CVAT for images 1.1
      * @enum {string}
      */
-    ExportRequestFormatEnum: "coco" | "yolo";
+    ExportRequestFormatEnum: "coco" | "yolo" | "cvat";
     ExportRequestRequest: {
       /**
        * @description coco (default), yolo, cvat (CVAT for images 1.1), labelstudio (Label Studio JSON)
        *
        *     * `coco` - COCO
        *     * `yolo` - YOLO (Ultralytics)
+       *     * `cvat` - CVAT for images 1.1
        * @default coco
        */
       format?: components["schemas"]["ExportRequestFormatEnum"];
