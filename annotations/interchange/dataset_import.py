@@ -41,6 +41,7 @@ from annotations.interchange.dataset import ForeignBox, ForeignDataset, ForeignI
 from annotations.interchange.dataset_write import PlannedCell, PlannedField, WriteTarget, dataset_write
 from annotations.interchange.image_refs import ImageFolder, ImageLookup
 from annotations.interchange.label_map import LabelMap, LabelTarget, class_from_field_types, label_map_for_taxonomy
+from annotations.interchange.labelstudio_import import labelstudio_read
 from annotations.interchange.parallel import map_in_threads
 from annotations.interchange.problems import Problem, problems_grouped
 from annotations.interchange.voc_import import voc_read
@@ -97,6 +98,10 @@ def _read_cvat(files: DatasetFiles, lookup: ImageLookup, options: ImportOptions)
     return cvat_read(files, lookup)
 
 
+def _read_labelstudio(files: DatasetFiles, lookup: ImageLookup, options: ImportOptions) -> ForeignDataset:
+    return labelstudio_read(files, lookup)
+
+
 def _read_yolo(files: DatasetFiles, lookup: ImageLookup, options: ImportOptions) -> ForeignDataset:
     return yolo_read(files, lookup)
 
@@ -107,6 +112,7 @@ FORMAT_READERS: Mapping[str, Callable[[DatasetFiles, ImageLookup, ImportOptions]
     ImportFormat.VOC: _read_voc,
     ImportFormat.YOLO: _read_yolo,
     ImportFormat.CVAT: _read_cvat,
+    ImportFormat.LABEL_STUDIO: _read_labelstudio,
 }
 
 

@@ -13,6 +13,7 @@ from annotations.interchange.coco_export import ExportSummary, ProgressCallback,
 from annotations.interchange.cvat_export import cvat_export_write
 from annotations.interchange.dataset_import import FORMAT_READERS
 from annotations.interchange.export_selection import ExportPlan
+from annotations.interchange.labelstudio_export import labelstudio_export_write
 from annotations.interchange.yolo_export import yolo_export_write
 from annotations.models import ImportFormat
 
@@ -22,6 +23,7 @@ EXPORT_WRITERS: Mapping[str, Writer] = {
     ImportFormat.COCO: coco_export_write,
     ImportFormat.YOLO: yolo_export_write,
     ImportFormat.CVAT: cvat_export_write,
+    ImportFormat.LABEL_STUDIO: labelstudio_export_write,
 }
 IMPORT_FORMATS: tuple[str, ...] = tuple(FORMAT_READERS)
 EXPORT_FORMATS: tuple[str, ...] = tuple(EXPORT_WRITERS)

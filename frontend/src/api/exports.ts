@@ -14,6 +14,7 @@ export const EXPORT_FORMATS: readonly { value: Schemas["ExportRequestFormatEnum"
   { value: "coco", label: "COCO" },
   { value: "yolo", label: "YOLO (Ultralytics)" },
   { value: "cvat", label: "CVAT for images 1.1" },
+  { value: "labelstudio", label: "Label Studio JSON" },
 ];
 export const SPLITS: readonly Schemas["SplitsEnum"][] = ["train", "val", "test", "unassigned"];
 

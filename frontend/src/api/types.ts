@@ -1604,9 +1604,10 @@ export interface components {
      * @description * `coco` - COCO
      *     * `yolo` - YOLO (Ultralytics)
      *     * `cvat` - CVAT for images 1.1
+     *     * `labelstudio` - Label Studio JSON
      * @enum {string}
      */
-    ExportRequestFormatEnum: "coco" | "yolo" | "cvat";
+    ExportRequestFormatEnum: "coco" | "yolo" | "cvat" | "labelstudio";
     ExportRequestRequest: {
       /**
        * @description coco (default), yolo, cvat (CVAT for images 1.1), labelstudio (Label Studio JSON)
@@ -1614,6 +1615,7 @@ export interface components {
        *     * `coco` - COCO
        *     * `yolo` - YOLO (Ultralytics)
        *     * `cvat` - CVAT for images 1.1
+       *     * `labelstudio` - Label Studio JSON
        * @default coco
        */
       format?: components["schemas"]["ExportRequestFormatEnum"];
