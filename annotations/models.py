@@ -579,14 +579,38 @@ class ExportJob(Job):
 
 
 class ImportFormat(models.TextChoices):
+    """The interchange formats (import and export alike); `interchange.formats` registers a reader and a writer each."""
+
     COCO = "coco", "COCO"
     VOC = "voc", "Pascal VOC"
+    YOLO = "yolo", "YOLO (Ultralytics)"
+    CVAT = "cvat", "CVAT for images 1.1"
+    LABEL_STUDIO = "labelstudio", "Label Studio JSON"
+
+
+class ImportedDataset(models.Model):
+    """Where imported truth comes from: one row per dataset name (the `source_name` of its imported sets), with the
+    licence and source the import found or was given; exports list them (COCO `licenses` and `info`, ...)."""
+
+    name = models.CharField(max_length=255, unique=True)
+    license = models.CharField(max_length=200, blank=True, default="")
+    source_url = models.CharField(max_length=500, blank=True, default="")
+    description = models.CharField(max_length=500, blank=True, default="")
+    format = models.CharField(max_length=16, choices=ImportFormat.choices, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class ImportJob(Job):
     """A dataset import sent through the API; the uploaded archive is deleted once the job has ended."""
 
-    format = models.CharField(max_length=8, choices=ImportFormat.choices)
+    format = models.CharField(max_length=16, choices=ImportFormat.choices)
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="+")
     # smear, as (consensus | annotator:USERNAME), label_map, ids, field_types, source_name
     parameters = models.JSONField(default=dict)

@@ -15,6 +15,7 @@ from aicell.api.versioning import VERSION_COLUMN
 from aicell.models import JobStatus
 from aicell.roles import CLINICAL_ROLES, roles_of
 from annotations.interchange.export_selection import SPLIT_ORDER, ExportSource
+from annotations.interchange.formats import EXPORT_FORMATS
 from annotations.models import (
     RULE_SET_NAME_VALIDATOR,
     AnnotationSet,
@@ -293,6 +294,12 @@ _JOB_FIELDS = [
 
 
 class ExportRequestSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(
+        choices=[(value, ImportFormat(value).label) for value in EXPORT_FORMATS],
+        required=False,
+        default="coco",
+        help_text="coco (default), yolo, cvat (CVAT for images 1.1), labelstudio (Label Studio JSON)",
+    )
     sources = serializers.ListField(
         child=serializers.ChoiceField(choices=[source.value for source in ExportSource]),
         required=False,
@@ -359,7 +366,8 @@ class ImportRequestSerializer(serializers.Serializer):
     """Multipart form of an import; `as` is 'consensus' (default) or 'annotator:USERNAME'."""
 
     archive = serializers.FileField(
-        help_text="a zip: COCO (annotations/*.json + images) or VOC (Annotations/, JPEGImages/)"
+        help_text="a zip: COCO (annotations/*.json + images), VOC (Annotations/, JPEGImages/), YOLO (images/, "
+        "labels/, data.yaml), CVAT for images 1.1 (annotations.xml + images/) or Label Studio JSON (+ images)"
     )
     format = serializers.ChoiceField(choices=ImportFormat.choices)
     case = serializers.CharField(help_text="code of an existing case")
@@ -374,6 +382,17 @@ class ImportRequestSerializer(serializers.Serializer):
         help_text="a folder in the archive ('.' for all of it) where images named by absolute paths or URLs "
         "(e.g. Label Studio's /data/upload/...) are found by file name",
     )
+    split_from_dataset = serializers.BooleanField(
+        required=False, default=False, help_text="pin each image's split in the dataset on its patient"
+    )
+    patient_per_image = serializers.BooleanField(
+        required=False, default=False, help_text="each image its own patient and case, coded <case>-<image name>"
+    )
+    patients = serializers.FileField(
+        required=False, help_text="CSV image,patient: each patient gets a case of its code"
+    )
+    license = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)
+    source_url = serializers.CharField(required=False, default="", allow_blank=True, max_length=500)
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()

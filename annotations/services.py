@@ -660,6 +660,43 @@ def split_settings() -> tuple[int, tuple[float, float, float]]:
     return int(settings.AICELL_SPLIT_SEED), (ratios[0], ratios[1], ratios[2])
 
 
+def patient_splits_conflicting(splits: Mapping[str, str]) -> dict[str, str]:
+    """Of patient code -> split, the patients whose stored split is another one: {code: stored split}."""
+    wanted = {code: split for code, split in splits.items() if split}
+    conflicts: dict[str, str] = {}
+    codes = sorted(wanted)
+    for start in range(0, len(codes), 500):
+        stored = Patient.objects.filter(code__in=codes[start : start + 500]).exclude(split="")
+        for code, split in stored.values_list("code", "split"):
+            if split != wanted[code]:
+                conflicts[code] = split
+    return conflicts
+
+
+def patient_splits_pin(splits: Mapping[str, str]) -> dict[str, str]:
+    """Pin the split a dataset gives its patients (patient code -> train|val|test; "" leaves one alone) on those that
+    have none yet; a stored split never changes. Returns {code: split} of the patients pinned now.
+
+    Like `patient_splits_assign`, only rows whose split is still empty are written; a patient whose stored split is
+    another one is refused (check with `patient_splits_conflicting` first)."""
+    conflicts = patient_splits_conflicting(splits)
+    if conflicts:
+        shown = ", ".join(f"{code} ({split})" for code, split in list(conflicts.items())[:5])
+        raise ValidationFailed(f"{len(conflicts)} patient(s) already have another split: {shown}.", field="split")
+    by_split: dict[str, list[str]] = defaultdict(list)
+    for code, split in splits.items():
+        if split:
+            by_split[split].append(code)
+    pinned: dict[str, str] = {}
+    for split, members in by_split.items():
+        for start in range(0, len(members), 500):
+            chunk = members[start : start + 500]
+            empty = list(Patient.objects.filter(code__in=chunk, split="").values_list("code", flat=True))
+            Patient.objects.filter(code__in=empty, split="").update(split=split)
+            pinned.update(dict.fromkeys(empty, split))
+    return pinned
+
+
 def patient_splits_assign(*, fields: QuerySet[Field]) -> dict[str, str]:
     """Give every patient of `fields` that has no split yet its split by the per-patient rule (`annotations.splits`,
     with `split_settings`): the one place splits are written. Stored splits never change. Returns {patient code:

@@ -27,7 +27,7 @@ from annotations import rule_sets, selectors, services
 from annotations.counting.views import DifferentialActions
 from annotations.filters import AnnotationSetFilter, CaseFilter, CellFilter, FieldFilter, PatientFilter, SmearFilter
 from annotations.images import encode_without_metadata, open_rgb
-from annotations.interchange.dataset import field_types_read, ids_read
+from annotations.interchange.dataset import field_types_read, ids_read, patients_read
 from annotations.interchange.export_selection import ExportRequest
 from annotations.interchange.jobs import export_job_create, import_job_create
 from annotations.models import (
@@ -464,7 +464,16 @@ class ImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             "as": values["as"],
             "source_name": values["source_name"],
             "archive_name": archive.name or "archive.zip",
+            "split_from_dataset": values["split_from_dataset"],
+            "patient_per_image": values["patient_per_image"],
+            "license": values["license"],
+            "source_url": values["source_url"],
         }
+        if "patients" in values:
+            try:
+                parameters["patients"] = patients_read(_text_upload(values["patients"], "patients"))
+            except ValueError as exc:
+                raise ValidationFailed(f"patients: {exc}.", field="patients") from None
         if "images" in values:
             parameters["images"] = values["images"]
         if "label_map" in values:

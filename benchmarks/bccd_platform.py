@@ -3,14 +3,15 @@
     python -m benchmarks.bccd_platform --json                      # the full check (~20 min CPU per model)
     python -m benchmarks.bccd_platform --epochs 1 --classifier-epochs 1 --json   # a quick proof that it works
 
-1. Detector: the `train` and `val` lists of ../shared/data/bccd are imported as truth through the platform's own
-   Pascal VOC import (`annotations.interchange.dataset_import`, label map demo/bccd_label_map.json: WBC boxes
-   only, RBC and platelets ignored: the detector is a white-cell detector). Each field is its own patient, with its
-   split pinned to the original list (train -> train, val -> val), so the platform's split service keeps it. Then
-   `manage.py train --stage detector --profile cpu --wait` and `manage.py evaluate --split val --json`.
+1. Detector: ../shared/data/bccd is imported as truth with the platform's command alone,
+   `manage.py import_dataset --format voc --split-from-dataset --patient-per-image` (label map
+   demo/bccd_label_map.json: WBC boxes only, RBC and platelets ignored: the detector is a white-cell detector): each
+   field is its own patient, its split pinned from the list naming it (ImageSets/train.txt -> train, val.txt -> val),
+   so the platform's split service keeps it. Then `manage.py train --stage detector --profile cpu --wait` and
+   `manage.py evaluate --split val --json`.
 2. Classifier: in a separate database, the fields with exactly one WBC, typed from wbc_types.csv (neutrophil -> 5
    neutrophilic segmented, eosinophil -> 6, lymphocyte -> 12, monocyte -> 16, basophil -> 20 other), the same way;
-   then `train --stage classifier` and `evaluate --split val`.
+   imported by the same command with `--ids` naming them; then `train --stage classifier` and `evaluate --split val`.
 
 Each part runs in a child process with its own AICELL_VAR_DIR and SQLite database (a temporary folder, removed at
 the end unless --keep), so the user's data is never touched. Note: `val` is also the split on which the runner picks
@@ -67,73 +68,33 @@ def _wbc_count(data: Path, image: str) -> int:
     return len(re.findall(r"<name>\s*WBC\s*</name>", (data / "Annotations" / f"{image}.xml").read_text()))
 
 
-class _FieldFiles:
-    """The dataset's files of one field (its annotation and image): the import reads only those."""
+def _import(data: Path, var_dir: Path, *, one_wbc_only: bool) -> dict[str, Any]:
+    """Import the dataset through `manage.py import_dataset` alone: each field its own patient, its split the list
+    that names it (--split-from-dataset --patient-per-image). The classifier's import names only the fields with
+    exactly one typed WBC (--ids)."""
+    args = [str(data), "--format", "voc", "--case", "BCCD", "--label-map", str(LABEL_MAP), "--source-name", "BCCD"]
+    args += ["--types-csv", str(data / "wbc_types.csv"), "--split-from-dataset", "--patient-per-image"]
+    if one_wbc_only:
+        from annotations.interchange.dataset import field_types_read
 
-    def __init__(self, files: Any, names: list[str], image: str) -> None:
-        self.files = files
-        self.label = files.label
-        self._names = [name for name in names if Path(name).stem == image]
-
-    def names(self) -> list[str]:
-        return list(self._names)
-
-    def read(self, name: str) -> bytes:
-        data: bytes = self.files.read(name)
-        return data
-
-
-def _import(data: Path, lists: dict[str, str], *, one_wbc_only: bool) -> dict[str, Any]:
-    """Import every field of the lists as its own patient (split pinned) through the platform's VOC import."""
-    from aicell.errors import ValidationFailed
-    from annotations.interchange.dataset import field_types_read
-    from annotations.interchange.dataset_import import dataset_import
-    from annotations.interchange.jobs import dataset_files_open, import_options
-    from annotations.models import Case, Patient
-
-    files, _ = dataset_files_open(data)
-    all_names = files.names()
-    label_map = json.loads(LABEL_MAP.read_text())
-    field_types = field_types_read((data / "wbc_types.csv").read_text(encoding="utf-8-sig"))
-    imported: dict[str, int] = {}
-    skipped: list[str] = []
-    cells = 0
-    for list_name, split in lists.items():
-        images = [line.strip() for line in (data / "ImageSets" / f"{list_name}.txt").read_text().splitlines()]
-        for image in filter(None, images):
-            if one_wbc_only and (_wbc_count(data, image) != 1 or image not in field_types):
-                continue
-            patient = Patient.objects.create(code=f"BCCD-{image}", split=split)
-            case = Case.objects.create(patient=patient, code=f"BCCD-{image}")
-            options = import_options(
-                import_format="voc",
-                case=case,
-                smear="S1",
-                as_="consensus",
-                label_map=label_map,
-                ids=frozenset({image}),
-                field_types=field_types,
-                source_name="BCCD",
-            )
-            try:
-                report = dataset_import(_FieldFiles(files, all_names, image), options, actor=None)
-            except ValidationFailed as exc:
-                skipped.append(f"{image}: {exc.message}")
-                continue
-            if not report.fields:
-                skipped.append(f"{image}: {'; '.join(p.reason for p in report.duplicates) or 'nothing imported'}")
-                continue
-            imported[split] = imported.get(split, 0) + report.fields
-            cells += report.cells
-    return {"fields": imported, "cells": cells, "skipped": skipped}
+        typed = field_types_read((data / "wbc_types.csv").read_text(encoding="utf-8-sig"))
+        wanted = [path.stem for path in sorted((data / "Annotations").glob("*.xml")) if path.stem in typed]
+        ids = var_dir / "one_wbc_ids.txt"
+        ids.write_text("".join(f"{image}\n" for image in wanted if _wbc_count(data, image) == 1))
+        args += ["--ids", str(ids)]
+    report = _command("import_dataset", *args)
+    skipped = [f"{note['image']}: {note['reason']}" for note in report["duplicates"]]
+    return {"fields": report["images_per_split"], "cells": report["cells"], "skipped": skipped}
 
 
 def _command(*args: str) -> dict[str, Any]:
     from django.core.management import call_command
 
     out = StringIO()
-    call_command(*args, stdout=out)
-    result: dict[str, Any] = json.loads(out.getvalue().strip().splitlines()[-1])
+    call_command(*args, stdout=out, stderr=StringIO())
+    text = out.getvalue().strip()
+    # import_dataset prints one indented JSON object; train and evaluate end with a one-line one.
+    result: dict[str, Any] = json.loads(text if args[0] == "import_dataset" else text.splitlines()[-1])
     return result
 
 
@@ -141,7 +102,7 @@ def run_part(part: str, data: Path, var_dir: Path, epochs: int | None, time_limi
     _setup_django(var_dir)
     stage = "detector" if part == "detector" else "classifier"
     started = time.monotonic()
-    dataset = _import(data, {"train": "train", "val": "val"}, one_wbc_only=part == "classifier")
+    dataset = _import(data, var_dir, one_wbc_only=part == "classifier")
     import_s = time.monotonic() - started
     args = ["train", "--stage", stage, "--profile", "cpu", "--wait", "--json"]
     args += ["--override", f"time_limit_s={time_limit:g}"]

@@ -1,6 +1,7 @@
-"""COCO export benchmark: seed N annotations into a throwaway database, export them with the real export service.
+"""Export benchmark: seed N annotations into a throwaway database, export them with the real export service.
 
     python -m benchmarks.export --annotations 1000000 --json
+    python -m benchmarks.export --format yolo|cvat|labelstudio --annotations 1000000 --json
 
 By default everything lives in a temporary folder (SQLite database, media, scratch) that is deleted at the end, so
 the user's data is never touched. `--database-url URL` benchmarks an existing, migrated database instead (e.g.
@@ -10,7 +11,8 @@ Seeding uses bulk inserts: fields of 200 cells each that share one small stored 
 5,000 fields), as imported truth (the default export source).
 
 Figures, each from a fresh child process that does nothing but export (seeding never distorts them):
-`seconds` is the wall time of `coco_export_write` (queries, JSON, deflate, image copies) in an untraced run;
+`seconds` is the wall time of the format's writer (`interchange.formats.export_write`: queries, text, deflate, image
+copies) in an untraced run;
 `peak_mb` is tracemalloc's peak of Python allocations during a second, traced run of the same export;
 `rss_peak_mb` is the untraced child's whole peak resident set (getrusage ru_maxrss: interpreter, Django, export)
 and `rss_growth_mb` how much of it the export added.
@@ -171,13 +173,13 @@ def max_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
 
 
-def measure_export(case_code: str, out_path: str, *, trace: bool) -> dict[str, Any]:
+def measure_export(case_code: str, out_path: str, *, trace: bool, export_format: str = "coco") -> dict[str, Any]:
     """The child's work: export the benchmark case; time and resident memory, or (trace) tracemalloc's peak."""
     import gc
     import tracemalloc
 
-    from annotations.interchange.coco_export import coco_export_write
     from annotations.interchange.export_selection import ExportRequest, export_plan
+    from annotations.interchange.formats import export_write
 
     plan = export_plan(ExportRequest(cases=(case_code,)))
     gc.collect()
@@ -186,7 +188,7 @@ def measure_export(case_code: str, out_path: str, *, trace: bool) -> dict[str, A
     before = max_rss_mb()
     start = time.perf_counter()
     with open(out_path, "wb") as out:
-        summary = coco_export_write(plan, out)
+        summary = export_write(export_format, plan, out)
     seconds = time.perf_counter() - start
     if trace:
         return {"python_peak_mb": round(tracemalloc.get_traced_memory()[1] / 2**20, 1)}
@@ -199,8 +201,11 @@ def measure_export(case_code: str, out_path: str, *, trace: bool) -> dict[str, A
     }
 
 
-def _run_child(case_code: str, var_dir: str, database_url: str | None, *, trace: bool) -> dict[str, Any]:
+def _run_child(
+    case_code: str, var_dir: str, database_url: str | None, *, trace: bool, export_format: str = "coco"
+) -> dict[str, Any]:
     command = [sys.executable, "-m", "benchmarks.export", "--child-export", case_code, "--var-dir", var_dir]
+    command += ["--format", export_format]
     command += ["--database-url", database_url] if database_url else []
     command += ["--trace"] if trace else []
     child = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -212,6 +217,8 @@ def _run_child(case_code: str, var_dir: str, database_url: str | None, *, trace:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--annotations", type=int, default=100_000)
+    parser.add_argument("--format", default="coco", help="coco, yolo, cvat or labelstudio")
+    parser.add_argument("--no-trace", action="store_true", help="skip the traced rerun (tracemalloc's peak)")
     parser.add_argument("--json", action="store_true", help="print one JSON object only")
     parser.add_argument("--database-url", help="an existing, migrated database to use instead of a throwaway one")
     parser.add_argument("--child-export", metavar="CASE", help=argparse.SUPPRESS)
@@ -221,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child_export:
         setup_django(args.var_dir, args.database_url)
         out_path = os.path.join(args.var_dir, "export.zip")
-        print(json.dumps(measure_export(args.child_export, out_path, trace=args.trace)))
+        print(json.dumps(measure_export(args.child_export, out_path, trace=args.trace, export_format=args.format)))
         return 0
 
     var_dir = tempfile.mkdtemp(prefix="aicell-bench-export-")
@@ -236,13 +243,16 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         case_code = seed(args.annotations)
         seed_seconds = time.perf_counter() - start
-        measured = _run_child(case_code, var_dir, args.database_url, trace=False)
-        measured |= _run_child(case_code, var_dir, args.database_url, trace=True)
+        measured = _run_child(case_code, var_dir, args.database_url, trace=False, export_format=args.format)
+        measured["python_peak_mb"] = None
+        if not args.no_trace:
+            measured |= _run_child(case_code, var_dir, args.database_url, trace=True, export_format=args.format)
     finally:
         if case_code is not None and args.database_url:
             remove(case_code)
         shutil.rmtree(var_dir, ignore_errors=True)
     report = {
+        "format": args.format,
         "annotations": measured["exported_annotations"],
         "seconds": measured["seconds"],
         "peak_mb": measured["python_peak_mb"],

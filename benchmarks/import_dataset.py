@@ -2,6 +2,10 @@
 on both database engines.
 
     python -m benchmarks.import_dataset --fields 1000 --boxes-per-field 150 --json
+    python -m benchmarks.import_dataset --fields 700 --boxes-per-field 150 --format yolo --json   # SQLite only
+
+With `--format yolo|cvat|labelstudio` the imported case is exported in that format, and the export imported again
+into a fresh SQLite database (`reimport_*` figures: the same as `import_*`, for that format's reader).
 
 The dataset (a COCO folder: `annotations/instances_train.json`, distinct JPEG fields under `images/train/`, boxes
 labelled with this platform's category names) is written once into a temporary folder. Each engine gets a fresh,
@@ -115,17 +119,25 @@ def child_migrate(_: str) -> dict[str, Any]:
     return {}
 
 
-def child_import(dataset: str) -> dict[str, Any]:
-    from annotations.interchange.archive import DirectoryDataset
+def child_import(argument: str) -> dict[str, Any]:
+    """Import `[format|]path` (a folder, or a zip) into a new case."""
+    from annotations.interchange.archive import DirectoryDataset, ZipDataset
     from annotations.interchange.dataset_import import ImportOptions, dataset_import
+    from annotations.interchange.jobs import archive_limits
     from annotations.models import Case, Patient
 
+    import_format, _, dataset = argument.rpartition("|")
     patient = Patient.objects.create(code="BENCH-IMPORT-P")
     case = Case.objects.create(patient=patient, code=CASE_CODE)
+    files: Any
+    if dataset.endswith(".zip"):
+        files = ZipDataset(Path(dataset).open("rb"), archive_limits())  # noqa: SIM115 (open for the whole child)
+    else:
+        files = DirectoryDataset(Path(dataset))
     before = max_rss_mb()
     cpu = cpu_seconds()
     start = time.perf_counter()
-    report = dataset_import(DirectoryDataset(Path(dataset)), ImportOptions(format="coco", case=case), actor=None)
+    report = dataset_import(files, ImportOptions(format=import_format or "coco", case=case), actor=None)
     seconds = time.perf_counter() - start
     return {
         "fields": report.fields,
@@ -137,15 +149,17 @@ def child_import(dataset: str) -> dict[str, Any]:
     }
 
 
-def child_export(out_path: str) -> dict[str, Any]:
-    from annotations.interchange.coco_export import coco_export_write
+def child_export(argument: str) -> dict[str, Any]:
+    """Export the imported case as `[format|]out_path`."""
     from annotations.interchange.export_selection import ExportRequest, export_plan
+    from annotations.interchange.formats import export_write
 
-    plan = export_plan(ExportRequest(cases=(CASE_CODE,)))
+    export_format, _, out_path = argument.rpartition("|")
+    plan = export_plan(ExportRequest(cases=(CASE_CODE,), split_all="train"))
     cpu = cpu_seconds()
     start = time.perf_counter()
     with open(out_path, "wb") as out:
-        summary = coco_export_write(plan, out).to_dict()
+        summary = export_write(export_format or "coco", plan, out).to_dict()
     seconds = time.perf_counter() - start
     return {
         "exported_boxes": summary["annotations"],
@@ -172,7 +186,13 @@ def _run_child(step: str, argument: str, var_dir: Path, database_url: str) -> di
 
 
 def measure_engine(
-    dataset: Path, database_url: str, workdir: Path, *, is_postgres: bool, fresh: bool = False
+    dataset: Path,
+    database_url: str,
+    workdir: Path,
+    *,
+    is_postgres: bool,
+    fresh: bool = False,
+    export_format: str = "coco",
 ) -> dict[str, Any]:
     """Migrate, import, export; a PostgreSQL database is created (dropped first when `fresh`) and dropped after."""
     var_dir = workdir / ("var-postgresql" if is_postgres else "var-sqlite")
@@ -184,7 +204,14 @@ def measure_engine(
         _run_child("migrate", "-", var_dir, database_url)
         load_before = load_average()
         figures = _run_child("import", str(dataset), var_dir, database_url)
-        figures |= _run_child("export", str(var_dir / "export.zip"), var_dir, database_url)
+        figures |= _run_child("export", f"{export_format}|{var_dir / 'export.zip'}", var_dir, database_url)
+        if export_format != "coco" and not is_postgres:
+            again = workdir / "var-reimport"
+            url = f"sqlite:///{workdir / 'reimport.sqlite3'}"
+            _run_child("migrate", "-", again, url)
+            reimported = _run_child("import", f"{export_format}|{var_dir / 'export.zip'}", again, url)
+            figures |= {f"reimport_{key}": value for key, value in reimported.items()}
+            figures["reimport_boxes_per_s"] = round(reimported["boxes"] / max(reimported["import_s"], 1e-9))
     finally:
         if is_postgres:
             postgres_drop(database_url)
@@ -204,6 +231,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             dataset, fields=args.fields, boxes_per_field=args.boxes_per_field, size=(size[0], size[1])
         )
         report: dict[str, Any] = {
+            "format": args.format,
             "fields": args.fields,
             "boxes": boxes,
             "image_size": args.image_size,
@@ -215,7 +243,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if is_postgres:
             engines.append(("postgresql", postgres_url, True))
         for name, url, postgres in engines:
-            report[name] = measure_engine(dataset, url, workdir, is_postgres=postgres, fresh=not args.database_url)
+            report[name] = measure_engine(
+                dataset, url, workdir, is_postgres=postgres, fresh=not args.database_url, export_format=args.format
+            )
         report["goal"] = (
             f"PostgreSQL import >= {IMPORT_GOAL_BOXES_PER_S:,} boxes/s with peak RSS < {RSS_GOAL_MB} MiB; "
             f"export >= {EXPORT_GOAL_BOXES_PER_S:,} boxes/s"
@@ -235,6 +265,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fields", type=int, default=200)
+    parser.add_argument("--format", default="coco", help="export (and import again) in this format")
     parser.add_argument("--boxes-per-field", type=int, default=150)
     parser.add_argument("--image-size", default="640x480", help="WIDTHxHEIGHT of the generated fields")
     parser.add_argument("--database-url", help="a dedicated PostgreSQL database instead of <DATABASE_URL>_import")

@@ -41,6 +41,7 @@ from annotations.interchange.coco_format import (
 from annotations.interchange.export_selection import (
     CELL_COLUMNS,
     ExportPlan,
+    export_provenance,
     export_splits,
     exported_fields,
     instance_cells,
@@ -86,7 +87,7 @@ class ExportSummary:
         }
 
 
-class _Progress:
+class Progress:
     """Counts rows and calls back at most once a second (each call is a database write and a cancel check)."""
 
     def __init__(self, total: int, callback: ProgressCallback | None) -> None:
@@ -108,7 +109,7 @@ def image_file_name(field_id: int, image_format: str) -> str:
     return f"{field_id:08d}.{EXPORT_EXTENSIONS[image_format]}"
 
 
-def _row_chunks(queryset: QuerySet[Any], columns: Sequence[str]) -> Iterator[list[Sequence[Any]]]:
+def row_chunks(queryset: QuerySet[Any], columns: Sequence[str]) -> Iterator[list[Sequence[Any]]]:
     """The rows of a values_list queryset, CHUNK_ROWS at a time, straight from the database cursor."""
     query = queryset.query
     selected = [*query.values_select, *query.annotation_select]
@@ -123,7 +124,7 @@ def _row_chunks(queryset: QuerySet[Any], columns: Sequence[str]) -> Iterator[lis
             yield rows
 
 
-def _write_array(handle: IO[bytes], chunks: Iterable[list[str]], progress: _Progress) -> int:
+def _write_array(handle: IO[bytes], chunks: Iterable[list[str]], progress: Progress) -> int:
     """A JSON array of pre-encoded items written chunk by chunk; returns how many items it holds."""
     handle.write(b"[")
     count = 0
@@ -144,7 +145,7 @@ def _number(value: float | None) -> str:
     return "null" if finite is None else repr(float(finite))
 
 
-class _Rows:
+class Rows:
     """Turns database rows into COCO JSON text; pseudonyms and string literals are cached."""
 
     def __init__(self, key: bytes, split: str) -> None:
@@ -228,7 +229,16 @@ class _Rows:
         )
 
 
-def _info(plan: ExportPlan, split: str) -> dict[str, Any]:
+def coco_licenses(provenance: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """COCO `licenses`: one per distinct licence of the exported datasets (id from 1), with the source's URL."""
+    licenses: dict[str, dict[str, Any]] = {}
+    for dataset in provenance:
+        if dataset["license"] and dataset["license"] not in licenses:
+            licenses[dataset["license"]] = {"id": len(licenses) + 1, "name": dataset["license"], "url": dataset["url"]}
+    return list(licenses.values())
+
+
+def _info(plan: ExportPlan, split: str, provenance: list[dict[str, str]]) -> dict[str, Any]:
     return {
         "description": f"AI-cell export, split {split}",
         "version": "1",
@@ -238,30 +248,38 @@ def _info(plan: ExportPlan, split: str) -> dict[str, Any]:
         "classes": sorted(plan.category_ids) if plan.category_ids is not None else "all",
         "model_version": plan.model_version_id,
         "category_ids": f"{CATEGORY_ID_RULE} (countable, class unknown)",
+        "url": "; ".join(sorted({dataset["url"] for dataset in provenance if dataset["url"]})),
+        "datasets": provenance,  # the imported datasets of this export: name, licence, source URL, description
     }
 
 
-def _write_instances(archive: zipfile.ZipFile, plan: ExportPlan, rows: _Rows, progress: _Progress) -> SplitSummary:
+def _write_instances(
+    archive: zipfile.ZipFile, plan: ExportPlan, rows: Rows, progress: Progress, provenance: list[dict[str, str]]
+) -> SplitSummary:
     split = rows.split
-    head = {"info": _info(plan, split), "licenses": [], "categories": list(CATEGORIES)}
+    head = {
+        "info": _info(plan, split, provenance),
+        "licenses": coco_licenses(provenance),
+        "categories": list(CATEGORIES),
+    }
     with archive.open(f"annotations/instances_{split}.json", "w", force_zip64=True) as handle:
         handle.write(json.dumps(head, separators=(",", ":"))[:-1].encode())
         handle.write(b',"images":')
         images_query = exported_fields(plan, split).values_list(*IMAGE_COLUMNS)
         image_chunks = (
             [json.dumps(rows.image(row), separators=(",", ":")) for row in chunk]
-            for chunk in _row_chunks(images_query, IMAGE_COLUMNS)
+            for chunk in row_chunks(images_query, IMAGE_COLUMNS)
         )
         images = _write_array(handle, image_chunks, progress)
         handle.write(b',"annotations":')
         cells_query = instance_cells(plan, split).values_list(*CELL_COLUMNS)
-        cell_chunks = ([rows.annotation(row) for row in chunk] for chunk in _row_chunks(cells_query, CELL_COLUMNS))
+        cell_chunks = ([rows.annotation(row) for row in chunk] for chunk in row_chunks(cells_query, CELL_COLUMNS))
         annotations = _write_array(handle, cell_chunks, progress)
         handle.write(b"}")
     return SplitSummary(images=images, annotations=annotations)
 
 
-def _write_results(archive: zipfile.ZipFile, plan: ExportPlan, rows: _Rows, progress: _Progress) -> int:
+def _write_results(archive: zipfile.ZipFile, plan: ExportPlan, rows: Rows, progress: Progress) -> int:
     query = prediction_cells(plan, rows.split)
     # pycocotools' loadRes cannot read an empty results list, so a split without predictions gets no file.
     if not query.exists():
@@ -269,12 +287,12 @@ def _write_results(archive: zipfile.ZipFile, plan: ExportPlan, rows: _Rows, prog
     with archive.open(f"results/predictions_{rows.split}.json", "w", force_zip64=True) as handle:
         chunks = (
             [rows.annotation(row, as_result=True) for row in chunk]
-            for chunk in _row_chunks(query.values_list(*CELL_COLUMNS), CELL_COLUMNS)
+            for chunk in row_chunks(query.values_list(*CELL_COLUMNS), CELL_COLUMNS)
         )
         return _write_array(handle, chunks, progress)
 
 
-def _write_images(archive: zipfile.ZipFile, plan: ExportPlan, split: str, progress: _Progress) -> None:
+def write_images(archive: zipfile.ZipFile, plan: ExportPlan, split: str, progress: Progress) -> None:
     fields = exported_fields(plan, split).values_list("id", "image", "format")
     for field_id, image_name, image_format in fields.iterator(CHUNK_ROWS):
         with default_storage.open(image_name, "rb") as handle:
@@ -286,7 +304,7 @@ def _write_images(archive: zipfile.ZipFile, plan: ExportPlan, split: str, progre
         progress.advance(1)
 
 
-def _total_rows(plan: ExportPlan, splits: list[str]) -> int:
+def total_rows(plan: ExportPlan, splits: list[str]) -> int:
     total = 0
     for split in splits:
         total += 2 * exported_fields(plan, split).count() + instance_cells(plan, split).count()
@@ -298,21 +316,22 @@ def _total_rows(plan: ExportPlan, splits: list[str]) -> int:
 def coco_export_write(plan: ExportPlan, out: IO[bytes], *, progress: ProgressCallback | None = None) -> ExportSummary:
     """Write the export zip into `out` (a file opened for binary writing) and say what it holds."""
     splits = export_splits(plan)
-    tracker = _Progress(_total_rows(plan, splits) if progress else 0, progress)
+    tracker = Progress(total_rows(plan, splits) if progress else 0, progress)
     summary = ExportSummary(
         model_version=plan.model_version_id,
         left_out=dict(plan.left_out),
         split_all=plan.split_all,
         splits_assigned=dict(plan.splits_assigned),
     )
+    provenance = export_provenance(plan)
     level = settings.AICELL_EXPORT_ZIP_LEVEL
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=level) as archive:
         for split in splits:
-            rows = _Rows(pseudonym_key(), split)
-            summary.splits[split] = _write_instances(archive, plan, rows, tracker)
+            rows = Rows(pseudonym_key(), split)
+            summary.splits[split] = _write_instances(archive, plan, rows, tracker, provenance)
             if plan.with_results:
                 summary.splits[split].predictions = _write_results(archive, plan, rows, tracker)
-            _write_images(archive, plan, split, tracker)
+            write_images(archive, plan, split, tracker)
     if progress:
         progress(tracker.total, tracker.total)
     return summary

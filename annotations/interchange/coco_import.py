@@ -4,7 +4,8 @@ An image's `file_name` is looked up, in order, as `images/<split>/<name>` (this 
 `<split>/<name>` (COCO's own train2017/ layout), next to the JSON file, and at the dataset root; `<split>` is the
 JSON file name without its `instances_` prefix; then by its file name in the image folder, when one is given
 (`image_refs`: absolute paths, URLs, Label Studio's `/data/upload/...`). The boxes of an image that cannot be found
-are counted under that one problem. Boxes keep COCO's [x, y, width, height] in pixels. Crowd regions
+are counted under that one problem. The image's split is the JSON file's (instances_train2017.json: train).
+Boxes keep COCO's [x, y, width, height] in pixels. Crowd regions
 (iscrowd 1) are not cells: they are skipped with a warning.
 """
 
@@ -18,7 +19,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from annotations.interchange.archive import DatasetFiles, UnsafeArchive, join
-from annotations.interchange.dataset import ForeignBox, ForeignDataset, ForeignImage
+from annotations.interchange.dataset import ForeignBox, ForeignDataset, ForeignImage, split_name
 from annotations.interchange.image_refs import ImageLookup, ImageNotFound, reference_file_name
 from annotations.interchange.problems import Problem
 from annotations.taxonomy import NUM_CLASSES
@@ -80,6 +81,22 @@ def _carried_class(annotation: dict[str, Any]) -> int | None:
     return value if type(value) is int and 0 <= value < NUM_CLASSES else None
 
 
+def _provenance(data: dict[str, Any], result: ForeignDataset) -> None:
+    """The dataset's own licence and source: COCO `licenses` (names, or the URL) and `info` (url, description)."""
+    info: Any = data.get("info")
+    info = info if isinstance(info, dict) else {}
+    licenses = [item for item in data.get("licenses") or [] if isinstance(item, dict)]
+    names = sorted({str(item.get("name") or item.get("url") or "").strip() for item in licenses} - {""})
+    found = {
+        "license": "; ".join(names),
+        "source_url": str(info.get("url") or "").strip(),
+        "description": str(info.get("description") or "").strip(),
+    }
+    for key, value in found.items():
+        if value and not result.provenance.get(key):
+            result.provenance[key] = value[:500]
+
+
 def _read_one(json_name: str, data: Any, lookup: ImageLookup, result: ForeignDataset, seen: dict[str, str]) -> None:
     problems, warnings = result.problems, result.warnings
     if not isinstance(data, dict) or not all(
@@ -92,6 +109,8 @@ def _read_one(json_name: str, data: Any, lookup: ImageLookup, result: ForeignDat
         for c in data["categories"]
         if isinstance(c, dict) and _id(c.get("id")) is not None
     }
+    split = split_name(_split_of(json_name))
+    _provenance(data, result)
     images: dict[Any, ForeignImage] = {}
     refused: dict[Any, int] = {}  # image id -> index of its problem, which counts the boxes left without an image
     for index, image in enumerate(data["images"]):
@@ -121,6 +140,7 @@ def _read_one(json_name: str, data: Any, lookup: ImageLookup, result: ForeignDat
             declared_width=width if isinstance(width, int) else None,
             declared_height=height if isinstance(height, int) else None,
             aliases=(posixpath.basename(file_name), str(image["id"])),
+            split=split,
         )
     boxes: dict[Any, list[ForeignBox]] = defaultdict(list)
     left_without_image: Counter[int] = Counter()

@@ -21,26 +21,33 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import math
-from collections import Counter
+import re
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
 
 from aicell.errors import FieldError, ValidationFailed
 from aicell.roles import Role, has_role
 from annotations.images import CheckedImage, ImageRejected
 from annotations.interchange.archive import DatasetFiles, UnsafeArchive
 from annotations.interchange.coco_import import coco_read
-from annotations.interchange.dataset import ForeignBox, ForeignDataset, ForeignImage
+from annotations.interchange.cvat_import import cvat_read
+from annotations.interchange.dataset import ForeignBox, ForeignDataset, ForeignImage, license_of
 from annotations.interchange.dataset_write import PlannedCell, PlannedField, WriteTarget, dataset_write
 from annotations.interchange.image_refs import ImageFolder, ImageLookup
 from annotations.interchange.label_map import LabelMap, LabelTarget, class_from_field_types, label_map_for_taxonomy
+from annotations.interchange.labelstudio_import import labelstudio_read
 from annotations.interchange.parallel import map_in_threads
 from annotations.interchange.problems import Problem, problems_grouped
 from annotations.interchange.voc_import import voc_read
-from annotations.models import Case, Field, ImportFormat
-from annotations.services import field_image_check, validate_box
+from annotations.interchange.yolo_import import yolo_read
+from annotations.models import PSEUDONYM_VALIDATOR, Case, Field, ImportFormat, Patient
+from annotations.services import field_image_check, patient_splits_conflicting, validate_box
 
 ProgressCallback = Callable[[float, str], None]  # (percent, what is happening)
 CONSENSUS = "consensus"
@@ -62,7 +69,7 @@ STORED_KIND = "image already stored; skipped"
 @dataclass(frozen=True)
 class ImportOptions:
     format: str
-    case: Case
+    case: Case | None  # None: each image goes to its patient's case (patient_per_image or patients)
     smear_code: str = "S1"
     annotator: Any = None  # None: the dataset is imported as truth
     label_map: LabelMap | None = None
@@ -72,6 +79,11 @@ class ImportOptions:
     dry_run: bool = False
     coco_json: list[str] | None = None  # read only these annotation files of a COCO dataset
     images: ImageFolder | None = None  # where image references that lead nowhere are looked up by file name
+    split_from_dataset: bool = False  # pin each image's split in the dataset on its patient
+    patient_per_image: bool = False  # each image its own patient (and case): <patient_prefix>-<image name>
+    patients: Mapping[str, str] | None = None  # image name (without extension) -> patient code
+    patient_prefix: str = ""
+    provenance: Mapping[str, str] = field(default_factory=dict)  # licence, source given on the command line
 
 
 def _read_coco(files: DatasetFiles, lookup: ImageLookup, options: ImportOptions) -> ForeignDataset:
@@ -82,10 +94,25 @@ def _read_voc(files: DatasetFiles, lookup: ImageLookup, options: ImportOptions) 
     return voc_read(files, lookup)
 
 
+def _read_cvat(files: DatasetFiles, lookup: ImageLookup, options: ImportOptions) -> ForeignDataset:
+    return cvat_read(files, lookup)
+
+
+def _read_labelstudio(files: DatasetFiles, lookup: ImageLookup, options: ImportOptions) -> ForeignDataset:
+    return labelstudio_read(files, lookup)
+
+
+def _read_yolo(files: DatasetFiles, lookup: ImageLookup, options: ImportOptions) -> ForeignDataset:
+    return yolo_read(files, lookup)
+
+
 # The readers by format: a new format is a reader producing a ForeignDataset, registered here.
 FORMAT_READERS: Mapping[str, Callable[[DatasetFiles, ImageLookup, ImportOptions], ForeignDataset]] = {
     ImportFormat.COCO: _read_coco,
     ImportFormat.VOC: _read_voc,
+    ImportFormat.YOLO: _read_yolo,
+    ImportFormat.CVAT: _read_cvat,
+    ImportFormat.LABEL_STUDIO: _read_labelstudio,
 }
 
 
@@ -103,6 +130,10 @@ class ImportReport:
     smear: str = ""
     source_name: str = ""
     dry_run: bool = False
+    images_per_split: dict[str, int] = field(default_factory=dict)
+    patients: dict[str, dict[str, Any]] = field(default_factory=dict)  # code -> {split, images}
+    splits_pinned: dict[str, str] = field(default_factory=dict)
+    provenance: dict[str, str] = field(default_factory=dict)
 
     @property
     def clamped_boxes(self) -> int:
@@ -131,6 +162,11 @@ class ImportReport:
             "smear": self.smear,
             "source_name": self.source_name,
             "dry_run": self.dry_run,
+            "images_per_split": self.images_per_split,
+            "patients_per_split": dict(sorted(Counter(p["split"] for p in self.patients.values()).items())),
+            "patients": self.patients,
+            "splits_pinned": self.splits_pinned,
+            "provenance": self.provenance,
         }
 
 
@@ -191,6 +227,29 @@ def _clamped(cell: PlannedCell, width: int, height: int) -> PlannedCell | None:
     while top + box_height > height:
         box_height = math.nextafter(box_height, 0.0)
     return cell._replace(x=left, y=top, width=box_width, height=box_height)
+
+
+# Fractions scaled to pixels land a rounding error away from the edge they were written from: that is no overshoot.
+_SCALING_SLACK_PX = 1e-6
+
+
+def _scaled(cell: PlannedCell, width: int, height: int) -> PlannedCell:
+    """A box given as fractions of the image size in pixels; an edge within _SCALING_SLACK_PX of the image's is
+    put on it."""
+    x, y, w, h = cell.x * width, cell.y * height, cell.width * width, cell.height * height
+    if -_SCALING_SLACK_PX < x < 0:
+        w, x = w + x, 0.0
+    if -_SCALING_SLACK_PX < y < 0:
+        h, y = h + y, 0.0
+    if width < x + w < width + _SCALING_SLACK_PX:
+        w = width - x
+        while x + w > width:
+            w = math.nextafter(w, 0.0)
+    if height < y + h < height + _SCALING_SLACK_PX:
+        h = height - y
+        while y + h > height:
+            h = math.nextafter(h, 0.0)
+    return cell._replace(x=x, y=y, width=w, height=h)
 
 
 class _Checker:
@@ -312,6 +371,8 @@ class _Checker:
             )
             self.problems.append(Problem(image.annotation_file, reason, SIZE_MISMATCH_KIND, image.name, len(cells)))
             return None
+        if image.normalized:
+            cells[:] = [_scaled(cell, *actual) for cell in cells]
         if not (self.boxes_fit(image, cells, kept, *actual) and mapped):
             return None
         if image_checks.sha256 in self.first_by_hash:
@@ -321,7 +382,16 @@ class _Checker:
             )
             return None
         self.first_by_hash[image_checks.sha256] = image.image_path
-        return PlannedField(image.image_path, image.name, image.annotation_file, image_checks, byte_size, cells)
+        return PlannedField(
+            image.image_path,
+            image.name,
+            image.annotation_file,
+            image_checks,
+            byte_size,
+            cells,
+            key=image.key,
+            split=image.split,
+        )
 
 
 def _selected(dataset: ForeignDataset, ids: frozenset[str] | None, problems: list[Problem]) -> list[ForeignImage]:
@@ -334,6 +404,112 @@ def _selected(dataset: ForeignDataset, ids: frozenset[str] | None, problems: lis
         for wanted in sorted(ids - known)
     )
     return chosen
+
+
+PATIENT_UNKNOWN_KIND = "image not in the --patients file"
+PATIENT_CODE_KIND = "not a valid patient code"
+PATIENT_SPLITS_KIND = "patient's images are in more than one split of the dataset"
+PATIENT_STORED_SPLIT_KIND = "patient already has another split"
+CASE_OF_OTHER_PATIENT_KIND = "a case of this code belongs to another patient"
+NO_SPLIT_KIND = "image in no split of the dataset; its patient gets one by the per-patient rule"
+_CODE_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
+CODE_MAX = 64
+
+
+def _per_image_code(prefix: str, key: str) -> str:
+    """A patient code from an image name: characters a code may not hold become '_'; a long one is cut and keeps a
+    hash of the whole, so two names never meet."""
+    code = _CODE_CHARACTERS.sub("_", f"{prefix}-{key}" if prefix else key).lstrip("._-") or "image"
+    if len(code) > CODE_MAX:
+        code = f"{code[: CODE_MAX - 9]}-{hashlib.sha256(code.encode()).hexdigest()[:8]}"
+    return code
+
+
+class _Placement:
+    """Which patient each image goes to and the split the dataset pins on it (--split-from-dataset), checked
+    against what is stored: a problem per image or patient, never a guess."""
+
+    def __init__(self, options: ImportOptions, problems: list[Problem], report: ImportReport) -> None:
+        self.options, self.problems, self.report = options, problems, report
+
+    def patient_of(self, item: PlannedField) -> str | None:
+        options = self.options
+        if options.patients is not None:
+            code = options.patients.get(item.key)
+            if code is None:
+                reason = f"{item.name}: no patient given for {item.key!r} in the --patients file"
+                self.problems.append(Problem(item.annotation_file, reason, PATIENT_UNKNOWN_KIND, item.name))
+                return None
+            try:
+                PSEUDONYM_VALIDATOR(code)
+            except DjangoValidationError:
+                reason = f"{item.name}: {code!r} is not a patient code (letters, digits, '.', '_', '-'; up to 64)"
+                self.problems.append(Problem(item.annotation_file, reason, PATIENT_CODE_KIND, item.name))
+                return None
+            return code
+        if options.patient_per_image:
+            return _per_image_code(options.patient_prefix, item.key)
+        return None
+
+    def place(self, planned: list[PlannedField]) -> dict[str, str]:
+        """Set each item's patient; returns patient code -> the split to pin ("" for none)."""
+        options = self.options
+        splits: dict[str | None, set[str]] = defaultdict(set)
+        without_split: list[PlannedField] = []
+        for item in planned:
+            item.patient = self.patient_of(item)
+            if not options.split_from_dataset:
+                continue
+            if item.split is None:
+                without_split.append(item)
+            else:
+                splits[item.patient].add(item.split)
+        for item in without_split[:1]:
+            reason = f"{len(without_split)} image(s) in no split of the dataset (first: {item.name})"
+            self.report.warnings.append(Problem(item.annotation_file, reason, NO_SPLIT_KIND, item.name))
+        pinned: dict[str, str] = {}
+        case_patient = options.case.patient.code if options.case is not None else None
+        for patient, found in splits.items():
+            code = patient if patient is not None else case_patient
+            if code is None:
+                continue
+            if len(found) > 1:
+                if patient is None:
+                    reason = (
+                        f"the dataset's images are in {', '.join(sorted(found))}, but all go to patient {code}: give "
+                        "--patient-per-image or --patients FILE"
+                    )
+                else:
+                    reason = f"patient {code}: images in {', '.join(sorted(found))}"
+                self.problems.append(Problem(code, reason, PATIENT_SPLITS_KIND))
+                continue
+            pinned[code] = next(iter(found))
+        for code, stored in patient_splits_conflicting(pinned).items():
+            reason = f"patient {code} is in {stored}; the dataset puts it in {pinned[code]}"
+            self.problems.append(Problem(code, reason, PATIENT_STORED_SPLIT_KIND))
+        codes = sorted({item.patient for item in planned if item.patient is not None})
+        for start in range(0, len(codes), 500):
+            cases = Case.objects.filter(code__in=codes[start : start + 500]).select_related("patient")
+            for case in cases:
+                if case.patient.code != case.code:
+                    reason = f"case {case.code} belongs to patient {case.patient.code}, not to patient {case.code}"
+                    self.problems.append(Problem(case.code, reason, CASE_OF_OTHER_PATIENT_KIND))
+        return pinned
+
+    def count(self, planned: list[PlannedField], pinned: Mapping[str, str]) -> None:
+        """Images per split and per patient, for the report (the split each patient has, stored or pinned now)."""
+        case_patient = self.options.case.patient if self.options.case is not None else None
+        images: Counter[str] = Counter()
+        for item in planned:
+            images[item.patient or (case_patient.code if case_patient is not None else "")] += 1
+        stored = dict(Patient.objects.filter(code__in=list(images)[:10_000]).values_list("code", "split"))
+        for code, count in sorted(images.items()):
+            split = pinned.get(code) or stored.get(code) or ""
+            self.report.patients[code] = {"split": split or "unassigned", "images": count}
+        per_split: Counter[str] = Counter()
+        for code, count in images.items():
+            per_split[self.report.patients[code]["split"]] += count
+        self.report.images_per_split = dict(sorted(per_split.items()))
 
 
 def _skip_stored(planned: list[PlannedField], report: ImportReport) -> list[PlannedField]:
@@ -373,6 +549,11 @@ def dataset_import(
     lookup = ImageLookup(files, options.images)
     dataset = _read(files, lookup, options)
     report.images_found_by_name = lookup.found_by_name
+    report.provenance = {**dataset.provenance, **{k: v for k, v in options.provenance.items() if v}}
+    if not report.provenance.get("license"):
+        found = license_of(files.names(), files.read)
+        if found:
+            report.provenance["license"] = found
     checker = _Checker(options, report)
     checker.problems.extend(dataset.problems)
     report.warnings.extend(dataset.warnings)
@@ -388,9 +569,13 @@ def dataset_import(
             _report_progress(progress, 50 * number / len(images), f"checked {number} of {len(images)} images")
     del images
     report.ignored_boxes = dict(sorted(checker.ignored.items()))
+    placement = _Placement(options, checker.problems, report)
+    pinned = placement.place(planned)
     if checker.problems:
         raise DatasetRefused(checker.problems, report.notes())
     planned = _skip_stored(planned, report)
+    placement.count(planned, pinned)
+    report.splits_pinned = {code: split for code, split in pinned.items() if split}
     report.fields = len(planned)
     report.cells = sum(len(item.cells) for item in planned)
     report.unclassified_cells = sum(
@@ -399,6 +584,16 @@ def dataset_import(
     if not options.dry_run:
         # Progress written inside the transaction would stay invisible until it commits: say so once, before.
         _report_progress(progress, 50, f"storing {len(planned)} fields in one transaction")
-        target = WriteTarget(options.case, options.smear_code, options.annotator, report.source_name, actor)
+        case = options.case if options.patients is None and not options.patient_per_image else None
+        target = WriteTarget(
+            case,
+            options.smear_code,
+            options.annotator,
+            report.source_name,
+            actor,
+            patient_splits=pinned,
+            provenance=report.provenance,
+            format=options.format,
+        )
         report.field_ids = dataset_write(lookup, planned, target)
     return report

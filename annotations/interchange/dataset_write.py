@@ -12,10 +12,11 @@ anything fails, the transaction rolls back and every file written is deleted aga
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, cast
@@ -38,6 +39,8 @@ from annotations.models import (
     Cell,
     Field,
     FieldStatus,
+    ImportedDataset,
+    Patient,
     Smear,
 )
 from annotations.services import (
@@ -46,6 +49,7 @@ from annotations.services import (
     field_new,
     field_upload_snapshot,
     fields_notify_uploaded,
+    patient_splits_pin,
 )
 
 # The columns a cell is inserted with: its set, the PlannedCell fields in order, then the same for every cell.
@@ -85,17 +89,24 @@ class PlannedField:
     checked: CheckedImage  # without its bytes: only the images being worked on are held in memory
     byte_size: int
     cells: list[PlannedCell]
+    key: str = ""  # the image's name without extension (what --ids and --patients match)
+    split: str | None = None  # the dataset's own split of the image
+    patient: str | None = None  # the patient (and case) code the field goes to; None: the target's case
 
 
 @dataclass(frozen=True)
 class WriteTarget:
     """Where and as what a dataset is written."""
 
-    case: Case
+    case: Case | None  # None: every field goes to its patient's case (PlannedField.patient)
     smear_code: str
     annotator: Any  # None: as truth (locked imported sets); else that annotator's submitted sets
     source_name: str
     actor: Any
+    # Patient code -> the split the dataset pins on it ("" = none): the case's patient, or each field's patient.
+    patient_splits: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    provenance: Mapping[str, str] = dataclasses.field(default_factory=dict)  # license, source_url, description
+    format: str = ""
 
 
 def cells_content_hash(cells: Sequence[PlannedCell]) -> str:
@@ -120,13 +131,62 @@ def _store_files(lookup: ImageLookup, written: list[str], item: PlannedField) ->
     return str(names_only.image.name), str(names_only.thumbnail.name)
 
 
-def _field_rows(smear: Smear, planned: list[PlannedField], status: FieldStatus, actor: Any) -> list[Field]:
+def _smears(planned: list[PlannedField], target: WriteTarget) -> dict[str | None, Smear]:
+    """The smear of each field's patient (None: the target's case): patients, their cases (same code) and smears are
+    made where missing, in bulk; the dataset's splits are pinned on patients that have none yet."""
+    if target.case is not None:
+        smear, _ = Smear.objects.get_or_create(case=target.case, code=target.smear_code)
+        patient_splits_pin(target.patient_splits)
+        return {None: smear}
+    codes = sorted({item.patient for item in planned if item.patient is not None})
+    patients = Patient.objects.in_bulk(codes, field_name="code")
+    new = [Patient(code=code, split=target.patient_splits.get(code, "")) for code in codes if code not in patients]
+    Patient.objects.bulk_create(new, batch_size=ROWS_PER_INSERT)
+    patient_splits_pin(target.patient_splits)
+    patients = Patient.objects.in_bulk(codes, field_name="code")
+    cases = Case.objects.in_bulk(codes, field_name="code")
+    Case.objects.bulk_create(
+        [Case(patient=patients[code], code=code) for code in codes if code not in cases], batch_size=ROWS_PER_INSERT
+    )
+    cases = Case.objects.in_bulk(codes, field_name="code")
+    case_ids = [case.pk for case in cases.values()]
+    smears = {smear.case_id: smear for smear in Smear.objects.filter(case_id__in=case_ids, code=target.smear_code)}
+    Smear.objects.bulk_create(
+        [Smear(case_id=pk, code=target.smear_code) for pk in case_ids if pk not in smears], batch_size=ROWS_PER_INSERT
+    )
+    smears = {smear.case_id: smear for smear in Smear.objects.filter(case_id__in=case_ids, code=target.smear_code)}
+    return {code: smears[cases[code].pk] for code in codes}
+
+
+def _provenance_record(target: WriteTarget) -> None:
+    """The dataset's licence and source, kept by its name (what later imports do not say is kept)."""
+    if not target.source_name:
+        return
+    given = {
+        key: str(target.provenance.get(key, ""))[:limit]
+        for key, limit in (("license", 200), ("source_url", 500), ("description", 500))
+    }
+    dataset, created = ImportedDataset.objects.get_or_create(
+        name=target.source_name[:255], defaults={**given, "format": target.format}
+    )
+    changed = {key: value for key, value in given.items() if value and getattr(dataset, key) != value}
+    if not created and changed:
+        ImportedDataset.objects.filter(pk=dataset.pk).update(**changed, updated_at=timezone.now())
+
+
+def _field_rows(
+    smears: Mapping[str | None, Smear], planned: list[PlannedField], status: FieldStatus, actor: Any
+) -> list[Field]:
     image_file = cast(models.FileField, Field._meta.get_field("image"))
     thumbnail_file = cast(models.FileField, Field._meta.get_field("thumbnail"))
     fields = []
     for item in planned:
         field = field_new(
-            smear=smear, image=item.checked, byte_size=item.byte_size, original_name=item.name, actor=actor
+            smear=smears[item.patient],
+            image=item.checked,
+            byte_size=item.byte_size,
+            original_name=item.name,
+            actor=actor,
         )
         field.status = field_status_at_creation(status)
         # The names storage gives the files unless one of that name exists (see _names_written_back).
@@ -236,8 +296,9 @@ def dataset_write(lookup: ImageLookup, planned: list[PlannedField], target: Writ
     actor = _user(target.actor)
     now = timezone.now()
     with field_files_removed_on_error() as written, transaction.atomic():
-        smear, _ = Smear.objects.get_or_create(case=target.case, code=target.smear_code)
-        fields = _field_rows(smear, planned, FieldStatus.CONSENSUS if as_truth else FieldStatus.IN_ANNOTATION, actor)
+        smears = _smears(planned, target)
+        _provenance_record(target)
+        fields = _field_rows(smears, planned, FieldStatus.CONSENSUS if as_truth else FieldStatus.IN_ANNOTATION, actor)
         with in_background(functools.partial(_store_files, lookup, written), planned) as stored_files:
             Field.objects.bulk_create(fields, batch_size=ROWS_PER_INSERT)
             sets = AnnotationSet.objects.bulk_create(

@@ -30,7 +30,16 @@ from annotations.interchange.coco_format import (
     category_class_id,
     category_id_of,
 )
-from annotations.models import AnnotationKind, AnnotationSet, AnnotationStatus, Case, Cell, Field, Split
+from annotations.models import (
+    AnnotationKind,
+    AnnotationSet,
+    AnnotationStatus,
+    Case,
+    Cell,
+    Field,
+    ImportedDataset,
+    Split,
+)
 from annotations.truth import truth_q
 
 UNASSIGNED = "unassigned"
@@ -59,9 +68,11 @@ class ExportRequest:
     classes: tuple[str, ...] = ()
     model_version: int | None = None
     split_all: str | None = None  # every image into this one split, whatever its patient's
+    format: str = "coco"  # the writer (`interchange.formats.EXPORT_WRITERS`)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "format": self.format,
             "sources": list(self.sources),
             "cases": list(self.cases),
             "splits": list(self.splits),
@@ -79,6 +90,7 @@ class ExportRequest:
             classes=tuple(str(value) for value in data.get("classes") or ()),
             model_version=data.get("model_version"),
             split_all=data.get("split_all"),
+            format=data.get("format") or "coco",
         )
 
 
@@ -216,6 +228,24 @@ def instance_cells(plan: ExportPlan, split: str) -> QuerySet[Cell]:
 
 def prediction_cells(plan: ExportPlan, split: str) -> QuerySet[Cell]:
     return _cells(plan, split, [ExportSource.PREDICTIONS]).order_by("id")
+
+
+def export_provenance(plan: ExportPlan) -> list[dict[str, str]]:
+    """The imported datasets whose truth the export holds, with their licence and source (name order)."""
+    names = (
+        AnnotationSet.objects.filter(kind=AnnotationKind.IMPORTED, field__in=exported_fields(plan).values("pk"))
+        .values_list("source_name", flat=True)
+        .distinct()
+    )
+    return [
+        {
+            "name": dataset.name,
+            "license": dataset.license,
+            "url": dataset.source_url,
+            "description": dataset.description,
+        }
+        for dataset in ImportedDataset.objects.filter(name__in=list(names))
+    ]
 
 
 # --- checking a request into a plan --------------------------------------------------------------------------------

@@ -20,9 +20,10 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from aicell.errors import FieldError, PayloadTooLarge, PermissionDenied, ValidationFailed
 from aicell.jobs import job_fail, job_report_progress
 from annotations.interchange.archive import ArchiveLimits, DatasetFiles, DirectoryDataset, UnsafeArchive, ZipDataset
-from annotations.interchange.coco_export import ExportSummary, coco_export_write
+from annotations.interchange.coco_export import ExportSummary
 from annotations.interchange.dataset_import import DatasetRefused, ImportOptions, dataset_import, import_annotator
 from annotations.interchange.export_selection import ExportPlan, ExportRequest, export_plan, exported_fields
+from annotations.interchange.formats import EXPORT_WRITERS, export_write
 from annotations.interchange.image_refs import ImageFolder
 from annotations.interchange.label_map import LabelMap, LabelMapInvalid, label_map_parse
 from annotations.interchange.problems import Problem, report_csv
@@ -72,6 +73,9 @@ def export_plan_assigning_splits(request: ExportRequest, *, user: Any = None) ->
     """Check the request into a plan after giving every patient of the exported fields (whatever splits the request
     filters on) that has no split yet its split, the way training snapshots do: a fresh case exports as train, val
     and test, never "unassigned". A request with `split_all` writes nothing. A refused request assigns nothing."""
+    if request.format not in EXPORT_WRITERS:
+        names = ", ".join(EXPORT_WRITERS)
+        raise ValidationFailed(f"format must be one of {names}, not {request.format!r}.", field="format")
     with transaction.atomic():
         assigned: dict[str, str] = {}
         if request.split_all is None:
@@ -85,9 +89,12 @@ def export_plan_assigning_splits(request: ExportRequest, *, user: Any = None) ->
     return dataclasses.replace(plan, splits_assigned=assigned)
 
 
-def coco_export_to_file(request: ExportRequest, out: IO[bytes], *, user: Any = None) -> ExportSummary:
-    """The command line's export: check the request, then stream the zip into `out`."""
-    return coco_export_write(export_plan_assigning_splits(request, user=user), out)
+def export_to_file(request: ExportRequest, out: IO[bytes], *, user: Any = None) -> ExportSummary:
+    """The command line's export: check the request, then stream the zip (in the request's format) into `out`."""
+    return export_write(request.format, export_plan_assigning_splits(request, user=user), out)
+
+
+coco_export_to_file = export_to_file  # the name earlier callers use
 
 
 def export_job_create(*, request: ExportRequest, user: Any) -> ExportJob:
@@ -122,7 +129,9 @@ def export_job_run(job: ExportJob) -> dict[str, Any]:
     if job.created_by is None:
         raise PermissionDenied("The user who asked for this export no longer exists.")
     # Checked again: roles, cases, predictions and patients may have changed since the request was queued.
-    plan = export_plan_assigning_splits(ExportRequest.from_dict(job.parameters), user=job.created_by)
+    request = ExportRequest.from_dict(job.parameters)
+    request_format = request.format
+    plan = export_plan_assigning_splits(request, user=job.created_by)
     plan = dataclasses.replace(plan, splits_assigned={**job.result.get("splits_assigned", {}), **plan.splits_assigned})
     settings.AICELL_TMP_DIR.mkdir(parents=True, exist_ok=True)
 
@@ -130,7 +139,7 @@ def export_job_run(job: ExportJob) -> dict[str, Any]:
         job_report_progress(job, 95 * done / max(total, 1), f"written {done:,} of {total:,} images and boxes")
 
     with tempfile.TemporaryFile(dir=settings.AICELL_TMP_DIR, suffix=".zip") as scratch:
-        summary = coco_export_write(plan, scratch, progress=progress)
+        summary = export_write(request_format, plan, scratch, progress=progress)
         size = scratch.seek(0, os.SEEK_END)
         scratch.seek(0)
         job_report_progress(job, 97, "storing the zip")
@@ -177,7 +186,7 @@ def archive_image_folder(files: DatasetFiles, under: str) -> ImageFolder:
 def import_options(
     *,
     import_format: str,
-    case: Case,
+    case: Case | None,
     smear: str,
     as_: str,
     label_map: Mapping[str, Any] | None,
@@ -187,9 +196,19 @@ def import_options(
     dry_run: bool = False,
     coco_json: list[str] | None = None,
     images: ImageFolder | None = None,
+    split_from_dataset: bool = False,
+    patient_per_image: bool = False,
+    patients: Mapping[str, str] | None = None,
+    patient_prefix: str = "",
+    provenance: Mapping[str, str] | None = None,
 ) -> ImportOptions:
     if import_format not in ImportFormat.values:
-        raise ValidationFailed(f"format must be coco or voc, not {import_format!r}.", field="format")
+        names = ", ".join(ImportFormat.values)
+        raise ValidationFailed(f"format must be one of {names}, not {import_format!r}.", field="format")
+    if patient_per_image and patients is not None:
+        raise ValidationFailed("Give either one patient per image or a patients file, not both.", field="patients")
+    if case is None and not patient_per_image and patients is None:
+        raise ValidationFailed("Name the case the fields go into.", field="case")
     return ImportOptions(
         format=import_format,
         case=case,
@@ -202,6 +221,11 @@ def import_options(
         dry_run=dry_run,
         coco_json=coco_json,
         images=images,
+        split_from_dataset=split_from_dataset,
+        patient_per_image=patient_per_image,
+        patients=patients,
+        patient_prefix=patient_prefix,
+        provenance=dict(provenance or {}),
     )
 
 
@@ -217,7 +241,7 @@ def import_job_create(
 ) -> ImportJob:
     """Check an uploaded import at once (options, label map, archive entries) and queue it."""
     case = case_by_code(case_code)
-    import_options(import_format=import_format, case=case, **_option_values(parameters))
+    import_options(import_format=import_format, case=case, **_option_values(parameters, case))
     if archive.size > settings.AICELL_IMPORT_MAX_ARCHIVE_BYTES:
         raise PayloadTooLarge(
             f"The archive is {archive.size:,} bytes; the limit is {settings.AICELL_IMPORT_MAX_ARCHIVE_BYTES:,}.",
@@ -245,9 +269,18 @@ def import_job_create(
     return job
 
 
-def _option_values(parameters: Mapping[str, Any]) -> dict[str, Any]:
+def _option_values(parameters: Mapping[str, Any], case: Case) -> dict[str, Any]:
+    """The import options of an API job (`case` is the job's: with per-image patients or a patients file, it only
+    gives the per-image patients' prefix)."""
     ids = parameters.get("ids")
+    patient_per_image = bool(parameters.get("patient_per_image"))
+    patients = parameters.get("patients")
     return {
+        "split_from_dataset": bool(parameters.get("split_from_dataset")),
+        "patient_per_image": patient_per_image,
+        "patients": patients,
+        "patient_prefix": case.code,
+        "provenance": {"license": parameters.get("license") or "", "source_url": parameters.get("source_url") or ""},
         "smear": parameters.get("smear") or "S1",
         "as_": parameters.get("as") or "consensus",
         "label_map": parameters.get("label_map"),
@@ -272,8 +305,12 @@ def import_job_run(job: ImportJob) -> dict[str, Any]:
             files = _zip_files(handle, job.parameters.get("archive_name") or "archive")
             under = job.parameters.get("images")
             images = archive_image_folder(files, under) if under is not None else None
+            placed = bool(job.parameters.get("patient_per_image")) or job.parameters.get("patients") is not None
             options = import_options(
-                import_format=job.format, case=job.case, images=images, **_option_values(job.parameters)
+                import_format=job.format,
+                case=None if placed else job.case,
+                images=images,
+                **_option_values(job.parameters, job.case),
             )
 
             def progress(percent: float, message: str) -> None:

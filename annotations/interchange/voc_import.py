@@ -5,6 +5,10 @@ XML is parsed with defusedxml and DTDs are refused outright, so entity expansion
 entities never reach the parser. VOC pixel coordinates are 1-based and inclusive (xmin=1 is the first column,
 xmax=width the last), so a box becomes x = xmin - 1, width = xmax - x (the convention of the VOC devkit and
 detectron2); a 0-based file (xmin = 0) is clamped at 0 rather than refused.
+
+An image's split is the list naming it: `ImageSets/Main/<split>.txt` (the VOC layout) or `ImageSets/<split>.txt`
+(BCCD's), split names as `dataset.split_name` reads them (`trainval` and per-class lists are no split). An image
+named by two lists of different splits is a problem.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ import xml.etree.ElementTree as ET
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from annotations.interchange.archive import DatasetFiles, UnsafeArchive, join
-from annotations.interchange.dataset import ForeignBox, ForeignDataset, ForeignImage
+from annotations.interchange.archive import DatasetFiles, UnsafeArchive, iter_names_under, join
+from annotations.interchange.dataset import ForeignBox, ForeignDataset, ForeignImage, split_name
 from annotations.interchange.image_refs import ImageLookup, ImageNotFound, reference_file_name
 from annotations.interchange.problems import Problem
 
@@ -79,6 +83,36 @@ def _image_places(root: str, xml_name: str, filename: str | None) -> list[str]:
     return places
 
 
+def _image_sets(files: DatasetFiles, root: str, problems: list[Problem]) -> dict[str, str]:
+    """Image stem -> split from the dataset's ImageSets lists."""
+    splits: dict[str, str] = {}
+    where: dict[str, str] = {}
+    lists = [
+        name
+        for folder in (join(root, "ImageSets", "Main"), join(root, "ImageSets"))
+        for name in iter_names_under(files, folder)
+        if name.endswith(".txt") and split_name(posixpath.basename(name)[:-4]) is not None
+    ]
+    for name in lists:
+        split = split_name(posixpath.basename(name)[:-4])
+        assert split is not None
+        try:
+            text = files.read(name).decode("utf-8-sig")
+        except (UnsafeArchive, UnicodeDecodeError) as exc:
+            problems.append(Problem(name, f"unreadable image list ({exc})"))
+            continue
+        for line in text.splitlines():
+            stem = line.split("#", 1)[0].strip().split(" ")[0]
+            if not stem:
+                continue
+            if stem in splits and splits[stem] != split:
+                reason = f"{stem} is in {splits[stem]} ({where[stem]}) and in {split} ({name})"
+                problems.append(Problem(name, reason, kind="image in two splits of the dataset", image=stem))
+                continue
+            splits[stem], where[stem] = split, name
+    return splits
+
+
 def voc_read(files: DatasetFiles, lookup: ImageLookup) -> ForeignDataset:
     names = files.names()
     try:
@@ -87,6 +121,7 @@ def voc_read(files: DatasetFiles, lookup: ImageLookup) -> ForeignDataset:
         return ForeignDataset([], [Problem(files.label, str(exc))])
     images: list[ForeignImage] = []
     problems: list[Problem] = []
+    splits = _image_sets(files, root, problems)
     for name in names:
         if not _is_annotation(name) or posixpath.dirname(name) != join(root, "Annotations"):
             continue
@@ -120,6 +155,7 @@ def voc_read(files: DatasetFiles, lookup: ImageLookup) -> ForeignDataset:
                 declared_width=_dimension(document, "size/width"),
                 declared_height=_dimension(document, "size/height"),
                 aliases=(posixpath.basename(image_path), posixpath.splitext(posixpath.basename(name))[0]),
+                split=splits.get(posixpath.splitext(posixpath.basename(name))[0], splits.get(stem)),
             )
         )
     if not images and not problems:

@@ -293,3 +293,45 @@ def test_an_export_the_broker_cannot_take_fails_at_once(
         "failed",
         "the task queue is unreachable (Connection refused); ask again later",
     )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("export_format", ["yolo", "cvat", "labelstudio"])
+def test_an_export_in_another_format_through_the_api(client_for: Any, researcher: Any, export_format: str) -> None:
+    field = truth_field()
+    client = client_for(researcher)
+    response = client.post(
+        "/api/v1/exports", {"cases": [field.smear.case.code], "format": export_format}, format="json"
+    )
+    assert response.status_code == 202, response.json()
+    job = response.json()
+    assert job["parameters"]["format"] == export_format
+    assert export_dataset(job["id"]) == JobStatus.SUCCEEDED
+    members = zip_members(client.get(f"/api/v1/exports/{job['id']}/download"))
+    expected = {"yolo": "data.yaml", "cvat": "annotations.xml", "labelstudio": "tasks.json"}[export_format]
+    assert expected in members
+    bad = client.post("/api/v1/exports", {"format": "voc"}, format="json")
+    assert bad.status_code == 400
+
+
+@pytest.mark.django_db
+def test_an_import_with_a_patient_per_image_and_splits_from_the_dataset(
+    client_for: Any, lab_admin: Any, tmp_path: Path
+) -> None:
+    case: Any = CaseFactory(code="BC")
+    voc = tmp_path / "voc"
+    archive = voc_archive(tmp_path)
+    (voc / "ImageSets").mkdir()
+    (voc / "ImageSets" / "train.txt").write_text("BloodImage_1\n")
+    (voc / "ImageSets" / "val.txt").write_text("BloodImage_2\n")
+    archive = SimpleUploadedFile("bccd.zip", zip_folder(voc), "application/zip")
+    form = import_form(tmp_path, case.code, archive=archive, split_from_dataset="true", patient_per_image="true")
+    response = client_for(lab_admin).post("/api/v1/imports", form, format="multipart")
+    assert response.status_code == 202, response.json()
+    assert import_dataset(response.json()["id"]) == JobStatus.SUCCEEDED
+    assert dict(Patient.objects.filter(code__startswith="BC-").values_list("code", "split")) == {
+        "BC-BloodImage_1": "train",
+        "BC-BloodImage_2": "val",
+    }
+    result = ImportJob.objects.get(pk=response.json()["id"]).result
+    assert result["images_per_split"] == {"train": 1, "val": 1}

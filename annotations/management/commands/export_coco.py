@@ -1,4 +1,5 @@
-"""Export a COCO dataset zip from the command line (README "Interchange")."""
+"""Export a dataset zip (COCO by default; YOLO, CVAT, Label Studio with --format) from the command line (README
+"Interchange"). `export_dataset` is the same command."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from aicell.errors import DomainError
 from annotations.interchange.export_selection import SPLIT_ORDER, ExportRequest, ExportSource
-from annotations.interchange.jobs import coco_export_to_file
+from annotations.interchange.formats import EXPORT_FORMATS
+from annotations.interchange.jobs import export_to_file
 from annotations.models import Split
 
 
@@ -22,10 +24,14 @@ def domain_error_text(exc: DomainError) -> str:
 
 
 class Command(BaseCommand):
-    help = "Write a COCO export (instances per split, images, predictions as results files) into a zip."
+    help = (
+        "Write an export into a zip: COCO (instances per split, images, predictions as results files), or YOLO, "
+        "CVAT for images 1.1 or Label Studio JSON (--format)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--out", required=True, type=Path, help="the zip to write (replaced only when complete)")
+        parser.add_argument("--format", choices=EXPORT_FORMATS, default="coco", help="the format (default: coco)")
         parser.add_argument(
             "--source",
             nargs="+",
@@ -54,6 +60,7 @@ class Command(BaseCommand):
             classes=tuple(options["classes"]),
             model_version=options["model_version"],
             split_all=options["split_all"],
+            format=options["format"],
         )
         out: Path = options["out"]
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -61,7 +68,7 @@ class Command(BaseCommand):
         handle, scratch = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
         try:
             with os.fdopen(handle, "wb") as scratch_file:
-                summary = coco_export_to_file(request, scratch_file)
+                summary = export_to_file(request, scratch_file)
             os.replace(scratch, out)
         except DomainError as exc:
             raise CommandError(domain_error_text(exc)) from None

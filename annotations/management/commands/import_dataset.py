@@ -1,4 +1,4 @@
-"""Import a COCO or Pascal VOC dataset into a case from the command line (README "Interchange")."""
+"""Import a dataset (COCO, Pascal VOC, YOLO, CVAT, Label Studio) from the command line (README "Interchange")."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from aicell.errors import DomainError, ValidationFailed
-from annotations.interchange.dataset import field_types_read, ids_read
+from annotations.interchange.dataset import field_types_read, ids_read, patients_read
 from annotations.interchange.dataset_import import DatasetRefused, dataset_import
 from annotations.interchange.jobs import case_by_code, dataset_files_open, image_folder_open, import_options
 from annotations.interchange.problems import Problem, report_csv
@@ -38,12 +38,19 @@ def _read_text(path: Path) -> str:
 
 
 class Command(BaseCommand):
-    help = "Import a COCO or VOC dataset (folder or zip) into a case: all of it in one transaction, or nothing."
+    help = (
+        "Import a dataset (folder or zip) into a case, or into one patient per image or per the patients file: all "
+        "of it in one transaction, or nothing."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path", type=Path, help="dataset folder, .zip, or (COCO) one .json file")
         parser.add_argument("--format", required=True, choices=ImportFormat.values)
-        parser.add_argument("--case", required=True, metavar="CODE", help="the case the fields go into")
+        parser.add_argument(
+            "--case",
+            metavar="CODE",
+            help="the case the fields go into; with --patient-per-image the prefix of the patients' codes",
+        )
         parser.add_argument("--create-case", action="store_true", help="create the case (needs --patient)")
         parser.add_argument("--patient", metavar="CODE", help="with --create-case: the case's patient (made if new)")
         parser.add_argument("--smear", default="S1", metavar="CODE", help="smear code in the case (made if missing)")
@@ -62,6 +69,23 @@ class Command(BaseCommand):
         parser.add_argument(
             "--report", type=Path, metavar="FILE", help="write every problem (or, imported, every note) as CSV"
         )
+        parser.add_argument(
+            "--split-from-dataset",
+            action="store_true",
+            help="pin each image's split in the dataset (instances_<split>.json, ImageSets, images/<split>/, subsets) "
+            "on its patient",
+        )
+        placement = parser.add_mutually_exclusive_group()
+        placement.add_argument(
+            "--patient-per-image",
+            action="store_true",
+            help="each image its own patient and case, coded <CASE>-<image name>",
+        )
+        placement.add_argument(
+            "--patients", type=Path, metavar="FILE", help="CSV image,patient: each patient gets a case of its code"
+        )
+        parser.add_argument("--license", default="", help="the dataset's licence (else read from the dataset)")
+        parser.add_argument("--source-url", default="", help="where the dataset comes from")
         parser.add_argument("--dry-run", action="store_true", help="check and report; write nothing")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -92,7 +116,12 @@ class Command(BaseCommand):
     def _import(self, options: dict[str, Any]) -> Any:
         path: Path = options["path"]
         files, coco_json = dataset_files_open(path)
-        field_types = None
+        field_types = patients = None
+        if options["patients"]:
+            try:
+                patients = patients_read(_read_text(options["patients"]))
+            except ValueError as exc:
+                raise CommandError(f"{options['patients']}: {exc}") from None
         if options["types_csv"]:
             try:
                 field_types = field_types_read(_read_text(options["types_csv"]))
@@ -100,7 +129,7 @@ class Command(BaseCommand):
                 raise CommandError(f"{options['types_csv']}: {exc}") from None
         import_opts = import_options(
             import_format=options["format"],
-            case=self._case(options),
+            case=None if options["patient_per_image"] or patients is not None else self._case(options),
             smear=options["smear"],
             as_=options["as_"],
             label_map=_read_json(options["label_map"]) if options["label_map"] else None,
@@ -110,10 +139,19 @@ class Command(BaseCommand):
             dry_run=options["dry_run"],
             coco_json=coco_json,
             images=image_folder_open(options["images"]) if options["images"] else None,
+            split_from_dataset=options["split_from_dataset"],
+            patient_per_image=options["patient_per_image"],
+            patients=patients,
+            patient_prefix=options["case"] or "",
+            provenance={"license": options["license"], "source_url": options["source_url"]},
         )
         return dataset_import(files, import_opts, actor=None)
 
     def _case(self, options: dict[str, Any]) -> Case:
+        if not options["case"]:
+            raise ValidationFailed(
+                "Name the case (--case CODE), or give --patient-per-image or --patients.", field="case"
+            )
         if not options["create_case"]:
             return case_by_code(options["case"])
         if not options["patient"]:

@@ -1,4 +1,4 @@
-// Client of the COCO export API (researchers and admins): 202 with a job, polled until its file can be downloaded.
+// Client of the export API (COCO, YOLO, ...) (researchers and admins): 202 with a job, polled until its file can be downloaded.
 
 import { api, fetchAll, withQuery } from "./http";
 import type { components } from "./types";
@@ -9,6 +9,13 @@ export type ExportJob = Schemas["ExportJob"];
 export type ExportRequest = Schemas["ExportRequestRequest"];
 
 export const EXPORT_SOURCES: readonly Schemas["SourcesEnum"][] = ["consensus", "annotations", "predictions"];
+// The formats the server writes (the schema's enum); the first is the default.
+export const EXPORT_FORMATS: readonly { value: Schemas["ExportRequestFormatEnum"]; label: string }[] = [
+  { value: "coco", label: "COCO" },
+  { value: "yolo", label: "YOLO (Ultralytics)" },
+  { value: "cvat", label: "CVAT for images 1.1" },
+  { value: "labelstudio", label: "Label Studio JSON" },
+];
 export const SPLITS: readonly Schemas["SplitsEnum"][] = ["train", "val", "test", "unassigned"];
 
 export const exportsApi = {

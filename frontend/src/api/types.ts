@@ -1632,7 +1632,25 @@ export interface components {
       readonly finished_at: string | null;
       readonly download_url: string | null;
     };
+    /**
+     * @description * `coco` - COCO
+     *     * `yolo` - YOLO (Ultralytics)
+     *     * `cvat` - CVAT for images 1.1
+     *     * `labelstudio` - Label Studio JSON
+     * @enum {string}
+     */
+    ExportRequestFormatEnum: "coco" | "yolo" | "cvat" | "labelstudio";
     ExportRequestRequest: {
+      /**
+       * @description coco (default), yolo, cvat (CVAT for images 1.1), labelstudio (Label Studio JSON)
+       *
+       *     * `coco` - COCO
+       *     * `yolo` - YOLO (Ultralytics)
+       *     * `cvat` - CVAT for images 1.1
+       *     * `labelstudio` - Label Studio JSON
+       * @default coco
+       */
+      format?: components["schemas"]["ExportRequestFormatEnum"];
       /**
        * @description consensus (default), annotations, predictions
        * @default [
@@ -1708,9 +1726,12 @@ export interface components {
     /**
      * @description * `coco` - COCO
      *     * `voc` - Pascal VOC
+     *     * `yolo` - YOLO (Ultralytics)
+     *     * `cvat` - CVAT for images 1.1
+     *     * `labelstudio` - Label Studio JSON
      * @enum {string}
      */
-    ImportFormatEnum: "coco" | "voc";
+    ImportFormatEnum: "coco" | "voc" | "yolo" | "cvat" | "labelstudio";
     ImportJob: {
       readonly id: number;
       readonly status: components["schemas"]["JobStatusEnum"];
@@ -1742,7 +1763,7 @@ export interface components {
     ImportRequestRequest: {
       /**
        * Format: binary
-       * @description a zip: COCO (annotations/*.json + images) or VOC (Annotations/, JPEGImages/)
+       * @description a zip: COCO (annotations/*.json + images), VOC (Annotations/, JPEGImages/), YOLO (images/, labels/, data.yaml), CVAT for images 1.1 (annotations.xml + images/) or Label Studio JSON (+ images)
        */
       archive: string;
       format: components["schemas"]["ImportFormatEnum"];
@@ -1772,6 +1793,25 @@ export interface components {
       source_name?: string;
       /** @description a folder in the archive ('.' for all of it) where images named by absolute paths or URLs (e.g. Label Studio's /data/upload/...) are found by file name */
       images?: string;
+      /**
+       * @description pin each image's split in the dataset on its patient
+       * @default false
+       */
+      split_from_dataset?: boolean;
+      /**
+       * @description each image its own patient and case, coded <case>-<image name>
+       * @default false
+       */
+      patient_per_image?: boolean;
+      /**
+       * Format: binary
+       * @description CSV image,patient: each patient gets a case of its code
+       */
+      patients?: string;
+      /** @default  */
+      license?: string;
+      /** @default  */
+      source_url?: string;
       /**
        * @description consensus | annotator:USERNAME
        * @default consensus
@@ -6705,8 +6745,11 @@ export interface operations {
         /**
          * @description * `coco` - COCO
          *     * `voc` - Pascal VOC
+         *     * `yolo` - YOLO (Ultralytics)
+         *     * `cvat` - CVAT for images 1.1
+         *     * `labelstudio` - Label Studio JSON
          */
-        format?: "coco" | "voc";
+        format?: "coco" | "cvat" | "labelstudio" | "voc" | "yolo";
         /** @description Which field to use when ordering the results. */
         ordering?: string;
         /** @description A page number within the paginated result set. */

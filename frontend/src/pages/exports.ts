@@ -1,7 +1,7 @@
-// Researcher: build a COCO export with filters (sources, cases, splits, classes), follow its progress, download.
+// Researcher: build an export (COCO, YOLO, ...) with filters (sources, cases, splits, classes), follow its progress, download.
 
 import { cases as caseApi } from "../api/foundation";
-import { EXPORT_SOURCES, exportsApi, SPLITS, type ExportJob } from "../api/exports";
+import { EXPORT_FORMATS, EXPORT_SOURCES, exportsApi, SPLITS, type ExportJob } from "../api/exports";
 import { isMissingEndpoint } from "../api/http";
 import { pollJob } from "../api/jobs";
 import type { Page } from "../context";
@@ -38,7 +38,7 @@ function exportLine(job: ExportJob): HTMLElement {
 
 export const exportsPage: Page = async (root, _params, context) => {
   const taxonomy = await context.taxonomy();
-  root.append(h("h1", {}, "COCO export"));
+  root.append(h("h1", {}, "Export"));
   let previous: ExportJob[];
   try {
     previous = await exportsApi.list();
@@ -76,6 +76,11 @@ export const exportsPage: Page = async (root, _params, context) => {
     placeholder: "newest",
     style: { width: "7rem" },
   });
+  const format = h(
+    "select",
+    { id: "export-format", "aria-label": "format" },
+    EXPORT_FORMATS.map((f) => h("option", { value: f.value }, f.label)),
+  );
   const submit = h("button", { class: "primary", type: "submit" }, "Build export");
   const form = h(
     "form",
@@ -92,6 +97,7 @@ export const exportsPage: Page = async (root, _params, context) => {
       h("label", {}, "Cases (none: all)", cases),
       h("label", {}, "Classes (none: all)", classes),
       h("label", {}, "Model version (predictions)", modelVersion),
+      h("label", {}, "Format", format),
     ),
     h(
       "p",
@@ -131,6 +137,7 @@ export const exportsPage: Page = async (root, _params, context) => {
         cases: [...cases.selectedOptions].map((o) => o.value),
         classes: [...classes.selectedOptions].map((o) => o.value),
         model_version: modelVersion.value ? Number(modelVersion.value) : null,
+        format: EXPORT_FORMATS.find((f) => f.value === format.value)?.value ?? "coco",
       });
       const cancel = h("button", { class: "danger", type: "button" }, "Cancel");
       cancel.addEventListener("click", async () => {
