@@ -7,14 +7,16 @@ whose image cannot be read fails alone, with its error recorded on the job item.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, QuerySet
 
 from aicell.errors import DomainError, ValidationFailed
@@ -126,6 +128,33 @@ def _settle_item(item: PrelabelItem, status: ItemStatus, *, error: str = "", cel
 # --- running -----------------------------------------------------------------------------------------------------
 
 
+@dataclass
+class PrelabelTimings:
+    """Where a chunk's time went (seconds) and how many SQL queries it made; the task returns it, so benchmarks
+    (benchmarks/prelabel_path.py) read the worker's own figures from the result backend."""
+
+    fields: int = 0
+    read_s: float = 0.0
+    decode_s: float = 0.0
+    model_s: float = 0.0
+    write_s: float = 0.0
+    settle_s: float = 0.0
+    total_s: float = 0.0
+    queries: int = 0
+
+    def as_dict(self) -> dict[str, float]:
+        return {key: round(value, 6) for key, value in dataclasses.asdict(self).items()}
+
+
+class _QueryCounter:
+    def __init__(self, timings: PrelabelTimings) -> None:
+        self.timings = timings
+
+    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        self.timings.queries += 1
+        return execute(sql, params, many, context)
+
+
 @dataclass(frozen=True)
 class FieldOutcome:
     field_id: int
@@ -134,18 +163,37 @@ class FieldOutcome:
     error: str = ""
 
 
-def _read_field_image(field: Field) -> np.ndarray:
+def _read_field_bytes(field: Field) -> bytes:
     try:
         with field.image.open("rb") as handle:
-            return np.array(open_rgb(handle.read()))
+            data: bytes = handle.read()
+            return data
     except FileNotFoundError:
         raise ImageUnreadable(f"the image file of field {field.pk} is missing from storage") from None
     except Exception as exc:
         raise ImageUnreadable(f"the image of field {field.pk} cannot be decoded: {exc}") from None
 
 
-def prelabel_fields_run(*, field_ids: Sequence[int], job_id: int) -> list[FieldOutcome]:
+def _decode_field_image(field_id: int, data: bytes) -> np.ndarray:
+    try:
+        return np.array(open_rgb(data))
+    except Exception as exc:
+        raise ImageUnreadable(f"the image of field {field_id} cannot be decoded: {exc}") from None
+
+
+def prelabel_fields_run(
+    *, field_ids: Sequence[int], job_id: int, timings: PrelabelTimings | None = None
+) -> list[FieldOutcome]:
     """Pre-label some of a job's fields with the job's pipeline in one batched pipeline run."""
+    timings = timings if timings is not None else PrelabelTimings()
+    started = time.perf_counter()
+    with connection.execute_wrapper(_QueryCounter(timings)):
+        outcomes = _prelabel_fields_run(field_ids, job_id, timings)
+    timings.total_s += time.perf_counter() - started
+    return outcomes
+
+
+def _prelabel_fields_run(field_ids: Sequence[int], job_id: int, timings: PrelabelTimings) -> list[FieldOutcome]:
     job = job_mark_running(PrelabelJob, job_id)
     if job is None:
         return []  # the job was cancelled or has finished: nothing left to do
@@ -153,6 +201,7 @@ def prelabel_fields_run(*, field_ids: Sequence[int], job_id: int) -> list[FieldO
     items = _open_items(job_id, field_ids)
     # A redelivered chunk redoes only the fields whose items are still open.
     field_ids = [field_id for field_id in field_ids if field_id in items]
+    timings.fields += len(field_ids)
     fields = {field.pk: field for field in Field.objects.filter(pk__in=field_ids)}
     outcomes: list[FieldOutcome] = []
     images: list[np.ndarray] = []
@@ -163,22 +212,33 @@ def prelabel_fields_run(*, field_ids: Sequence[int], job_id: int) -> list[FieldO
             outcomes.append(FieldOutcome(field_id, ItemStatus.SKIPPED, error="the field was deleted"))
             continue
         try:
-            images.append(_read_field_image(field))
+            began = time.perf_counter()
+            data = _read_field_bytes(field)
+            decoding = time.perf_counter()
+            timings.read_s += decoding - began
+            images.append(_decode_field_image(field.pk, data))
+            timings.decode_s += time.perf_counter() - decoding
             readable.append(field)
         except ImageUnreadable as exc:
             outcomes.append(FieldOutcome(field_id, ItemStatus.FAILED, error=str(exc)))
     if readable:
+        began = time.perf_counter()
         predictions = pipeline_for(versions).run(images)
+        writing = time.perf_counter()
+        timings.model_s += writing - began
         for field, prediction in zip(readable, predictions, strict=True):
             stored = prediction_set_replace(field_id=field.pk, versions=versions, prediction=prediction)
             if stored is None:
                 outcomes.append(FieldOutcome(field.pk, ItemStatus.SKIPPED, error="the field was deleted"))
             else:
                 outcomes.append(FieldOutcome(field.pk, ItemStatus.SUCCEEDED, cell_count=stored))
+        timings.write_s += time.perf_counter() - writing
+    settling = time.perf_counter()
     for outcome in outcomes:
         if outcome.status == ItemStatus.FAILED:
             logger.warning("pre-label of field %s failed: %s", outcome.field_id, outcome.error)
         _settle_item(items[outcome.field_id], outcome.status, error=outcome.error, cell_count=outcome.cell_count)
+    timings.settle_s += time.perf_counter() - settling
     return outcomes
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 from celery import shared_task
 from django.conf import settings
@@ -25,15 +26,16 @@ RETRY_ON = (OperationalError, InterfaceError, ConnectionError)
     retry_backoff_max=300,
     max_retries=5,
 )
-def prelabel_fields(job_id: int, field_ids: list[int]) -> dict[str, int]:
+def prelabel_fields(job_id: int, field_ids: list[int]) -> dict[str, Any]:
     """Pre-label a chunk of a job's fields in one batched pipeline run (chunk size: AICELL_PRELABEL_CHUNK;
-    1 gives one task per field)."""
+    1 gives one task per field). Returns the outcome counts and the chunk's timings (seconds, SQL queries)."""
+    timings = services.PrelabelTimings()
     try:
-        outcomes = services.prelabel_fields_run(field_ids=field_ids, job_id=job_id)
+        outcomes = services.prelabel_fields_run(field_ids=field_ids, job_id=job_id, timings=timings)
     except PipelineUnavailable as exc:
         services.prelabel_job_fail(job_id, str(exc))
         return {"failed": len(field_ids)}
-    return dict(Counter(outcome.status.value for outcome in outcomes))
+    return {**Counter(outcome.status.value for outcome in outcomes), "timings": timings.as_dict()}
 
 
 def enqueue_prelabel_job(job_id: int, field_ids: Sequence[int]) -> None:
