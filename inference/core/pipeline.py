@@ -370,3 +370,55 @@ class Pipeline:
             predictions.append(FieldPrediction(int(width), int(height), tuple(cells[offset : offset + count])))
             offset += count
         return predictions
+
+
+def _image_size(image: FieldImage) -> tuple[int, int]:
+    """(height, width) of a field in any of the forms `field_to_tensor` takes."""
+    if isinstance(image, Tensor):
+        return int(image.shape[-2]), int(image.shape[-1])
+    if isinstance(image, np.ndarray):
+        return int(image.shape[0]), int(image.shape[1])
+    width, height = image.size
+    return int(height), int(width)
+
+
+class NullPipeline(Pipeline):
+    """Pipeline kind "null": the null models' fixed boxes and probabilities (inference/core/nets.py
+    `null_detector`, `null_classifier`), computed once per field size and reused, with no crops and no forward
+    pass per field. Pre-labelling with it costs the platform alone (benchmarks/prelabel_path.py --model null)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._by_size: dict[tuple[int, int], FieldPrediction] = {}
+
+    def run(self, images: Sequence[FieldImage]) -> list[FieldPrediction]:
+        start = time.perf_counter()
+        predictions = [self._for_size(_image_size(image)) for image in images]
+        self.timings.total_s += time.perf_counter() - start
+        self.timings.fields += len(predictions)
+        self.timings.cells += sum(len(p.cells) for p in predictions)
+        return predictions
+
+    def _for_size(self, size: tuple[int, int]) -> FieldPrediction:
+        if size not in self._by_size:
+            with torch.inference_mode():
+                field = torch.zeros(3, *size, device=self.device)
+                ((boxes, scores),) = self.detect([field])
+                placeholder = torch.zeros(len(boxes), 3, 1, 1, device=self.device)
+                countability = self.countability(placeholder).float().softmax(dim=1)
+                members = torch.stack([m(placeholder).float().softmax(dim=1) for m in self.members])
+                self._check_outputs(countability, members)
+                (prediction,) = self._assemble(
+                    [field],
+                    [len(boxes)],
+                    boxes.cpu().numpy(),
+                    scores.cpu().numpy(),
+                    countability[:, COUNTABLE_INDEX].cpu().numpy(),
+                    members.cpu().numpy(),
+                )
+            self._by_size[size] = prediction
+        return self._by_size[size]
+
+
+# Pipeline kinds, named by a profile's `kind` (inference/core/profiles.py PIPELINE_KIND_NAMES lists the same names).
+PIPELINE_KINDS: dict[str, type[Pipeline]] = {"three_stage": Pipeline, "null": NullPipeline}
