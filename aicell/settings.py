@@ -275,8 +275,11 @@ AICELL_PROFILES_FILE = Path(
 )
 # Device for inference and training: empty = the profile's choice ("auto": CUDA when available).
 AICELL_DEVICE = env.str("AICELL_DEVICE", default="")
-# Fields per pre-label task: a GPU worker classifies the crops of all of them in one batch.
-AICELL_PRELABEL_CHUNK = env.int("AICELL_PRELABEL_CHUNK", default=8)
+# Fields per pre-label task (decoded, run and stored as one chunk, one transaction): 0 = the model profile's
+# `prelabel_chunk` (128 for paper on a GPU, 32 for cpu).
+AICELL_PRELABEL_CHUNK = env.int("AICELL_PRELABEL_CHUNK", default=0)
+# Threads a pre-label worker decodes field images with, ahead of the model.
+AICELL_DECODE_THREADS = env.int("AICELL_DECODE_THREADS", default=2)
 # Minutes a review-queue cell stays reserved for the reviewer it was handed to.
 AICELL_REVIEW_CLAIM_MINUTES = env.int("AICELL_REVIEW_CLAIM_MINUTES", default=15)
 # Seconds without a progress heartbeat after which a running job is marked failed (its worker died).

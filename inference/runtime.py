@@ -52,7 +52,7 @@ def _load_pipeline(
     key: tuple[tuple[str, int, str, tuple[str, ...]], ...], model_dir: str, profiles_file: str
 ) -> Pipeline:
     from inference.core.checkpoints import CheckpointError
-    from inference.core.pipeline import Pipeline
+    from inference.core.pipeline import PIPELINE_KINDS
 
     by_stage = {stage: [Path(model_dir) / path for path in paths] for stage, _, _, paths in key}
     profile = profile_named(key[0][2])
@@ -63,7 +63,7 @@ def _load_pipeline(
         if missing:
             raise PipelineUnavailable(f"checkpoint files of the {stage} version are missing: {', '.join(missing)}")
     try:
-        return Pipeline.from_checkpoints(
+        return PIPELINE_KINDS[profile.kind].from_checkpoints(
             by_stage[DETECTOR.name][0],
             by_stage[COUNTABILITY.name][0],
             by_stage[CLASSIFIER.name],

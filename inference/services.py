@@ -7,25 +7,28 @@ whose image cannot be read fails alone, with its error recorded on the job item.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, QuerySet
 
 from aicell.errors import DomainError, ValidationFailed
 from aicell.jobs import job_fail, job_mark_running, job_succeed
 from aicell.models import JobStatus
-from annotations.field_states import field_transition
+from annotations.field_states import fields_transition_from
 from annotations.images import open_rgb
 from annotations.models import AnnotationKind, AnnotationSet, AnnotationStatus, Cell, Field, FieldStatus
 from annotations.truth import truth_q
 from inference.models import ItemStatus, PrelabelItem, PrelabelJob, PrelabelTrigger
-from inference.runtime import pipeline_for
+from inference.runtime import pipeline_for, profile_named
 from training.core.stages import CLASSIFIER, STAGES
 from training.selectors import active_model_versions, missing_active_stages, model_versions_by_id
 
@@ -49,6 +52,16 @@ def active_pipeline_versions() -> dict[str, ModelVersion]:
             field="model_versions",
         )
     return versions
+
+
+def prelabel_chunk(versions: dict[str, ModelVersion]) -> int:
+    """Fields per pre-label task: AICELL_PRELABEL_CHUNK when set, else the profile's `prelabel_chunk`."""
+    if settings.AICELL_PRELABEL_CHUNK > 0:
+        return int(settings.AICELL_PRELABEL_CHUNK)
+    try:
+        return profile_named(versions[CLASSIFIER.name].profile).prelabel_chunk
+    except KeyError:  # an unknown profile: the task fails the job with the reason
+        return 32
 
 
 def pipeline_description(versions: dict[str, ModelVersion]) -> dict[str, int]:
@@ -77,7 +90,8 @@ def prelabel_job_create(*, fields: QuerySet[Field], trigger: PrelabelTrigger, ac
         PrelabelItem.objects.bulk_create(
             PrelabelItem(job=job, field_id=field_id, field_id_at_start=field_id) for field_id in field_ids
         )
-        transaction.on_commit(lambda: tasks.enqueue_prelabel_job(job.pk, field_ids))
+        chunk = prelabel_chunk(versions)
+        transaction.on_commit(lambda: tasks.enqueue_prelabel_job(job.pk, field_ids, chunk))
     job.refresh_from_db()  # failed already when the task queue was unreachable
     return job
 
@@ -112,18 +126,34 @@ def _finish_job_if_done(job_id: int) -> None:
             job_succeed(job, result={"done": job.done_count, "failed": job.failed_count}, message=message)
 
 
-def _settle_item(item: PrelabelItem, status: ItemStatus, *, error: str = "", cell_count: int = 0) -> None:
-    settled = PrelabelItem.objects.filter(pk=item.pk, status=ItemStatus.QUEUED).update(
-        status=status, error=error, cell_count=cell_count
-    )
-    if not settled:
-        return  # a redelivered task already settled this item: count it once
-    counter = "failed_count" if status == ItemStatus.FAILED else "done_count"
-    PrelabelJob.objects.filter(pk=item.job_id).update(**{counter: F(counter) + 1})
-    _finish_job_if_done(item.job_id)
-
-
 # --- running -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PrelabelTimings:
+    """Where a chunk's time went (seconds) and how many SQL queries it made; the task returns it, so benchmarks
+    (benchmarks/prelabel_path.py) read the worker's own figures from the result backend."""
+
+    fields: int = 0
+    read_s: float = 0.0
+    decode_s: float = 0.0
+    model_s: float = 0.0
+    write_s: float = 0.0
+    settle_s: float = 0.0
+    total_s: float = 0.0
+    queries: int = 0
+
+    def as_dict(self) -> dict[str, float]:
+        return {key: round(value, 6) for key, value in dataclasses.asdict(self).items()}
+
+
+class _QueryCounter:
+    def __init__(self, timings: PrelabelTimings) -> None:
+        self.timings = timings
+
+    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        self.timings.queries += 1
+        return execute(sql, params, many, context)
 
 
 @dataclass(frozen=True)
@@ -134,18 +164,84 @@ class FieldOutcome:
     error: str = ""
 
 
-def _read_field_image(field: Field) -> np.ndarray:
+def _read_field_bytes(field: Field) -> bytes:
     try:
         with field.image.open("rb") as handle:
-            return np.array(open_rgb(handle.read()))
+            data: bytes = handle.read()
+            return data
     except FileNotFoundError:
         raise ImageUnreadable(f"the image file of field {field.pk} is missing from storage") from None
     except Exception as exc:
         raise ImageUnreadable(f"the image of field {field.pk} cannot be decoded: {exc}") from None
 
 
-def prelabel_fields_run(*, field_ids: Sequence[int], job_id: int) -> list[FieldOutcome]:
+def _decode_field_image(field_id: int, data: bytes) -> np.ndarray:
+    try:
+        return np.array(open_rgb(data))
+    except Exception as exc:
+        raise ImageUnreadable(f"the image of field {field_id} cannot be decoded: {exc}") from None
+
+
+def prelabel_fields_run(
+    *, field_ids: Sequence[int], job_id: int, timings: PrelabelTimings | None = None
+) -> list[FieldOutcome]:
     """Pre-label some of a job's fields with the job's pipeline in one batched pipeline run."""
+    timings = timings if timings is not None else PrelabelTimings()
+    started = time.perf_counter()
+    with connection.execute_wrapper(_QueryCounter(timings)):
+        outcomes = _prelabel_fields_run(field_ids, job_id, timings)
+    timings.total_s += time.perf_counter() - started
+    return outcomes
+
+
+def _load_field_image(field: Field) -> tuple[np.ndarray, float, float]:
+    """(RGB pixels, read seconds, decode seconds); runs in the decode threads (no database access)."""
+    began = time.perf_counter()
+    data = _read_field_bytes(field)
+    decoding = time.perf_counter()
+    image = _decode_field_image(field.pk, data)
+    return image, decoding - began, time.perf_counter() - decoding
+
+
+def _pass_size(pipeline: Any) -> int:
+    """Fields per pipeline run inside a chunk: enough crops for the classifiers' batches, and the decode threads
+    prepare the next pass while this one runs."""
+    return max(int(pipeline.profile.detector.batch_size), 16)
+
+
+def _predict(
+    pipeline: Any, fields: Sequence[Field], failed: dict[int, str], timings: PrelabelTimings
+) -> dict[int, FieldPrediction]:
+    """Predictions of the fields whose images decode; decoding runs in a thread pool two passes ahead of the
+    model, so reading and decoding overlap the forward passes. A field whose image cannot be read fails alone."""
+    predictions: dict[int, FieldPrediction] = {}
+    size = _pass_size(pipeline)
+    passes = [list(fields[start : start + size]) for start in range(0, len(fields), size)]
+    with ThreadPoolExecutor(max_workers=settings.AICELL_DECODE_THREADS, thread_name_prefix="decode") as pool:
+        loading = [[pool.submit(_load_field_image, field) for field in batch] for batch in passes[:2]]
+        for index, batch in enumerate(passes):
+            if index + 2 < len(passes):
+                loading.append([pool.submit(_load_field_image, field) for field in passes[index + 2]])
+            ready, images = [], []
+            for field, future in zip(batch, loading[index], strict=True):
+                try:
+                    image, read_s, decode_s = future.result()
+                except ImageUnreadable as exc:
+                    failed[field.pk] = str(exc)
+                    continue
+                timings.read_s += read_s
+                timings.decode_s += decode_s
+                ready.append(field.pk)
+                images.append(image)
+            loading[index] = []  # let the decoded pixels go once the pass has them
+            if images:
+                began = time.perf_counter()
+                predictions.update(zip(ready, pipeline.run(images), strict=True))
+                timings.model_s += time.perf_counter() - began
+    return predictions
+
+
+def _prelabel_fields_run(field_ids: Sequence[int], job_id: int, timings: PrelabelTimings) -> list[FieldOutcome]:
     job = job_mark_running(PrelabelJob, job_id)
     if job is None:
         return []  # the job was cancelled or has finished: nothing left to do
@@ -153,64 +249,103 @@ def prelabel_fields_run(*, field_ids: Sequence[int], job_id: int) -> list[FieldO
     items = _open_items(job_id, field_ids)
     # A redelivered chunk redoes only the fields whose items are still open.
     field_ids = [field_id for field_id in field_ids if field_id in items]
+    timings.fields += len(field_ids)
     fields = {field.pk: field for field in Field.objects.filter(pk__in=field_ids)}
-    outcomes: list[FieldOutcome] = []
-    images: list[np.ndarray] = []
-    readable: list[Field] = []
-    for field_id in field_ids:
-        field = fields.get(field_id)
-        if field is None:
-            outcomes.append(FieldOutcome(field_id, ItemStatus.SKIPPED, error="the field was deleted"))
-            continue
-        try:
-            images.append(_read_field_image(field))
-            readable.append(field)
-        except ImageUnreadable as exc:
-            outcomes.append(FieldOutcome(field_id, ItemStatus.FAILED, error=str(exc)))
-    if readable:
-        predictions = pipeline_for(versions).run(images)
-        for field, prediction in zip(readable, predictions, strict=True):
-            stored = prediction_set_replace(field_id=field.pk, versions=versions, prediction=prediction)
-            if stored is None:
-                outcomes.append(FieldOutcome(field.pk, ItemStatus.SKIPPED, error="the field was deleted"))
-            else:
-                outcomes.append(FieldOutcome(field.pk, ItemStatus.SUCCEEDED, cell_count=stored))
+    failed: dict[int, str] = {}
+    predictions: dict[int, FieldPrediction] = {}
+    present = [fields[field_id] for field_id in field_ids if field_id in fields]
+    if present:
+        predictions = _predict(pipeline_for(versions), present, failed, timings)
+    return _store_and_settle(job_id, field_ids, items, versions, predictions, failed, timings)
+
+
+def _store_and_settle(
+    job_id: int,
+    field_ids: Sequence[int],
+    items: dict[int, PrelabelItem],
+    versions: dict[str, ModelVersion],
+    predictions: dict[int, FieldPrediction],
+    failed: dict[int, str],
+    timings: PrelabelTimings,
+) -> list[FieldOutcome]:
+    """One transaction for the chunk, in a number of queries that does not grow with it: the items still open
+    and the fields still there are locked, their prediction sets replaced and their cells inserted in bulk, the
+    items settled and the job's counters moved once. A worker killed before the commit leaves it all undone."""
+    writing = time.perf_counter()
+    classifier = versions[CLASSIFIER.name]
+    with transaction.atomic():
+        open_items = {
+            item.field_id_at_start: item
+            for item in PrelabelItem.objects.select_for_update().filter(
+                pk__in=[item.pk for item in items.values()], status=ItemStatus.QUEUED
+            )
+        }
+        # A redelivered task that settled these items meanwhile did the work: count it once.
+        wanted = [field_id for field_id in field_ids if field_id in open_items and field_id in predictions]
+        # The field row locks serialise two deliveries of the same chunk (ordered: no deadlock between chunks).
+        present = set(
+            Field.objects.select_for_update().filter(pk__in=wanted).order_by("pk").values_list("pk", flat=True)
+        )
+        stored = [field_id for field_id in wanted if field_id in present]
+        stored_set = set(stored)
+        AnnotationSet.objects.filter(
+            field_id__in=stored, kind=AnnotationKind.PREDICTION, model_version=classifier
+        ).delete()
+        description = pipeline_description(versions)
+        sets = AnnotationSet.objects.bulk_create(
+            AnnotationSet(
+                field_id=field_id,
+                kind=AnnotationKind.PREDICTION,
+                model_version=classifier,
+                pipeline=description,
+                status=AnnotationStatus.LOCKED,
+            )
+            for field_id in stored
+        )
+        Cell.objects.bulk_create(
+            _prediction_cell(prediction_set, cell)
+            for prediction_set in sets
+            for cell in predictions[prediction_set.field_id].cells
+        )
+        fields_transition_from(stored, FieldStatus.UPLOADED, FieldStatus.PRELABELLED)
+        settling = time.perf_counter()
+        timings.write_s += settling - writing
+        outcomes = [
+            _outcome(field_id, stored_set, predictions, failed) for field_id in field_ids if field_id in open_items
+        ]
+        settled = []
+        for outcome in outcomes:
+            item = open_items[outcome.field_id]
+            item.status, item.error, item.cell_count = outcome.status, outcome.error, outcome.cell_count
+            settled.append(item)
+        PrelabelItem.objects.bulk_update(settled, ["status", "error", "cell_count"])
+        failures = sum(outcome.status == ItemStatus.FAILED for outcome in outcomes)
+        if outcomes:
+            PrelabelJob.objects.filter(pk=job_id).update(
+                done_count=F("done_count") + len(outcomes) - failures, failed_count=F("failed_count") + failures
+            )
+            _finish_job_if_done(job_id)
     for outcome in outcomes:
         if outcome.status == ItemStatus.FAILED:
             logger.warning("pre-label of field %s failed: %s", outcome.field_id, outcome.error)
-        _settle_item(items[outcome.field_id], outcome.status, error=outcome.error, cell_count=outcome.cell_count)
+    timings.settle_s += time.perf_counter() - settling
     return outcomes
+
+
+def _outcome(
+    field_id: int, stored: set[int], predictions: dict[int, FieldPrediction], failed: dict[int, str]
+) -> FieldOutcome:
+    if field_id in failed:
+        return FieldOutcome(field_id, ItemStatus.FAILED, error=failed[field_id])
+    if field_id in stored:
+        return FieldOutcome(field_id, ItemStatus.SUCCEEDED, cell_count=len(predictions[field_id].cells))
+    return FieldOutcome(field_id, ItemStatus.SKIPPED, error="the field was deleted")
 
 
 def _open_items(job_id: int, field_ids: Iterable[int]) -> dict[int, PrelabelItem]:
     items = PrelabelItem.objects.filter(job_id=job_id, field_id_at_start__in=list(field_ids), status=ItemStatus.QUEUED)
     PrelabelItem.objects.filter(pk__in=[item.pk for item in items]).update(attempts=F("attempts") + 1)
     return {item.field_id_at_start: item for item in items}
-
-
-def prediction_set_replace(
-    *, field_id: int, versions: dict[str, ModelVersion], prediction: FieldPrediction
-) -> int | None:
-    """Store a field's predictions as the prediction set of (field, classifier version), replacing an earlier run
-    of the same version in the same transaction. Returns the number of cells, or None when the field is gone."""
-    classifier = versions[CLASSIFIER.name]
-    with transaction.atomic():
-        # The field row lock serialises two deliveries of the same task for this field.
-        field = Field.objects.select_for_update().filter(pk=field_id).first()
-        if field is None:
-            return None
-        AnnotationSet.objects.filter(field=field, kind=AnnotationKind.PREDICTION, model_version=classifier).delete()
-        prediction_set = AnnotationSet.objects.create(
-            field=field,
-            kind=AnnotationKind.PREDICTION,
-            model_version=classifier,
-            pipeline=pipeline_description(versions),
-            status=AnnotationStatus.LOCKED,
-        )
-        Cell.objects.bulk_create(_prediction_cell(prediction_set, cell) for cell in prediction.cells)
-        if field.status == FieldStatus.UPLOADED:
-            field_transition(field, FieldStatus.PRELABELLED)
-    return len(prediction.cells)
 
 
 def _prediction_cell(prediction_set: AnnotationSet, cell: Any) -> Cell:

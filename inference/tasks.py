@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 from celery import shared_task
-from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from kombu.exceptions import OperationalError as KombuOperationalError
 
@@ -25,21 +25,21 @@ RETRY_ON = (OperationalError, InterfaceError, ConnectionError)
     retry_backoff_max=300,
     max_retries=5,
 )
-def prelabel_fields(job_id: int, field_ids: list[int]) -> dict[str, int]:
-    """Pre-label a chunk of a job's fields in one batched pipeline run (chunk size: AICELL_PRELABEL_CHUNK;
-    1 gives one task per field)."""
+def prelabel_fields(job_id: int, field_ids: list[int]) -> dict[str, Any]:
+    """Pre-label a chunk of a job's fields (chunk size: the profile's prelabel_chunk, or AICELL_PRELABEL_CHUNK;
+    1 gives one task per field). Returns the outcome counts and the chunk's timings (seconds, SQL queries)."""
+    timings = services.PrelabelTimings()
     try:
-        outcomes = services.prelabel_fields_run(field_ids=field_ids, job_id=job_id)
+        outcomes = services.prelabel_fields_run(field_ids=field_ids, job_id=job_id, timings=timings)
     except PipelineUnavailable as exc:
         services.prelabel_job_fail(job_id, str(exc))
         return {"failed": len(field_ids)}
-    return dict(Counter(outcome.status.value for outcome in outcomes))
+    return {**Counter(outcome.status.value for outcome in outcomes), "timings": timings.as_dict()}
 
 
-def enqueue_prelabel_job(job_id: int, field_ids: Sequence[int]) -> None:
+def enqueue_prelabel_job(job_id: int, field_ids: Sequence[int], chunk: int) -> None:
     """Send the job's chunks; when the broker cannot take them, the job fails at once (with the reason) instead of
     waiting "queued" forever. Chunks sent before the failure find the job finished and do nothing."""
-    chunk = settings.AICELL_PRELABEL_CHUNK
     try:
         for start in range(0, len(field_ids), chunk):
             prelabel_fields.delay(job_id, list(field_ids[start : start + chunk]))

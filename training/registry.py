@@ -35,7 +35,10 @@ logger = logging.getLogger(__name__)
 
 
 def profile_names() -> tuple[str, ...]:
-    return tuple(load_profiles(settings.AICELL_PROFILES_FILE))
+    """The profiles a training run may use: those of the three-stage kind (the null kind has nothing to learn)."""
+    return tuple(
+        name for name, profile in load_profiles(settings.AICELL_PROFILES_FILE).items() if profile.kind == "three_stage"
+    )
 
 
 def metrics_split(records: Sequence[FieldRecord]) -> str:

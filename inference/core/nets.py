@@ -36,6 +36,59 @@ logger = logging.getLogger(__name__)
 DetectorBuilder = Callable[..., nn.Module]
 
 
+class NullDetector(nn.Module):
+    """The `null` kind's detector: `cells` fixed boxes on a grid over each field, score 0.9, no computation.
+
+    A real registered architecture (profile `null`), so a pre-label run measures the platform alone: reading,
+    decoding, cropping, writing and settling, with the model's own time close to zero.
+    """
+
+    def __init__(self, num_classes: int, cells: int = 20) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.cells = cells
+        self.backbone = nn.Identity()  # the mixed-precision wrapper replaces a backbone's forward
+        self.score_thresh, self.nms_thresh, self.detections_per_img = 0.0, 0.5, cells
+
+    def forward(self, images: Sequence[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        from inference.core.stages import CELL_LABEL
+
+        count = min(self.cells, self.detections_per_img)
+        columns = max(1, int(count**0.5 + 0.999))
+        rows = max(1, -(-count // columns))
+        outputs = []
+        for image in images:
+            height, width = image.shape[-2:]
+            index = torch.arange(count, device=image.device, dtype=torch.float32)
+            cell_w, cell_h = width / columns, height / rows
+            x1, y1 = (index % columns) * cell_w, (index // columns).floor() * cell_h
+            boxes = torch.stack([x1 + 0.1 * cell_w, y1 + 0.1 * cell_h, x1 + 0.9 * cell_w, y1 + 0.9 * cell_h], dim=1)
+            outputs.append(
+                {
+                    "boxes": boxes,
+                    "scores": torch.full((count,), 0.9, device=image.device),
+                    "labels": torch.full((count,), CELL_LABEL, dtype=torch.int64, device=image.device),
+                }
+            )
+        return outputs
+
+
+class NullClassifier(nn.Module):
+    """The `null` kind's classifier: the same fixed logits for every crop (class 0 the most likely)."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.register_buffer("logits", -torch.arange(num_classes, dtype=torch.float32) / max(num_classes, 1))
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        logits = self.get_buffer("logits")
+        return logits.expand(len(crops), -1)
+
+
+NULL_DETECTOR = "null_detector"
+NULL_CLASSIFIER = "null_classifier"
+
+
 def _light_fpn_backbone(backbone_name: str, trainable_backbone_layers: int | None) -> nn.Module:
     """A ResNet18/34 FPN with levels P3-P7, the layout torchvision's ResNet50 RetinaNet/FCOS use.
 
@@ -163,6 +216,8 @@ _DETECTOR_BUILDERS: dict[str, DetectorBuilder] = {
     # runs (the detector counterpart of timm's test_* models).
     "fcos_convnet_small": _convnet_fcos((16, 32, 64, 96, 128), depth=2, out_channels=64, head_convs=2),
     "fcos_convnet_tiny": _convnet_fcos((16, 32, 32, 32, 32), depth=1, out_channels=32, head_convs=2),
+    # The `null` kind (profile `null`): fixed boxes, no computation; measures the platform alone.
+    NULL_DETECTOR: NullDetector,
 }
 DETECTOR_ARCHS: tuple[str, ...] = tuple(_DETECTOR_BUILDERS)
 
@@ -172,11 +227,14 @@ _FAMILY_CLASSES: dict[str, type[nn.Module]] = {
     "fcos": detection.FCOS,
     "ssd": SSD,
     "fasterrcnn": detection.FasterRCNN,
+    "null": NullDetector,
 }
 
 
 def _accepted_kwargs(arch: str) -> set[str]:
     """Keyword names the arch's constructor chain uses; torchvision silently drops unknown ones (typos)."""
+    if _family(arch) == "null":
+        return {"cells"}
     constructors = (_FAMILY_CLASSES[_family(arch)].__init__, GeneralizedRCNNTransform.__init__)
     names = {name for c in constructors for name in inspect.signature(c).parameters}
     return (names | {"trainable_backbone_layers", "norm_layer"}) - {"self", "kwargs", "backbone", "num_classes"}
@@ -331,6 +389,8 @@ def build_classifier(
 
     model_kwargs go to `timm.create_model` (e.g. drop_rate, drop_path_rate).
     """
+    if arch == NULL_CLASSIFIER:
+        return NullClassifier(num_classes)
     if not timm.is_model(arch):
         raise ValueError(_unknown_classifier_message(arch))
     model = timm.create_model(arch, pretrained=False, num_classes=num_classes, **model_kwargs)

@@ -1,9 +1,10 @@
 """The three-stage pipeline: detect cells, crop them, countability, ensemble classification, uncertainty.
 
 All crops of a batch of fields go through each classifier in large batches under `torch.inference_mode()`.
-On CUDA the models run channels_last under autocast (bf16 where supported, else fp16); for detectors only the
-backbone runs in reduced precision, because torchvision decodes boxes in the head's dtype and bf16 cannot hold
-pixel coordinates of a large field to better than a few pixels.
+On CUDA the models run channels_last under autocast (bf16 where supported, else fp16) with cudnn.benchmark on; a
+detector's backbone and head run in reduced precision but hand float32 on (the box regression included), because
+torchvision decodes boxes in the head's output dtype and bf16 cannot hold pixel coordinates of a large field to
+better than a few pixels.
 """
 
 from __future__ import annotations
@@ -98,18 +99,29 @@ def _float_features(features: Any) -> Any:
 
 
 def _backbone_in_reduced_precision(detector: nn.Module, device: torch.device, dtype: torch.dtype) -> None:
-    """Run only the detector's backbone under autocast; its features return as float32 for the heads."""
-    backbone: Any = detector.backbone
-    forward = backbone.forward
+    """Run the detector's backbone and, where it has one (RetinaNet, FCOS, SSD), its head under autocast; each
+    returns float32 (the head's box regression too), so torchvision decodes and clips boxes in full precision."""
     channels_last = device.type == "cuda"
+    backbone: Any = detector.backbone
+    backbone_forward = backbone.forward
 
-    def mixed_precision_forward(images: Tensor) -> Any:
+    def mixed_precision_backbone(images: Tensor) -> Any:
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=dtype):
-            return _float_features(forward(images))
+            return _float_features(backbone_forward(images))
 
-    backbone.forward = mixed_precision_forward
+    backbone.forward = mixed_precision_backbone
+    head: Any = getattr(detector, "head", None)
+    if not isinstance(head, nn.Module):
+        return
+    head_forward = head.forward
+
+    def mixed_precision_head(*args: Any, **kwargs: Any) -> Any:
+        with torch.autocast(device.type, dtype=dtype):
+            return _float_features(head_forward(*args, **kwargs))
+
+    head.forward = mixed_precision_head
 
 
 def _require(condition: bool, message: str) -> None:
@@ -156,6 +168,8 @@ class Pipeline:
         self.timings = PipelineTimings()
         self._pending_cuda_timings: list[tuple[torch.cuda.Event, torch.cuda.Event, Callable[[float], None]]] = []
         memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input shapes per profile: pick the fastest kernels once
         self.detector = detector.eval().to(self.device).to(memory_format=memory_format)
         self.countability = countability.eval().to(self.device).to(memory_format=memory_format)
         self.members = [m.eval().to(self.device).to(memory_format=memory_format) for m in ensemble_members]
@@ -370,3 +384,55 @@ class Pipeline:
             predictions.append(FieldPrediction(int(width), int(height), tuple(cells[offset : offset + count])))
             offset += count
         return predictions
+
+
+def _image_size(image: FieldImage) -> tuple[int, int]:
+    """(height, width) of a field in any of the forms `field_to_tensor` takes."""
+    if isinstance(image, Tensor):
+        return int(image.shape[-2]), int(image.shape[-1])
+    if isinstance(image, np.ndarray):
+        return int(image.shape[0]), int(image.shape[1])
+    width, height = image.size
+    return int(height), int(width)
+
+
+class NullPipeline(Pipeline):
+    """Pipeline kind "null": the null models' fixed boxes and probabilities (inference/core/nets.py
+    `null_detector`, `null_classifier`), computed once per field size and reused, with no crops and no forward
+    pass per field. Pre-labelling with it costs the platform alone (benchmarks/prelabel_path.py --model null)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._by_size: dict[tuple[int, int], FieldPrediction] = {}
+
+    def run(self, images: Sequence[FieldImage]) -> list[FieldPrediction]:
+        start = time.perf_counter()
+        predictions = [self._for_size(_image_size(image)) for image in images]
+        self.timings.total_s += time.perf_counter() - start
+        self.timings.fields += len(predictions)
+        self.timings.cells += sum(len(p.cells) for p in predictions)
+        return predictions
+
+    def _for_size(self, size: tuple[int, int]) -> FieldPrediction:
+        if size not in self._by_size:
+            with torch.inference_mode():
+                field = torch.zeros(3, *size, device=self.device)
+                ((boxes, scores),) = self.detect([field])
+                placeholder = torch.zeros(len(boxes), 3, 1, 1, device=self.device)
+                countability = self.countability(placeholder).float().softmax(dim=1)
+                members = torch.stack([m(placeholder).float().softmax(dim=1) for m in self.members])
+                self._check_outputs(countability, members)
+                (prediction,) = self._assemble(
+                    [field],
+                    [len(boxes)],
+                    boxes.cpu().numpy(),
+                    scores.cpu().numpy(),
+                    countability[:, COUNTABLE_INDEX].cpu().numpy(),
+                    members.cpu().numpy(),
+                )
+            self._by_size[size] = prediction
+        return self._by_size[size]
+
+
+# Pipeline kinds, named by a profile's `kind` (inference/core/profiles.py PIPELINE_KIND_NAMES lists the same names).
+PIPELINE_KINDS: dict[str, type[Pipeline]] = {"three_stage": Pipeline, "null": NullPipeline}

@@ -16,6 +16,8 @@ import yaml
 
 PROFILES_PATH = Path(__file__).with_name("profiles.yaml")
 OPTIMIZERS = ("adam", "adamw", "sgd")
+# The pipeline kinds a profile may name (inference/core/pipeline.py PIPELINE_KINDS builds them).
+PIPELINE_KIND_NAMES = ("three_stage", "null")
 
 
 class UnknownProfileError(KeyError):
@@ -102,6 +104,10 @@ class Profile:
     detector: DetectorConfig
     countability: CountabilityConfig
     classifier: ClassifierConfig
+    # The pipeline kind (inference/core/pipeline.py PIPELINE_KINDS): "three_stage", or "null" (fixed predictions).
+    kind: str = "three_stage"
+    # Fields per pre-label task: a worker decodes, runs and stores them as one chunk (one transaction).
+    prelabel_chunk: int = 32
 
 
 def _section(data: Any, where: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -202,12 +208,15 @@ def _classifier(data: Any, where: str) -> ClassifierConfig:
 def profile_from_dict(name: str, data: Any) -> Profile:
     """Validate one profile's YAML mapping into a `Profile`."""
     sections = ("description", "device", "normalisation", "crops", "detector", "countability", "classifier")
-    d = _section(data, name, sections)
+    d = _section(data, name, sections, ("kind", "prelabel_chunk"))
     norm = _section(d["normalisation"], f"{name}.normalisation", ("mean", "std"))
     crops = _section(d["crops"], f"{name}.crops", ("context_margin", "batch_size"))
     std = _triple(norm["std"], f"{name}.normalisation.std")
     if min(std) <= 0:
         raise ProfileError(f"{name}.normalisation.std: must be > 0, got {std}")
+    kind = str(d.get("kind", "three_stage"))
+    if kind not in PIPELINE_KIND_NAMES:
+        raise ProfileError(f"{name}.kind: {kind!r} is not one of {', '.join(PIPELINE_KIND_NAMES)}")
     margin = float(crops["context_margin"])
     if margin < 0:
         raise ProfileError(f"{name}.crops.context_margin: must be >= 0, got {margin}")
@@ -221,6 +230,8 @@ def profile_from_dict(name: str, data: Any) -> Profile:
         detector=_detector(d["detector"], f"{name}.detector"),
         countability=_countability(d["countability"], f"{name}.countability"),
         classifier=_classifier(d["classifier"], f"{name}.classifier"),
+        kind=kind,
+        prelabel_chunk=_positive(d.get("prelabel_chunk", 32), f"{name}.prelabel_chunk", int),
     )
 
 

@@ -66,6 +66,9 @@ def test_launch_parameters_are_checked_field_by_field(admin: Any, training_env: 
     )
     assert response.status_code == 400
     assert {error["field"] for error in response.data["errors"]} == {"profile", "overrides.lr"}
+    null = admin.post("/api/v1/training-jobs", {"stages": ["classifier"], "profile": "null"}, format="json")
+    assert null.status_code == 400  # the null pipeline kind has nothing to train
+    assert [error["field"] for error in null.data["errors"]] == ["profile"]
     bad = admin.post("/api/v1/training-jobs", {"stage": "segmenter", "epochs": 0}, format="json")
     assert bad.status_code == 400
     assert {error["field"] for error in bad.data["errors"]} == {"stage", "epochs"}

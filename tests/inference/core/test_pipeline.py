@@ -102,13 +102,17 @@ def test_fields_are_processed_in_passes_without_changing_results(tiny_profile: P
 
 
 def test_reduced_precision_path_runs_and_keeps_float32_boxes(tiny_profile: Profile, tiny_models: Models) -> None:
-    # The CUDA path (autocast around classifiers and the detector backbone only), exercised with CPU bf16.
+    # The CUDA path (autocast around classifiers, the detector backbone and head), exercised with CPU bf16.
     # CPU bf16 is slow without native support, so one small field only.
     pipeline = Pipeline(*tiny_models, tiny_profile, amp_dtype=torch.bfloat16)
+    head_dtypes: list[torch.dtype] = []
+    first_conv = next(m for m in pipeline.detector.head.modules() if isinstance(m, torch.nn.Conv2d))
+    first_conv.register_forward_hook(lambda _m, _i, output: head_dtypes.append(output.dtype))
     field = synthetic_fields()[1]
     with torch.inference_mode():
         detections = pipeline.detect([field_to_tensor(field)])
-    assert detections[0][0].dtype == torch.float32
+    assert head_dtypes[0] == torch.bfloat16  # the head ran in reduced precision ...
+    assert detections[0][0].dtype == torch.float32  # ... and the boxes were decoded from float32 regression
     (prediction,) = pipeline.run([field])
     assert len(prediction.cells) == 5
     for cell in prediction.cells:
