@@ -186,14 +186,18 @@ def measure_export(case_code: str, out_path: str, *, trace: bool, export_format:
     if trace:
         tracemalloc.start()
     before = max_rss_mb()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
     with open(out_path, "wb") as out:
         summary = export_write(export_format, plan, out)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime
     if trace:
         return {"python_peak_mb": round(tracemalloc.get_traced_memory()[1] / 2**20, 1)}
     return {
         "seconds": round(seconds, 2),
+        "cpu_s": round(cpu_s, 2),
         "rss_peak_mb": round(max_rss_mb(), 1),
         "rss_growth_mb": round(max_rss_mb() - before, 1),
         "exported_annotations": summary.to_dict()["annotations"],
@@ -255,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         "format": args.format,
         "annotations": measured["exported_annotations"],
         "seconds": measured["seconds"],
+        "cpu_s": measured["cpu_s"],  # the export's own CPU time: what wall time would be on an idle core
+        "load_average": round(os.getloadavg()[0], 1),
         "peak_mb": measured["python_peak_mb"],
         "peak_mb_measure": "tracemalloc peak of the export (traced rerun in a fresh child; seconds are untraced)",
         "rss_peak_mb": measured["rss_peak_mb"],

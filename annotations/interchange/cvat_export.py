@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import zipfile
 from datetime import UTC, datetime
-from typing import IO
+from typing import IO, Any
 from xml.sax.saxutils import escape, quoteattr
 
 from django.conf import settings
@@ -26,8 +26,7 @@ from annotations.interchange.coco_export import (
     total_rows,
     write_images,
 )
-from annotations.interchange.coco_format import category_id
-from annotations.interchange.export_common import CATEGORY_INDEX, CATEGORY_NAMES, images_with_cells
+from annotations.interchange.export_common import BOX_INDEX, CATEGORY_NAMES, images_with_cells
 from annotations.interchange.export_selection import ExportPlan, export_splits
 
 _ATTRIBUTES = (
@@ -40,6 +39,9 @@ _ATTRIBUTES = (
     "<default_value></default_value><values></values></attribute>"
     "</attributes>"
 )
+
+
+LABELS = {pair: escape(CATEGORY_NAMES[index]) for pair, index in BOX_INDEX.items()}
 
 
 def _meta(splits: list[str]) -> str:
@@ -56,6 +58,7 @@ def _meta(splits: list[str]) -> str:
 def _write_split(handle: IO[bytes], plan: ExportPlan, split: str, progress: Progress, first_id: int) -> SplitSummary:
     rows = Rows(pseudonym_key(), split)
     summary = SplitSummary()
+    sources: dict[tuple[Any, ...], str] = {}  # (kind, source name, annotator, model version) -> escaped text
     for (field_id, width, height, image_format, *_), cells in images_with_cells(plan, split):
         name = f"{split}/{image_file_name(field_id, image_format)}"
         parts = [
@@ -64,14 +67,17 @@ def _write_split(handle: IO[bytes], plan: ExportPlan, split: str, progress: Prog
         ]
         for cell in cells:
             x, y, w, h, countable, cell_class = cell[2], cell[3], cell[4], cell[5], bool(cell[6]), cell[7]
-            label = CATEGORY_NAMES[CATEGORY_INDEX[category_id(countable, cell_class)]]
-            source = json.loads(rows.source(cell[8], cell[10], cell[11], cell[12]))
+            label = LABELS[countable, cell_class]  # escaped
+            key = (cell[8], cell[10], cell[11], cell[12])
+            if key not in sources:
+                sources[key] = escape(json.loads(rows.source(*key)))
+            source = sources[key]
             parts.append(
-                f'<box label="{escape(label)}" source="manual" occluded="0" xtl="{x!r}" ytl="{y!r}" '
+                f'<box label="{label}" source="manual" occluded="0" xtl="{x!r}" ytl="{y!r}" '
                 f'xbr="{x + w!r}" ybr="{y + h!r}" z_order="0">'
                 f'<attribute name="countable">{"true" if countable else "false"}</attribute>'
                 f'<attribute name="cell_class">{"" if cell_class is None else cell_class}</attribute>'
-                f'<attribute name="source">{escape(source)}</attribute></box>'
+                f'<attribute name="source">{source}</attribute></box>'
             )
         parts.append("</image>\n")
         handle.write("".join(parts).encode())

@@ -28,8 +28,8 @@ from annotations.interchange.coco_export import (
     total_rows,
     write_images,
 )
-from annotations.interchange.coco_format import CATEGORY_ID_RULE, category_id
-from annotations.interchange.export_common import CATEGORY_INDEX, CATEGORY_NAMES, images_with_cells
+from annotations.interchange.coco_format import CATEGORY_ID_RULE
+from annotations.interchange.export_common import BOX_COLUMNS, BOX_INDEX, CATEGORY_NAMES, images_with_cells
 from annotations.interchange.export_selection import ExportPlan, export_provenance, export_splits
 
 LABEL_CHUNK_IMAGES = 200
@@ -37,12 +37,11 @@ LABEL_CHUNK_IMAGES = 200
 
 def yolo_label_lines(cells: Sequence[Sequence[Any]], width: int, height: int) -> str:
     """A label file's text: `class cx cy w h` per cell row (CELL_COLUMNS), fractions written exactly (repr)."""
-    lines = []
-    for row in cells:
-        x, y, w, h, countable, cell_class = row[2], row[3], row[4], row[5], bool(row[6]), row[7]
-        index = CATEGORY_INDEX[category_id(countable, cell_class)]
-        lines.append(f"{index} {(x + w / 2) / width!r} {(y + h / 2) / height!r} {w / width!r} {h / height!r}\n")
-    return "".join(lines)
+    return "".join(
+        f"{BOX_INDEX[bool(countable), cell_class]} {(x + w / 2) / width!r} {(y + h / 2) / height!r} "
+        f"{w / width!r} {h / height!r}\n"
+        for _, _, x, y, w, h, countable, cell_class in cells
+    )
 
 
 def data_yaml(splits: list[str], provenance: list[dict[str, str]]) -> str:
@@ -66,7 +65,7 @@ def data_yaml(splits: list[str], provenance: list[dict[str, str]]) -> str:
 
 def _write_labels(archive: zipfile.ZipFile, plan: ExportPlan, split: str, progress: Progress) -> SplitSummary:
     summary = SplitSummary()
-    for (field_id, width, height, image_format, *_), cells in images_with_cells(plan, split):
+    for (field_id, width, height, image_format, *_), cells in images_with_cells(plan, split, BOX_COLUMNS):
         name = image_file_name(field_id, image_format).rsplit(".", 1)[0]
         archive.writestr(f"labels/{split}/{name}.txt", yolo_label_lines(cells, width, height))
         summary.images += 1

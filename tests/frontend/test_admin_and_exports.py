@@ -45,3 +45,23 @@ def test_admin_models_page_speaks_about_each_section(page: Any) -> None:
         # Either the registry's data or a sentence saying the endpoint is not there yet: never an empty box.
         assert page.inner_text(section).strip()
     screenshot(page, "models")
+
+
+def test_researcher_chooses_the_yolo_format(exports_api: None, page: Any, celery_worker_thread: Any) -> None:
+    import zipfile
+
+    world = build_world(n_fields=1)
+    truth = imported_truth(world.fields[0])
+    CellFactory(annotation_set=truth, cell_class_id=12)
+    UserFactory(username="yuri", roles=[Role.RESEARCHER])
+    log_in(page, "yuri", PASSWORD)
+    page.click("a[href='/exports']")
+    page.wait_for_selector("form.export-form")
+    page.select_option("#export-cases", [world.case.code])
+    page.select_option("#export-format", "yolo")
+    page.click("form.export-form button[type=submit]")
+    link = page.wait_for_selector("#export-progress a[id^='download-']", timeout=90_000)
+    with page.expect_download() as download:
+        link.click()
+    with zipfile.ZipFile(download.value.path()) as archive:
+        assert "data.yaml" in archive.namelist()
