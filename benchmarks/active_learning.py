@@ -30,6 +30,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -350,6 +351,34 @@ def simulate(
     return {"labels": labels_axis, "curves": curves, "summary": summarise(curves, labels_axis)}
 
 
+_LOG_LINE = re.compile(r"seed (\d+) (\w+) round (\d+): (\d+) labels, macro-F1 ([0-9.]+)")
+
+
+def curves_from_log(lines: Sequence[str], settings: Settings) -> dict[str, Any]:
+    """The curves an earlier run logged (its stderr), e.g. one cut short on a busy machine: only the seeds whose
+    every strategy finished every round are kept, so each strategy is summarised over the same seeds."""
+    rounds: dict[tuple[int, str], dict[int, tuple[int, float]]] = {}
+    for line in lines:
+        match = _LOG_LINE.search(line)
+        if match:
+            seed, name, index, count, score = match.groups()
+            rounds.setdefault((int(seed), name), {})[int(index)] = (int(count), float(score))
+    complete = sorted(
+        seed
+        for seed in {seed for seed, _ in rounds}
+        if all(len(rounds.get((seed, name), {})) == settings.rounds + 1 for name in settings.strategies)
+    )
+    if not complete:
+        raise ValueError("the log holds no seed whose every strategy finished every round")
+    first = rounds[(complete[0], settings.strategies[0])]
+    labels = [first[index][0] for index in range(settings.rounds + 1)]
+    curves = {
+        name: [[rounds[(seed, name)][index][1] for index in range(settings.rounds + 1)] for seed in complete]
+        for name in settings.strategies
+    }
+    return {"labels": labels, "curves": curves, "summary": summarise(curves, labels), "seeds": complete}
+
+
 def plot(result: dict[str, Any], path: Path, title: str) -> Path:
     import matplotlib
 
@@ -407,6 +436,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strategies", default=None, help=f"comma list of {', '.join(STRATEGIES)} (random always)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a shared machine)")
     parser.add_argument("--jobs", type=int, default=2, help="processes running (seed, strategy) curves at once")
+    parser.add_argument(
+        "--from-log", type=Path, default=None, help="summarise the curves an earlier run logged (no training)"
+    )
     parser.add_argument("--no-cache", action="store_true", help="cut the crops again instead of reading var/")
     parser.add_argument("--plot", type=Path, default=DEFAULT_PLOT, help="where the learning-curve PNG goes")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
@@ -436,7 +468,11 @@ def main(argv: list[str] | None = None) -> int:
     cache = None if args.no_cache else CACHE_DIR
     pool, held_out = cut_cells(pool_records, stage_settings, cache), cut_cells(val_records, stage_settings, cache)
 
-    result = simulate(pool, held_out, train_config, settings, jobs=args.jobs, threads=args.threads, log=_log_stderr)
+    if args.from_log is not None:
+        result = curves_from_log(args.from_log.read_text().splitlines(), settings)
+        settings = dataclasses.replace(settings, seeds=tuple(result["seeds"]))
+    else:
+        result = simulate(pool, held_out, train_config, settings, jobs=args.jobs, threads=args.threads, log=_log_stderr)
     summary = result["summary"]
     ranked = sorted(summary, key=lambda name: summary[name]["aulc"], reverse=True)
     figures: dict[str, Any] = {
@@ -456,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
         else [],
         "not_applicable": NOT_APPLICABLE,
         "plot": str(plot(result, args.plot, f"Active learning on BCCD white cells ({len(settings.seeds)} seeds)")),
+        "from_log": None if args.from_log is None else str(args.from_log),
         "minutes": round((time.monotonic() - started) / 60, 2),
         "threads": args.threads,
         "jobs": args.jobs,

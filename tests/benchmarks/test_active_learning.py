@@ -96,3 +96,23 @@ def test_quick_run_on_bccd(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert set(figures["not_applicable"]) == {"detector", "countability"}
     assert Path(figures["plot"]) == plot
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_curves_from_log_keep_only_seeds_every_strategy_finished() -> None:
+    settings = al.Settings(rounds=1, strategies=("random", "entropy"))
+    lines = [
+        "[20:00:00] seed 0 random round 0: 10 labels, macro-F1 0.2000",
+        "[20:00:01] seed 0 entropy round 0: 10 labels, macro-F1 0.2000",
+        "[20:00:02] seed 0 random round 1: 20 labels, macro-F1 0.4000",
+        "[20:00:03] seed 0 entropy round 1: 20 labels, macro-F1 0.5000",
+        "[20:00:04] seed 1 random round 0: 10 labels, macro-F1 0.1000",
+        "[20:00:05] seed 1 random round 1: 20 labels, macro-F1 0.3000",
+        "[20:00:06] seed 1 entropy round 0: 10 labels, macro-F1 0.1000",  # seed 1 entropy never finished
+    ]
+    result = al.curves_from_log(lines, settings)
+    assert result["seeds"] == [0]
+    assert result["labels"] == [10, 20]
+    assert result["curves"] == {"random": [[0.2, 0.4]], "entropy": [[0.2, 0.5]]}
+    assert result["summary"]["entropy"]["labels_to_random_final"] == 20
+    with pytest.raises(ValueError, match="no seed"):
+        al.curves_from_log(lines[4:], settings)
