@@ -410,8 +410,9 @@ def _settings_from(args: argparse.Namespace) -> Settings:
     for key in ("initial", "batch", "rounds", "epochs", "crop_size", "batch_size"):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
-    if args.seeds is not None:
-        changes["seeds"] = tuple(range(args.seeds))
+    if args.seeds is not None or args.first_seed:
+        count = args.seeds if args.seeds is not None else len(base.seeds)
+        changes["seeds"] = tuple(range(args.first_seed, args.first_seed + count))
     if args.strategies:
         names = tuple(s.strip() for s in args.strategies.split(",") if s.strip())
         unknown = [s for s in names if s not in STRATEGIES]
@@ -430,6 +431,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=None, help="cells labelled per round (B)")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=None, help="epochs per training")
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="seeds are first..first+n-1 (runs of other seeds can be merged "
+        "with --from-log on their concatenated logs: each curve depends on its seed alone)",
+    )
     parser.add_argument("--crop-size", type=int, default=None, help="crop side in px (cpu profile: 112)")
     parser.add_argument("--batch-size", type=int, default=None, help="training batch size")
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (0..n-1)")
