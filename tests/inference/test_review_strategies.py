@@ -5,10 +5,13 @@ its query parameter and the endpoint the UI lists strategies from."""
 import dataclasses
 from typing import Any
 
+import numpy as np
 import pytest
 
+from annotations.models import AnnotationKind, Cell
 from inference.core.selection import REVIEW_STRATEGIES, ReviewCandidate, ReviewStrategy, select_for_review
-from tests.factories import FieldFactory, ModelVersionFactory
+from inference.core.uncertainty import compute_uncertainty
+from tests.factories import AnnotationSetFactory, CellFactory, FieldFactory, ModelVersionFactory
 from tests.inference.test_review_queue_api import predicted, release_claims
 
 pytestmark = pytest.mark.django_db
@@ -89,3 +92,53 @@ def test_a_strategy_added_in_one_place_is_everywhere(
     }
     refused = client_for(annotator).get("/api/v1/review-queue", {"strategy": "random"})
     assert "most_confident" in refused.json()["detail"]
+
+
+def test_sql_ordering_and_pure_priority_rank_alike() -> None:
+    """The queue's SQL orders stored columns; the benchmark (benchmarks/active_learning.py) and the selection rank
+    by the pure priority of the uncertainty measures. On cells stored as the pre-label service stores them, both
+    give one order for every strategy."""
+    members = np.array(
+        [
+            [[0.98, 0.01, 0.01], [0.36, 0.33, 0.31], [0.90, 0.05, 0.05], [0.60, 0.30, 0.10], [0.10, 0.85, 0.05]],
+            [[0.97, 0.02, 0.01], [0.35, 0.34, 0.31], [0.20, 0.75, 0.05], [0.55, 0.40, 0.05], [0.15, 0.80, 0.05]],
+        ]
+    )
+    ensemble = members.mean(axis=0)
+    detector_scores = np.array([0.9, 0.5, 0.8, 0.3, 0.7])
+    measures = compute_uncertainty(ensemble, members, detector_scores).per_cell()
+    prediction_set = AnnotationSetFactory(
+        field=FieldFactory(),
+        kind=AnnotationKind.PREDICTION,
+        annotator=None,
+        model_version=ModelVersionFactory(stage="classifier", status="active"),
+        status="locked",
+    )
+    cells = [
+        CellFactory(
+            annotation_set=prediction_set,
+            x=10 + 60 * index,
+            cell_class_id=int(probs.argmax()),
+            confidence=float(probs.max()),
+            margin=measure["margin"],
+            entropy=measure["entropy"],
+            mutual_information=measure["mutual_information"],
+            detector_score=float(score),
+            scores={"probabilities": probs.tolist(), "uncertainty": measure},
+        )
+        for index, (probs, measure, score) in enumerate(zip(ensemble, measures, detector_scores, strict=True))
+    ]
+    candidates = [
+        ReviewCandidate(cell.pk, cell.annotation_set.field_id, cell.cell_class_id, measure, cell.detector_score)
+        for cell, measure in zip(cells, measures, strict=True)
+    ]
+    orders = {}
+    for name, strategy in REVIEW_STRATEGIES.items():
+        sql = list(Cell.objects.filter(pk__in=[c.pk for c in cells]).order_by(strategy.order_by, "id"))
+        pure = select_for_review(candidates, len(candidates), name, balance_classes=False)
+        assert [cell.pk for cell in sql] == [c.cell_id for c in pure], name
+        orders[name] = [cells.index(cell) for cell in sql]
+    # The example tells the strategies apart: the members' disagreement and the detector rank their own way.
+    assert orders["entropy"][0] == 1
+    assert orders["disagreement"][0] == 2
+    assert orders["detector"][0] == 3
