@@ -49,7 +49,7 @@ class PatientSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Patient
-        fields = ["id", "code", "split", "case_count", "created_at"]
+        fields = ["id", "code", "birth_year", "sex", "split", "case_count", "created_at"]
         read_only_fields = ["split", "created_at"]
 
 
