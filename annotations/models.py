@@ -85,6 +85,7 @@ class Smear(models.Model):
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="smears")
     code = models.CharField(max_length=64, validators=[PSEUDONYM_VALIDATOR])
     stain = models.CharField(max_length=64, default="Wright-Giemsa")
+    prepared_on = models.DateField(null=True, blank=True, help_text="the day the smear was made")
     microscope = models.CharField(max_length=128, blank=True, default="")
     camera = models.CharField(max_length=128, blank=True, default="")
     magnification = models.PositiveIntegerField(default=1000)

@@ -87,6 +87,7 @@ class SmearSerializer(ClinicalOnlyKeys):
             "case_code",
             "code",
             "stain",
+            "prepared_on",
             "microscope",
             "camera",
             "magnification",

@@ -2252,6 +2252,11 @@ export interface components {
       case?: number;
       code?: string;
       stain?: string;
+      /**
+       * Format: date
+       * @description the day the smear was made
+       */
+      prepared_on?: string | null;
       microscope?: string;
       camera?: string;
       /** Format: int64 */
@@ -2492,6 +2497,11 @@ export interface components {
       readonly case_code: string;
       code: string;
       stain?: string;
+      /**
+       * Format: date
+       * @description the day the smear was made
+       */
+      prepared_on?: string | null;
       microscope?: string;
       camera?: string;
       /** Format: int64 */
@@ -2509,6 +2519,11 @@ export interface components {
       case: number;
       code: string;
       stain?: string;
+      /**
+       * Format: date
+       * @description the day the smear was made
+       */
+      prepared_on?: string | null;
       microscope?: string;
       camera?: string;
       /** Format: int64 */
