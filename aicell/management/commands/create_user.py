@@ -17,6 +17,7 @@ from aicell.roles import Role
 
 class Command(BaseCommand):
     help = "Create a user with one or more roles (annotator, adjudicator, admin, researcher)."
+    stealth_options = ("stdin",)
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")
@@ -30,7 +31,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         generated = not options["password_from_stdin"]
-        password = secrets.token_urlsafe(12) if generated else sys.stdin.readline().rstrip("\r\n")
+        password = (
+            secrets.token_urlsafe(12) if generated else (options.get("stdin") or sys.stdin).readline().rstrip("\r\n")
+        )
         try:
             user = user_create(
                 username=options["username"],
