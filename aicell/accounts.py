@@ -69,7 +69,9 @@ def _checked_email(email: Any) -> str:
     return email
 
 
-def _set_roles(user: User, roles: Sequence[Role]) -> None:
+def user_roles_apply(user: User, roles: Sequence[Role]) -> None:
+    """The user's roles become exactly `roles` (groups; the admin role makes staff and superuser, its absence undoes
+    both). No checks and no audit: the services above and the demo call it."""
     user.groups.set([Group.objects.get_or_create(name=role.value)[0] for role in roles])
     is_admin = Role.ADMIN in roles
     user.is_staff = is_admin
@@ -106,7 +108,7 @@ def user_create(*, username: Any, roles: Iterable[Any], password: Any, email: An
         raise ValidationFailed(errors[0].reason if len(errors) == 1 else "The user was not created.", errors=errors)
     with transaction.atomic():
         user = User.objects.create_user(username=username, email=checked["email"], password=password)
-        _set_roles(user, checked["roles"])
+        user_roles_apply(user, checked["roles"])
         audit_record(actor=actor, action="user.create", entity="user", entity_id=user.pk, after=user_snapshot(user))
     return user
 
@@ -130,7 +132,7 @@ def user_update(
             checked = _checked_roles(roles)
             if user.pk == getattr(actor, "pk", None) and Role.ADMIN not in checked:
                 raise ValidationFailed("You cannot take your own admin role.", field="roles")
-            _set_roles(user, checked)
+            user_roles_apply(user, checked)
         if is_active is not None:
             if user.pk == getattr(actor, "pk", None) and not is_active:
                 raise ValidationFailed("You cannot deactivate yourself.", field="is_active")
