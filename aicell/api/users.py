@@ -23,6 +23,7 @@ ADMINS = frozenset({Role.ADMIN})
 
 
 class UserSerializer(serializers.ModelSerializer):
+    email = serializers.CharField(read_only=True, help_text="empty when none was given")
     roles = serializers.SerializerMethodField()
 
     class Meta:

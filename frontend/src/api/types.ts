@@ -2749,10 +2749,7 @@ export interface components {
       readonly id: number;
       /** @description Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only. */
       readonly username: string;
-      /**
-       * Email address
-       * Format: email
-       */
+      /** @description empty when none was given */
       readonly email: string;
       readonly roles: components["schemas"]["RoleEnum"][];
       /**
