@@ -10,16 +10,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.db import transaction
 
+from aicell.accounts import user_roles_apply
 from aicell.roles import Role
 from annotations.interchange.archive import DirectoryDataset
 from annotations.interchange.dataset import field_types_read
 from annotations.interchange.dataset_import import ImportOptions, dataset_import
 from annotations.interchange.label_map import label_map_parse
-from annotations.models import Case, Diagnosis, Field, ImportFormat, Patient, Smear
-from annotations.services import Upload, field_upload_many
+from annotations.models import Assignment, Case, Conflict, Diagnosis, Field, FieldStatus, ImportFormat, Patient, Smear
+from annotations.review.services import assignment_create, conflict_resolve
+from annotations.services import (
+    Upload,
+    annotation_set_create_for_annotator,
+    annotation_set_submit,
+    cell_create,
+    field_upload_many,
+)
+from annotations.taxonomy import class_by_name
 from training.jobs import open_training_job, training_job_create
 from training.models import ModelStatus, ModelVersion
 
@@ -55,8 +64,10 @@ def demo_users_reset() -> dict[str, str]:
         user, _ = User.objects.get_or_create(username=username)
         password = secrets.token_urlsafe(9)
         user.set_password(password)
+        user.is_active = True
         user.save()
-        user.groups.set([Group.objects.get(name=role.value)])
+        # The admin role makes the user staff (and superuser), so the Django admin works for labadmin.
+        user_roles_apply(user, [role])
         credentials[username] = password
     return credentials
 
@@ -140,12 +151,60 @@ def demo_setup() -> DemoSetup:
     credentials = demo_users_reset()
     admin = User.objects.get(username="labadmin")
     created, existing = demo_fields_load(admin)
+    demo_day_seed(admin)
     return DemoSetup(
         credentials=credentials,
         fields_created=created,
         fields_existing=existing,
         training_job_id=demo_training_start(admin),
     )
+
+
+# Where the demo annotators put their one box on a seeded field (inside every 640x480 BCCD field).
+DEMO_BOX = {"x": 260.0, "y": 180.0, "width": 110.0, "height": 110.0}
+DEMO_ASSIGNED_FIELDS = 3
+
+
+def _demo_annotate(field: Field, user: User, class_name: str) -> None:
+    annotation_set = annotation_set_create_for_annotator(field=field, annotator=user)
+    data = {**DEMO_BOX, "cell_class": class_by_name(class_name).id}
+    cell_create(annotation_set_id=annotation_set.pk, expected_version=annotation_set.version, data=data, actor=user)
+    annotation_set.refresh_from_db()
+    annotation_set_submit(annotation_set_id=annotation_set.pk, expected_version=annotation_set.version, actor=user)
+
+
+def demo_day_seed(admin: User) -> dict[str, list[int]]:
+    """A day in progress, so every role has work at login: of the uploaded fields, some are assigned to both demo
+    annotators, one is in cross-check with an open conflict (the annotators disagree on a cell's class), one in
+    adjudication (both kept their version). Through the services, as the UI would do it; once only (a lab with
+    any assignment is left as it is)."""
+    if Assignment.objects.exists():
+        return {}
+    waiting = list(
+        Field.objects.filter(status__in=[FieldStatus.UPLOADED, FieldStatus.PRELABELLED]).order_by("id")[
+            : DEMO_ASSIGNED_FIELDS + 2
+        ]
+    )
+    if len(waiting) < DEMO_ASSIGNED_FIELDS + 2:
+        return {}
+    one, two = User.objects.get(username="annotator1"), User.objects.get(username="annotator2")
+    for field in waiting:
+        for user in (one, two):
+            assignment_create(field_id=field.pk, annotator_id=user.pk, actor=admin)
+    crosscheck, adjudication = waiting[-2], waiting[-1]
+    for field in (crosscheck, adjudication):
+        _demo_annotate(field, one, "lymphoblast")
+        _demo_annotate(field, two, "lymphocyte")
+    for user in (one, two):
+        conflict = Conflict.objects.get(field=adjudication)
+        conflict_resolve(
+            conflict_id=conflict.pk, expected_version=conflict.version, data={"decision": "keep"}, actor=user
+        )
+    return {
+        "assigned": [field.pk for field in waiting[:DEMO_ASSIGNED_FIELDS]],
+        "in_crosscheck": [crosscheck.pk],
+        "in_adjudication": [adjudication.pk],
+    }
 
 
 def demo_credentials_file() -> Path:

@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
+from aicell.api.users import HomeView, UserViewSet
 from aicell.api.views import HealthView, SessionView
 from annotations import views as annotation_views
 from annotations.review import views as review_views
@@ -36,11 +37,13 @@ router.register("training-jobs", training_views.TrainingJobViewSet, basename="tr
 router.register("model-versions", training_views.ModelVersionViewSet, basename="model-version")
 router.register("dataset-snapshots", training_views.DatasetSnapshotViewSet, basename="dataset-snapshot")
 router.register("training-schedules", training_views.TrainingScheduleViewSet, basename="training-schedule")
+router.register("users", UserViewSet, basename="user")
 
 api_v1: list[URLPattern | URLResolver] = [
     path("health", HealthView.as_view(), name="health"),
     path("auth/session", SessionView.as_view(), name="auth-session"),
     path("auth/token", obtain_auth_token, name="auth-token"),
+    path("home", HomeView.as_view(), name="home"),
     path("review-queue", inference_views.ReviewQueueView.as_view(), name="review-queue"),
     path("review-strategies", inference_views.ReviewStrategiesView.as_view(), name="review-strategies"),
     path("agreement", review_views.AgreementView.as_view(), name="agreement"),

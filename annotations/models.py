@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
@@ -40,8 +40,19 @@ class Diagnosis(models.TextChoices):
     OTHER = "OTHER", "Other"
 
 
+class Sex(models.TextChoices):
+    FEMALE = "F", "Female"
+    MALE = "M", "Male"
+    OTHER = "X", "Other"
+
+
 class Patient(models.Model):
     code = models.CharField(max_length=64, unique=True, validators=[PSEUDONYM_VALIDATOR])
+    # Optional and coarse (a year, never a date of birth): enough for age-stratified studies, not for re-identifying.
+    birth_year = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1900), MaxValueValidator(2100)]
+    )
+    sex = models.CharField(max_length=1, choices=Sex.choices, blank=True, default="")
     # Assigned once per patient by the split service (`services.patient_splits_assign`) and never changed
     # afterwards, so no patient's cells sit on both sides of a train/test boundary.
     split = models.CharField(max_length=8, choices=Split.choices, blank=True, default="")
@@ -74,6 +85,7 @@ class Smear(models.Model):
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="smears")
     code = models.CharField(max_length=64, validators=[PSEUDONYM_VALIDATOR])
     stain = models.CharField(max_length=64, default="Wright-Giemsa")
+    prepared_on = models.DateField(null=True, blank=True, help_text="the day the smear was made")
     microscope = models.CharField(max_length=128, blank=True, default="")
     camera = models.CharField(max_length=128, blank=True, default="")
     magnification = models.PositiveIntegerField(default=1000)

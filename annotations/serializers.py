@@ -51,7 +51,7 @@ class PatientSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Patient
-        fields = ["id", "code", "split", "case_count", "created_at"]
+        fields = ["id", "code", "birth_year", "sex", "split", "case_count", "created_at"]
         read_only_fields = ["split", "created_at"]
 
 
@@ -89,6 +89,7 @@ class SmearSerializer(ClinicalOnlyKeys):
             "case_code",
             "code",
             "stain",
+            "prepared_on",
             "microscope",
             "camera",
             "magnification",

@@ -3,14 +3,24 @@ annotator never sees the other annotator's work on a field before both have subm
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from aicell.roles import Role, roles_of
-from annotations.models import AnnotationKind, AnnotationSet, Assignment, Cell, Conflict, FieldReview
+from annotations.models import (
+    AnnotationKind,
+    AnnotationSet,
+    AnnotationStatus,
+    Assignment,
+    Cell,
+    Conflict,
+    FieldReview,
+)
 from annotations.review.matching import Agreement, FieldMatch, measure_agreement
 from annotations.selectors import is_lab_manager
 
@@ -127,3 +137,28 @@ def _pair_row(user_a: Any, user_b: Any, matches: Sequence[FieldMatch]) -> dict[s
         "n_fields": len(matches),
         **_summary(measure_agreement(matches)),
     }
+
+
+def annotator_loads() -> list[dict[str, Any]]:
+    """Every active annotator with their open work (assigned fields whose own set is not submitted yet)."""
+    submitted = AnnotationSet.objects.filter(
+        field=OuterRef("field"),
+        annotator=OuterRef("annotator"),
+        kind=AnnotationKind.ANNOTATOR,
+        status__in=[AnnotationStatus.SUBMITTED, AnnotationStatus.LOCKED],
+    )
+    annotators = list(
+        User.objects.filter(is_active=True, groups__name=Role.ANNOTATOR.value).order_by("username").distinct()
+    )
+    assignments = Assignment.objects.filter(annotator__in=annotators)
+    open_counts = Counter(assignments.exclude(Exists(submitted)).values_list("annotator_id", flat=True))
+    totals = Counter(assignments.values_list("annotator_id", flat=True))
+    return [
+        {
+            "id": user.pk,
+            "username": user.get_username(),
+            "open_assignments": open_counts[user.pk],
+            "assignments": totals[user.pk],
+        }
+        for user in annotators
+    ]

@@ -224,3 +224,10 @@ class ReviewSettingsSerializer(serializers.ModelSerializer):
         model = ReviewSettings
         fields = ["show_prelabels", "iou_threshold", "updated_by", "updated_at"]
         read_only_fields = ["updated_by", "updated_at"]
+
+
+class AnnotatorLoadSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    open_assignments = serializers.IntegerField(help_text="assigned fields whose own set is not submitted yet")
+    assignments = serializers.IntegerField(help_text="all assigned fields")

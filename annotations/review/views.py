@@ -25,6 +25,7 @@ from annotations.models import AnnotationSet, Assignment, Conflict, Field, Revie
 from annotations.review import selectors as review_selectors
 from annotations.review import services as review_services
 from annotations.review.serializers import (
+    AnnotatorLoadSerializer,
     AssignmentAutoResultSerializer,
     AssignmentAutoSerializer,
     AssignmentCreateSerializer,
@@ -60,6 +61,7 @@ class AssignmentViewSet(
     read_roles = CLINICAL_ROLES
     write_roles = LAB_MANAGERS
     ordering_fields = ["id", "created_at", "field"]
+    action_roles = {"loads": LAB_MANAGERS}
 
     def get_queryset(self) -> QuerySet[Assignment]:
         return review_selectors.assignments_visible_to(self.request.user)
@@ -95,6 +97,12 @@ class AssignmentViewSet(
             "skipped": [error.to_dict() for error in result.skipped],
         }
         return Response(data, status=201)
+
+    @extend_schema(responses={200: AnnotatorLoadSerializer(many=True)}, filters=False)
+    @action(detail=False, methods=["get"], pagination_class=None)
+    def loads(self, request: Request) -> Response:
+        """Every active annotator with their open work (not paginated): what the assignment page balances."""
+        return Response(AnnotatorLoadSerializer(review_selectors.annotator_loads(), many=True).data)
 
 
 def _fields_named(body: dict[str, Any]) -> list[int]:

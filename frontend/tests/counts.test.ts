@@ -112,12 +112,15 @@ describe("routes", () => {
 
   it("builds the navigation bar from the route table, in its order", () => {
     expect(ROUTES.flatMap((r) => (r.nav ? [r.nav.label] : []))).toEqual([
-      "Worklist",
+      "Home",
+      "Intake",
+      "Assignment",
       "Review queue",
       "Cross-check",
       "Cases",
       "Models",
       "Exports",
+      "Users",
     ]);
   });
 

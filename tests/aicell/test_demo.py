@@ -8,10 +8,22 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.test import Client
 
-from aicell.demo import DEMO_DATA, demo_field_ids, demo_setup
+from aicell.demo import DEMO_ASSIGNED_FIELDS, DEMO_DATA, demo_field_ids, demo_setup, demo_users_reset
+from aicell.home import home_summary
 from aicell.models import JobStatus
-from annotations.models import AnnotationKind, AnnotationSet, AnnotationStatus, Cell, Field, FieldStatus
+from annotations.models import (
+    AnnotationKind,
+    AnnotationSet,
+    AnnotationStatus,
+    Assignment,
+    Cell,
+    Conflict,
+    ConflictStatus,
+    Field,
+    FieldStatus,
+)
 from training.core.stages import STAGES
 from training.models import TrainingJob
 
@@ -46,8 +58,12 @@ def test_the_demo_loads_train_fields_as_truth_and_val_fields_as_uploads_once(set
         listed = types.get(image_id, [])
         if len(classes) == len(listed) and len(set(listed)) == 1:
             assert set(classes) == {TYPE_CLASS[listed[0]]}
+    # The val fields are new uploads, but for the few the demo day puts into work (test below).
+    seeded = set(Assignment.objects.values_list("field_id", flat=True))
     for image_id in val:
         field = by_name[f"{image_id}.jpg"]
+        if field.pk in seeded:
+            continue
         assert field.status == FieldStatus.UPLOADED
         assert not field.annotation_sets.exists()
     assert set(User.objects.values_list("username", flat=True)) >= {"annotator1", "labadmin", "researcher"}
@@ -59,3 +75,32 @@ def test_the_demo_loads_train_fields_as_truth_and_val_fields_as_uploads_once(set
     assert again.training_job_id is None
     assert (job.profile, job.status, list(job.stages)) == ("cpu", JobStatus.QUEUED, list(STAGES))
     assert Field.objects.count() == len(train) + len(val)
+
+
+def test_the_demo_seeds_a_day_with_work_for_every_role(settings: Any) -> None:
+    settings.AICELL_AUTO_PRELABEL = False
+    demo_setup()
+    statuses = list(Field.objects.filter(assignments__isnull=False).distinct().values_list("status", flat=True))
+    assert statuses.count(FieldStatus.IN_ANNOTATION) == DEMO_ASSIGNED_FIELDS
+    assert statuses.count(FieldStatus.IN_CROSSCHECK) == 1
+    assert statuses.count(FieldStatus.IN_ADJUDICATION) == 1
+    assert Conflict.objects.filter(status=ConflictStatus.OPEN).count() == 1
+    assert Conflict.objects.filter(status=ConflictStatus.ESCALATED).count() == 1
+    admin = User.objects.get(username="labadmin")
+    assert admin.is_staff  # the Django admin works for the demo's lab admin
+    browser = Client()
+    assert browser.login(username="labadmin", password=demo_users_reset()["labadmin"])
+    assert browser.get("/admin/").status_code == 200
+    for username, block, key in (
+        ("annotator1", "annotator", "fields_to_annotate"),
+        ("annotator2", "annotator", "conflicts_waiting"),
+        ("adjudicator", "adjudicator", "escalated_conflicts"),
+        ("labadmin", "admin", "fields_waiting_for_assignment"),
+        ("researcher", "researcher", "cases"),
+    ):
+        summary = home_summary(User.objects.get(username=username))
+        assert summary[block][key] > 0, (username, summary)
+    # Running it again seeds nothing twice.
+    assignments = Assignment.objects.count()
+    demo_setup()
+    assert Assignment.objects.count() == assignments

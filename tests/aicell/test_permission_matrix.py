@@ -187,6 +187,7 @@ BUILDERS: dict[str, Callable[[World], Any]] = {
     "rollback_version": _rollback_version,
     "training_schedule": lambda w: RetrainPolicy.objects.get(name="nightly"),
     "dataset_snapshot": lambda w: DatasetSnapshot.objects.create(content_hash="0" * 64, file="matrix.jsonl"),
+    "spare_user": lambda w: UserFactory(roles=[Role.ANNOTATOR]),
 }
 
 
@@ -393,6 +394,21 @@ ENDPOINTS: list[Endpoint] = [
     ),
     Endpoint("get", "/api/v1/dataset-snapshots", only(MODEL_READERS, 200)),
     Endpoint("get", "/api/v1/dataset-snapshots/{dataset_snapshot}", only(MODEL_READERS, 200)),
+    # Each role's home, the annotators' loads, user management.
+    Endpoint("get", "/api/v1/home", everyone(200)),
+    Endpoint("get", "/api/v1/assignments/loads", only(MANAGERS, 200)),
+    Endpoint("get", "/api/v1/users", only(("admin",), 200)),
+    Endpoint(
+        "post",
+        "/api/v1/users",
+        only(("admin",), 201),
+        lambda w: {"username": "newcomer", "password": "a long passphrase 42", "roles": ["annotator"]},
+    ),
+    Endpoint("get", "/api/v1/users/{spare_user}", only(("admin",), 200)),
+    Endpoint("patch", "/api/v1/users/{spare_user}", only(("admin",), 200), lambda w: {"is_active": False}),
+    Endpoint(
+        "post", "/api/v1/users/{spare_user}/password", only(("admin",), 200), lambda w: {"password": "another 42 pass"}
+    ),
 ]
 
 

@@ -162,6 +162,7 @@ def seeded_id(world: World, path: str) -> int:
         "training-jobs": world.training_job,
         "model-versions": world.model_version,
         "training-schedules": world.retrain_policy,
+        "users": world.users["annotator"],
     }
     return int(objects[resource].pk)
 

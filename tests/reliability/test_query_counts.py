@@ -159,6 +159,7 @@ LISTS: dict[str, tuple[Role, ...]] = {
     "/api/v1/training-jobs": (Role.RESEARCHER, Role.ADMIN),
     "/api/v1/model-versions": (Role.RESEARCHER, Role.ADMIN),
     "/api/v1/training-schedules": (Role.RESEARCHER, Role.ADMIN),
+    "/api/v1/users": (Role.ADMIN,),
 }
 # Lists that are not paginated, sized by their own parameter.
 SIZED: dict[str, tuple[str, tuple[Role, ...]]] = {

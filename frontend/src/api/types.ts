@@ -165,6 +165,23 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/api/v1/assignments/loads/": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** @description Every active annotator with their open work (not paginated): what the assignment page balances. */
+    get: operations["v1_assignments_loads_list"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/api/v1/auth/session": {
     parameters: {
       query?: never;
@@ -667,6 +684,23 @@ export interface paths {
     };
     /** @description Database, broker and worker status; 503 when the database is down. */
     get: operations["v1_health_retrieve"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/home": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** @description What needs the logged-in user now: one block per role they hold. */
+    get: operations["v1_home_retrieve"];
     put?: never;
     post?: never;
     delete?: never;
@@ -1234,6 +1268,59 @@ export interface paths {
     patch: operations["v1_training_schedules_partial_update"];
     trace?: never;
   };
+  "/api/v1/users/": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** @description Admins create users, give and take roles, deactivate (never delete) and reset passwords. */
+    get: operations["v1_users_list"];
+    put?: never;
+    /** @description Admins create users, give and take roles, deactivate (never delete) and reset passwords. */
+    post: operations["v1_users_create"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/users/{id}/": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** @description Admins create users, give and take roles, deactivate (never delete) and reset passwords. */
+    get: operations["v1_users_retrieve"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    /** @description Admins create users, give and take roles, deactivate (never delete) and reset passwords. */
+    patch: operations["v1_users_partial_update"];
+    trace?: never;
+  };
+  "/api/v1/users/{id}/password/": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** @description Set a new password (the admin tells it to the user). */
+    post: operations["v1_users_password_create"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1300,6 +1387,14 @@ export interface components {
      * @enum {string}
      */
     AnnotationStatusEnum: "draft" | "submitted" | "locked";
+    AnnotatorLoad: {
+      id: number;
+      username: string;
+      /** @description assigned fields whose own set is not submitted yet */
+      open_assignments: number;
+      /** @description all assigned fields */
+      assignments: number;
+    };
     /** @description The shape of every error answer; some carry more keys (e.g. a 409 the current state of the object). */
     ApiError: {
       status: number;
@@ -2161,6 +2256,24 @@ export interface components {
       previous?: string | null;
       results: components["schemas"]["TrainingSchedule"][];
     };
+    PaginatedUserList: {
+      /** @example 123 */
+      count: number;
+      /**
+       * Format: uri
+       * @example http://api.example.org/accounts/?page=4
+       */
+      next?: string | null;
+      /**
+       * Format: uri
+       * @example http://api.example.org/accounts/?page=2
+       */
+      previous?: string | null;
+      results: components["schemas"]["User"][];
+    };
+    PasswordRequest: {
+      password: string;
+    };
     /**
      * @description Leaves out `Meta.left_out_for_some_readers` (free text that may name a patient: notes, upload names) for
      *     readers outside the lab's clinical roles: researchers see the platform de-identified.
@@ -2200,6 +2313,8 @@ export interface components {
     };
     PatchedPatientRequest: {
       code?: string;
+      birth_year?: number | null;
+      sex?: components["schemas"]["SexEnum"] | components["schemas"]["BlankEnum"];
     };
     PatchedReviewSettingsRequest: {
       /** @description annotators see the model's pre-labels as suggestions to accept or correct */
@@ -2218,6 +2333,11 @@ export interface components {
       case?: number;
       code?: string;
       stain?: string;
+      /**
+       * Format: date
+       * @description the day the smear was made
+       */
+      prepared_on?: string | null;
       microscope?: string;
       camera?: string;
       /** Format: int64 */
@@ -2247,9 +2367,17 @@ export interface components {
       epochs?: number | null;
       promote?: components["schemas"]["TrainingSchedulePromoteEnum"];
     };
+    PatchedUserUpdateRequest: {
+      email?: string;
+      roles?: string[];
+      /** @description false: deactivated (users are never deleted) */
+      is_active?: boolean;
+    };
     Patient: {
       readonly id: number;
       code: string;
+      birth_year?: number | null;
+      sex?: components["schemas"]["SexEnum"] | components["schemas"]["BlankEnum"];
       readonly split: components["schemas"]["SplitEnum"] | components["schemas"]["BlankEnum"];
       readonly case_count: number;
       /** Format: date-time */
@@ -2257,6 +2385,8 @@ export interface components {
     };
     PatientRequest: {
       code: string;
+      birth_year?: number | null;
+      sex?: components["schemas"]["SexEnum"] | components["schemas"]["BlankEnum"];
     };
     Plot: {
       name: string;
@@ -2438,6 +2568,13 @@ export interface components {
       activate?: boolean;
     };
     /**
+     * @description * `F` - Female
+     *     * `M` - Male
+     *     * `X` - Other
+     * @enum {string}
+     */
+    SexEnum: "F" | "M" | "X";
+    /**
      * @description Leaves out `Meta.left_out_for_some_readers` (free text that may name a patient: notes, upload names) for
      *     readers outside the lab's clinical roles: researchers see the platform de-identified.
      */
@@ -2447,6 +2584,11 @@ export interface components {
       readonly case_code: string;
       code: string;
       stain?: string;
+      /**
+       * Format: date
+       * @description the day the smear was made
+       */
+      prepared_on?: string | null;
       microscope?: string;
       camera?: string;
       /** Format: int64 */
@@ -2464,6 +2606,11 @@ export interface components {
       case: number;
       code: string;
       stain?: string;
+      /**
+       * Format: date
+       * @description the day the smear was made
+       */
+      prepared_on?: string | null;
       microscope?: string;
       camera?: string;
       /** Format: int64 */
@@ -2691,6 +2838,34 @@ export interface components {
      * @enum {string}
      */
     TriggeredByEnum: "user" | "schedule";
+    User: {
+      readonly id: number;
+      /** @description Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only. */
+      readonly username: string;
+      /** @description empty when none was given */
+      readonly email: string;
+      readonly roles: components["schemas"]["RoleEnum"][];
+      /**
+       * Active
+       * @description Designates whether this user should be treated as active. Unselect this instead of deleting accounts.
+       */
+      readonly is_active: boolean;
+      /**
+       * Staff status
+       * @description Designates whether the user can log into this admin site.
+       */
+      readonly is_staff: boolean;
+      /** Format: date-time */
+      readonly last_login: string | null;
+      /** Format: date-time */
+      readonly date_joined: string;
+    };
+    UserCreateRequest: {
+      username: string;
+      email?: string;
+      password: string;
+      roles: string[];
+    };
     VersionRequest: {
       /**
        * Format: int64
@@ -3749,6 +3924,52 @@ export interface operations {
       };
       /** @description The request body has a media type this operation does not read. */
       415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_assignments_loads_list: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["AnnotatorLoad"][];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
         headers: {
           [name: string]: unknown;
         };
@@ -6735,6 +6956,54 @@ export interface operations {
           "application/json": {
             [key: string]: unknown;
           };
+        };
+      };
+    };
+  };
+  v1_home_retrieve: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            [key: string]: unknown;
+          };
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
         };
       };
     };
@@ -10129,6 +10398,424 @@ export interface operations {
         };
         content: {
           "application/json": components["schemas"]["TrainingSchedule"];
+        };
+      };
+      /** @description The request is invalid; `errors` names each field and why. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description No such object, or one you may not see (answered exactly alike). */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The upload exceeds a configured limit. */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The request body has a media type this operation does not read. */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_users_list: {
+    parameters: {
+      query?: {
+        is_active?: boolean;
+        /** @description Which field to use when ordering the results. */
+        ordering?: string;
+        /** @description A page number within the paginated result set. */
+        page?: number;
+        /** @description Number of results to return per page. */
+        page_size?: number;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["PaginatedUserList"];
+        };
+      };
+      /** @description The request is invalid; `errors` names each field and why. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description No such object, or one you may not see (answered exactly alike). */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_users_create: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["UserCreateRequest"];
+        "application/x-www-form-urlencoded": components["schemas"]["UserCreateRequest"];
+        "multipart/form-data": components["schemas"]["UserCreateRequest"];
+      };
+    };
+    responses: {
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["User"];
+        };
+      };
+      /** @description The request is invalid; `errors` names each field and why. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The upload exceeds a configured limit. */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The request body has a media type this operation does not read. */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_users_retrieve: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description A unique integer value identifying this user. */
+        id: number;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["User"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description No such object, or one you may not see (answered exactly alike). */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_users_partial_update: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description A unique integer value identifying this user. */
+        id: number;
+      };
+      cookie?: never;
+    };
+    requestBody?: {
+      content: {
+        "application/json": components["schemas"]["PatchedUserUpdateRequest"];
+        "application/x-www-form-urlencoded": components["schemas"]["PatchedUserUpdateRequest"];
+        "multipart/form-data": components["schemas"]["PatchedUserUpdateRequest"];
+      };
+    };
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["User"];
+        };
+      };
+      /** @description The request is invalid; `errors` names each field and why. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description No such object, or one you may not see (answered exactly alike). */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The upload exceeds a configured limit. */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The request body has a media type this operation does not read. */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_users_password_create: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description A unique integer value identifying this user. */
+        id: number;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["PasswordRequest"];
+        "application/x-www-form-urlencoded": components["schemas"]["PasswordRequest"];
+        "multipart/form-data": components["schemas"]["PasswordRequest"];
+      };
+    };
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["User"];
         };
       };
       /** @description The request is invalid; `errors` names each field and why. */

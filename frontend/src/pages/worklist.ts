@@ -51,7 +51,7 @@ export const worklistPage: Page = async (root, _params, context) => {
             h(
               "tr",
               {},
-              ["Field", "Smear", "Field status", "My work", "Cells", ""].map((t) => h("th", {}, t)),
+              ["", "Field", "Smear", "Field status", "My work", "Cells", ""].map((t) => h("th", {}, t)),
             ),
           ),
           h(
@@ -61,6 +61,16 @@ export const worklistPage: Page = async (root, _params, context) => {
               h(
                 "tr",
                 { dataset: { field: String(item.fieldId) } },
+                h(
+                  "td",
+                  {},
+                  h("img", {
+                    class: "thumb-small",
+                    src: `/api/v1/fields/${item.fieldId}/thumbnail`,
+                    alt: `field ${item.fieldId}`,
+                    loading: "lazy",
+                  }),
+                ),
                 h("td", {}, h("a", { href: `/fields/${item.fieldId}` }, `#${item.fieldId}`)),
                 h("td", {}, h("a", { href: `/gallery/smear/${item.smearId}` }, item.smearLabel)),
                 h("td", {}, h("span", { class: `status ${item.fieldStatus}` }, words(item.fieldStatus))),

@@ -1,0 +1,45 @@
+"""Intake through the API, as the Intake page drives it: patients with optional birth year and sex, and one field
+per upload request, so a batch with bad files stores every good file and names the bad ones with reasons."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from annotations.models import Field
+from tests.conftest import token_client
+from tests.factories import SmearFactory, image_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+def test_patient_with_birth_year_and_sex(lab_admin: Any) -> None:
+    client = token_client(lab_admin)
+    response = client.post("/api/v1/patients", {"code": "P-7", "birth_year": 2015, "sex": "F"}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["birth_year"] == 2015
+    assert response.json()["sex"] == "F"
+    bad = client.post("/api/v1/patients", {"code": "Jane Doe", "birth_year": 1850, "sex": "Q"}, format="json")
+    assert bad.status_code == 400
+    assert {problem["field"] for problem in bad.json()["errors"]} == {"code", "birth_year", "sex"}
+
+
+def test_per_file_uploads_store_the_good_and_name_the_bad(lab_admin: Any, settings: Any) -> None:
+    settings.AICELL_MAX_UPLOAD_BYTES = 20_000
+    client = token_client(lab_admin)
+    smear = SmearFactory()
+    files = [(f"good-{i}.jpg", image_bytes(seed=i)) for i in range(5)]
+    files += [("notes.txt", b"not an image"), ("dup.jpg", image_bytes(seed=0))]
+    files += [("huge.png", image_bytes(width=400, height=400, image_format="PNG", seed=9, compress_level=0))]
+    answers = []
+    for name, data in files:
+        upload = SimpleUploadedFile(name, data)
+        answers.append(client.post("/api/v1/fields", {"smear": smear.pk, "files": [upload]}, format="multipart"))
+    assert [answer.status_code for answer in answers] == [201] * 5 + [400, 409, 400]
+    assert Field.objects.filter(smear=smear).count() == 5
+    first = answers[0].json()[0]["id"]
+    assert f"already stored as field {first}" in answers[6].json()["errors"][0]["reason"]
+    reasons = [answers[i].json()["errors"][0]["reason"] for i in (5, 7)]
+    assert all(reasons), reasons
