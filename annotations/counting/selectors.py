@@ -13,14 +13,14 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from aicell.errors import FieldError, StateConflict, ValidationFailed
-from aicell.roles import CLINICAL_ROLES, roles_of
+from aicell.errors import FieldError, PermissionDenied, StateConflict, ValidationFailed
+from aicell.roles import CLINICAL_ROLES, LAB_MANAGERS, Role, roles_of
 from annotations.counting import reports, rules
 from annotations.counting.diagnosis_eval import CaseDiagnosis, DiagnosisEvaluation, evaluate_diagnoses
 from annotations.counting.differential import CIMethod, build_differential
 from annotations.counting.sources import Source, gather_cells
 from annotations.jsonable import JsonMixin
-from annotations.models import Case, Diagnosis, Field, RuleSet, Smear
+from annotations.models import Case, Cell, Diagnosis, Field, ReviewSettings, RuleSet, Smear
 
 
 def rule_set_chosen(rule_set_id: int | None) -> RuleSet:
@@ -85,7 +85,7 @@ def differential_report(
     else:
         fields = Field.objects.filter(smear=subject)
         report_subject = _smear_subject(subject)
-    gathered = gather_cells(fields, options.source)
+    gathered = gather_cells(fields, options.source, user)
     differential = build_differential(gathered.cells, source=options.source.value, ci_method=parsed.ci_method)
     deidentify = not roles_of(user) & CLINICAL_ROLES
     return reports.DifferentialReport(
@@ -223,3 +223,70 @@ def _label_notes(rule_ids: list[str], confirmed: set[str]) -> tuple[str, ...]:
     if unsuggestable:
         notes.append(f"confirmed diagnoses that no rule suggests (always a false negative): {', '.join(unsuggestable)}")
     return tuple(notes)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The cell gallery: the cells of one source, counted exactly as the report counts them
+
+GALLERY_CELL_COLUMNS = (
+    "id",
+    "annotation_set_id",
+    "annotation_set__field_id",
+    "x",
+    "y",
+    "width",
+    "height",
+    "cell_class_id",
+    "countable",
+    "confidence",
+    "source_cell_id",
+)
+
+
+def gallery_sources(user: Any) -> tuple[Source, ...]:
+    """The sources whose cells `user` may see in the gallery: "mine" for annotators, the truth for everyone, the
+    active model's predictions for those who may see predictions (lab managers; annotators while pre-labels are
+    shown). "consensus+model" is a report's blend and never a gallery's: the gallery shows one source at a time."""
+    roles = roles_of(user)
+    sources = [Source.MINE] if Role.ANNOTATOR in roles else []
+    sources.append(Source.CONSENSUS)
+    if roles & LAB_MANAGERS or (Role.ANNOTATOR in roles and ReviewSettings.load().show_prelabels):
+        sources.append(Source.MODEL)
+    return tuple(sources)
+
+
+@dataclass(frozen=True)
+class GalleryCells:
+    source: Source
+    differential: Any  # differential.Differential, the same object the report of this source holds
+    cells: tuple[dict[str, Any], ...]
+    fields: tuple[reports.FieldSource, ...]
+    warnings: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source.value,
+            "differential": self.differential.to_dict(),
+            "fields": [field.to_dict() for field in self.fields],
+            "warnings": list(self.warnings),
+            "cells": list(self.cells),
+        }
+
+
+def gallery_cells(*, user: Any, subject: Case | Smear, source: Source) -> GalleryCells:
+    """The cells of a case or smear from one source, each once, with the differential the report shows for the same
+    source (both read `gather_cells`). `subject` must come from `cases_visible_to`/`smears_visible_to` of the same
+    user; a source the user may not see is refused (403)."""
+    if source not in gallery_sources(user):
+        allowed = ", ".join(source.value for source in gallery_sources(user))
+        raise PermissionDenied(f"the gallery shows you these sources only: {allowed}", field="source")
+    fields = (
+        Field.objects.filter(smear__case=subject) if isinstance(subject, Case) else Field.objects.filter(smear=subject)
+    )
+    gathered = gather_cells(fields, source, user)
+    ids = [cell.cell_id for cell in gathered.cells]
+    rows = Cell.objects.filter(pk__in=ids).order_by("id").values_list(*GALLERY_CELL_COLUMNS)
+    names = ("id", "annotation_set", "field", "x", "y", "width", "height", "cell_class", "countable", "confidence")
+    cells = tuple({**dict(zip(names, row[:-1], strict=True)), "source_cell": row[-1]} for row in rows)
+    differential = build_differential(gathered.cells, source=source.value)
+    return GalleryCells(source, differential, cells, gathered.fields, gathered.warnings + differential.warnings)

@@ -21,7 +21,7 @@ from aicell.api.schema import ApiErrorSerializer
 from aicell.errors import FieldError, ValidationFailed
 from annotations.counting import reports
 from annotations.counting.differential import CI_METHODS, CIMethod
-from annotations.counting.selectors import DifferentialOptions, differential_report
+from annotations.counting.selectors import DifferentialOptions, differential_report, gallery_cells
 from annotations.counting.sources import SOURCES, Source, parse_source
 
 DIFFERENTIAL_QUERY_PARAMETERS = ("source", "rule_set", "ci_method")
@@ -31,7 +31,8 @@ DIFFERENTIAL_PARAMETERS = [
         str,
         enum=list(SOURCES),
         required=False,
-        description="cells counted: consensus (default), consensus+model (send '+' as %2B), or model",
+        description="cells counted: consensus (default), consensus+model (send '+' as %2B), model (the active "
+        "classifier's predictions) or mine (the asking user's own annotations)",
     ),
     OpenApiParameter("rule_set", int, required=False, description="rule set id (default: the active one)"),
     OpenApiParameter(
@@ -151,3 +152,36 @@ class DifferentialActions(viewsets.GenericViewSet):
         report = self._report(request)
         disposition = f'inline; filename="{self._file_name(report)}.pdf"'
         return Response(reports.report_pdf(report), headers={"Content-Disposition": disposition})
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "source",
+                str,
+                enum=[Source.MINE.value, Source.CONSENSUS.value, Source.MODEL.value],
+                required=False,
+                description="whose cells: consensus (default), mine (the asking annotator's) or model (the active "
+                "classifier's predictions); never a blend",
+            )
+        ],
+        filters=False,
+        responses={200: OpenApiTypes.OBJECT, 400: ApiErrorSerializer, 403: ApiErrorSerializer},
+    )
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def gallery(self, request: Request, pk: str) -> Response:
+        """The cells of one source, each once, with the differential the report shows for that source:
+        `{source, differential, fields, warnings, cells: [{id, annotation_set, field, x, y, width, height,
+        cell_class, countable, confidence, source_cell}]}`."""
+        subject = self.get_object()
+        unknown = sorted(set(request.query_params) - {"source", "format"})
+        errors = [FieldError(name, "unknown; expected source") for name in unknown]
+        source = Source.CONSENSUS
+        try:
+            source = parse_source(request.query_params.get("source"))
+        except ValueError as error:
+            errors.append(FieldError("source", str(error)))
+        if source is Source.CONSENSUS_PLUS_MODEL:
+            errors.append(FieldError("source", "the gallery shows one source at a time: consensus, mine or model"))
+        if errors:
+            raise ValidationFailed(f"{errors[0].field}: {errors[0].reason}", errors=errors)
+        return Response(gallery_cells(user=request.user, subject=subject, source=source).to_json())
