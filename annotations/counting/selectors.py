@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.db.models import F
 from django.utils import timezone
 
 from aicell.errors import FieldError, PermissionDenied, StateConflict, ValidationFailed
@@ -228,20 +229,6 @@ def _label_notes(rule_ids: list[str], confirmed: set[str]) -> tuple[str, ...]:
 # ---------------------------------------------------------------------------------------------------------
 # The cell gallery: the cells of one source, counted exactly as the report counts them
 
-GALLERY_CELL_COLUMNS = (
-    "id",
-    "annotation_set_id",
-    "annotation_set__field_id",
-    "x",
-    "y",
-    "width",
-    "height",
-    "cell_class_id",
-    "countable",
-    "confidence",
-    "source_cell_id",
-)
-
 
 def gallery_sources(user: Any) -> tuple[Source, ...]:
     """The sources whose cells `user` may see in the gallery: "mine" for annotators, the truth for everyone, the
@@ -259,18 +246,9 @@ def gallery_sources(user: Any) -> tuple[Source, ...]:
 class GalleryCells:
     source: Source
     differential: Any  # differential.Differential, the same object the report of this source holds
-    cells: tuple[dict[str, Any], ...]
+    cells: tuple[Cell, ...]  # in id order, each with `field_id` (its set's field)
     fields: tuple[reports.FieldSource, ...]
     warnings: tuple[str, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source.value,
-            "differential": self.differential.to_dict(),
-            "fields": [field.to_dict() for field in self.fields],
-            "warnings": list(self.warnings),
-            "cells": list(self.cells),
-        }
 
 
 def gallery_cells(*, user: Any, subject: Case | Smear, source: Source) -> GalleryCells:
@@ -285,8 +263,6 @@ def gallery_cells(*, user: Any, subject: Case | Smear, source: Source) -> Galler
     )
     gathered = gather_cells(fields, source, user)
     ids = [cell.cell_id for cell in gathered.cells]
-    rows = Cell.objects.filter(pk__in=ids).order_by("id").values_list(*GALLERY_CELL_COLUMNS)
-    names = ("id", "annotation_set", "field", "x", "y", "width", "height", "cell_class", "countable", "confidence")
-    cells = tuple({**dict(zip(names, row[:-1], strict=True)), "source_cell": row[-1]} for row in rows)
+    cells = tuple(Cell.objects.filter(pk__in=ids).annotate(field_id=F("annotation_set__field_id")).order_by("id"))
     differential = build_differential(gathered.cells, source=source.value)
     return GalleryCells(source, differential, cells, gathered.fields, gathered.warnings + differential.warnings)

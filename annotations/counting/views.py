@@ -23,6 +23,7 @@ from annotations.counting import reports
 from annotations.counting.differential import CI_METHODS, CIMethod
 from annotations.counting.selectors import DifferentialOptions, differential_report, gallery_cells
 from annotations.counting.sources import SOURCES, Source, parse_source
+from annotations.serializers import CellSerializer
 
 DIFFERENTIAL_QUERY_PARAMETERS = ("source", "rule_set", "ci_method")
 DIFFERENTIAL_PARAMETERS = [
@@ -170,8 +171,7 @@ class DifferentialActions(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
     def gallery(self, request: Request, pk: str) -> Response:
         """The cells of one source, each once, with the differential the report shows for that source:
-        `{source, differential, fields, warnings, cells: [{id, annotation_set, field, x, y, width, height,
-        cell_class, countable, confidence, source_cell}]}`."""
+        `{source, differential, fields, warnings, cells: [a cell as /cells shows it, with its `field`]}`."""
         subject = self.get_object()
         unknown = sorted(set(request.query_params) - {"source", "format"})
         errors = [FieldError(name, "unknown; expected source") for name in unknown]
@@ -184,4 +184,16 @@ class DifferentialActions(viewsets.GenericViewSet):
             errors.append(FieldError("source", "the gallery shows one source at a time: consensus, mine or model"))
         if errors:
             raise ValidationFailed(f"{errors[0].field}: {errors[0].reason}", errors=errors)
-        return Response(gallery_cells(user=request.user, subject=subject, source=source).to_json())
+        gallery = gallery_cells(user=request.user, subject=subject, source=source)
+        return Response(
+            {
+                "source": gallery.source.value,
+                "differential": gallery.differential.to_dict(),
+                "fields": [field.to_dict() for field in gallery.fields],
+                "warnings": list(gallery.warnings),
+                "cells": [
+                    {**CellSerializer(cell).data, "field": cell.field_id}  # type: ignore[attr-defined]
+                    for cell in gallery.cells
+                ],
+            }
+        )

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from annotations.models import AnnotationSet, Cell
-from tests.factories import PASSWORD, CellFactory
+from tests.factories import PASSWORD, CellFactory, ModelVersionFactory
 from tests.frontend.conftest import BROWSER_TEST, log_in, screenshot
-from tests.frontend.world import build_world, eventually
+from tests.frontend.world import build_world, eventually, imported_truth, token_client
 
 pytestmark = BROWSER_TEST
 
@@ -27,9 +27,11 @@ def test_gallery_reclassifies_by_key_and_drag_and_counts_live(page: Any) -> None
     log_in(page, "anna", PASSWORD)
     page.goto(f"/gallery/smear/{world.smear.pk}")
     page.wait_for_selector(".gallery-main[data-ready='1']")
-    # 2 of mine + 3 open suggestions on the first field (mine do not cover them) + 3 on the second.
+    # 2 of mine + 3 open suggestions on the first field (mine do not cover them) + 3 on the second; my work counts
+    # my 2 cells only (the suggestions I have not taken over are shown, not counted).
     assert page.locator(".crop").count() == 8
-    assert counted(page) == 8
+    assert counted(page) == 2
+    assert page.locator("#gallery-source").input_value() == "mine"
     screenshot(page, "gallery")
 
     # By key: the focused crop (the least certain suggestion comes first in its class) selected with Space, then p.
@@ -37,6 +39,7 @@ def test_gallery_reclassifies_by_key_and_drag_and_counts_live(page: Any) -> None
     page.keyboard.press(" ")
     page.keyboard.press("p")
     page.wait_for_selector(".diff-table tr[data-class='19']")
+    assert counted(page) == 3  # the suggestion taken over is my work now
     field_id = int(focused.split(":")[0])
     eventually(
         lambda: Cell.objects.filter(
@@ -56,7 +59,46 @@ def test_gallery_reclassifies_by_key_and_drag_and_counts_live(page: Any) -> None
     page.locator(".group[data-group='12'] .crop").first.click()
     page.keyboard.press("c")
     eventually(lambda: my_set.cells.filter(countable=False).count() == 1)
-    assert counted(page) == 7
+    assert counted(page) == 2
     page.wait_for_selector(".group[data-group='uncountable'] .crop")
     page.wait_for_selector(".gallery-side .save-state:has-text('All changes saved')")
     screenshot(page, "gallery-after")
+
+
+def test_gallery_source_switch_counts_as_the_report_and_read_only_has_no_palette(page: Any) -> None:
+    """An adjudicator reaches the gallery by clicking (Cases -> Gallery): the consensus by default, read-only (no
+    palette, no saving line), counted as the report counts it; switching to the active model shows its cells only,
+    never those of an older version, each once."""
+    world = build_world()
+    truth = imported_truth(world.fields[0])
+    for x, cls in ((40.0, 11), (150.0, 12), (260.0, 12)):
+        CellFactory(annotation_set=truth, x=x, y=40.0, width=60.0, height=60.0, cell_class_id=cls)
+    retired = ModelVersionFactory(status="retired")
+    old = AnnotationSet.objects.create(field=world.fields[0], kind="prediction", model_version=retired)
+    CellFactory(annotation_set=old, x=40.0, y=40.0, width=60.0, height=60.0, cell_class_id=0)
+    log_in(page, "ada", PASSWORD)
+    page.get_by_role("link", name="Cases").click()
+    page.get_by_role("link", name="Gallery").first.click()
+    page.wait_for_selector(".gallery-main[data-ready='1']")
+    assert page.locator("#gallery-source").input_value() == "consensus"
+    report = token_client(world.adjudicator).get(f"/api/v1/cases/{world.case.pk}/differential").json()
+    assert page.locator(".crop").count() == 3
+    assert counted(page) == report["differential"]["n_counted"] == 3
+    assert page.locator(".palette-drop").count() == 0
+    assert page.locator(".save-state").count() == 0
+    page.wait_for_selector(".read-only-note")
+
+    page.locator("#gallery-source").select_option("model")
+    page.wait_for_selector(".gallery-main[data-ready='1']")
+    page.wait_for_function("document.querySelector('#gallery-source').value === 'model'")
+    model = (
+        token_client(world.adjudicator).get(f"/api/v1/cases/{world.case.pk}/differential", {"source": "model"}).json()
+    )
+    active_cells = sum(prediction.cells.count() for prediction in world.predictions)
+    eventually(lambda: page.locator(".crop").count() == active_cells)
+    keys = page.eval_on_selector_all(".crop", "crops => crops.map(c => c.dataset.key)")
+    assert len(keys) == len(set(keys))
+    assert page.locator(".group[data-group='0'] .crop").count() == 0  # the retired version's myeloblast
+    assert counted(page) == model["differential"]["n_counted"]
+    assert page.locator(".palette-drop").count() == 0
+    screenshot(page, "gallery-model-source")
