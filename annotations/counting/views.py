@@ -151,7 +151,7 @@ class DifferentialActions(viewsets.GenericViewSet):
     def differential_report(self, request: Request, pk: str) -> Response:
         """The same differential as a PDF report (table, lineage chart, suggestion with evidence, provenance)."""
         report = self._report(request)
-        disposition = f'inline; filename="{self._file_name(report)}.pdf"'
+        disposition = f'attachment; filename="{self._file_name(report)}.pdf"'
         return Response(reports.report_pdf(report), headers={"Content-Disposition": disposition})
 
     @extend_schema(

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from aicell.roles import Role
-from tests.factories import PASSWORD, CellFactory, UserFactory
+from tests.factories import PASSWORD, CellFactory, ModelVersionFactory, UserFactory
 from tests.frontend.conftest import BROWSER_TEST, log_in, require_route, screenshot
 from tests.frontend.world import build_world, imported_truth
 
@@ -45,3 +45,38 @@ def test_admin_models_page_speaks_about_each_section(page: Any) -> None:
         # Either the registry's data or a sentence saying the endpoint is not there yet: never an empty box.
         assert page.inner_text(section).strip()
     screenshot(page, "models")
+
+
+def test_exports_page_offers_the_roles_sources_and_lists_model_versions(exports_api: None, page: Any) -> None:
+    """Reached by clicking: a researcher is offered consensus and predictions only (annotator work is the admins'),
+    the model version is a list of distinct classifier versions with the active one chosen, and a server refusal
+    shows next to its field."""
+    world = build_world(n_fields=1)
+    active = world.predictions[0].model_version
+    unused = ModelVersionFactory()  # a candidate without predictions on any field
+    UserFactory(username="rita", roles=[Role.RESEARCHER])
+    log_in(page, "rita", PASSWORD)
+    page.get_by_role("link", name="Exports").click()
+    page.wait_for_selector("form.export-form")
+    offered = page.eval_on_selector_all("input[name=sources]", "inputs => inputs.map(i => i.value)")
+    assert offered == ["consensus", "predictions"]
+    assert page.locator("#export-model").input_value() == str(active.pk)
+    versions = page.eval_on_selector_all("#export-model option", "options => options.map(o => o.value)")
+    assert sorted(versions) == sorted({str(active.pk), str(unused.pk)})
+    page.check("input[name=sources][value=predictions]")
+    page.uncheck("input[name=sources][value=consensus]")
+    page.select_option("#export-model", str(unused.pk))
+    page.click("form.export-form button[type=submit]")
+    error = page.wait_for_selector("[data-field=model_version] .field-error")
+    assert f"Model version {unused.pk}" in error.inner_text()
+    screenshot(page, "exports-field-error")
+
+
+def test_admins_are_offered_annotator_work_too(exports_api: None, page: Any) -> None:
+    build_world(n_fields=1)
+    UserFactory(username="lena", roles=[Role.ADMIN])
+    log_in(page, "lena", PASSWORD)
+    page.get_by_role("link", name="Exports").click()
+    page.wait_for_selector("form.export-form")
+    offered = page.eval_on_selector_all("input[name=sources]", "inputs => inputs.map(i => i.value)")
+    assert offered == ["consensus", "annotations", "predictions"]

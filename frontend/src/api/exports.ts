@@ -8,7 +8,8 @@ type Schemas = components["schemas"];
 export type ExportJob = Schemas["ExportJob"];
 export type ExportRequest = Schemas["ExportRequestRequest"];
 
-export const EXPORT_SOURCES: readonly Schemas["SourcesEnum"][] = ["consensus", "annotations", "predictions"];
+export type ExportSource = Schemas["SourcesEnum"];
+export const EXPORT_SOURCES: readonly ExportSource[] = ["consensus", "annotations", "predictions"];
 export const SPLITS: readonly Schemas["SplitsEnum"][] = ["train", "val", "test", "unassigned"];
 
 export const exportsApi = {
