@@ -9,7 +9,8 @@ import pytest
 from aicell.roles import Role
 from tests.factories import PASSWORD, CellFactory, ModelVersionFactory, UserFactory
 from tests.frontend.conftest import BROWSER_TEST, log_in, require_route, screenshot
-from tests.frontend.world import build_world, imported_truth
+from tests.frontend.world import build_world, eventually, imported_truth
+from training.models import ModelVersion
 
 pytestmark = BROWSER_TEST
 
@@ -80,3 +81,43 @@ def test_admins_are_offered_annotator_work_too(exports_api: None, page: Any) -> 
     page.wait_for_selector("form.export-form")
     offered = page.eval_on_selector_all("input[name=sources]", "inputs => inputs.map(i => i.value)")
     assert offered == ["consensus", "annotations", "predictions"]
+
+
+def test_admin_promotes_and_rolls_back_on_the_models_page_with_readable_metrics(page: Any) -> None:
+    """Reached by clicking: per version a metrics table with a row per class and its support, the learning curve,
+    and promote / roll back with a reason (audited)."""
+    world = build_world(n_fields=1)
+    active = world.predictions[0].model_version
+    candidate = ModelVersionFactory(
+        metrics={
+            "accuracy": 0.8,
+            "per_class": {"12": {"name": "lymphocyte", "precision": 0.9, "recall": 0.75, "f1": 0.82, "support": 12}},
+        },
+        history=[{"epoch": 1, "member": None, "train_loss": 1.5, "val_metric": None}],
+        checkpoints=["classifier/candidate.pt"],
+    )
+    UserFactory(username="lena", roles=[Role.ADMIN])
+    log_in(page, "lena", PASSWORD)
+    page.get_by_role("link", name="Models").click()
+    card = page.locator(f"[data-model='{candidate.pk}']")
+    card.wait_for()
+    assert "per_class" not in card.inner_text()
+    card.locator("details.per-class summary").click()
+    row = card.locator("details.per-class tr", has_text="lymphocyte")
+    assert row.locator("td").all_inner_texts() == ["lymphocyte", "0.900", "0.750", "0.820", "12"]
+    card.locator("details.learning-curve summary").click()
+    assert "no field of a patient in the val split" in card.inner_text()
+
+    card.locator("button.promote").click()
+    page.fill("#registry-reason", "better on the held-out set")
+    page.click(".dialog button[data-value='ok']")
+    eventually(lambda: ModelVersion.objects.get(pk=candidate.pk).status == "active")
+    page.locator(f"[data-model='{candidate.pk}'] .tag.active").wait_for()
+    assert ModelVersion.objects.get(pk=active.pk).status == "retired"
+    screenshot(page, "models-promoted")
+
+    page.locator(f"[data-model='{candidate.pk}'] button.rollback").click()
+    page.fill("#registry-reason", "worse on new smears")
+    page.click(".dialog button[data-value='ok']")
+    eventually(lambda: ModelVersion.objects.get(pk=active.pk).status == "active")
+    page.locator(f"[data-model='{active.pk}'] .tag.active").wait_for()
