@@ -59,3 +59,15 @@ def test_the_demo_loads_train_fields_as_truth_and_val_fields_as_uploads_once(set
     assert again.training_job_id is None
     assert (job.profile, job.status, list(job.stages)) == ("cpu", JobStatus.QUEUED, list(STAGES))
     assert Field.objects.count() == len(train) + len(val)
+
+
+def test_the_demo_truth_has_a_validation_patient_so_every_epoch_is_validated() -> None:
+    """With DEMO-P01..P05 no truth patient hashed to `val`: the training runs had no val fields and every epoch's val
+    metric read "-". The demo names its truth patients so that their splits follow DEMO_TRUTH_SPLITS."""
+    from aicell.demo import DEMO_TRUTH_SPLITS, demo_patient_codes
+    from annotations.splits import split_for_patient
+
+    codes = demo_patient_codes(DEMO_TRUTH_SPLITS)
+    assert len(set(codes)) == len(codes)
+    assert [split_for_patient(code) for code in codes] == list(DEMO_TRUTH_SPLITS)
+    assert "val" in DEMO_TRUTH_SPLITS
