@@ -102,3 +102,25 @@ def test_gallery_source_switch_counts_as_the_report_and_read_only_has_no_palette
     assert counted(page) == model["differential"]["n_counted"]
     assert page.locator(".palette-drop").count() == 0
     screenshot(page, "gallery-model-source")
+
+
+def test_a_read_only_field_view_shows_no_editing_affordances(page: Any) -> None:
+    """An adjudicator opens a field from the gallery (double click): the truth, read-only, says so in a sentence and
+    shows no palette, no drawing tools, no Submit and no "n adds a box"."""
+    world = build_world()
+    truth = imported_truth(world.fields[0])
+    CellFactory(annotation_set=truth, x=40.0, y=40.0, width=60.0, height=60.0, cell_class_id=12)
+    log_in(page, "ada", PASSWORD)
+    page.get_by_role("link", name="Cases").click()
+    page.get_by_role("link", name="Gallery").first.click()
+    page.wait_for_selector(".gallery-main[data-ready='1']")
+    page.locator(".crop").first.dblclick()
+    banner = page.wait_for_selector(".read-only")
+    assert banner.inner_text().endswith(".")
+    assert "only annotators change boxes" in banner.inner_text()
+    side = page.locator(".side, aside").first
+    assert page.locator(".class-button").count() == 0
+    assert page.get_by_role("button", name="Submit").count() == 0
+    assert page.get_by_role("button", name="New box").count() == 0
+    assert "adds a box" not in side.inner_text()
+    screenshot(page, "annotator-read-only")
