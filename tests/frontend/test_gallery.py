@@ -124,3 +124,24 @@ def test_a_read_only_field_view_shows_no_editing_affordances(page: Any) -> None:
     assert page.get_by_role("button", name="New box").count() == 0
     assert "adds a box" not in side.inner_text()
     screenshot(page, "annotator-read-only")
+
+
+def test_labels_of_overlapping_boxes_show_on_selection_only(page: Any) -> None:
+    world = build_world()
+    truth = imported_truth(world.fields[0])
+    for x in (40.0, 70.0):  # two overlapping boxes
+        CellFactory(annotation_set=truth, x=x, y=40.0, width=60.0, height=60.0, cell_class_id=12)
+    CellFactory(annotation_set=truth, x=400.0, y=300.0, width=60.0, height=60.0, cell_class_id=16)  # alone
+    log_in(page, "ada", PASSWORD)
+    page.get_by_role("link", name="Cases").click()
+    page.get_by_role("link", name="Gallery").first.click()
+    page.wait_for_selector(".gallery-main[data-ready='1']")
+    page.locator(".crop").first.dblclick()
+    page.wait_for_selector(".read-only")
+    page.wait_for_function("document.querySelectorAll('.box-label').length >= 3")
+    assert page.locator(".box-label.crowded").count() >= 2  # the two truth boxes (and suggestions over them)
+    assert page.locator(".box-label.crowded:visible").count() == 0
+    assert page.locator(".box-label:not(.crowded):visible").count() >= 1
+    page.keyboard.press("j")
+    page.wait_for_selector(".box-label.revealed")
+    screenshot(page, "annotator-crowded-labels")
