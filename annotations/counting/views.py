@@ -23,7 +23,6 @@ from annotations.counting import reports
 from annotations.counting.differential import CI_METHODS, CIMethod
 from annotations.counting.selectors import DifferentialOptions, differential_report, gallery_cells
 from annotations.counting.sources import SOURCES, Source, parse_source
-from annotations.serializers import CellSerializer
 
 DIFFERENTIAL_QUERY_PARAMETERS = ("source", "rule_set", "ci_method")
 DIFFERENTIAL_PARAMETERS = [
@@ -191,9 +190,6 @@ class DifferentialActions(viewsets.GenericViewSet):
                 "differential": gallery.differential.to_dict(),
                 "fields": [field.to_dict() for field in gallery.fields],
                 "warnings": list(gallery.warnings),
-                "cells": [
-                    {**CellSerializer(cell).data, "field": cell.field_id}  # type: ignore[attr-defined]
-                    for cell in gallery.cells
-                ],
+                "cells": list(gallery.cells),
             }
         )
