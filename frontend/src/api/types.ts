@@ -302,8 +302,7 @@ export interface paths {
     };
     /**
      * @description The cells of one source, each once, with the differential the report shows for that source:
-     *     `{source, differential, fields, warnings, cells: [{id, annotation_set, field, x, y, width, height,
-     *     cell_class, countable, confidence, source_cell}]}`.
+     *     `{source, differential, fields, warnings, cells: [a cell as /cells shows it, with its `field`]}`.
      */
     get: operations["v1_cases_gallery_retrieve"];
     put?: never;
@@ -1182,8 +1181,7 @@ export interface paths {
     };
     /**
      * @description The cells of one source, each once, with the differential the report shows for that source:
-     *     `{source, differential, fields, warnings, cells: [{id, annotation_set, field, x, y, width, height,
-     *     cell_class, countable, confidence, source_cell}]}`.
+     *     `{source, differential, fields, warnings, cells: [a cell as /cells shows it, with its `field`]}`.
      */
     get: operations["v1_smears_gallery_retrieve"];
     put?: never;
