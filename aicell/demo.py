@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from annotations.services import (
     cell_create,
     field_upload_many,
 )
+from annotations.splits import DEFAULT_RATIOS, split_for_patient
 from annotations.taxonomy import class_by_name
 from training.jobs import open_training_job, training_job_create
 from training.models import ModelStatus, ModelVersion
@@ -76,9 +78,27 @@ def demo_field_ids(split: str) -> list[str]:
     return (DEMO_DATA / "ImageSets" / f"{split}.txt").read_text().split()
 
 
-def _demo_smear(number: int) -> Smear:
+# The splits of the demo's truth patients, batch by batch: at least one patient in `val`, so training picks its best
+# epoch on validation (with DEMO-P01..P05 none hashed to `val`, and every epoch's val metric read "-").
+DEMO_TRUTH_SPLITS = ("train", "val", "train", "test", "train")
+
+
+def demo_patient_codes(splits: Sequence[str], seed: int = 0, ratios: Sequence[float] = DEFAULT_RATIOS) -> list[str]:
+    """Distinct demo patient codes, the i-th one hashing to `splits[i]` under the split rule (stored splits never
+    move, so the demo names its patients instead of assigning them)."""
+    codes: list[str] = []
+    number = 0
+    for wanted in splits:
+        number += 1
+        while split_for_patient(f"DEMO-P{number:02d}", seed=seed, ratios=ratios) != wanted:
+            number += 1
+        codes.append(f"DEMO-P{number:02d}")
+    return codes
+
+
+def _demo_smear(number: int, patient_code: str | None = None) -> Smear:
     with transaction.atomic():
-        patient, _ = Patient.objects.get_or_create(code=f"DEMO-P{number:02d}")
+        patient, _ = Patient.objects.get_or_create(code=patient_code or f"DEMO-P{number:02d}")
         case, _ = Case.objects.get_or_create(
             code=f"DEMO-C{number:02d}",
             defaults={"patient": patient, "confirmed_diagnosis": Diagnosis.NO_MALIGNANCY, "diagnosis_method": "demo"},
@@ -130,8 +150,13 @@ def demo_fields_load(actor: User) -> tuple[int, int]:
     """Load the shipped fields, a few per demo case: the `train` list as reviewed (imported) truth, the `val` list
     as new uploads. Returns (created, already stored); running it again stores nothing twice."""
     created = existing = 0
-    for number, (split, image_ids) in enumerate(_demo_batches(), start=1):
-        smear = _demo_smear(number)
+    batches = _demo_batches()
+    truth_batches = sum(1 for split, _ in batches if split == "train")
+    wanted = [DEMO_TRUTH_SPLITS[i % len(DEMO_TRUTH_SPLITS)] for i in range(truth_batches)]
+    ratios = [float(value) for value in settings.AICELL_SPLIT_RATIOS]
+    truth_codes = iter(demo_patient_codes(wanted, seed=settings.AICELL_SPLIT_SEED, ratios=ratios))
+    for number, (split, image_ids) in enumerate(batches, start=1):
+        smear = _demo_smear(number, next(truth_codes) if split == "train" else f"DEMO-U{number:02d}")
         load = _demo_import_truth if split == "train" else _demo_upload
         new, old = load(smear, image_ids, actor)
         created += new

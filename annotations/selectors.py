@@ -48,13 +48,19 @@ def is_lab_manager(user: Any) -> bool:
     return bool(roles_of(user) & LAB_MANAGERS)
 
 
+# Only the active classifier's predictions are read: the prediction sets of older (retired) or candidate versions
+# stay stored but are shown nowhere, so a cell never appears once per model version. ("active" is the registry's
+# `training.models.ModelStatus.ACTIVE`; the core names it without importing training.)
+SHOWN_SETS = ~Q(kind=AnnotationKind.PREDICTION) | Q(model_version__status="active")
+
+
 def annotation_sets_visible_to(user: Any) -> QuerySet[AnnotationSet]:
     """Adjudicators and admins see every set. An annotator sees own sets, truth sets, model predictions (when the
     project shows pre-labels) and, once both annotators of a field assigned to them have submitted it, the other
     annotator's set of that field: before that it does not exist for them (double review is blind). A researcher
-    sees truth sets only."""
+    sees truth sets only. Predictions are those of the active classifier only (`SHOWN_SETS`)."""
     roles = roles_of(user)
-    sets = AnnotationSet.objects.all()
+    sets = AnnotationSet.objects.filter(SHOWN_SETS)
     if is_lab_manager(user):
         return sets
     visible = Q(pk__in=[])

@@ -166,9 +166,9 @@ def reviewed_field(
 
 
 def prediction_set(field: Any, boxes: list[dict[str, Any]]) -> AnnotationSet:
-    """A model's pre-labels of a field."""
+    """The active classifier's pre-labels of a field (only the active version's predictions are shown)."""
     predictions = AnnotationSetFactory(
-        field=field, kind=AnnotationKind.PREDICTION, annotator=None, model_version=ModelVersionFactory()
+        field=field, kind=AnnotationKind.PREDICTION, annotator=None, model_version=ActiveClassifierFactory()
     )
     for box in boxes:
         CellFactory(annotation_set=predictions, **box)
@@ -187,6 +187,11 @@ class TruthSetFactory(factory.django.DjangoModelFactory[AnnotationSet]):
 
 
 class ActiveClassifierFactory(ModelVersionFactory):
+    """The active classifier: one per database (a second call returns it)."""
+
+    class Meta:
+        django_get_or_create = ("stage", "status")
+
     status = ModelStatus.ACTIVE
 
 
@@ -196,7 +201,7 @@ class PredictionSetFactory(factory.django.DjangoModelFactory[AnnotationSet]):
 
     field = factory.SubFactory(FieldFactory)
     kind = AnnotationKind.PREDICTION
-    model_version = factory.SubFactory(ModelVersionFactory)
+    model_version = factory.SubFactory(ActiveClassifierFactory)
     status = AnnotationStatus.LOCKED
 
 

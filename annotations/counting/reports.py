@@ -29,6 +29,7 @@ from annotations.jsonable import JsonMixin
 
 # Provenance labels of the annotation set a field's cells were counted from.
 FROM_CONSENSUS, FROM_IMPORTED, FROM_MODEL, FROM_NOTHING = "consensus", "imported", "model", "none"
+FROM_ANNOTATOR = "annotator"  # the asking user's own set (source "mine")
 CELL_IDS_SHOWN_IN_PDF = 40
 DISCLAIMER = (
     "Decision support only: a suggestion from counted cells is not a diagnosis. Confirm by flow cytometry and "

@@ -4,6 +4,7 @@
   a consensus reopened for changes counts again once it is locked); fields without one are not counted.
 - "consensus+model": the truth set where the field has one, else the prediction set of the active classifier.
 - "model": the prediction sets of the active classifier only.
+- "mine": the annotator sets of the user who asks ("my work"); nobody else's.
 
 The prediction set of a field is the one made by the active classifier model version (stage classifier, status
 active; at most one per field and version). Fields that have nothing from the chosen source are listed, never
@@ -29,6 +30,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from annotations.counting.differential import CountedCell
 from annotations.counting.reports import (
+    FROM_ANNOTATOR,
     FROM_CONSENSUS,
     FROM_IMPORTED,
     FROM_MODEL,
@@ -44,6 +46,7 @@ class Source(StrEnum):
     CONSENSUS = "consensus"
     CONSENSUS_PLUS_MODEL = "consensus+model"
     MODEL = "model"
+    MINE = "mine"
 
 
 SOURCES: tuple[str, ...] = tuple(source.value for source in Source)
@@ -51,11 +54,13 @@ _FROM_KIND = {
     AnnotationKind.CONSENSUS: FROM_CONSENSUS,
     AnnotationKind.IMPORTED: FROM_IMPORTED,
     AnnotationKind.PREDICTION: FROM_MODEL,
+    AnnotationKind.ANNOTATOR: FROM_ANNOTATOR,
 }
 _MISSING = {
     Source.CONSENSUS: "have no consensus yet",
     Source.CONSENSUS_PLUS_MODEL: "have neither consensus nor a prediction of the active classifier",
     Source.MODEL: "have no prediction of the active classifier",
+    Source.MINE: "have no annotation of yours",
 }
 
 
@@ -108,15 +113,20 @@ class GatheredCells:
     @property
     def fields_by_source(self) -> dict[str, int]:
         counts = Counter(field.source for field in self.fields)
-        return {label: counts[label] for label in (FROM_CONSENSUS, FROM_IMPORTED, FROM_MODEL, FROM_NOTHING)}
+        labels = (FROM_ANNOTATOR,) if self.source is Source.MINE else (FROM_CONSENSUS, FROM_IMPORTED, FROM_MODEL)
+        return {label: counts[label] for label in (*labels, FROM_NOTHING)}
 
 
-def gather_cells(fields: QuerySet[Field], source: Source) -> GatheredCells:
-    """The cells to count over `fields` (a smear's or a case's) from `source`, with their provenance."""
+def gather_cells(fields: QuerySet[Field], source: Source, user: Any = None) -> GatheredCells:
+    """The cells to count over `fields` (a smear's or a case's) from `source`, with their provenance. `user` is
+    whose work "mine" means (nobody's without one). The report and the cell gallery both read this, so what the
+    gallery shows for a source is what the report counts for it."""
     field_rows = list(fields.order_by("id").values_list("id", "smear_id"))
     reader = _model_version_reader()
-    classifier = None if source is Source.CONSENSUS else reader.active_classifier_id()
-    chosen = AnnotationSet.objects.filter(field__in=fields.values("pk")).filter(_set_choice(source, classifier))
+    classifier = None if source in (Source.CONSENSUS, Source.MINE) else reader.active_classifier_id()
+    chosen = AnnotationSet.objects.filter(field__in=fields.values("pk")).filter(
+        _set_choice(source, classifier, getattr(user, "pk", None))
+    )
     set_rows = list(chosen.values_list("id", "field_id", "kind", "source_name", "pipeline"))
     cell_rows = list(
         Cell.objects.filter(annotation_set__in=chosen.values("pk"))
@@ -153,7 +163,9 @@ def gather_cells(fields: QuerySet[Field], source: Source) -> GatheredCells:
     )
 
 
-def _set_choice(source: Source, classifier: int | None) -> Q:
+def _set_choice(source: Source, classifier: int | None, user_id: int | None = None) -> Q:
+    if source is Source.MINE:
+        return Q(kind=AnnotationKind.ANNOTATOR, annotator_id=user_id) if user_id is not None else Q(pk__in=[])
     is_truth = truth_q()
     if source is Source.CONSENSUS:
         return is_truth
@@ -187,7 +199,7 @@ def _warnings(source: Source, classifier: int | None, fields: tuple[FieldSource,
     warnings = []
     if not fields:
         warnings.append("no field images uploaded yet")
-    if source is not Source.CONSENSUS and classifier is None:
+    if source in (Source.CONSENSUS_PLUS_MODEL, Source.MODEL) and classifier is None:
         warnings.append("no active classifier model version: no model predictions were used")
     missing = sum(1 for field in fields if field.source == FROM_NOTHING)
     if missing:

@@ -22,7 +22,7 @@ from aicell.api.schema import ApiErrorSerializer
 from aicell.errors import FieldError, ValidationFailed
 from annotations.counting import reports
 from annotations.counting.differential import CI_METHODS, CIMethod
-from annotations.counting.selectors import DifferentialOptions, differential_report
+from annotations.counting.selectors import DifferentialOptions, differential_report, gallery_cells
 from annotations.counting.sources import SOURCES, Source, parse_source
 
 DIFFERENTIAL_QUERY_PARAMETERS = ("source", "rule_set", "ci_method")
@@ -32,7 +32,8 @@ DIFFERENTIAL_PARAMETERS = [
         str,
         enum=list(SOURCES),
         required=False,
-        description="cells counted: consensus (default), consensus+model (send '+' as %2B), or model",
+        description="cells counted: consensus (default), consensus+model (send '+' as %2B), model (the active "
+        "classifier's predictions) or mine (the asking user's own annotations)",
     ),
     OpenApiParameter("rule_set", int, required=False, description="rule set id (default: the active one)"),
     OpenApiParameter(
@@ -153,5 +154,46 @@ class DifferentialActions(viewsets.GenericViewSet):
     def differential_report(self, request: Request, pk: str) -> Response:
         """The same differential as a PDF report (table, lineage chart, suggestion with evidence, provenance)."""
         report = self._report(request)
-        disposition = f'inline; filename="{self._file_name(report)}.pdf"'
+        disposition = f'attachment; filename="{self._file_name(report)}.pdf"'
         return Response(reports.report_pdf(report), headers={"Content-Disposition": disposition})
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "source",
+                str,
+                enum=[Source.MINE.value, Source.CONSENSUS.value, Source.MODEL.value],
+                required=False,
+                description="whose cells: consensus (default), mine (the asking annotator's) or model (the active "
+                "classifier's predictions); never a blend",
+            )
+        ],
+        filters=False,
+        responses={200: OpenApiTypes.OBJECT, 400: ApiErrorSerializer, 403: ApiErrorSerializer},
+    )
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def gallery(self, request: Request, pk: str) -> Response:
+        """The cells of one source, each once, with the differential the report shows for that source:
+        `{source, differential, fields, warnings, cells: [a cell as /cells shows it, with its `field`]}`."""
+        subject = self.get_object()
+        unknown = sorted(set(request.query_params) - {"source", "format"})
+        errors = [FieldError(name, "unknown; expected source") for name in unknown]
+        source = Source.CONSENSUS
+        try:
+            source = parse_source(request.query_params.get("source"))
+        except ValueError as error:
+            errors.append(FieldError("source", str(error)))
+        if source is Source.CONSENSUS_PLUS_MODEL:
+            errors.append(FieldError("source", "the gallery shows one source at a time: consensus, mine or model"))
+        if errors:
+            raise ValidationFailed(f"{errors[0].field}: {errors[0].reason}", errors=errors)
+        gallery = gallery_cells(user=request.user, subject=subject, source=source)
+        return Response(
+            {
+                "source": gallery.source.value,
+                "differential": gallery.differential.to_dict(),
+                "fields": [field.to_dict() for field in gallery.fields],
+                "warnings": list(gallery.warnings),
+                "cells": list(gallery.cells),
+            }
+        )

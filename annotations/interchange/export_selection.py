@@ -310,16 +310,15 @@ def _category_ids(request: ExportRequest, errors: list[FieldError]) -> frozenset
 
 
 def _model_version(plan: ExportPlan, request: ExportRequest) -> int | None:
-    """The one model version whose predictions are exported: the one asked for, or the only one there is."""
+    """The one model version whose predictions are exported: the one asked for, else the active classifier when it
+    predicted the exported fields, else the only one there is."""
     human = plan.sources & set(HUMAN_SOURCES)
     fields = selected_fields(plan)
     if human:
         fields = fields.filter(_has_set(human, None))
-    versions = sorted(
-        AnnotationSet.objects.filter(kind=AnnotationKind.PREDICTION, field__in=fields.values("pk"))
-        .values_list("model_version_id", flat=True)
-        .distinct()
-    )
+    predictions = AnnotationSet.objects.filter(kind=AnnotationKind.PREDICTION, field__in=fields.values("pk"))
+    # Distinct versions (a set: the model's default ordering would otherwise make DISTINCT repeat a version per set).
+    versions = sorted(set(predictions.values_list("model_version_id", flat=True)))
     if request.model_version is not None:
         if request.model_version not in versions:
             raise ValidationFailed(
@@ -328,6 +327,9 @@ def _model_version(plan: ExportPlan, request: ExportRequest) -> int | None:
                 field="model_version",
             )
         return request.model_version
+    active = predictions.filter(model_version__status="active").values_list("model_version_id", flat=True).first()
+    if active is not None:
+        return active  # default: the active classifier's predictions (training's ModelStatus.ACTIVE)
     if len(versions) != 1:
         reason = "none has predictions" if not versions else f"choose one of {', '.join(map(str, versions))}"
         raise ValidationFailed(f"Predictions need exactly one model version: {reason}.", field="model_version")

@@ -117,10 +117,12 @@ describe("the field's place and access", () => {
   it("says why a field is read-only", () => {
     const access = { annotating: true, assignedToMe: true, readOnly: false, truthLabel: "" };
     expect(readOnlyReason(access)).toBe("");
-    expect(readOnlyReason({ ...access, readOnly: true })).toBe("submitted: read-only");
+    expect(readOnlyReason({ ...access, readOnly: true })).toBe(
+      "You submitted this field; it can no longer be changed.",
+    );
     expect(readOnlyReason({ ...access, assignedToMe: false })).toMatch(/not assigned to you/);
     expect(readOnlyReason({ ...access, annotating: false, truthLabel: "consensus set" })).toMatch(
-      /not an annotator \(showing the consensus set\)/,
+      /looking at the consensus set; only annotators change boxes/,
     );
   });
 

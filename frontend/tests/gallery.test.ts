@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  countedItems,
   fieldItems,
   groupItems,
   jumpGroup,
@@ -26,7 +27,7 @@ describe("which cells a field shows", () => {
       ["c10", mine("c10", { source_cell: 1, cell_class: 11 })],
       ["n1", mine("n1", { x: 102, y: 100 })],
     ]);
-    const items = fieldItems({ fieldId: 7, mine: myCells, suggestions, truth: [] }, true);
+    const items = fieldItems({ fieldId: 7, mine: myCells, suggestions, truth: [] }, "mine");
     expect(items.map((i) => [i.key, i.origin])).toEqual([
       ["7:c10", "mine"],
       ["7:n1", "mine"],
@@ -38,17 +39,23 @@ describe("which cells a field shows", () => {
 
   it("drops the confidence of a suggestion whose class I corrected", () => {
     const myCells = new Map([["c10", mine("c10", { source_cell: 1, cell_class: 12 })]]);
-    expect(fieldItems({ fieldId: 7, mine: myCells, suggestions, truth: [] }, true)[0].confidence).toBeNull();
+    expect(fieldItems({ fieldId: 7, mine: myCells, suggestions, truth: [] }, "mine")[0].confidence).toBeNull();
   });
 
-  it("shows someone who does not annotate the truth, or the model's cells when there is none", () => {
+  it("shows one source only: the consensus never falls back to the model's cells", () => {
     const truth = [cell({ id: 50 })];
-    expect(fieldItems({ fieldId: 1, mine: null, suggestions, truth }, false).map((i) => i.origin)).toEqual(["truth"]);
-    expect(fieldItems({ fieldId: 1, mine: null, suggestions, truth: [] }, false).map((i) => i.origin)).toEqual([
-      "suggestion",
-      "suggestion",
-      "suggestion",
-    ]);
+    const consensus = fieldItems({ fieldId: 1, mine: null, suggestions, truth }, "consensus");
+    expect(consensus.map((i) => i.origin)).toEqual(["truth"]);
+    expect(fieldItems({ fieldId: 1, mine: null, suggestions, truth: [] }, "consensus")).toEqual([]);
+    const model = fieldItems({ fieldId: 1, mine: null, suggestions: [], truth: suggestions }, "model");
+    expect(model.map((i) => i.origin)).toEqual(["suggestion", "suggestion", "suggestion"]);
+  });
+
+  it("counts only my cells under my work, never the suggestions I have not taken over", () => {
+    const myCells = new Map([["c10", mine("c10", { source_cell: 1, cell_class: 11 })]]);
+    const items = fieldItems({ fieldId: 7, mine: myCells, suggestions, truth: [] }, "mine");
+    expect(countedItems(items, "mine").map((i) => i.key)).toEqual(["7:c10"]);
+    expect(countedItems(items, "consensus")).toHaveLength(items.length);
   });
 });
 

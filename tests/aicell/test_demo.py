@@ -104,3 +104,15 @@ def test_the_demo_seeds_a_day_with_work_for_every_role(settings: Any) -> None:
     assignments = Assignment.objects.count()
     demo_setup()
     assert Assignment.objects.count() == assignments
+
+
+def test_the_demo_truth_has_a_validation_patient_so_every_epoch_is_validated() -> None:
+    """With DEMO-P01..P05 no truth patient hashed to `val`: the training runs had no val fields and every epoch's val
+    metric read "-". The demo names its truth patients so that their splits follow DEMO_TRUTH_SPLITS."""
+    from aicell.demo import DEMO_TRUTH_SPLITS, demo_patient_codes
+    from annotations.splits import split_for_patient
+
+    codes = demo_patient_codes(DEMO_TRUTH_SPLITS)
+    assert len(set(codes)) == len(codes)
+    assert [split_for_patient(code) for code in codes] == list(DEMO_TRUTH_SPLITS)
+    assert "val" in DEMO_TRUTH_SPLITS

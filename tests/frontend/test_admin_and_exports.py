@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 
 from aicell.roles import Role
-from tests.factories import PASSWORD, CellFactory, UserFactory
+from tests.factories import PASSWORD, CellFactory, ModelVersionFactory, UserFactory
 from tests.frontend.conftest import BROWSER_TEST, log_in, require_route, screenshot
-from tests.frontend.world import build_world, imported_truth
+from tests.frontend.world import build_world, eventually, imported_truth
+from training.models import ModelVersion
 
 pytestmark = BROWSER_TEST
 
@@ -65,3 +66,78 @@ def test_researcher_chooses_the_yolo_format(exports_api: None, page: Any, celery
         link.click()
     with zipfile.ZipFile(download.value.path()) as archive:
         assert "data.yaml" in archive.namelist()
+
+
+def test_exports_page_offers_the_roles_sources_and_lists_model_versions(exports_api: None, page: Any) -> None:
+    """Reached by clicking: a researcher is offered consensus and predictions only (annotator work is the admins'),
+    the model version is a list of distinct classifier versions with the active one chosen, and a server refusal
+    shows next to its field."""
+    world = build_world(n_fields=1)
+    active = world.predictions[0].model_version
+    unused = ModelVersionFactory()  # a candidate without predictions on any field
+    UserFactory(username="rita", roles=[Role.RESEARCHER])
+    log_in(page, "rita", PASSWORD)
+    page.get_by_role("link", name="Exports").click()
+    page.wait_for_selector("form.export-form")
+    offered = page.eval_on_selector_all("input[name=sources]", "inputs => inputs.map(i => i.value)")
+    assert offered == ["consensus", "predictions"]
+    assert page.locator("#export-model").input_value() == str(active.pk)
+    versions = page.eval_on_selector_all("#export-model option", "options => options.map(o => o.value)")
+    assert sorted(versions) == sorted({str(active.pk), str(unused.pk)})
+    page.check("input[name=sources][value=predictions]")
+    page.uncheck("input[name=sources][value=consensus]")
+    page.select_option("#export-model", str(unused.pk))
+    page.click("form.export-form button[type=submit]")
+    error = page.wait_for_selector("[data-field=model_version] .field-error")
+    assert f"Model version {unused.pk}" in error.inner_text()
+    screenshot(page, "exports-field-error")
+
+
+def test_admins_are_offered_annotator_work_too(exports_api: None, page: Any) -> None:
+    build_world(n_fields=1)
+    UserFactory(username="lena", roles=[Role.ADMIN])
+    log_in(page, "lena", PASSWORD)
+    page.get_by_role("link", name="Exports").click()
+    page.wait_for_selector("form.export-form")
+    offered = page.eval_on_selector_all("input[name=sources]", "inputs => inputs.map(i => i.value)")
+    assert offered == ["consensus", "annotations", "predictions"]
+
+
+def test_admin_promotes_and_rolls_back_on_the_models_page_with_readable_metrics(page: Any) -> None:
+    """Reached by clicking: per version a metrics table with a row per class and its support, the learning curve,
+    and promote / roll back with a reason (audited)."""
+    world = build_world(n_fields=1)
+    active = world.predictions[0].model_version
+    candidate = ModelVersionFactory(
+        metrics={
+            "accuracy": 0.8,
+            "per_class": {"12": {"name": "lymphocyte", "precision": 0.9, "recall": 0.75, "f1": 0.82, "support": 12}},
+        },
+        history=[{"epoch": 1, "member": None, "train_loss": 1.5, "val_metric": None}],
+        checkpoints=["classifier/candidate.pt"],
+    )
+    UserFactory(username="lena", roles=[Role.ADMIN])
+    log_in(page, "lena", PASSWORD)
+    page.get_by_role("link", name="Models").click()
+    card = page.locator(f"[data-model='{candidate.pk}']")
+    card.wait_for()
+    assert "per_class" not in card.inner_text()
+    card.locator("details.per-class summary").click()
+    row = card.locator("details.per-class tr", has_text="lymphocyte")
+    assert row.locator("td").all_inner_texts() == ["lymphocyte", "0.900", "0.750", "0.820", "12"]
+    card.locator("details.learning-curve summary").click()
+    assert "no field of a patient in the val split" in card.inner_text()
+
+    card.locator("button.promote").click()
+    page.fill("#registry-reason", "better on the held-out set")
+    page.click(".dialog button[data-value='ok']")
+    eventually(lambda: ModelVersion.objects.get(pk=candidate.pk).status == "active")
+    page.locator(f"[data-model='{candidate.pk}'] .tag.active").wait_for()
+    assert ModelVersion.objects.get(pk=active.pk).status == "retired"
+    screenshot(page, "models-promoted")
+
+    page.locator(f"[data-model='{candidate.pk}'] button.rollback").click()
+    page.fill("#registry-reason", "worse on new smears")
+    page.click(".dialog button[data-value='ok']")
+    eventually(lambda: ModelVersion.objects.get(pk=active.pk).status == "active")
+    page.locator(f"[data-model='{active.pk}'] .tag.active").wait_for()

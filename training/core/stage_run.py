@@ -344,7 +344,14 @@ class _Run:
             save_checkpoint(
                 last_path, model, meta, optimizer=optimizer, scheduler=scheduler, epoch=epoch, extra_state=extra
             )
-            shown = "-" if score is None else f"{score:.4f}"
+            # Say why there is no val figure: no field of a val patient in the snapshot, or not an evaluation epoch.
+            shown = (
+                f"{score:.4f}"
+                if score is not None
+                else "none (no val fields in the snapshot)"
+                if not self.val_fields
+                else f"not evaluated this epoch (every {s.eval_every})"
+            )
             self._report(
                 slot,
                 member,

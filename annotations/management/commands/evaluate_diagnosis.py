@@ -22,7 +22,12 @@ class Command(BaseCommand):
     help = "Compare diagnosis suggestions with the confirmed diagnoses of all cases."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--source", choices=SOURCES, default="consensus", help="cells counted (default consensus)")
+        parser.add_argument(
+            "--source",
+            choices=[source for source in SOURCES if source != "mine"],
+            default="consensus",
+            help="cells counted (default consensus)",
+        )
         parser.add_argument("--rule-set", type=int, default=None, help="rule set id (default: the active one)")
         parser.add_argument(
             "--indeterminate-as-negative",

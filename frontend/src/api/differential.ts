@@ -3,6 +3,7 @@
 // so types.ts has nothing to alias.
 
 import { api, withQuery } from "./http";
+import type { Cell } from "./shapes";
 
 export interface ShareJson {
   count: number;
@@ -95,7 +96,7 @@ export interface ReportJson {
   links: { csv: string; pdf: string };
 }
 
-export const SOURCES = ["consensus", "consensus+model", "model"] as const;
+export const SOURCES = ["consensus", "consensus+model", "model", "mine"] as const;
 export const CI_METHODS = ["exact", "wilson"] as const;
 
 export interface ReportQuery {
@@ -107,4 +108,20 @@ export function differentialReport(kind: "case" | "smear", id: number, query: Re
   return api.get<ReportJson>(
     withQuery(`/api/v1/${kind === "case" ? "cases" : "smears"}/${id}/differential`, { ...query }),
   );
+}
+
+/** The gallery's sources: one at a time, never a blend ("mine": my own annotations). */
+export const GALLERY_SOURCES = ["mine", "consensus", "model"] as const;
+export type GallerySource = (typeof GALLERY_SOURCES)[number];
+
+export interface GalleryJson {
+  source: GallerySource;
+  /** the same differential the report shows for this source */
+  differential: DifferentialJson;
+  warnings: string[];
+  cells: Array<Cell & { field: number }>;
+}
+
+export function galleryCells(kind: "case" | "smear", id: number, source: GallerySource): Promise<GalleryJson> {
+  return api.get<GalleryJson>(withQuery(`/api/v1/${kind === "case" ? "cases" : "smears"}/${id}/gallery`, { source }));
 }

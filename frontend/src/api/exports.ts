@@ -8,7 +8,8 @@ type Schemas = components["schemas"];
 export type ExportJob = Schemas["ExportJob"];
 export type ExportRequest = Schemas["ExportRequestRequest"];
 
-export const EXPORT_SOURCES: readonly Schemas["SourcesEnum"][] = ["consensus", "annotations", "predictions"];
+export type ExportSource = Schemas["SourcesEnum"];
+export const EXPORT_SOURCES: readonly ExportSource[] = ["consensus", "annotations", "predictions"];
 // The formats the server writes (the schema's enum); the first is the default.
 export const EXPORT_FORMATS: readonly { value: Schemas["ExportRequestFormatEnum"]; label: string }[] = [
   { value: "coco", label: "COCO" },

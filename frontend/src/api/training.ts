@@ -23,7 +23,13 @@ export const training = {
   cancel: (id: number) => api.post<TrainingJob>(`/api/v1/training-jobs/${id}/cancel`),
   schedules: () => fetchAll<Schedule>("/api/v1/training-schedules"),
   setSchedule: (id: number, enabled: boolean) => api.patch<Schedule>(`/api/v1/training-schedules/${id}`, { enabled }),
+  updateSchedule: (id: number, changes: Partial<Schedule>) =>
+    api.patch<Schedule>(`/api/v1/training-schedules/${id}`, changes),
+  promote: (id: number, reason: string) => api.post<ModelVersion>(`/api/v1/model-versions/${id}/promote`, { reason }),
+  rollback: (id: number, reason: string) => api.post<ModelVersion>(`/api/v1/model-versions/${id}/rollback`, { reason }),
 };
+
+export const PROMOTE_MODES = ["auto", "never", "force"] as const;
 
 /** Scalar metrics as "name: value" rows, nested objects flattened with dots ("val.accuracy"). */
 export function metricRows(metrics: Record<string, unknown>, prefix = ""): Array<[string, string]> {

@@ -310,6 +310,26 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/api/v1/cases/{id}/gallery/": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * @description The cells of one source, each once, with the differential the report shows for that source:
+     *     `{source, differential, fields, warnings, cells: [a cell as /cells shows it, with its `field`]}`.
+     */
+    get: operations["v1_cases_gallery_retrieve"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/api/v1/cell-classes/": {
     parameters: {
       query?: never;
@@ -1178,6 +1198,26 @@ export interface paths {
     };
     /** @description The same differential as a PDF report (table, lineage chart, suggestion with evidence, provenance). */
     get: operations["v1_smears_differential_report.pdf_retrieve"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/smears/{id}/gallery/": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * @description The cells of one source, each once, with the differential the report shows for that source:
+     *     `{source, differential, fields, warnings, cells: [a cell as /cells shows it, with its `field`]}`.
+     */
+    get: operations["v1_smears_gallery_retrieve"];
     put?: never;
     post?: never;
     delete?: never;
@@ -4802,8 +4842,8 @@ export interface operations {
         format?: "csv" | "json";
         /** @description rule set id (default: the active one) */
         rule_set?: number;
-        /** @description cells counted: consensus (default), consensus+model (send '+' as %2B), or model */
-        source?: "consensus" | "consensus+model" | "model";
+        /** @description cells counted: consensus (default), consensus+model (send '+' as %2B), model (the active classifier's predictions) or mine (the asking user's own annotations) */
+        source?: "consensus" | "consensus+model" | "mine" | "model";
       };
       header?: never;
       path: {
@@ -4887,8 +4927,8 @@ export interface operations {
         ci_method?: "exact" | "wilson";
         /** @description rule set id (default: the active one) */
         rule_set?: number;
-        /** @description cells counted: consensus (default), consensus+model (send '+' as %2B), or model */
-        source?: "consensus" | "consensus+model" | "model";
+        /** @description cells counted: consensus (default), consensus+model (send '+' as %2B), model (the active classifier's predictions) or mine (the asking user's own annotations) */
+        source?: "consensus" | "consensus+model" | "mine" | "model";
       };
       header?: never;
       path: {
@@ -4944,6 +4984,76 @@ export interface operations {
         };
       };
       409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_cases_gallery_retrieve: {
+    parameters: {
+      query?: {
+        /** @description whose cells: consensus (default), mine (the asking annotator's) or model (the active classifier's predictions); never a blend */
+        source?: "consensus" | "mine" | "model";
+      };
+      header?: never;
+      path: {
+        /** @description A unique integer value identifying this case. */
+        id: number;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            [key: string]: unknown;
+          };
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description No such object, or one you may not see (answered exactly alike). */
+      404: {
         headers: {
           [name: string]: unknown;
         };
@@ -9760,8 +9870,8 @@ export interface operations {
         format?: "csv" | "json";
         /** @description rule set id (default: the active one) */
         rule_set?: number;
-        /** @description cells counted: consensus (default), consensus+model (send '+' as %2B), or model */
-        source?: "consensus" | "consensus+model" | "model";
+        /** @description cells counted: consensus (default), consensus+model (send '+' as %2B), model (the active classifier's predictions) or mine (the asking user's own annotations) */
+        source?: "consensus" | "consensus+model" | "mine" | "model";
       };
       header?: never;
       path: {
@@ -9845,8 +9955,8 @@ export interface operations {
         ci_method?: "exact" | "wilson";
         /** @description rule set id (default: the active one) */
         rule_set?: number;
-        /** @description cells counted: consensus (default), consensus+model (send '+' as %2B), or model */
-        source?: "consensus" | "consensus+model" | "model";
+        /** @description cells counted: consensus (default), consensus+model (send '+' as %2B), model (the active classifier's predictions) or mine (the asking user's own annotations) */
+        source?: "consensus" | "consensus+model" | "mine" | "model";
       };
       header?: never;
       path: {
@@ -9902,6 +10012,76 @@ export interface operations {
         };
       };
       409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_smears_gallery_retrieve: {
+    parameters: {
+      query?: {
+        /** @description whose cells: consensus (default), mine (the asking annotator's) or model (the active classifier's predictions); never a blend */
+        source?: "consensus" | "mine" | "model";
+      };
+      header?: never;
+      path: {
+        /** @description A unique integer value identifying this smear. */
+        id: number;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            [key: string]: unknown;
+          };
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description No such object, or one you may not see (answered exactly alike). */
+      404: {
         headers: {
           [name: string]: unknown;
         };

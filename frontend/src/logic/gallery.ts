@@ -1,5 +1,6 @@
-// The cell gallery's model: which cells of each field show (mine, or the model's not yet taken over, or the truth),
-// how they group by class, and how keyboard focus moves through the groups.
+// The cell gallery's model: which cells of each field show (one source at a time: my work with the model's
+// suggestions I have not taken over, or the truth, or the active model's predictions), how they group by class,
+// which count, and how keyboard focus moves through the groups.
 
 import type { Box, Cell } from "../api/shapes";
 import type { LocalCell } from "./edits";
@@ -27,18 +28,22 @@ export interface FieldLayers {
   /** my cells as the editor shows them; null when I have no set on the field */
   mine: ReadonlyMap<string, LocalCell> | null;
   suggestions: readonly Cell[];
+  /** the read-only source's cells (the truth, or the active model's predictions) */
   truth: readonly Cell[];
 }
+
+/** What a gallery shows: "mine" (editable), "consensus" or "model" (read-only); never a blend of them. */
+export type ShownSource = "mine" | "consensus" | "model";
 
 /** Suggestions count as taken once one of my cells came from them or covers them (IoU >= this). */
 export const SAME_CELL_IOU = 0.5;
 
-export function fieldItems(layers: FieldLayers, annotating: boolean): GalleryItem[] {
+export function fieldItems(layers: FieldLayers, source: ShownSource): GalleryItem[] {
   const { fieldId } = layers;
-  if (!annotating) {
-    const cells = layers.truth.length ? layers.truth : layers.suggestions;
-    const origin: Origin = layers.truth.length ? "truth" : "suggestion";
-    return cells.map((cell) => fromCell(fieldId, cell, origin));
+  if (source !== "mine") {
+    // One source only: a field without truth shows nothing under "consensus" (never the model's cells instead).
+    const origin: Origin = source === "model" ? "suggestion" : "truth";
+    return layers.truth.map((cell) => fromCell(fieldId, cell, origin));
   }
   const mine = [...(layers.mine?.values() ?? [])];
   const byId = new Map(layers.suggestions.map((s) => [s.id, s]));
@@ -77,6 +82,11 @@ function fromCell(fieldId: number, cell: Cell, origin: Origin): GalleryItem {
     confidence: cell.confidence,
     suggestion: origin === "suggestion" ? cell : null,
   };
+}
+
+/** The cells the differential counts: under "mine" only my cells (suggestions not taken over are not my work). */
+export function countedItems(items: readonly GalleryItem[], source: ShownSource): GalleryItem[] {
+  return source === "mine" ? items.filter((item) => item.origin === "mine") : [...items];
 }
 
 export type GroupId = number | "unclassified" | "uncountable";

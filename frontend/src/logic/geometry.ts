@@ -122,3 +122,22 @@ export function cropView(box: Box, fieldWidth: number, fieldHeight: number, size
     offsetY: -top * scale,
   };
 }
+
+/** The keys of boxes that overlap another box: their labels would cover each other, so they show only on hover or
+ * selection. */
+export function crowdedKeys(items: ReadonlyArray<{ key: string; box: Box }>): Set<string> {
+  const crowded = new Set<string>();
+  for (let i = 0; i < items.length; i++) {
+    const a = items[i].box;
+    for (let j = i + 1; j < items.length; j++) {
+      const b = items[j].box;
+      const overlapX = Math.min(a.x + a.width, b.x + b.width) - Math.max(a.x, b.x);
+      const overlapY = Math.min(a.y + a.height, b.y + b.height) - Math.max(a.y, b.y);
+      if (overlapX > 0 && overlapY > 0) {
+        crowded.add(items[i].key);
+        crowded.add(items[j].key);
+      }
+    }
+  }
+  return crowded;
+}

@@ -1,12 +1,25 @@
-// Admin: model versions with their metrics and plots, training jobs with live progress, launch / cancel retraining,
-// schedules. Each section stands on its own endpoint and says so when the server does not have it yet.
+// Admin: model versions with readable metrics (overall, per class with support, the learning curve per epoch), plots
+// full size on click, promote / roll back with a reason; training jobs with live progress that refresh the versions
+// when a job ends; launch (stages incl. all, profile, epochs, promote policy); the retrain schedules as forms. Each
+// section stands on its own endpoint and says so when the server does not have it yet.
 
 import { describeError, isMissingEndpoint } from "../api/http";
 import { FINISHED } from "../api/jobs";
-import { metricRows, PROFILES, STAGES, training, type ModelVersion, type TrainingJob } from "../api/training";
+import {
+  PROFILES,
+  PROMOTE_MODES,
+  STAGES,
+  training,
+  type ModelVersion,
+  type Schedule,
+  type TrainingJob,
+} from "../api/training";
 import type { Page } from "../context";
+import { epochRows, noValidation, overallRows, PER_CLASS_COLUMNS, perClassRows } from "../logic/modelMetrics";
+import type { Taxonomy } from "../logic/taxonomy";
 import { clear, formatDate, h } from "../ui/dom";
-import { showError, showInfo } from "../ui/feedback";
+import { dialog, showError, showInfo } from "../ui/feedback";
+import { clearFieldErrors, showFieldErrors } from "../ui/forms";
 import { jobLine } from "../ui/jobs";
 import { bindKeys } from "../ui/keys";
 
@@ -36,8 +49,60 @@ async function section<T>(
   }
 }
 
-function modelCard(model: ModelVersion): HTMLElement {
-  const rows = metricRows(model.metrics);
+function table(head: string[], rows: Array<Array<string | number>>, className = "grid metrics"): HTMLElement {
+  return h(
+    "table",
+    { class: className },
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        head.map((name) => h("th", {}, name)),
+      ),
+    ),
+    h(
+      "tbody",
+      {},
+      rows.map((row) =>
+        h(
+          "tr",
+          {},
+          row.map((cell, index) => h("td", { class: index ? "num" : "" }, cell)),
+        ),
+      ),
+    ),
+  );
+}
+
+function showPlot(url: string, name: string): void {
+  void dialog(
+    name,
+    h("img", { class: "plot-full", src: url, alt: name }),
+    [{ label: "Close", value: "close" }],
+    "wide",
+  );
+}
+
+/** Ask for the reason of a promotion or rollback; "" when the admin cancels. */
+async function askReason(title: string): Promise<string> {
+  const input = h("input", { type: "text", id: "registry-reason", "aria-label": "reason", size: 50 });
+  const body = h("label", {}, "Reason (kept in the audit trail) ", input);
+  setTimeout(() => input.focus(), 0);
+  const pressed = await dialog(title, body, [
+    { label: "Cancel", value: "" },
+    { label: "Confirm", value: "ok", primary: true },
+  ]);
+  return pressed === "ok" ? input.value.trim() : "";
+}
+
+function modelCard(model: ModelVersion, taxonomy: Taxonomy, act: (what: "promote" | "rollback") => void): HTMLElement {
+  const overall = overallRows(model.metrics);
+  const perClass = perClassRows(model.metrics, (id) => taxonomy.name(id));
+  const epochs = epochRows(model.history);
+  const main =
+    typeof (model.gate as { metric?: unknown })?.metric === "string" ? (model.gate as { metric: string }).metric : "";
   return h(
     "div",
     { class: `card model ${model.status}`, dataset: { model: String(model.id) } },
@@ -50,67 +115,236 @@ function modelCard(model: ModelVersion): HTMLElement {
     h(
       "div",
       { class: "muted small" },
-      `created ${formatDate(model.created_at)}${model.promoted_at ? ` · promoted ${formatDate(model.promoted_at)}` : ""}`,
+      `Created ${formatDate(model.created_at)}${model.promoted_at ? `, promoted ${formatDate(model.promoted_at)}` : ""}.`,
     ),
-    model.status_reason ? h("div", { class: "small" }, model.status_reason) : null,
-    rows.length
+    model.status_reason ? h("p", { class: "small" }, model.status_reason) : null,
+    h(
+      "div",
+      { class: "registry-actions" },
+      model.status === "active"
+        ? h("button", { class: "danger small rollback", onclick: () => act("rollback") }, "Roll back")
+        : h("button", { class: "small promote", onclick: () => act("promote") }, "Promote"),
+    ),
+    h("h4", {}, "Test metrics"),
+    overall.length
+      ? table(
+          ["metric", "value"],
+          overall.map(([name, value]) => [name, value]),
+        )
+      : h("p", { class: "muted small" }, "No metrics were recorded for this version."),
+    perClass.length
       ? h(
-          "table",
-          { class: "diff-table" },
-          h(
-            "tbody",
-            {},
-            rows.map(([name, value]) => h("tr", {}, h("td", {}, name), h("td", { class: "num" }, value))),
+          "details",
+          { class: "per-class" },
+          h("summary", {}, `Per class (${perClass.length})`),
+          table(
+            ["class", ...PER_CLASS_COLUMNS],
+            perClass.map((row) => [row.name, ...row.values]),
           ),
         )
-      : h("div", { class: "muted small" }, "no metrics recorded"),
-    (model.plots ?? []).map((plot) =>
-      h(
-        "figure",
-        {},
-        h("img", { class: "plot", src: plot.url, alt: plot.name, loading: "lazy" }),
-        h("figcaption", { class: "small muted" }, plot.name),
+      : null,
+    epochs.length
+      ? h(
+          "details",
+          { class: "learning-curve" },
+          h("summary", {}, `Learning curve (${epochs.length} epochs)`),
+          noValidation(epochs)
+            ? h(
+                "p",
+                { class: "small" },
+                "No epoch was validated: the training snapshot had no field of a patient in the val split, so the " +
+                  "best epoch is the last one.",
+              )
+            : null,
+          table(
+            ["epoch", "member", "train loss", `val ${main || "metric"}`],
+            epochs.map((row) => [row.epoch, row.member, row.trainLoss, row.val]),
+          ),
+        )
+      : null,
+    h(
+      "div",
+      { class: "plots" },
+      (model.plots ?? []).map((plot) =>
+        h(
+          "figure",
+          {},
+          h("img", {
+            class: "plot",
+            src: plot.url,
+            alt: plot.name,
+            loading: "lazy",
+            title: "Click for full size",
+            onclick: () => showPlot(plot.url, plot.name),
+          }),
+          h("figcaption", { class: "small muted" }, plot.name),
+        ),
       ),
     ),
   );
 }
 
-export const modelsPage: Page = async (root) => {
+function select(id: string, label: string, values: readonly string[], chosen?: string): HTMLSelectElement {
+  return h(
+    "select",
+    { id, "aria-label": label },
+    values.map((v) => h("option", { value: v, selected: v === chosen }, v)),
+  );
+}
+
+function scheduleForm(s: Schedule): HTMLElement {
+  const input = (name: keyof Schedule, attributes: Record<string, string | number> = {}) =>
+    h("input", { name, value: String(s[name] ?? ""), size: 6, ...attributes });
+  const enabled = h("input", { type: "checkbox", name: "enabled", checked: Boolean(s.enabled) });
+  const fields: Array<[string, HTMLElement]> = [
+    ["min new cells", input("min_new_cells", { type: "number", min: 0 })],
+    ["minute", input("minute")],
+    ["hour", input("hour")],
+    ["day of week", input("day_of_week")],
+    ["day of month", input("day_of_month")],
+    ["month", input("month_of_year")],
+    ["epochs", input("epochs", { type: "number", min: 1, placeholder: "profile's" })],
+  ];
+  const profile = select(`schedule-${s.id}-profile`, "profile", PROFILES, s.profile);
+  profile.name = "profile";
+  const promote = select(`schedule-${s.id}-promote`, "promote", PROMOTE_MODES, s.promote);
+  promote.name = "promote";
+  const stages = h(
+    "fieldset",
+    { class: "checks", dataset: { field: "stages" } },
+    h("legend", {}, "stages"),
+    STAGES.map((stage) =>
+      h(
+        "label",
+        {},
+        h("input", { type: "checkbox", name: "stages", value: stage, checked: (s.stages ?? []).includes(stage) }),
+        ` ${stage}`,
+      ),
+    ),
+  );
+  const save = h("button", { class: "primary small", type: "submit" }, "Save schedule");
+  const form = h(
+    "form",
+    { class: "card schedule-form", dataset: { schedule: String(s.id) } },
+    h("h3", {}, s.name),
+    h("label", { dataset: { field: "enabled" } }, enabled, " enabled"),
+    h(
+      "div",
+      { class: "form-row" },
+      fields.map(([label, control]) =>
+        h("label", { dataset: { field: control.getAttribute("name") ?? "" } }, `${label} `, control),
+      ),
+      h("label", { dataset: { field: "profile" } }, "profile ", profile),
+      h("label", { dataset: { field: "promote" } }, "promote ", promote),
+    ),
+    stages,
+    h(
+      "p",
+      { class: "muted small" },
+      `${s.new_cells} new truth cells since the last run. ${s.last_check ? `Last check: ${s.last_check}` : "Not checked yet."}`,
+    ),
+    save,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearFieldErrors(form);
+    const value = (name: string) => (form.querySelector(`[name="${name}"]`) as HTMLInputElement).value;
+    const epochs = value("epochs");
+    save.disabled = true;
+    try {
+      await training.updateSchedule(s.id, {
+        enabled: enabled.checked,
+        min_new_cells: Number(value("min_new_cells")),
+        minute: value("minute"),
+        hour: value("hour"),
+        day_of_week: value("day_of_week"),
+        day_of_month: value("day_of_month"),
+        month_of_year: value("month_of_year"),
+        epochs: epochs ? Number(epochs) : null,
+        profile: profile.value,
+        promote: promote.value as Schedule["promote"],
+        stages: [...form.querySelectorAll<HTMLInputElement>("input[name=stages]:checked")].map(
+          (i) => i.value as (typeof STAGES)[number],
+        ),
+      });
+      showInfo(`Schedule ${s.name} saved.`);
+    } catch (error) {
+      if (!showFieldErrors(form, error)) showError(error, "Saving the schedule");
+    } finally {
+      save.disabled = false;
+    }
+  });
+  return form;
+}
+
+export const modelsPage: Page = async (root, _params, context) => {
+  const taxonomy = await context.taxonomy();
   const modelsBox = h("div", { class: "cards", id: "models" }, h("p", { class: "muted" }, "Loading…"));
   const jobsBox = h("div", { id: "training-jobs" });
   const schedulesBox = h("div", { id: "schedules" });
-  const stage = h(
-    "select",
-    { id: "train-stage", "aria-label": "stage" },
-    STAGES.map((s) => h("option", { value: s }, s)),
+  const stage = select("train-stage", "stages", ["all", ...STAGES], "all");
+  const profile = select("train-profile", "profile", PROFILES);
+  const promote = select("train-promote", "promote policy", PROMOTE_MODES, "auto");
+  const epochs = h("input", { type: "number", min: 1, id: "train-epochs", placeholder: "profile's", size: 6 });
+  const launch = h("button", { class: "primary", type: "submit" }, "Launch retraining");
+  const launchForm = h(
+    "form",
+    { class: "form-row launch-form" },
+    h("label", { dataset: { field: "stage" } }, "Stages ", stage),
+    h("label", { dataset: { field: "profile" } }, "Profile ", profile),
+    h("label", { dataset: { field: "epochs" } }, "Epochs ", epochs),
+    h("label", { dataset: { field: "promote" } }, "Promote ", promote),
+    launch,
   );
-  const profile = h(
-    "select",
-    { id: "train-profile", "aria-label": "profile" },
-    PROFILES.map((p) => h("option", { value: p }, p)),
-  );
-  const launch = h("button", { class: "primary" }, "Launch retraining");
   root.append(
     h("h1", {}, "Models and training"),
     h("h2", {}, "Training jobs"),
-    h("div", { class: "form-row" }, h("label", {}, "Stage", stage), h("label", {}, "Profile", profile), launch),
+    launchForm,
     jobsBox,
     h("h2", {}, "Model versions"),
     modelsBox,
-    h("h2", {}, "Schedules"),
+    h("h2", {}, "Retrain schedules"),
     schedulesBox,
   );
 
   let timer: ReturnType<typeof setTimeout> | undefined;
   let stopped = false;
+  let running = new Set<number>();
+
+  const refreshModels = (): Promise<boolean> =>
+    section(modelsBox, "model registry", training.models, (models) =>
+      clear(
+        modelsBox,
+        models.length
+          ? models.map((m) => modelCard(m, taxonomy, (what) => void registryAction(m, what)))
+          : h("p", { class: "muted" }, "No model versions yet."),
+      ),
+    );
+
+  async function registryAction(model: ModelVersion, what: "promote" | "rollback"): Promise<void> {
+    const title = what === "promote" ? `Promote ${model.stage} v${model.id}` : `Roll back ${model.stage} v${model.id}`;
+    const reason = await askReason(title);
+    if (!reason) return;
+    try {
+      await (what === "promote" ? training.promote(model.id, reason) : training.rollback(model.id, reason));
+      showInfo(
+        what === "promote"
+          ? `${model.stage} v${model.id} is now active.`
+          : `${model.stage} v${model.id} was rolled back.`,
+      );
+      await refreshModels();
+    } catch (error) {
+      showError(error, title);
+    }
+  }
 
   const renderJobs = (jobs: TrainingJob[]): void => {
     clear(
       jobsBox,
       jobs.length
         ? jobs.slice(0, 20).map((job) => {
-            const running = !FINISHED.has(job.status);
-            const cancelButton = running
+            const open = !FINISHED.has(job.status);
+            const cancelButton = open
               ? h(
                   "button",
                   { class: "danger small", onclick: () => void cancel(job.id), disabled: job.cancel_requested },
@@ -125,9 +359,12 @@ export const modelsPage: Page = async (root) => {
           })
         : h("p", { class: "muted" }, "No training jobs yet."),
     );
+    // A job that ended since the last look may have registered or promoted versions: read them again.
+    const now = new Set(jobs.filter((job) => !FINISHED.has(job.status)).map((job) => job.id));
+    if ([...running].some((id) => !now.has(id))) void refreshModels();
+    running = now;
     // Live progress: re-read while any job runs.
-    if (!stopped && jobs.some((job) => !FINISHED.has(job.status)))
-      timer = setTimeout(() => void refreshJobs(), POLL_MS);
+    if (!stopped && now.size) timer = setTimeout(() => void refreshJobs(), POLL_MS);
   };
   const refreshJobs = (): Promise<boolean> => section(jobsBox, "training jobs", training.jobs, renderJobs);
 
@@ -142,16 +379,23 @@ export const modelsPage: Page = async (root) => {
     }
   }
 
-  launch.addEventListener("click", async () => {
+  launchForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
     launch.disabled = true;
+    clearFieldErrors(launchForm);
     try {
-      const chosen = STAGES.find((name) => name === stage.value) ?? STAGES[0];
-      const job = await training.launch({ stage: chosen, profile: profile.value });
+      const chosen = ["all", ...STAGES].find((name) => name === stage.value) ?? "all";
+      const job = await training.launch({
+        stage: chosen as (typeof STAGES)[number],
+        profile: profile.value,
+        epochs: epochs.value ? Number(epochs.value) : null,
+        promote: promote.value as (typeof PROMOTE_MODES)[number],
+      });
       showInfo(`Training job #${job.id} queued.`);
       clearTimeout(timer);
       await refreshJobs();
     } catch (error) {
-      showError(error, "Launching retraining");
+      if (!showFieldErrors(launchForm, error)) showError(error, "Launching retraining");
     } finally {
       launch.disabled = false;
     }
@@ -159,47 +403,9 @@ export const modelsPage: Page = async (root) => {
 
   await Promise.all([
     refreshJobs(),
-    section(modelsBox, "model registry", training.models, (models) =>
-      clear(modelsBox, models.length ? models.map(modelCard) : h("p", { class: "muted" }, "No model versions yet.")),
-    ),
+    refreshModels(),
     section(schedulesBox, "schedules", training.schedules, (schedules) =>
-      clear(
-        schedulesBox,
-        schedules.length
-          ? h(
-              "table",
-              { class: "grid" },
-              h(
-                "tbody",
-                {},
-                schedules.map((s) => {
-                  const toggle = h("input", { type: "checkbox", checked: s.enabled, "aria-label": `enable ${s.name}` });
-                  toggle.addEventListener("change", async () => {
-                    try {
-                      await training.setSchedule(s.id, toggle.checked);
-                    } catch (error) {
-                      toggle.checked = !toggle.checked;
-                      showError(error, "Changing the schedule");
-                    }
-                  });
-                  return h(
-                    "tr",
-                    {},
-                    h("td", {}, h("label", {}, toggle, ` ${s.name}`)),
-                    h(
-                      "td",
-                      { class: "muted small" },
-                      Object.entries(s)
-                        .filter(([k]) => !["id", "name", "enabled"].includes(k))
-                        .map(([k, v]) => `${k}: ${String(v)}`)
-                        .join(" · "),
-                    ),
-                  );
-                }),
-              ),
-            )
-          : h("p", { class: "muted" }, "No schedules."),
-      ),
+      clear(schedulesBox, schedules.length ? schedules.map(scheduleForm) : h("p", { class: "muted" }, "No schedules.")),
     ),
   ]);
   const unbind = bindKeys("global", null, {});

@@ -177,14 +177,17 @@ function renderReport(target: HTMLElement, report: ReportJson): void {
   );
 }
 
-export const reportPage: Page = async (root, params) => {
+export const reportPage: Page = async (root, params, context) => {
   const caseId = Number(params.id);
   const query = new URLSearchParams(location.search);
   const theCase = await caseApi.get(caseId);
   const source = h(
     "select",
     { id: "source", "aria-label": "cells counted" },
-    SOURCES.map((s) => h("option", { value: s, selected: s === (query.get("source") ?? "consensus") }, s)),
+    // "mine" (my own annotations) only for annotators: nobody else has work of their own to count.
+    SOURCES.filter((s) => s !== "mine" || context.has("annotator")).map((s) =>
+      h("option", { value: s, selected: s === (query.get("source") ?? "consensus") }, s),
+    ),
   );
   const ci = h(
     "select",

@@ -391,6 +391,7 @@ def test_pdf_report_holds_the_table_suggestion_and_provenance(client_for: Any, a
     response = get(client_for(annotator), f"/api/v1/cases/{world.case.pk}/differential/report.pdf")
     assert response.status_code == 200
     assert response["Content-Type"] == "application/pdf"
+    assert response["Content-Disposition"] == f'attachment; filename="differential-{world.case.code}.pdf"'
     text = pdf_text(response.content)
     low, high = ci_percent(55, 100)
     for expected in (

@@ -298,9 +298,14 @@ def test_predictions_need_exactly_one_model_version(world: World) -> None:
     with pytest.raises(ValidationFailed, match="none has predictions"):
         export_plan(ExportRequest(sources=("consensus", "predictions")))
     first = _predict(world)
-    _predict(world)
-    with pytest.raises(ValidationFailed, match="choose one of"):
+    second = _predict(world)
+    # Each version named once, however many fields it predicted (it read "choose one of 3, 3, 3, 3, ...").
+    with pytest.raises(ValidationFailed, match=rf"choose one of {first.pk}, {second.pk}\.$"):
         export_plan(ExportRequest(sources=("consensus", "predictions")))
+    # With an active classifier among them, it is the default.
+    second.status = "active"
+    second.save()
+    assert export_plan(ExportRequest(sources=("consensus", "predictions"))).model_version_id == second.pk
     only_predictions = export(ExportRequest(sources=("predictions",), model_version=first.pk))
     train = json.loads(only_predictions["annotations/instances_train.json"])
     assert {a["source"] for a in train["annotations"]} == {f"model:{first.pk}"}

@@ -87,7 +87,7 @@ export const annotatorPage: Page = async (root, params, context) => {
   annotator.refresh();
   viewerElement.dataset.ready = "1";
   if (annotator.state.readOnly && annotating)
-    showInfo(`Field #${fieldId} is ${words(data.shown.set?.status ?? "submitted")}: read-only.`);
+    showInfo(`Field #${fieldId} is ${words(data.shown.set?.status ?? "submitted")}, so it can no longer be changed.`);
 
   return () => {
     unbindKeys();

@@ -122,7 +122,8 @@ export function renderPanel(side: HTMLElement, state: PanelState, actions: Panel
   const selection = h("div", { class: "selection" });
   if (state.selectedSuggestion) {
     const { cell, choices } = state.selectedSuggestion;
-    selection.append(
+    appendPresent(
+      selection,
       h(
         "div",
         {},
@@ -134,17 +135,20 @@ export function renderPanel(side: HTMLElement, state: PanelState, actions: Panel
         { class: "choices" },
         choices.map((c) => h("li", {}, `${taxonomy.name(c.classId)} ${percent(c.probability)}`)),
       ),
-      h(
-        "div",
-        { class: "buttons" },
-        h("button", { onclick: actions.accept, disabled: state.readOnly }, "Accept ", key("a")),
-        h("button", { onclick: actions.remove, disabled: state.readOnly }, "Dismiss ", key("Del")),
-      ),
-      h("div", { class: "muted small" }, "A class key accepts it with that class."),
+      state.readOnly
+        ? null
+        : h(
+            "div",
+            { class: "buttons" },
+            h("button", { onclick: actions.accept }, "Accept ", key("a")),
+            h("button", { onclick: actions.remove }, "Dismiss ", key("Del")),
+          ),
+      state.readOnly ? null : h("div", { class: "muted small" }, "A class key accepts it with that class."),
     );
   } else if (state.selectedCell) {
     const cell = state.selectedCell;
-    selection.append(
+    appendPresent(
+      selection,
       h(
         "div",
         {},
@@ -156,20 +160,23 @@ export function renderPanel(side: HTMLElement, state: PanelState, actions: Panel
         { class: "muted small" },
         `x ${Math.round(cell.x)}, y ${Math.round(cell.y)}, ${Math.round(cell.width)}×${Math.round(cell.height)} px${cell.source_cell ? " · from a suggestion" : ""}`,
       ),
-      h(
-        "div",
-        { class: "buttons" },
-        h(
-          "button",
-          { onclick: actions.toggleCountable, disabled: state.readOnly },
-          cell.countable ? "Mark uncountable " : "Mark countable ",
-          key("c"),
-        ),
-        h("button", { onclick: actions.remove, disabled: state.readOnly }, "Delete ", key("Del")),
-      ),
+      state.readOnly
+        ? null
+        : h(
+            "div",
+            { class: "buttons" },
+            h(
+              "button",
+              { onclick: actions.toggleCountable },
+              cell.countable ? "Mark uncountable " : "Mark countable ",
+              key("c"),
+            ),
+            h("button", { onclick: actions.remove }, "Delete ", key("Del")),
+          ),
     );
   } else {
-    selection.append(
+    appendPresent(
+      selection,
       h(
         "div",
         { class: "muted" },
@@ -177,19 +184,21 @@ export function renderPanel(side: HTMLElement, state: PanelState, actions: Panel
         key("j"),
         " / ",
         key("k"),
-        " go through the cells, ",
-        key("n"),
-        " adds a box.",
+        state.readOnly ? " go through the cells." : " go through the cells, ",
+        state.readOnly ? null : key("n"),
+        state.readOnly ? null : " adds a box.",
       ),
     );
   }
 
-  const palette = classPalette(taxonomy, {
-    onPick: actions.classify,
-    active: state.selectedCell?.cell_class ?? null,
-    counts,
-    disabled: state.readOnly,
-  });
+  // A read-only view shows no editing affordance: no palette to pick from, no drawing tools, no Submit.
+  const palette = state.readOnly
+    ? null
+    : classPalette(taxonomy, {
+        onPick: actions.classify,
+        active: state.selectedCell?.cell_class ?? null,
+        counts,
+      });
 
   const summary = h(
     "div",
@@ -210,12 +219,14 @@ export function renderPanel(side: HTMLElement, state: PanelState, actions: Panel
             {},
             `${state.openSuggestions} open suggestion${state.openSuggestions === 1 ? "" : "s"} (model ${state.modelVersion})`,
           ),
-          h(
-            "button",
-            { onclick: actions.acceptAll, disabled: state.readOnly || state.openSuggestions === 0 },
-            "Accept all ",
-            key("Shift+A"),
-          ),
+          state.readOnly
+            ? null
+            : h(
+                "button",
+                { onclick: actions.acceptAll, disabled: state.openSuggestions === 0 },
+                "Accept all ",
+                key("Shift+A"),
+              ),
           h(
             "button",
             { class: "link", onclick: actions.toggleSuggestions },
@@ -225,24 +236,25 @@ export function renderPanel(side: HTMLElement, state: PanelState, actions: Panel
         ],
   );
 
-  const tools = h(
-    "div",
-    { class: "tools" },
-    h(
-      "button",
-      {
-        class: state.drawing ? "active" : "",
-        onclick: actions.toggleDrawing,
-        disabled: state.readOnly,
-        "aria-pressed": String(state.drawing),
-      },
-      "Draw ",
-      key("b"),
-    ),
-    h("button", { onclick: actions.newBox, disabled: state.readOnly }, "New box ", key("n")),
-    h("button", { onclick: actions.undo, disabled: state.readOnly || !state.canUndo }, "Undo ", key("Ctrl+Z")),
-    h("button", { class: "primary", onclick: actions.submit, disabled: state.readOnly }, "Submit ", key("Ctrl+Enter")),
-  );
+  const tools = state.readOnly
+    ? null
+    : h(
+        "div",
+        { class: "tools" },
+        h(
+          "button",
+          {
+            class: state.drawing ? "active" : "",
+            onclick: actions.toggleDrawing,
+            "aria-pressed": String(state.drawing),
+          },
+          "Draw ",
+          key("b"),
+        ),
+        h("button", { onclick: actions.newBox }, "New box ", key("n")),
+        h("button", { onclick: actions.undo, disabled: !state.canUndo }, "Undo ", key("Ctrl+Z")),
+        h("button", { class: "primary", onclick: actions.submit }, "Submit ", key("Ctrl+Enter")),
+      );
 
   const advance = h("input", { type: "checkbox", id: "auto-advance", checked: state.autoAdvance });
   advance.addEventListener("change", () => actions.setAutoAdvance(advance.checked));
@@ -255,7 +267,14 @@ export function renderPanel(side: HTMLElement, state: PanelState, actions: Panel
     summary,
     suggestions,
     tools,
-    h("label", { class: "small", for: "auto-advance" }, advance, " go to the next cell after classifying"),
+    state.readOnly
+      ? null
+      : h("label", { class: "small", for: "auto-advance" }, advance, " go to the next cell after classifying"),
     h("div", { class: "muted small" }, "Press ", key("?"), " for every key."),
   );
+}
+
+/** Append the children that are there (a read-only view leaves its editing buttons out as null). */
+function appendPresent(parent: HTMLElement, ...children: Array<Node | string | null>): void {
+  for (const child of children) if (child !== null) parent.append(child);
 }

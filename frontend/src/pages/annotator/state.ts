@@ -124,9 +124,9 @@ export interface Access {
 
 /** Why the field cannot be changed, in words; "" when it can. */
 export function readOnlyReason(access: Access): string {
-  if (!access.annotating) return `read-only: you are not an annotator (showing the ${access.truthLabel})`;
-  if (!access.assignedToMe) return "read-only: this field is not assigned to you";
-  return access.readOnly ? "submitted: read-only" : "";
+  if (!access.annotating) return `You are looking at the ${access.truthLabel}; only annotators change boxes.`;
+  if (!access.assignedToMe) return "This field is not assigned to you, so you can look but not change it.";
+  return access.readOnly ? "You submitted this field; it can no longer be changed." : "";
 }
 
 /** Starting my set moves a new field into annotation (annotations/services.py). */

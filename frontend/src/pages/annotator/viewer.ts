@@ -13,7 +13,7 @@ import {
 import "@annotorious/openseadragon/annotorious-openseadragon.css";
 import OpenSeadragon from "openseadragon";
 import type { Box } from "../../api/shapes";
-import { sameBox } from "../../logic/geometry";
+import { crowdedKeys, sameBox } from "../../logic/geometry";
 
 export type ItemKind = "mine" | "suggestion";
 
@@ -63,6 +63,9 @@ export class FieldViewer {
   private readonly annotator: OpenSeadragonAnnotator;
   private items = new Map<string, ViewItem>();
   private readonly labels = new Map<string, HTMLElement>();
+  /** boxes overlapping another: their labels show only while hovered or selected */
+  private crowded = new Set<string>();
+  private hoveredKey: string | null = null;
   private drawing = false;
   private selectedKey: string | null = null;
 
@@ -118,7 +121,19 @@ export class FieldViewer {
     });
     this.annotator.on("selectionChanged", (selected) => {
       this.selectedKey = selected[0]?.id ?? null;
+      this.revealLabels();
       this.events.selected(this.selectedKey);
+    });
+    const hover = this.annotator as unknown as {
+      on(event: "mouseEnterAnnotation" | "mouseLeaveAnnotation", handler: (annotation: { id: string }) => void): void;
+    };
+    hover.on("mouseEnterAnnotation", (annotation) => {
+      this.hoveredKey = annotation.id;
+      this.revealLabels();
+    });
+    hover.on("mouseLeaveAnnotation", (annotation) => {
+      if (this.hoveredKey === annotation.id) this.hoveredKey = null;
+      this.revealLabels();
     });
     this.ready = new Promise((resolve, reject) => {
       this.viewer.addOnceHandler("open", () => resolve());
@@ -158,6 +173,7 @@ export class FieldViewer {
     const previous = this.items;
     this.items = next;
     let restyle = false;
+    this.crowded = crowdedKeys(items);
     for (const item of items) {
       const shown = current.get(item.key);
       if (!shown) this.annotator.addAnnotation(toAnnotation(item));
@@ -190,8 +206,16 @@ export class FieldViewer {
       this.viewer.updateOverlay(label, location, OpenSeadragon.Placement.BOTTOM_LEFT);
     }
     label.className = `box-label ${item.kind} ${item.emphasis !== "none" ? item.emphasis : ""}`;
+    label.classList.toggle("crowded", this.crowded.has(item.key));
+    label.classList.toggle("revealed", item.key === this.selectedKey || item.key === this.hoveredKey);
     label.style.setProperty("--colour", item.emphasis === "none" ? item.colour : EMPHASIS_COLOURS[item.emphasis]);
     label.textContent = item.label;
+  }
+
+  /** Show the labels of the selected and the hovered box even where boxes overlap. */
+  private revealLabels(): void {
+    for (const [key, label] of this.labels)
+      label.classList.toggle("revealed", key === this.selectedKey || key === this.hoveredKey);
   }
 
   private removeLabel(key: string): void {
@@ -202,6 +226,7 @@ export class FieldViewer {
 
   select(key: string | null): void {
     this.selectedKey = key;
+    this.revealLabels();
     if (key === null) this.annotator.cancelSelected();
     else this.annotator.setSelected(key, this.items.get(key)?.editable ?? false);
     this.events.selected(key);

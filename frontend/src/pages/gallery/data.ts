@@ -1,7 +1,11 @@
-// What the gallery shows, loaded from the foundation API: the fields of a smear or case, and on each field my set,
-// the newest prediction (the model's suggestions) and, for those who do not annotate, the truth.
+// What the gallery shows, from one explicit source (as the report counts it): "consensus" (the truth, read-only),
+// "model" (the active classifier's predictions, read-only) or "mine" (my own sets, editable, with the active
+// model's suggestions I have not taken over shown apart and not counted). The cells come from the server's gallery
+// endpoint, which reads the report's selector, so the counts here are the report's for the same source.
 
+import { galleryCells, type GallerySource } from "../../api/differential";
 import { annotationSets, fields as fieldApi, smears } from "../../api/foundation";
+import { ApiError } from "../../api/http";
 import { myAssignedFields } from "../../api/review";
 import type { AnnotationSet, Cell, Field, Me } from "../../api/shapes";
 import type { MySet } from "../shared/editing";
@@ -16,6 +20,7 @@ export interface FieldCells {
 }
 
 export interface GalleryData {
+  source: GallerySource;
   scope: Scope;
   scopeId: number;
   caseId: number;
@@ -44,43 +49,51 @@ async function pool<T>(
   return results;
 }
 
-function newestPrediction(sets: AnnotationSet[]): AnnotationSet | undefined {
-  return sets.filter((s) => s.kind === "prediction").sort((a, b) => b.id - a.id)[0];
+/** The cells of one source by field; the model's suggestions are optional for "mine" (403 when pre-labels are off). */
+async function cellsByField(scope: Scope, scopeId: number, source: GallerySource, optional = false) {
+  const byField = new Map<number, Cell[]>();
+  try {
+    for (const cell of (await galleryCells(scope, scopeId, source)).cells) {
+      const list = byField.get(cell.field) ?? [];
+      list.push(cell);
+      byField.set(cell.field, list);
+    }
+  } catch (error) {
+    if (!(optional && error instanceof ApiError && error.status === 403)) throw error;
+  }
+  return byField;
 }
 
 export async function loadGallery(
   scope: Scope,
   scopeId: number,
   me: Me,
-  annotating: boolean,
+  source: GallerySource,
   report: (done: number, total: number) => void,
 ): Promise<GalleryData> {
+  const editing = source === "mine";
   const caseId = scope === "case" ? scopeId : (await smears.get(scopeId)).case;
-  const [fieldList, sets, assigned] = await Promise.all([
+  const [fieldList, sets, assigned, shown] = await Promise.all([
     fieldApi.list(scope === "case" ? { case: scopeId } : { smear: scopeId }),
-    annotationSets.list({ case: caseId }),
-    annotating ? myAssignedFields() : Promise.resolve(null),
+    editing
+      ? annotationSets.list({ case: caseId, kind: "annotator", annotator: me.id ?? undefined })
+      : Promise.resolve([] as AnnotationSet[]),
+    editing ? myAssignedFields() : Promise.resolve(null),
+    cellsByField(scope, scopeId, editing ? "model" : source, editing),
   ]);
   const fields = await pool(
     fieldList.map((field) => async (): Promise<FieldCells> => {
-      const ofField = sets.filter((s) => s.field === field.id);
-      const mySet = ofField.find((s) => s.kind === "annotator" && s.annotator === me.id) ?? null;
-      const prediction = newestPrediction(ofField);
-      const truthSet = ofField.find((s) => s.kind === "consensus" || s.kind === "imported");
-      const [mine, predicted, truth] = await Promise.all([
-        mySet ? annotationSets.cells(mySet.id) : null,
-        prediction ? annotationSets.cells(prediction.id) : null,
-        !annotating && truthSet ? annotationSets.cells(truthSet.id) : null,
-      ]);
+      const mySet = sets.find((s) => s.field === field.id && s.kind === "annotator" && s.annotator === me.id) ?? null;
+      const mine = mySet ? await annotationSets.cells(mySet.id) : null;
       return {
         field,
         mine: { set: mySet, cells: mine?.cells ?? [], version: mine?.version ?? null },
-        suggestions: predicted?.cells ?? [],
-        truth: truth?.cells ?? [],
+        suggestions: editing ? (shown.get(field.id) ?? []) : [],
+        truth: editing ? [] : (shown.get(field.id) ?? []),
       };
     }),
     4,
     report,
   );
-  return { scope, scopeId, caseId, fields, assigned };
+  return { source, scope, scopeId, caseId, fields, assigned };
 }

@@ -1,13 +1,16 @@
 // The cell gallery (CellaVision style): crops of every cell of a smear or case grouped by class, least confident
 // first; select one or many and reclassify by key or by dragging onto a class; mark uncountable; the differential
-// count on the side follows every change. An annotator's changes are saved into their own set of each field (a
-// model suggestion that is reclassified or confirmed is taken over with the server's /accept); others see the
-// truth read-only.
+// count on the side follows every change. One explicit source at a time, as the report counts it: "my work" (an
+// annotator's own sets, editable; a model suggestion that is reclassified or confirmed is taken over with the
+// server's /accept, and suggestions not taken over are not counted), "consensus" or "model: active version"
+// (read-only, no palette).
 
+import { GALLERY_SOURCES, type GallerySource } from "../../api/differential";
 import type { Field } from "../../api/shapes";
 import type { Page } from "../../context";
 import type { CellChanges } from "../../logic/edits";
 import {
+  countedItems,
   fieldItems,
   groupItems,
   jumpGroup,
@@ -45,13 +48,25 @@ interface FieldState extends FieldCells {
   editor: SetEditor | null;
 }
 
+export const SOURCE_LABELS: Record<GallerySource, string> = {
+  mine: "my work",
+  consensus: "consensus",
+  model: "model: active version",
+};
+
 export const galleryPage: Page = async (root, params, context) => {
   const scope: Scope = params.scope === "case" ? "case" : "smear";
-  const annotating = context.has("annotator");
+  const offered = GALLERY_SOURCES.filter(
+    (s) =>
+      (s !== "mine" || context.has("annotator")) && (s !== "model" || context.has("annotator", "adjudicator", "admin")),
+  );
+  const asked = new URLSearchParams(location.search).get("source") as GallerySource | null;
+  const source: GallerySource = asked && offered.includes(asked) ? asked : offered[0];
+  const annotating = source === "mine";
   root.append(h("p", { class: "muted" }, "Loading the gallery…"));
   const taxonomy = await context.taxonomy();
   const data = await withProgress("Loading cells", (report) =>
-    loadGallery(scope, Number(params.id), context.me, annotating, report),
+    loadGallery(scope, Number(params.id), context.me, source, report),
   );
   const states: FieldState[] = data.fields.map((cells) => ({
     ...cells,
@@ -78,6 +93,22 @@ export const galleryPage: Page = async (root, params, context) => {
   root.replaceChildren(h("div", { class: "gallery" }, main, side));
   root.classList.add("full");
 
+  function sourcePicker(): HTMLElement {
+    const picker = h(
+      "select",
+      {
+        id: "gallery-source",
+        "aria-label": "cells shown",
+        onchange: (event: Event) => {
+          const next = (event.target as HTMLSelectElement).value;
+          navigate(`${location.pathname}?source=${encodeURIComponent(next)}`);
+        },
+      },
+      offered.map((s) => h("option", { value: s, selected: s === source }, SOURCE_LABELS[s])),
+    );
+    return h("label", { class: "source-picker" }, "Cells shown: ", picker);
+  }
+
   function select(next: Selection): void {
     selection = next;
     paintSelection(main, selection);
@@ -92,16 +123,30 @@ export const galleryPage: Page = async (root, params, context) => {
           suggestions: state.suggestions,
           truth: state.truth,
         },
-        annotating,
+        source,
       ),
     );
     groups = groupItems(items, taxonomy);
     selection = pruned(selection, new Set(items.map((item) => item.key)));
-    renderMain(main, { title, fieldCount: states.length, items, groups, taxonomy, fieldOf, lockedWhy });
+    renderMain(main, {
+      title,
+      fieldCount: states.length,
+      items,
+      groups,
+      taxonomy,
+      fieldOf,
+      lockedWhy,
+      editable: annotating,
+      sourcePicker: sourcePicker(),
+    });
     const unsaved = states
       .filter((s) => s.editor && s.editor.state !== "saved")
       .map((s) => `field #${s.field.id}: ${s.editor?.state}${s.editor?.message ? ` (${s.editor.message})` : ""}`);
-    renderSide(side, { items, taxonomy, unsaved }, { reclassify, toggleCountable });
+    renderSide(
+      side,
+      { items: countedItems(items, source), shown: items.length, taxonomy, unsaved, source, editable: annotating },
+      { reclassify, toggleCountable },
+    );
     paintSelection(main, selection);
   }
 
@@ -113,7 +158,7 @@ export const galleryPage: Page = async (root, params, context) => {
       return;
     }
     if (!annotating) {
-      showInfo("Only annotators change classes; this gallery is read-only for you.");
+      showInfo(`This gallery shows the ${SOURCE_LABELS[source]} and is read-only. Choose "my work" to change classes.`);
       return;
     }
     const renames = new Map<string, string>();

@@ -26,6 +26,10 @@ export interface MainView {
   fieldOf(id: number): Field;
   /** why a crop of mine cannot change ("submitted", "not assigned"), or "" */
   lockedWhy(fieldId: number): string;
+  /** my work (reclassify, drag); false for the read-only sources */
+  editable: boolean;
+  /** the source chooser, drawn under the title */
+  sourcePicker: HTMLElement;
 }
 
 function groupName(id: GroupId, taxonomy: Taxonomy): string {
@@ -38,20 +42,20 @@ function cropButton(item: GalleryItem, state: MainView): HTMLElement {
   const { taxonomy } = state;
   const field = state.fieldOf(item.fieldId);
   const name = taxonomy.name(item.cell_class);
-  const lockedWhy = state.lockedWhy(item.fieldId);
+  const lockedWhy = state.editable ? state.lockedWhy(item.fieldId) : "";
   return h(
     "button",
     {
       class: `crop ${item.origin}${item.countable ? "" : " uncountable"}`,
       dataset: { key: item.key },
-      draggable: "true",
+      draggable: state.editable ? "true" : "false",
       title: `${name}${item.countable ? "" : " (uncountable)"} · field #${item.fieldId}${item.confidence !== null ? ` · confidence ${percent(item.confidence)}` : ""}${item.origin === "suggestion" ? " · model suggestion" : ""}`,
       "aria-label": `${name} cell of field ${item.fieldId}`,
       tabindex: "-1",
       style: cropBackground(field, cropView(item.box, field.width, field.height, CROP, MARGIN)),
     },
     item.confidence !== null ? h("span", { class: "conf" }, percent(item.confidence)) : null,
-    item.origin === "suggestion"
+    item.origin === "suggestion" && state.editable
       ? h("span", { class: "flag" }, "AI")
       : lockedWhy
         ? h("span", { class: "flag" }, lockedWhy)
@@ -64,6 +68,7 @@ export function renderMain(main: HTMLElement, state: MainView): void {
   clear(
     main,
     h("h1", {}, `Cell gallery · ${state.title}`),
+    state.sourcePicker,
     h(
       "p",
       { class: "muted small" },
@@ -71,9 +76,7 @@ export function renderMain(main: HTMLElement, state: MainView): void {
       h("kbd", {}, "?"),
       " for keys",
     ),
-    groups.length
-      ? null
-      : h("p", { class: "empty" }, "No cells yet: annotate a field or wait for the model's pre-labels."),
+    groups.length ? null : h("p", { class: "empty" }, "There are no cells from this source in these fields yet."),
     h(
       "div",
       { class: "groups" },
@@ -104,11 +107,22 @@ export function renderMain(main: HTMLElement, state: MainView): void {
 }
 
 export interface SideView {
+  /** the counted cells (under "my work": mine only, not the suggestions I have not taken over) */
   items: readonly GalleryItem[];
+  /** how many crops show */
+  shown: number;
   taxonomy: Taxonomy;
   /** fields whose changes are not all saved, in words */
   unsaved: string[];
+  source: "mine" | "consensus" | "model";
+  editable: boolean;
 }
+
+const COUNTED_FROM = {
+  mine: "Counted from my work, as the case report counts it with the source “mine”.",
+  consensus: "Counted from the consensus, as the case report counts it.",
+  model: "Counted from the active model version's predictions, as the case report counts it with the source “model”.",
+};
 
 export interface SideActions {
   reclassify(classId: number): void;
@@ -134,9 +148,18 @@ export function renderSide(side: HTMLElement, state: SideView, actions: SideActi
         .filter((cls) => counts.byClass.get(cls.id))
         .map((cls) => row(cls.name, counts.byClass.get(cls.id) ?? 0, { dataset: { class: String(cls.id) } })),
     ]);
+  const notCounted = state.shown - state.items.length;
   clear(
     side,
-    h("h2", {}, "Differential (live)"),
+    h("h2", {}, state.editable ? "Differential (live)" : "Differential"),
+    h("p", { class: "muted small source-note" }, COUNTED_FROM[state.source]),
+    notCounted > 0
+      ? h(
+          "p",
+          { class: "muted small" },
+          `${notCounted} model suggestion(s) you have not taken over are shown but not counted.`,
+        )
+      : null,
     h(
       "div",
       { class: "differential", "data-total": String(counts.total) },
@@ -150,19 +173,23 @@ export function renderSide(side: HTMLElement, state: SideView, actions: SideActi
       { class: "muted small" },
       `${counts.uncountable} uncountable · ${counts.unclassified} unclassified (not counted)`,
     ),
-    h(
-      "div",
-      { class: `save-state ${state.unsaved.length ? "saving" : "saved"}`, role: "status" },
-      state.unsaved.length ? state.unsaved.join("; ") : "All changes saved",
-    ),
-    h("h2", {}, "Reclassify"),
-    h(
-      "p",
-      { class: "muted small" },
-      "Select crops (click, Ctrl+click, Shift+click or Space) and press a class key, or drag them onto a class.",
-    ),
-    classPalette(taxonomy, { onPick: actions.reclassify, variant: "palette-drop" }),
-    h("button", { onclick: actions.toggleCountable }, "Uncountable ", h("kbd", {}, "c")),
+    ...(state.editable
+      ? [
+          h(
+            "div",
+            { class: `save-state ${state.unsaved.length ? "saving" : "saved"}`, role: "status" },
+            state.unsaved.length ? state.unsaved.join("; ") : "All changes saved",
+          ),
+          h("h2", {}, "Reclassify"),
+          h(
+            "p",
+            { class: "muted small" },
+            "Select crops (click, Ctrl+click, Shift+click or Space) and press a class key, or drag them onto a class.",
+          ),
+          classPalette(taxonomy, { onPick: actions.reclassify, variant: "palette-drop" }),
+          h("button", { onclick: actions.toggleCountable }, "Uncountable ", h("kbd", {}, "c")),
+        ]
+      : [h("p", { class: "muted small read-only-note" }, "These cells are read-only here.")]),
   );
 }
 
