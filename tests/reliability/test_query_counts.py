@@ -162,7 +162,10 @@ LISTS: dict[str, tuple[Role, ...]] = {
 }
 # Lists that are not paginated, sized by their own parameter.
 SIZED: dict[str, tuple[str, tuple[Role, ...]]] = {
-    "/api/v1/review-queue?strategy=entropy&balance=false": ("limit", (Role.ANNOTATOR,)),
+    "/api/v1/review-queue?strategy=entropy&balance=false&max_per_field=50": (
+        "limit",
+        (Role.ANNOTATOR, Role.ADJUDICATOR),
+    ),
 }
 
 
@@ -172,6 +175,8 @@ def count_queries(client: Any, path: str) -> tuple[int, int, list[str]]:
     assert response.status_code == 200, (path, response.status_code, response.content[:300])
     body = response.json()
     rows = len(body["results"]) if isinstance(body, dict) and "results" in body else len(body)
+    if isinstance(body, dict) and "cells" in body:  # the review queue's batch
+        rows = len(body["cells"])
     return len(captured), rows, [query["sql"] for query in captured.captured_queries]
 
 

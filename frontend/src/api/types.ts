@@ -325,6 +325,46 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/api/v1/cell-reviews/": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * @description Blind double review of queued cells: a reviewer reads the cells they decided (the other's decision only once
+     *     both decided; any other cell answers 404), managers read all.
+     */
+    get: operations["v1_cell_reviews_list"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/cell-reviews/{id}/": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * @description Blind double review of queued cells: a reviewer reads the cells they decided (the other's decision only once
+     *     both decided; any other cell answers 404), managers read all.
+     */
+    get: operations["v1_cell_reviews_retrieve"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/api/v1/cells/": {
     parameters: {
       query?: never;
@@ -962,10 +1002,81 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** @description The next predicted cells to review, most uncertain first, balanced across classes. */
-    get: operations["v1_review_queue_list"];
+    /**
+     * @description Your batch of queued cells (held for you while the page renews it), most uncertain first per class;
+     *     adjudicators also get the escalated conflicts of queued cells, first.
+     */
+    get: operations["v1_review_queue_retrieve"];
     put?: never;
     post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/review-queue/decisions": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** @description Decide a queued cell you hold (blind: you see the other decision only once both decided). */
+    post: operations["v1_review_queue_decisions_create"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/review-queue/decisions/{cell_id}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    post?: never;
+    /** @description Undo: take back my decision on a cell while the other reviewer has not decided it (the cell is mine again). */
+    delete: operations["v1_review_queue_decisions_destroy"];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/review-queue/release": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** @description Give cells back to the queue at once: skipped ones, or all of them when I leave the page. */
+    post: operations["v1_review_queue_release_create"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/review-queue/renew": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** @description The page is still open: keep holding my batch. */
+    post: operations["v1_review_queue_renew_create"];
     delete?: never;
     options?: never;
     head?: never;
@@ -1443,6 +1554,61 @@ export interface components {
       is_blast?: boolean;
       shortcut: string;
     };
+    CellDecision: {
+      side: components["schemas"]["YourSideEnum"];
+      reviewer: number;
+      reviewer_username: string;
+      verdict: components["schemas"]["VerdictEnum"];
+      cell_class: number | null;
+      /** Format: double */
+      x: number;
+      /** Format: double */
+      y: number;
+      /** Format: double */
+      width: number;
+      /** Format: double */
+      height: number;
+      /** Format: date-time */
+      created_at: string;
+    };
+    /**
+     * @description A queued cell's blind double review. Until both reviewers decided, a reviewer sees only their own decision
+     *     (and not whether the other has decided); the truth once there is one.
+     */
+    CellReview: {
+      readonly id: number;
+      readonly cell: number | null;
+      readonly field: number;
+      readonly status: components["schemas"]["CellReviewStatusEnum"];
+      readonly prediction: unknown;
+      readonly decisions: components["schemas"]["CellDecision"][];
+      readonly truth: components["schemas"]["CellTruth"] | null;
+      readonly conflict: number | null;
+      /** Format: date-time */
+      readonly created_at: string;
+    };
+    /**
+     * @description * `open` - Collecting two blind decisions
+     *     * `in_crosscheck` - The two decisions differ (cross-check)
+     *     * `truth` - Truth
+     * @enum {string}
+     */
+    CellReviewStatusEnum: "open" | "in_crosscheck" | "truth";
+    CellTruth: {
+      verdict: components["schemas"]["VerdictEnum"];
+      cell_class: number | null;
+      /** Format: double */
+      x: number;
+      /** Format: double */
+      y: number;
+      /** Format: double */
+      width: number;
+      /** Format: double */
+      height: number;
+      outcome: components["schemas"]["ReviewOutcomeEnum"];
+      /** Format: date-time */
+      decided_at: string | null;
+    };
     /** @description A frozen cell (snapshot) as it was when the cross-check started. */
     CellVersion: {
       id: number | null;
@@ -1456,6 +1622,8 @@ export interface components {
       height: number;
       countable: boolean;
       cell_class: number | null;
+      /** @description queued cells only: "class", "uncountable" or "not_a_cell" */
+      verdict?: string;
     };
     /** @description Documents the write body; values are checked by `services.validate_box` and friends. */
     CellWriteRequest: {
@@ -1489,6 +1657,7 @@ export interface components {
     Conflict: {
       readonly id: number;
       readonly field: number;
+      readonly cell_review: number | null;
       readonly kind: components["schemas"]["ConflictKindEnum"];
       readonly kinds: string[];
       /** Format: double */
@@ -1890,6 +2059,21 @@ export interface components {
       previous?: string | null;
       results: components["schemas"]["Cell"][];
     };
+    PaginatedCellReviewList: {
+      /** @example 123 */
+      count: number;
+      /**
+       * Format: uri
+       * @example http://api.example.org/accounts/?page=4
+       */
+      next?: string | null;
+      /**
+       * Format: uri
+       * @example http://api.example.org/accounts/?page=2
+       */
+      previous?: string | null;
+      results: components["schemas"]["CellReview"][];
+    };
     PaginatedConflictList: {
       /** @example 123 */
       count: number;
@@ -2259,6 +2443,29 @@ export interface components {
      * @enum {string}
      */
     ResolutionEnum: "a" | "b" | "none" | "custom";
+    ReviewBatch: {
+      /** @description the cells you hold, in review order */
+      cells: components["schemas"]["ReviewCell"][];
+      /** @description adjudicators: escalated conflicts of queued cells, first */
+      conflicts: components["schemas"]["Conflict"][];
+      /** @description cells you decided since midnight */
+      decided_today: number;
+      /**
+       * Format: date-time
+       * @description your hold ends then unless the page renews it
+       */
+      expires_at: string;
+    };
+    ReviewBoxRequest: {
+      /** Format: double */
+      x: number;
+      /** Format: double */
+      y: number;
+      /** Format: double */
+      width: number;
+      /** Format: double */
+      height: number;
+    };
     ReviewCell: {
       id: number;
       field: number;
@@ -2284,6 +2491,17 @@ export interface components {
         [key: string]: number;
       };
       model_version: number;
+      field_width: number;
+      field_height: number;
+    };
+    ReviewDecisionRequest: {
+      /** @description a queued cell you hold */
+      cell: number;
+      verdict: components["schemas"]["VerdictEnum"];
+      /** @description "class" verdicts: the class */
+      cell_class?: number | null;
+      /** @description the corrected box (default: the model's) */
+      box?: components["schemas"]["ReviewBoxRequest"];
     };
     /**
      * @description * `agreed` - Both annotators agreed
@@ -2292,6 +2510,18 @@ export interface components {
      * @enum {string}
      */
     ReviewOutcomeEnum: "agreed" | "resolved" | "adjudicated";
+    ReviewReleaseRequest: {
+      /** @description these cells (skipped); omit to release all */
+      cells?: number[];
+    };
+    ReviewReleased: {
+      released: number;
+    };
+    ReviewRenew: {
+      held: number;
+      /** Format: date-time */
+      expires_at: string;
+    };
     ReviewSettings: {
       /** @description annotators see the model's pre-labels as suggestions to accept or correct */
       show_prelabels?: boolean;
@@ -2598,6 +2828,13 @@ export interface components {
      * @enum {string}
      */
     TriggeredByEnum: "user" | "schedule";
+    /**
+     * @description * `class` - A countable white cell of a class
+     *     * `uncountable` - An uncountable white cell
+     *     * `not_a_cell` - Not a white cell
+     * @enum {string}
+     */
+    VerdictEnum: "class" | "uncountable" | "not_a_cell";
     VersionRequest: {
       /** @description the set version you read (or send If-Match) */
       version?: number;
@@ -4771,6 +5008,142 @@ export interface operations {
       };
     };
   };
+  v1_cell_reviews_list: {
+    parameters: {
+      query?: {
+        field?: number;
+        /** @description Which field to use when ordering the results. */
+        ordering?: string;
+        /** @description A page number within the paginated result set. */
+        page?: number;
+        /** @description Number of results to return per page. */
+        page_size?: number;
+        /**
+         * @description * `open` - Collecting two blind decisions
+         *     * `in_crosscheck` - The two decisions differ (cross-check)
+         *     * `truth` - Truth
+         */
+        status?: "in_crosscheck" | "open" | "truth";
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["PaginatedCellReviewList"];
+        };
+      };
+      /** @description The request is invalid; `errors` names each field and why. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description No such object, or one you may not see (answered exactly alike). */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_cell_reviews_retrieve: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description A unique integer value identifying this cell review. */
+        id: number;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["CellReview"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description No such object, or one you may not see (answered exactly alike). */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
   v1_cells_list: {
     parameters: {
       query?: {
@@ -5092,6 +5465,8 @@ export interface operations {
     parameters: {
       query?: {
         case?: number;
+        /** @description 1: only conflicts of queued cells (cell-level review); 0: only fields' cross-checks */
+        cell_level?: boolean;
         field?: number;
         /**
          * @description an outcome kind
@@ -8333,13 +8708,15 @@ export interface operations {
       };
     };
   };
-  v1_review_queue_list: {
+  v1_review_queue_retrieve: {
     parameters: {
       query?: {
         balance?: boolean;
         case?: number;
         cell_class?: number;
+        /** @description the batch size */
         limit?: number;
+        /** @description at most this many cells per field */
         max_per_field?: number;
         /** @description a name from GET /api/v1/review-strategies (default: its default) */
         strategy?: string;
@@ -8355,7 +8732,7 @@ export interface operations {
           [name: string]: unknown;
         };
         content: {
-          "application/json": components["schemas"]["ReviewCell"][];
+          "application/json": components["schemas"]["ReviewBatch"];
         };
       };
       /** @description The request is invalid; `errors` names each field and why. */
@@ -8378,6 +8755,338 @@ export interface operations {
       };
       /** @description Your role does not allow this (or the CSRF check of a session failed). */
       403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_review_queue_decisions_create: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["ReviewDecisionRequest"];
+        "application/x-www-form-urlencoded": components["schemas"]["ReviewDecisionRequest"];
+        "multipart/form-data": components["schemas"]["ReviewDecisionRequest"];
+      };
+    };
+    responses: {
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["CellReview"];
+        };
+      };
+      /** @description The request is invalid; `errors` names each field and why. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The upload exceeds a configured limit. */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The request body has a media type this operation does not read. */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_review_queue_decisions_destroy: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        cell_id: number;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description No response body */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description The request is invalid; `errors` names each field and why. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description No such object, or one you may not see (answered exactly alike). */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_review_queue_release_create: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: {
+      content: {
+        "application/json": components["schemas"]["ReviewReleaseRequest"];
+        "application/x-www-form-urlencoded": components["schemas"]["ReviewReleaseRequest"];
+        "multipart/form-data": components["schemas"]["ReviewReleaseRequest"];
+      };
+    };
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ReviewReleased"];
+        };
+      };
+      /** @description The request is invalid; `errors` names each field and why. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The upload exceeds a configured limit. */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The request body has a media type this operation does not read. */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_review_queue_renew_create: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ReviewRenew"];
+        };
+      };
+      /** @description The request is invalid; `errors` names each field and why. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The upload exceeds a configured limit. */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The request body has a media type this operation does not read. */
+      415: {
         headers: {
           [name: string]: unknown;
         };
