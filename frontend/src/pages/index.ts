@@ -47,7 +47,7 @@ export const ROUTES: readonly Route[] = [
   },
   { path: "/fields/:id", page: annotatorPage },
   { path: "/gallery/:scope/:id", page: galleryPage },
-  { path: "/review", page: reviewQueuePage, nav: { label: "Review queue", roles: ["annotator"] } },
+  { path: "/review", page: reviewQueuePage, nav: { label: "Review queue", roles: ["annotator", "adjudicator"] } },
   { path: "/crosscheck", page: crosscheckListPage, nav: { label: "Cross-check", roles: ["annotator", "adjudicator"] } },
   { path: "/crosscheck/:field", page: crosscheckFieldPage },
   { path: "/cases", page: casesPage, nav: { label: "Cases", roles: EVERYONE } },

@@ -88,7 +88,7 @@ export const reviewQueuePage: Page = async (root, _params, context) => {
     const item = queue.items[index];
     if (!item || saving) return;
     if (state.decisions.has(item.cell.id)) {
-      showInfo("You decided this cell already: undo (z) to change it.");
+      showInfo("You decided this cell already: undo (Ctrl+Z) to change it.");
       return;
     }
     saving = true;
