@@ -13,12 +13,13 @@ round-robin across classes and caps cells per field. Claiming the picked cells i
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Exists, F, IntegerField, OrderBy, OuterRef, QuerySet, Subquery, Value, Window
-from django.db.models.functions import Coalesce, Random, RowNumber
+from django.db.models import Exists, F, OrderBy, OuterRef, QuerySet, Subquery, Window
+from django.db.models.functions import Random, RowNumber
 from django.utils import timezone
 
 from annotations.models import (
@@ -74,35 +75,41 @@ def active_classifier_id() -> int | None:
     return classifier.pk if classifier is not None else None
 
 
-def _count(queryset: QuerySet[Any], group: str) -> Subquery:
-    return Subquery(queryset.values(group).annotate(n=Count("pk")).values("n")[:1], output_field=IntegerField())
+def _full_cells(user: Any, now: datetime) -> list[int]:
+    """Cells whose two seats are taken, for `user`: decisions made on open reviews plus other reviewers' live
+    claims reach two. Bounded by the live claims (a seat counted twice needs a claim), so a short list."""
+    seats: Counter[int] = Counter(
+        CellDecision.objects.filter(review__status=CellReviewStatus.OPEN, review__cell__isnull=False).values_list(
+            "review__cell_id", flat=True
+        )
+    )
+    claimed = ReviewClaim.objects.filter(expires_at__gt=now).exclude(reviewer=user).values_list("cell_id", flat=True)
+    seats.update(claimed)
+    return [cell_id for cell_id, taken in seats.items() if taken >= SEATS]
 
 
 def queued_cells(user: Any, *, now: datetime | None = None) -> QuerySet[Cell]:
     """Predicted cells of the active classifier on fields without truth that `user` may still decide: not decided
-    by them, review still open, a seat free (decisions plus other reviewers' live claims below two)."""
+    by them, review still open, a seat free (decisions plus other reviewers' live claims below two).
+
+    Every exclusion is a non-correlated subquery (evaluated once, not per cell), so the cost of the pool grows with
+    the queued cells only through the ordering."""
     classifier_id = active_classifier_id()
     if classifier_id is None:
         return Cell.objects.none()
     now = now or timezone.now()
-    has_truth = truth(with_reopened=True).filter(field_id=OuterRef("annotation_set__field_id"))
-    closed = CellReview.objects.filter(cell=OuterRef("pk")).exclude(status=CellReviewStatus.OPEN)
-    decided_by_user = CellDecision.objects.filter(review__cell=OuterRef("pk"), reviewer=user)
-    decisions = _count(CellDecision.objects.filter(review__cell=OuterRef("pk")), "review")
-    others_claims = _count(
-        ReviewClaim.objects.filter(cell=OuterRef("pk"), expires_at__gt=now).exclude(reviewer=user), "cell"
-    )
+    closed = CellReview.objects.exclude(status=CellReviewStatus.OPEN).filter(cell__isnull=False).values("cell_id")
+    decided_by_user = CellDecision.objects.filter(reviewer=user, review__cell__isnull=False).values("review__cell_id")
     taken_by_reviewer = Cell.objects.filter(
-        source_cell_id=OuterRef("pk"), annotation_set__kind=AnnotationKind.ANNOTATOR, annotation_set__annotator=user
-    )
+        annotation_set__kind=AnnotationKind.ANNOTATOR, annotation_set__annotator=user, source_cell__isnull=False
+    ).values("source_cell_id")
     return (
         Cell.objects.filter(annotation_set__kind=AnnotationKind.PREDICTION, annotation_set__model_version=classifier_id)
-        .exclude(Exists(has_truth))
-        .exclude(Exists(closed))
-        .exclude(Exists(decided_by_user))
-        .exclude(Exists(taken_by_reviewer))
-        .alias(seats_taken=Coalesce(decisions, Value(0)) + Coalesce(others_claims, Value(0)))
-        .filter(seats_taken__lt=SEATS)
+        .exclude(annotation_set__field_id__in=truth(with_reopened=True).values("field_id"))
+        .exclude(pk__in=closed)
+        .exclude(pk__in=decided_by_user)
+        .exclude(pk__in=taken_by_reviewer)
+        .exclude(pk__in=_full_cells(user, now))
     )
 
 
