@@ -132,16 +132,17 @@ def review_pool(user: Any, request: ReviewQueueRequest, *, exclude_ids: list[int
     if request.cell_class is not None:
         pool = pool.filter(cell_class_id=request.cell_class)
     per_class = min(MAX_PER_CLASS, request.limit * PER_CLASS_FACTOR)
+    # The window runs over ids and the ordering column only (narrow rows); the picked cells are read after.
     ranked = (
-        pool.select_related("annotation_set__field")
-        .annotate(
+        pool.annotate(
             class_rank=Window(
                 RowNumber(), partition_by=[F("cell_class_id")], order_by=[_ordering(strategy.order_by), F("id").asc()]
             )
         )
         .filter(class_rank__lte=per_class)
+        .values_list("id", flat=True)
     )
-    return list(ranked)
+    return list(Cell.objects.select_related("annotation_set__field").filter(pk__in=list(ranked)).order_by("id"))
 
 
 def review_pick(user: Any, request: ReviewQueueRequest, *, exclude_ids: list[int] | None = None) -> list[Cell]:
