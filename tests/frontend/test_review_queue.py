@@ -6,7 +6,7 @@ from typing import Any
 
 from django.urls import Resolver404, resolve
 
-from annotations.models import Cell, CellDecision
+from annotations.models import Cell, CellDecision, CellReview, Conflict
 from inference.models import ReviewClaim
 from tests.conftest import token_client
 from tests.factories import PASSWORD
@@ -108,3 +108,30 @@ def test_review_queue_lists_the_strategies_and_reorders_by_one(page: Any) -> Non
     page.select_option("#strategy", "margin")
     page.wait_for_selector("#review-source:has-text('margin first')")
     assert page.url.endswith("?strategy=margin")
+
+
+def test_the_adjudicator_decides_escalated_cells_first_in_the_queue(page: Any) -> None:
+    world = build_world(n_fields=1)
+    cell = min(world.suggestions(0), key=lambda c: c.confidence or 0.0)
+    anna, bert = token_client(world.annotator), token_client(world.second_annotator)
+    for client, body in ((anna, {"verdict": "class", "cell_class": 11}), (bert, {"verdict": "not_a_cell"})):
+        assert client.get("/api/v1/review-queue", {"limit": 10}).status_code == 200
+        response = client.post("/api/v1/review-queue/decisions", {"cell": cell.pk, **body}, format="json")
+        assert response.status_code == 201, response.content
+    conflict = Conflict.objects.get(cell_review__cell=cell)
+    for client, version in ((anna, 1), (bert, 2)):
+        response = client.post(
+            f"/api/v1/conflicts/{conflict.pk}/resolve", {"decision": "keep", "version": version}, format="json"
+        )
+        assert response.status_code == 200, response.content
+
+    log_in(page, "ada", PASSWORD)
+    page.click("header.top nav a:has-text('Review queue')")
+    page.wait_for_selector("#escalated")
+    text = page.inner_text("#escalated")
+    assert "lymphoblast" in text
+    assert "not a white cell" in text
+    page.click("#escalated button:has-text('B is right')")
+    page.wait_for_selector("#escalated", state="detached")
+    review = CellReview.objects.get(cell=cell)
+    eventually(lambda: CellReview.objects.filter(pk=review.pk, status="truth", verdict="not_a_cell").exists())
