@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aicell.api.permissions import RoleAccess
+from aicell.api.schema import ApiErrorSerializer
 from aicell.errors import FieldError, ValidationFailed
 from aicell.jobs import job_request_cancel
 from aicell.roles import LAB_MANAGERS, Role, has_role
@@ -158,7 +159,7 @@ class ReviewDecisionView(APIView):
     permission_classes = [RoleAccess]
     read_roles = write_roles = REVIEWERS
 
-    @extend_schema(request=ReviewDecisionSerializer, responses={201: CellReviewSerializer})
+    @extend_schema(request=ReviewDecisionSerializer, responses={201: CellReviewSerializer, 404: ApiErrorSerializer})
     def post(self, request: Request) -> Response:
         body = ReviewDecisionSerializer(data=request.data)
         body.is_valid(raise_exception=True)

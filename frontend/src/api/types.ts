@@ -8823,6 +8823,14 @@ export interface operations {
           "application/json": components["schemas"]["ApiError"];
         };
       };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
       /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
       409: {
         headers: {
