@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from aicell.models import JobStatus
 from aicell.roles import Role
 from annotations.counting.rules import FAB_RULE_SET
-from annotations.models import AnnotationKind, AuditEvent, ExportJob, ImportJob, RuleSet
+from annotations.models import AnnotationKind, AuditEvent, CellDecision, CellReview, ExportJob, ImportJob, RuleSet
 from annotations.taxonomy import NUM_CLASSES
 from inference.core.selection import REVIEW_STRATEGIES
 from inference.models import PrelabelItem, PrelabelJob
@@ -78,6 +78,21 @@ class Lab:
             own = AnnotationSetFactory(field=field, annotator=annotator)
             CellFactory(annotation_set=own)
             predicted(field, classifier)
+        for field in self.fields:  # cell-level review: two agreeing decisions on a queued cell of each field
+            review = CellReview.objects.create(
+                field=field,
+                status="truth",
+                verdict="uncountable",
+                outcome="agreed",
+                x=1.0,
+                y=1.0,
+                width=9.0,
+                height=9.0,
+            )
+            for slot, reviewer in ((1, annotator), (2, co_annotator)):
+                CellDecision.objects.create(
+                    review=review, reviewer=reviewer, slot=slot, verdict="uncountable", x=1.0, y=1.0, width=9, height=9
+                )
         for _ in range(ROWS):  # truth, which researchers read
             truth = TruthSetFactory(field=FieldFactory(smear=self.smear), kind=AnnotationKind.IMPORTED)
             CellFactory(annotation_set=truth)
@@ -149,6 +164,7 @@ LISTS: dict[str, tuple[Role, ...]] = {
     "/api/v1/cells": READERS,
     "/api/v1/assignments": (Role.ANNOTATOR, Role.ADJUDICATOR),
     "/api/v1/conflicts": (Role.ANNOTATOR, Role.ADJUDICATOR),
+    "/api/v1/cell-reviews": (Role.ANNOTATOR, Role.ADJUDICATOR),
     "/api/v1/rule-sets": (Role.RESEARCHER, Role.ADMIN),
     "/api/v1/exports": (Role.RESEARCHER, Role.ADMIN),
     "/api/v1/imports": (Role.ADMIN,),
