@@ -221,6 +221,8 @@ SPECTACULAR_SETTINGS = {
         "PrelabelItemStatusEnum": "inference.models.ItemStatus",
         "ImageFormatEnum": "annotations.models.ImageFormat",
         "ImportFormatEnum": "annotations.models.ImportFormat",
+        "ReviewOutcomeEnum": "annotations.models.ReviewOutcome",
+        "YourSideEnum": [("a", "a"), ("b", "b")],
     },
 }
 
@@ -281,7 +283,9 @@ AICELL_PRELABEL_CHUNK = env.int("AICELL_PRELABEL_CHUNK", default=0)
 # Threads a pre-label worker decodes field images with, ahead of the model.
 AICELL_DECODE_THREADS = env.int("AICELL_DECODE_THREADS", default=2)
 # Minutes a review-queue cell stays reserved for the reviewer it was handed to.
-AICELL_REVIEW_CLAIM_MINUTES = env.int("AICELL_REVIEW_CLAIM_MINUTES", default=15)
+# How long a reviewer holds their batch of queued cells without a sign of life from their page (it renews every
+# minute while open and releases the batch when closed).
+AICELL_REVIEW_CLAIM_SECONDS = env.int("AICELL_REVIEW_CLAIM_SECONDS", default=180)
 # Seconds without a progress heartbeat after which a running job is marked failed (its worker died).
 AICELL_JOB_STALE_AFTER = env.int("AICELL_JOB_STALE_AFTER", default=600)
 # Dataset interchange (README "Interchange"): bounds on imported archives (zip bombs) and export settings.

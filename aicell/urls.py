@@ -30,6 +30,7 @@ router.register("cells", annotation_views.CellViewSet, basename="cell")
 router.register("prelabel-jobs", inference_views.PrelabelJobViewSet, basename="prelabel-job")
 router.register("assignments", review_views.AssignmentViewSet, basename="assignment")
 router.register("conflicts", review_views.ConflictViewSet, basename="conflict")
+router.register("cell-reviews", review_views.CellReviewViewSet, basename="cell-review")
 router.register("rule-sets", annotation_views.RuleSetViewSet, basename="rule-set")
 router.register("exports", annotation_views.ExportViewSet, basename="export")
 router.register("imports", annotation_views.ImportViewSet, basename="import")
@@ -45,6 +46,14 @@ api_v1: list[URLPattern | URLResolver] = [
     path("auth/token", obtain_auth_token, name="auth-token"),
     path("home", HomeView.as_view(), name="home"),
     path("review-queue", inference_views.ReviewQueueView.as_view(), name="review-queue"),
+    path("review-queue/renew", inference_views.ReviewQueueRenewView.as_view(), name="review-queue-renew"),
+    path("review-queue/release", inference_views.ReviewQueueReleaseView.as_view(), name="review-queue-release"),
+    path("review-queue/decisions", inference_views.ReviewDecisionView.as_view(), name="review-queue-decisions"),
+    path(
+        "review-queue/decisions/<int:cell_id>",
+        inference_views.ReviewDecisionWithdrawView.as_view(),
+        name="review-queue-decision",
+    ),
     path("review-strategies", inference_views.ReviewStrategiesView.as_view(), name="review-strategies"),
     path("agreement", review_views.AgreementView.as_view(), name="agreement"),
     path("review-settings", review_views.ReviewSettingsView.as_view(), name="review-settings"),

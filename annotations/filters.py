@@ -110,10 +110,17 @@ class ConflictFilter(django_filters.FilterSet):
     kind = django_filters.ChoiceFilter(
         method="filter_kind", choices=[(name, name) for name in _CONFLICT_KINDS], help_text="an outcome kind"
     )
+    cell_level = django_filters.BooleanFilter(
+        field_name="cell_review",
+        lookup_expr="isnull",
+        exclude=True,
+        widget=BooleanWidget,
+        help_text="1: only conflicts of queued cells (cell-level review); 0: only fields' cross-checks",
+    )
 
     class Meta:
         model = Conflict
-        fields = ["field", "smear", "case", "status", "kind"]
+        fields = ["field", "smear", "case", "status", "kind", "cell_level"]
 
     def filter_kind(self, queryset: QuerySet[Conflict], name: str, value: str) -> QuerySet[Conflict]:
         return queryset.filter(_CONFLICT_KINDS[value])

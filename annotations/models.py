@@ -262,6 +262,8 @@ class Cell(models.Model):
     margin = models.FloatField(null=True, blank=True, db_index=True)
     entropy = models.FloatField(null=True, blank=True, db_index=True)
     mutual_information = models.FloatField(null=True, blank=True, db_index=True)
+    # |2 P(countable) - 1|: 0 where the countability model cannot tell countable from uncountable.
+    countability_margin = models.FloatField(null=True, blank=True, db_index=True)
     # Provenance: the model suggestion an annotator accepted, or the annotator cell a consensus cell came from.
     source_cell = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     review_outcome = models.CharField(max_length=16, choices=ReviewOutcome.choices, blank=True, default="")
@@ -420,6 +422,94 @@ class FieldReview(models.Model):
         return f"review of field {self.field_id}"
 
 
+class CellVerdict(models.TextChoices):
+    """What a reviewer of the review queue decides about one predicted cell."""
+
+    CLASS = "class", "A countable white cell of a class"
+    UNCOUNTABLE = "uncountable", "An uncountable white cell"
+    NOT_A_CELL = "not_a_cell", "Not a white cell"
+
+
+class CellReviewStatus(models.TextChoices):
+    OPEN = "open", "Collecting two blind decisions"
+    IN_CROSSCHECK = "in_crosscheck", "The two decisions differ (cross-check)"
+    TRUTH = "truth", "Truth"
+
+
+class CellReview(models.Model):
+    """Cell-level blind double review of one predicted cell of the review queue (DESIGN.md "cell-level").
+
+    Two distinct reviewers decide (`CellDecision`, slot 1 = A, 2 = B), blind to each other; agreement makes the
+    truth below at once, a disagreement becomes a `Conflict` of the cross-check (its `cell_review`). The predicted
+    cell may be replaced by a later pre-label run (then `cell` is null); `prediction` keeps what the model said.
+    """
+
+    cell = models.OneToOneField(Cell, null=True, blank=True, on_delete=models.SET_NULL, related_name="cell_review")
+    field = models.ForeignKey(Field, on_delete=models.CASCADE, related_name="cell_reviews")
+    # The model's prediction, for provenance: model_version, box, cell_class, countable, top3, p_countable.
+    prediction = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=CellReviewStatus.choices, default=CellReviewStatus.OPEN)
+    # The truth, once `status` is truth.
+    verdict = models.CharField(max_length=16, choices=CellVerdict.choices, blank=True, default="")
+    cell_class = models.ForeignKey(CellClass, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    x = models.FloatField(null=True, blank=True)
+    y = models.FloatField(null=True, blank=True)
+    width = models.FloatField(null=True, blank=True)
+    height = models.FloatField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=ReviewOutcome.choices, blank=True, default="")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status=CellReviewStatus.TRUTH) | (~Q(verdict="") & ~Q(outcome="")),
+                name="cell_review_truth_has_verdict",
+            ),
+            models.CheckConstraint(
+                condition=~Q(verdict=CellVerdict.CLASS) | Q(cell_class__isnull=False),
+                name="cell_review_class_verdict_has_class",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"cell review {self.pk} ({self.status})"
+
+
+class CellDecision(models.Model):
+    """One reviewer's blind decision on a queued cell; at most two per cell, never two by the same reviewer."""
+
+    review = models.ForeignKey(CellReview, on_delete=models.CASCADE, related_name="decisions")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    slot = models.PositiveSmallIntegerField()
+    verdict = models.CharField(max_length=16, choices=CellVerdict.choices)
+    cell_class = models.ForeignKey(CellClass, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # The box as the reviewer left it (the model's box unless they corrected it).
+    x = models.FloatField()
+    y = models.FloatField()
+    width = models.FloatField()
+    height = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["review_id", "slot"]
+        constraints = [
+            models.UniqueConstraint(fields=["review", "reviewer"], name="cell_decision_one_per_reviewer"),
+            models.UniqueConstraint(fields=["review", "slot"], name="cell_decision_two_slots"),
+            models.CheckConstraint(condition=Q(slot__in=[1, 2]), name="cell_decision_slot_is_a_or_b"),
+            models.CheckConstraint(
+                condition=Q(verdict=CellVerdict.CLASS, cell_class__isnull=False)
+                | (~Q(verdict=CellVerdict.CLASS) & Q(cell_class__isnull=True)),
+                name="cell_decision_class_iff_class_verdict",
+            ),
+            models.CheckConstraint(condition=Q(width__gt=0) & Q(height__gt=0), name="cell_decision_size_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"decision {'AB'[self.slot - 1]} on cell review {self.review_id}: {self.verdict}"
+
+
 class ConflictKind(models.TextChoices):
     PAIR = "pair", "Matched boxes that differ"
     ONLY_A = "only_a", "Box only in A"
@@ -453,6 +543,10 @@ class Conflict(models.Model):
     """
 
     field = models.ForeignKey(Field, on_delete=models.CASCADE, related_name="conflicts")
+    # Set for a conflict of cell-level review (two decisions on one queued cell); null for a field's cross-check.
+    cell_review = models.ForeignKey(
+        CellReview, null=True, blank=True, on_delete=models.CASCADE, related_name="conflicts"
+    )
     kind = models.CharField(max_length=8, choices=ConflictKind.choices)
     class_differs = models.BooleanField(default=False)
     countability_differs = models.BooleanField(default=False)

@@ -5,13 +5,17 @@ what differentials count, training learns from and exports publish. A consensus 
 changes is not truth until it is locked again; `with_reopened=True` adds it, for the readers that show a field's
 consensus while it is being changed and for the checks that a field is past annotation (no new assignment, no second
 consensus, no pre-labelling, no review-queue cells).
+
+Cell truth is the second, weaker kind: a queued cell two reviewers decided blind and agreed on (or whose cross-check
+settled it), `cell_truth()`. It is truth for that crop (countability and class training); a field that holds
+field-level truth keeps it as the stronger truth, so cell truth on such a field is left out.
 """
 
 from __future__ import annotations
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from annotations.models import TRUTH_KINDS, AnnotationSet, AnnotationStatus, Cell, Field
+from annotations.models import TRUTH_KINDS, AnnotationSet, AnnotationStatus, Cell, CellReview, CellReviewStatus, Field
 
 
 def truth_q(*, with_reopened: bool = False, through: str = "") -> Q:
@@ -34,3 +38,10 @@ def truth_cells() -> QuerySet[Cell]:
 def fields_with_truth() -> QuerySet[Field]:
     """The fields that hold truth."""
     return Field.objects.filter(Exists(truth().filter(field=OuterRef("pk"))))
+
+
+def cell_truth() -> QuerySet[CellReview]:
+    """Cell-level truth (the review queue's agreed or settled cells) on fields without field-level truth."""
+    return CellReview.objects.filter(status=CellReviewStatus.TRUTH).exclude(
+        Exists(truth().filter(field=OuterRef("field")))
+    )

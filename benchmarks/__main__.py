@@ -56,6 +56,12 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         "150,000 boxes: PostgreSQL import >= 15,000 boxes/s, peak RSS < 500 MiB; export >= 19,000 boxes/s",
     ),
     Benchmark(
+        "review_queue",
+        ("--cells", "300000", "--requests", "30", "--json"),
+        ("p50_ms", "p95_ms", "queries_limit_5", "queries_limit_20"),
+        "300,000 queued cells: GET next batch p95 <= 50 ms, the same SQL queries whatever the batch",
+    ),
+    Benchmark(
         "load",
         ("--json",),
         ("all.rps", "read.p95_ms", "write.p95_ms", "all.p99_ms", "all.errors", "load_average"),

@@ -56,12 +56,16 @@ class PrelabelItem(models.Model):
 
 
 class ReviewClaim(models.Model):
-    """A predicted cell handed to one reviewer by the review queue, so that two reviewers never get the same cell
-    while the claim lasts."""
+    """A queued cell held by one reviewer for a short while (their batch). A cell may be held by two different
+    reviewers at once (it needs two blind decisions), never twice by the same one; claims are renewed while the
+    reviewer's page is open and released when they leave, skip or decide."""
 
-    cell = models.OneToOneField("annotations.Cell", on_delete=models.CASCADE, related_name="review_claim")
+    cell = models.ForeignKey("annotations.Cell", on_delete=models.CASCADE, related_name="review_claims")
     reviewer = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="+")
     expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["cell", "reviewer"], name="review_claim_once_per_reviewer")]
 
     def __str__(self) -> str:
         return f"cell {self.cell_id} claimed by {self.reviewer_id} until {self.expires_at:%H:%M}"

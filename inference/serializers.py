@@ -5,6 +5,8 @@ from typing import Any
 from rest_framework import serializers
 
 from aicell.api.fields import JOB_FIELDS, StrictIntegerField
+from annotations.models import CellVerdict
+from annotations.review.serializers import ConflictSerializer
 from annotations.taxonomy import CLASS_NAMES
 from inference.core.selection import default_review_strategy
 from inference.models import PrelabelItem, PrelabelJob
@@ -40,9 +42,9 @@ class ReviewQueueQuerySerializer(serializers.Serializer):
     )
     case = StrictIntegerField(required=False)
     cell_class = StrictIntegerField(required=False, min_value=0, max_value=len(CLASS_NAMES) - 1)
-    limit = StrictIntegerField(default=20, min_value=1, max_value=200)
+    limit = StrictIntegerField(default=10, min_value=1, max_value=50, help_text="the batch size")
     balance = serializers.BooleanField(default=True)
-    max_per_field = StrictIntegerField(required=False, min_value=1)
+    max_per_field = StrictIntegerField(default=3, min_value=1, help_text="at most this many cells per field")
 
 
 class ReviewStrategySerializer(serializers.Serializer):
@@ -68,8 +70,46 @@ class ReviewCellSerializer(serializers.Serializer):
     top3 = serializers.SerializerMethodField()
     uncertainty = serializers.DictField(child=serializers.FloatField(), source="scores.uncertainty")
     model_version = serializers.IntegerField(source="annotation_set.model_version_id")
+    field_width = serializers.IntegerField(source="annotation_set.field.width")
+    field_height = serializers.IntegerField(source="annotation_set.field.height")
 
     def get_top3(self, cell: Any) -> list[dict[str, Any]]:
         probabilities = cell.scores.get("probabilities", [])
         ranked = sorted(range(len(probabilities)), key=lambda index: -probabilities[index])[:3]
         return [{"cell_class": i, "name": CLASS_NAMES[i], "probability": probabilities[i]} for i in ranked]
+
+
+class ReviewBatchSerializer(serializers.Serializer):
+    cells = ReviewCellSerializer(many=True, help_text="the cells you hold, in review order")
+    conflicts = ConflictSerializer(many=True, help_text="adjudicators: escalated conflicts of queued cells, first")
+    decided_today = serializers.IntegerField(help_text="cells you decided since midnight")
+    expires_at = serializers.DateTimeField(help_text="your hold ends then unless the page renews it")
+
+
+class ReviewRenewSerializer(serializers.Serializer):
+    held = serializers.IntegerField()
+    expires_at = serializers.DateTimeField()
+
+
+class ReviewReleaseSerializer(serializers.Serializer):
+    cells = serializers.ListField(
+        child=StrictIntegerField(), required=False, help_text="these cells (skipped); omit to release all"
+    )
+
+
+class ReviewReleasedSerializer(serializers.Serializer):
+    released = serializers.IntegerField()
+
+
+class ReviewBoxSerializer(serializers.Serializer):
+    x = serializers.FloatField()
+    y = serializers.FloatField()
+    width = serializers.FloatField()
+    height = serializers.FloatField()
+
+
+class ReviewDecisionSerializer(serializers.Serializer):
+    cell = StrictIntegerField(help_text="a queued cell you hold")
+    verdict = serializers.ChoiceField(choices=CellVerdict.choices)
+    cell_class = StrictIntegerField(required=False, allow_null=True, help_text='"class" verdicts: the class')
+    box = ReviewBoxSerializer(required=False, help_text="the corrected box (default: the model's)")

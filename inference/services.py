@@ -13,21 +13,25 @@ import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, QuerySet
+from django.utils import timezone
 
-from aicell.errors import DomainError, ValidationFailed
+from aicell.errors import DomainError, NotFound, StateConflict, ValidationFailed
 from aicell.jobs import job_fail, job_mark_running, job_succeed
 from aicell.models import JobStatus
 from annotations.field_states import fields_transition_from
 from annotations.images import open_rgb
-from annotations.models import AnnotationKind, AnnotationSet, AnnotationStatus, Cell, Field, FieldStatus
-from annotations.truth import truth_q
-from inference.models import ItemStatus, PrelabelItem, PrelabelJob, PrelabelTrigger
+from annotations.models import AnnotationKind, AnnotationSet, AnnotationStatus, Cell, CellReview, Field, FieldStatus
+from annotations.review.cells import cell_decision_create, cell_decision_withdraw
+from annotations.truth import truth, truth_q
+from inference import selectors
+from inference.models import ItemStatus, PrelabelItem, PrelabelJob, PrelabelTrigger, ReviewClaim
 from inference.runtime import pipeline_for, profile_named
 from training.core.stages import CLASSIFIER, STAGES
 from training.selectors import active_model_versions, missing_active_stages, model_versions_by_id
@@ -370,6 +374,7 @@ def _prediction_cell(prediction_set: AnnotationSet, cell: Any) -> Cell:
         margin=cell.uncertainty["margin"],
         entropy=cell.uncertainty["entropy"],
         mutual_information=cell.uncertainty["mutual_information"],
+        countability_margin=abs(2 * float(cell.p_countable) - 1),
     )
 
 
@@ -407,3 +412,107 @@ def prelabel_after_promotion(version_ids: list[int]) -> PrelabelJob | None:
     except DomainError as exc:
         logger.warning("not pre-labelling after promotion of %s: %s", version_ids, exc.message)
         return None
+
+
+# --- the review queue: claims and blind decisions ----------------------------------------------------------------
+#
+# A reviewer holds a small batch of queued cells (claims), renewed while their page is open (`review_claims_renew`)
+# and released at once when they leave or skip (`review_claims_release`) or decide. A claim reserves one of the two
+# seats of a cell only; the other reviewer can hold the same cell at the same time, and nobody else is locked out of
+# the queue for longer than a page stays open.
+
+
+@dataclass(frozen=True)
+class ReviewBatch:
+    cells: list[Cell]
+    expires_at: Any
+
+
+def _claim_expiry() -> Any:
+    return timezone.now() + timedelta(seconds=settings.AICELL_REVIEW_CLAIM_SECONDS)
+
+
+def review_claims_take(user: Any, request: selectors.ReviewQueueRequest) -> ReviewBatch:
+    """The reviewer's batch: the cells they still hold (renewed), topped up to `request.limit` with the next
+    cells of the queue, claimed for them. A constant number of queries whatever the queue's size."""
+    now = timezone.now()
+    expires_at = _claim_expiry()
+    with transaction.atomic():
+        ReviewClaim.objects.filter(expires_at__lte=now).delete()
+        held = list(selectors.held_cells(user, now=now)[: request.limit])
+        # Claims on cells the reviewer can no longer decide (the others decided them meanwhile) go at once.
+        ReviewClaim.objects.filter(reviewer=user).exclude(cell_id__in=[cell.pk for cell in held]).delete()
+        fresh = selectors.review_pick(
+            user,
+            dataclasses.replace(request, limit=request.limit - len(held)),
+            exclude_ids=[cell.pk for cell in held],
+        )
+        ReviewClaim.objects.filter(reviewer=user).update(expires_at=expires_at)
+        ReviewClaim.objects.bulk_create(
+            [ReviewClaim(cell_id=cell.pk, reviewer=user, expires_at=expires_at) for cell in fresh],
+            ignore_conflicts=True,
+        )
+    return ReviewBatch(cells=held + fresh, expires_at=expires_at)
+
+
+def review_claims_renew(user: Any) -> tuple[int, Any]:
+    """Keep the reviewer's batch while their page is open; (cells held, new expiry)."""
+    expires_at = _claim_expiry()
+    held = ReviewClaim.objects.filter(reviewer=user, expires_at__gt=timezone.now()).update(expires_at=expires_at)
+    return held, expires_at
+
+
+def review_claims_release(user: Any, cell_ids: Sequence[int] | None = None) -> int:
+    """Give cells back to the queue at once (skipped ones, or the whole batch when the reviewer leaves)."""
+    claims = ReviewClaim.objects.filter(reviewer=user)
+    if cell_ids is not None:
+        claims = claims.filter(cell_id__in=list(cell_ids))
+    released, _ = claims.delete()
+    return released
+
+
+def review_decision_create(*, user: Any, cell_id: Any, data: dict[str, Any]) -> CellReview:
+    """The reviewer's blind decision on a queued cell they hold. 409 with the reason when they do not hold it, have
+    decided it already, or its model version is no longer the active one; the decision itself is
+    `annotations.review.cells.cell_decision_create`. The claim is released with the decision."""
+    if isinstance(cell_id, bool) or not isinstance(cell_id, int):
+        raise ValidationFailed("cell must be the id of a queued cell.", field="cell")
+    cell = (
+        Cell.objects.select_related("annotation_set")
+        .filter(pk=cell_id, annotation_set__kind=AnnotationKind.PREDICTION)
+        .first()
+    )
+    if cell is None:
+        raise NotFound(f"Cell {cell_id} is not a queued cell.")
+    if selectors.cell_decision_of(user, cell.pk) is not None:
+        raise StateConflict(f"You decided cell {cell.pk} already.", details={"reason": "already_decided"})
+    if cell.annotation_set.model_version_id != selectors.active_classifier_id():
+        raise StateConflict(
+            f"Cell {cell.pk} comes from a model version that is no longer active; reload the queue.",
+            details={"reason": "model_version_not_active"},
+        )
+    if not ReviewClaim.objects.filter(cell=cell, reviewer=user, expires_at__gt=timezone.now()).exists():
+        raise StateConflict(
+            f"You do not hold cell {cell.pk} (your hold expired or was released); reload the queue.",
+            details={"reason": "not_held"},
+        )
+    if truth(with_reopened=True).filter(field_id=cell.annotation_set.field_id).exists():
+        raise StateConflict(
+            f"Field {cell.annotation_set.field_id} holds reviewed truth now; its cells left the queue.",
+            details={"reason": "field_has_truth"},
+        )
+    with transaction.atomic():
+        review = cell_decision_create(cell=cell, data=data, actor=user)
+        ReviewClaim.objects.filter(cell=cell, reviewer=user).delete()
+    return review
+
+
+def review_decision_withdraw(*, user: Any, cell_id: int) -> CellReview:
+    """Undo: take one's decision back while the other reviewer has not decided; the cell is held again."""
+    with transaction.atomic():
+        review = cell_decision_withdraw(cell_id=cell_id, actor=user)
+        if review.cell_id is not None:
+            ReviewClaim.objects.update_or_create(
+                cell_id=review.cell_id, reviewer=user, defaults={"expires_at": _claim_expiry()}
+            )
+    return review

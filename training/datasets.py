@@ -1,6 +1,12 @@
 """Training datasets from truth only: locked consensus sets and imported truth sets (never annotators' work or
 model predictions), split per patient, recorded as a DatasetSnapshot for every training run.
 
+Cell-level truth (queued cells two reviewers agreed on, or whose cross-check settled them: `annotations.truth.
+cell_truth`) enters as one partial record per field (`whole_field=False`, key "cells:<field id>") holding only those
+cells: the countability and class stages learn from their crops, the detector never (a partial field would teach it
+that the other cells are background). "Not a white cell" decisions are left out. A field with field-level truth
+keeps it as the stronger truth (`cell_truth` leaves its cells out).
+
 Splits are assigned once per patient by `annotations.services.patient_splits_assign` (called by the snapshot builder
 before it reads) and stored on `Patient.split`; a patient that already has a split (assigned earlier, or pinned by an
 import that keeps a dataset's original split) keeps it, so no patient ever moves between train, val and test as the
@@ -23,9 +29,9 @@ from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from annotations.models import AnnotationKind, Cell, Field
+from annotations.models import AnnotationKind, Cell, CellReview, CellVerdict, Field
 from annotations.services import patient_splits_assign, split_settings
-from annotations.truth import fields_with_truth, truth
+from annotations.truth import cell_truth, fields_with_truth, truth
 from training.core.records import CellRecord, FieldRecord, fields_to_jsonl
 from training.models import DatasetSnapshot
 
@@ -37,7 +43,7 @@ class TruthField:
     record: FieldRecord
     field_id: int
     sha256: str
-    source: str  # "consensus" or "imported:<source name>"
+    source: str  # "consensus", "imported:<source name>" or "cell_review" (cell-level truth)
 
 
 def _local_image_path(field: Field) -> str:
@@ -89,6 +95,47 @@ def truth_fields(*, field_ids: Iterable[int] | None = None) -> list[TruthField]:
     return out
 
 
+def cell_truth_fields(*, field_ids: Iterable[int] | None = None) -> list[TruthField]:
+    """One partial record per field holding cell-level truth: its truth cells only (countability, class)."""
+    reviews = (
+        cell_truth()
+        .exclude(verdict=CellVerdict.NOT_A_CELL)
+        .select_related("field__smear__case__patient")
+        .order_by("field_id", "id")
+    )
+    if field_ids is not None:
+        reviews = reviews.filter(field_id__in=list(field_ids))
+    by_field: dict[int, list[CellReview]] = defaultdict(list)
+    for review in reviews:
+        by_field[review.field_id].append(review)
+    out: list[TruthField] = []
+    for decided in by_field.values():
+        field = decided[0].field
+        record = FieldRecord(
+            key=f"cells:{field.pk}",
+            image_path=_local_image_path(field),
+            width=field.width,
+            height=field.height,
+            patient=field.smear.case.patient.code,
+            split=field.smear.case.patient.split,
+            cells=tuple(_review_record(review) for review in decided),
+            whole_field=False,
+        )
+        out.append(TruthField(record=record, field_id=field.pk, sha256=field.sha256, source="cell_review"))
+    return out
+
+
+def _review_record(review: CellReview) -> CellRecord:
+    x, y, w, h = (float(value or 0.0) for value in (review.x, review.y, review.width, review.height))
+    return CellRecord(
+        box=(x, y, x + w, y + h), countable=review.verdict == CellVerdict.CLASS, class_index=review.cell_class_id
+    )
+
+
+def fields_with_cell_truth() -> Any:
+    return Field.objects.filter(pk__in=cell_truth().values("field_id"))
+
+
 def _content_hash(fields: Sequence[TruthField]) -> str:
     """sha256 of what the data is (image hashes, sizes, patients, splits, cells), not of where it lies."""
     digest = hashlib.sha256()
@@ -101,6 +148,7 @@ def _content_hash(fields: Sequence[TruthField]) -> str:
             "patient": record.patient,
             "split": record.split,
             "source": item.source,
+            "whole_field": record.whole_field,
             "cells": [cell.to_json() for cell in record.cells],
         }
         digest.update(json.dumps(line, sort_keys=True, separators=(",", ":")).encode())
@@ -113,8 +161,11 @@ def snapshot_counts(records: Sequence[FieldRecord]) -> dict[str, Any]:
     patients: dict[str, set[str]] = defaultdict(set)
     for record in records:
         empty = {"fields": 0, "patients": 0, "cells": 0, "countable": 0, "uncountable": 0, "unclassified": 0}
-        split = counts.setdefault(record.split, {**empty, "classes": {}})
+        split = counts.setdefault(record.split, {**empty, "cell_truth": 0, "classes": {}})
         patients[record.split].add(record.patient)
+        if not record.whole_field:  # cell-level truth: counted apart from whole fields (and their cells)
+            split["cell_truth"] += len(record.cells)
+            continue
         split["fields"] += 1
         classes: Counter[str] = Counter(split["classes"])
         for cell in record.cells:
@@ -145,7 +196,10 @@ def dataset_snapshot_create(*, actor: Any = None, field_ids: Iterable[int] | Non
     seed, ratios = split_settings()
     ids = None if field_ids is None else list(field_ids)
     patient_splits_assign(fields=fields_with_truth() if ids is None else fields_with_truth().filter(pk__in=ids))
-    fields = truth_fields(field_ids=ids)
+    patient_splits_assign(
+        fields=fields_with_cell_truth() if ids is None else fields_with_cell_truth().filter(pk__in=ids)
+    )
+    fields = truth_fields(field_ids=ids) + cell_truth_fields(field_ids=ids)
     records = [item.record for item in fields]
     content_hash = _content_hash(fields)
     folder = Path(settings.AICELL_DATASET_DIR)
@@ -165,8 +219,8 @@ def dataset_snapshot_create(*, actor: Any = None, field_ids: Iterable[int] | Non
             ratios=list(ratios),
             content_hash=content_hash,
             file=name,
-            field_count=len(records),
-            cell_count=sum(len(record.cells) for record in records),
+            field_count=sum(record.whole_field for record in records),
+            cell_count=sum(len(record.cells) for record in records if record.whole_field),
             counts=snapshot_counts(records),
             sources=_sources(fields),
             created_by=actor if actor is not None and actor.is_authenticated else None,

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from aicell.roles import Role, roles_of
@@ -18,6 +18,9 @@ from annotations.models import (
     AnnotationStatus,
     Assignment,
     Cell,
+    CellDecision,
+    CellReview,
+    CellReviewStatus,
     Conflict,
     FieldReview,
 )
@@ -64,10 +67,32 @@ def conflicts_visible_to(user: Any) -> QuerySet[Conflict]:
     if is_lab_manager(user):
         conflicts = Conflict.objects.all()
     elif Role.ANNOTATOR in roles_of(user):
-        conflicts = Conflict.objects.filter(field__assignments__annotator=user)
+        assigned = Assignment.objects.filter(field=OuterRef("field"), annotator=user)
+        decided = CellDecision.objects.filter(review=OuterRef("cell_review"), reviewer=user)
+        conflicts = Conflict.objects.filter(
+            (Q(cell_review=None) & Exists(assigned)) | (Q(cell_review__isnull=False) & Exists(decided))
+        )
     else:
         return Conflict.objects.none()
-    return conflicts.select_related("field__review__set_a__annotator", "field__review__set_b__annotator", "resolved_by")
+    return conflicts.select_related(
+        "field__review__set_a__annotator", "field__review__set_b__annotator", "resolved_by"
+    ).prefetch_related("cell_review__decisions__reviewer")
+
+
+def cell_reviews_visible_to(user: Any) -> QuerySet[CellReview]:
+    """Managers see every cell review; an annotator those of the queued cells they decided (what of the other
+    reviewer's decision they may read is decided by `cell_decision_visible`); anyone else none (404)."""
+    reviews = CellReview.objects.prefetch_related("decisions__reviewer")
+    if is_lab_manager(user):
+        return reviews
+    if Role.ANNOTATOR in roles_of(user):
+        return reviews.filter(Exists(CellDecision.objects.filter(review=OuterRef("pk"), reviewer=user)))
+    return reviews.none()
+
+
+def cell_decision_visible(decision: CellDecision, review: CellReview, user: Any) -> bool:
+    """Blindness: one's own decision always; the other's only once both decided (or for managers)."""
+    return bool(decision.reviewer_id == user.pk or review.status != CellReviewStatus.OPEN or is_lab_manager(user))
 
 
 def field_reviews_visible_to(user: Any) -> QuerySet[FieldReview]:

@@ -9,8 +9,19 @@ from rest_framework import serializers
 
 from aicell.api.fields import StrictIntegerField
 from aicell.api.versioning import VERSION_COLUMN
-from annotations.models import Assignment, AuditEvent, Conflict, FieldReview, Resolution, ReviewSettings
-from annotations.review.selectors import assignment_details_visible
+from annotations.models import (
+    Assignment,
+    AuditEvent,
+    CellReview,
+    CellReviewStatus,
+    CellVerdict,
+    Conflict,
+    FieldReview,
+    Resolution,
+    ReviewOutcome,
+    ReviewSettings,
+)
+from annotations.review.selectors import assignment_details_visible, cell_decision_visible
 
 
 class AssignmentSerializer(serializers.ModelSerializer):
@@ -111,6 +122,22 @@ class CellVersionSerializer(serializers.Serializer):
     height = serializers.FloatField()
     countable = serializers.BooleanField()
     cell_class = StrictIntegerField(allow_null=True)
+    verdict = serializers.CharField(
+        required=False, help_text='queued cells only: "class", "uncountable" or "not_a_cell"'
+    )
+
+
+def _cell_side(conflict: Conflict, side: str) -> dict[str, Any]:
+    """A side of a queued cell's conflict: the reviewer who made decision A or B."""
+    assert conflict.cell_review is not None
+    slot = 1 if side == Resolution.A else 2
+    decision = next((d for d in conflict.cell_review.decisions.all() if d.slot == slot), None)
+    return {
+        "annotator": decision.reviewer_id if decision else None,
+        "annotator_username": decision.reviewer.username if decision else None,
+        "cell": conflict.snapshot_a if side == Resolution.A else conflict.snapshot_b,
+        "decision": conflict.decision_a if side == Resolution.A else conflict.decision_b,
+    }
 
 
 def _side(conflict: Conflict, review: FieldReview, side: str) -> dict[str, Any]:
@@ -146,6 +173,7 @@ class ConflictSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "field",
+            "cell_review",
             "kind",
             "kinds",
             "iou",
@@ -166,15 +194,22 @@ class ConflictSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(ConflictSideSerializer)
     def get_a(self, conflict: Conflict) -> dict[str, Any]:
+        if conflict.cell_review_id is not None:
+            return _cell_side(conflict, Resolution.A)
         return _side(conflict, conflict.field.review, Resolution.A)
 
     @extend_schema_field(ConflictSideSerializer)
     def get_b(self, conflict: Conflict) -> dict[str, Any]:
+        if conflict.cell_review_id is not None:
+            return _cell_side(conflict, Resolution.B)
         return _side(conflict, conflict.field.review, Resolution.B)
 
     @extend_schema_field(serializers.ChoiceField(choices=["a", "b"], allow_null=True))
     def get_your_side(self, conflict: Conflict) -> str | None:
         user_id = self.context["request"].user.pk
+        if conflict.cell_review is not None:
+            sides = {d.reviewer_id: "ab"[d.slot - 1] for d in conflict.cell_review.decisions.all()}
+            return sides.get(user_id)
         review = conflict.field.review
         return {review.set_a.annotator_id: "a", review.set_b.annotator_id: "b"}.get(user_id)
 
@@ -231,3 +266,84 @@ class AnnotatorLoadSerializer(serializers.Serializer):
     username = serializers.CharField()
     open_assignments = serializers.IntegerField(help_text="assigned fields whose own set is not submitted yet")
     assignments = serializers.IntegerField(help_text="all assigned fields")
+
+
+class CellDecisionSerializer(serializers.Serializer):
+    side = serializers.ChoiceField(choices=["a", "b"])
+    reviewer = serializers.IntegerField()
+    reviewer_username = serializers.CharField()
+    verdict = serializers.ChoiceField(choices=CellVerdict.choices)
+    cell_class = serializers.IntegerField(allow_null=True)
+    x = serializers.FloatField()
+    y = serializers.FloatField()
+    width = serializers.FloatField()
+    height = serializers.FloatField()
+    created_at = serializers.DateTimeField()
+
+
+class CellTruthSerializer(serializers.Serializer):
+    verdict = serializers.ChoiceField(choices=CellVerdict.choices)
+    cell_class = serializers.IntegerField(allow_null=True)
+    x = serializers.FloatField()
+    y = serializers.FloatField()
+    width = serializers.FloatField()
+    height = serializers.FloatField()
+    outcome = serializers.ChoiceField(choices=ReviewOutcome.choices)
+    decided_at = serializers.DateTimeField(allow_null=True)
+
+
+class CellReviewSerializer(serializers.ModelSerializer):
+    """A queued cell's blind double review. Until both reviewers decided, a reviewer sees only their own decision
+    (and not whether the other has decided); the truth once there is one."""
+
+    decisions = serializers.SerializerMethodField()
+    truth = serializers.SerializerMethodField()
+    conflict = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CellReview
+        fields = ["id", "cell", "field", "status", "prediction", "decisions", "truth", "conflict", "created_at"]
+        read_only_fields = fields
+
+    @extend_schema_field(CellDecisionSerializer(many=True))
+    def get_decisions(self, review: CellReview) -> list[dict[str, Any]]:
+        user = self.context["request"].user
+        return [
+            {
+                "side": "ab"[decision.slot - 1],
+                "reviewer": decision.reviewer_id,
+                "reviewer_username": decision.reviewer.username,
+                "verdict": decision.verdict,
+                "cell_class": decision.cell_class_id,
+                "x": decision.x,
+                "y": decision.y,
+                "width": decision.width,
+                "height": decision.height,
+                "created_at": serializers.DateTimeField().to_representation(decision.created_at),
+            }
+            for decision in review.decisions.all()
+            if cell_decision_visible(decision, review, user)
+        ]
+
+    @extend_schema_field(CellTruthSerializer(allow_null=True))
+    def get_truth(self, review: CellReview) -> dict[str, Any] | None:
+        if review.status != CellReviewStatus.TRUTH:
+            return None
+        return {
+            "verdict": review.verdict,
+            "cell_class": review.cell_class_id,
+            "x": review.x,
+            "y": review.y,
+            "width": review.width,
+            "height": review.height,
+            "outcome": review.outcome,
+            "decided_at": serializers.DateTimeField().to_representation(review.decided_at)
+            if review.decided_at
+            else None,
+        }
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_conflict(self, review: CellReview) -> int | None:
+        if review.status == CellReviewStatus.OPEN:
+            return None
+        return next((conflict.pk for conflict in review.conflicts.all()), None)

@@ -47,6 +47,7 @@ from annotations.models import (
     ReviewOutcome,
     ReviewSettings,
 )
+from annotations.review.cells import cell_conflict_settled, cell_conflict_side, cell_version
 from annotations.review.consensus import BOX_KEYS, ConsensusCell, agreed_cell, chosen_cell
 from annotations.review.matching import BoxAnnotation, FieldMatch, MatchOutcome, OutcomeKind, match_boxes
 from annotations.review.workload import AnnotatorLoad, FieldNeed, NotEnoughAnnotators, balance
@@ -399,8 +400,12 @@ def conflict_resolve(
             raise NotFound(f"Conflict {conflict_id} does not exist.")
         field = lock_field(field_id)
         conflict = Conflict.objects.select_for_update().get(pk=conflict_id)
-        review = FieldReview.objects.select_related("set_a", "set_b").get(field=field)
-        side = _side_of(actor, review)
+        review: FieldReview | None = None
+        if conflict.cell_review_id is not None:  # a queued cell's conflict: A and B are its two decisions
+            side = cell_conflict_side(conflict, actor)
+        else:
+            review = FieldReview.objects.select_related("set_a", "set_b").get(field=field)
+            side = _side_of(actor, review)
         if side is None and not has_role(actor, Role.ADJUDICATOR):
             raise PermissionDenied("Only the field's two annotators and adjudicators resolve its conflicts.")
         check_version(expected_version, conflict.version, lambda: conflict_snapshot(conflict), what="conflict")
@@ -421,7 +426,10 @@ def conflict_resolve(
             after=conflict_snapshot(conflict),
             reason=conflict.reason if side is None else str(data.get("reason") or ""),
         )
-        _advance(field, review, actor)
+        if review is None:
+            cell_conflict_settled(conflict, actor)
+        else:
+            _advance(field, review, actor)
     return conflict
 
 
@@ -479,7 +487,9 @@ def _settle(conflict: Conflict, status: str, resolution: str, final_cell: dict[s
 
 
 def _version_cell(conflict: Conflict, side: str) -> ConsensusCell | None:
-    """The cell a side's version puts into the consensus (`consensus.chosen_cell`)."""
+    """The cell a side's version puts into the consensus (`consensus.chosen_cell`), or a queued cell's truth."""
+    if conflict.cell_review_id is not None:
+        return cell_version(conflict, side)
     return chosen_cell(conflict.snapshot_a, conflict.snapshot_b, side, pair=conflict.kind == ConflictKind.PAIR)
 
 
@@ -507,7 +517,7 @@ def _custom_cell(cell: Any, field: Field) -> dict[str, Any]:
 
 
 def _advance(field: Field, review: FieldReview, actor: Any) -> None:
-    statuses = set(Conflict.objects.filter(field=field).values_list("status", flat=True))
+    statuses = set(Conflict.objects.filter(field=field, cell_review=None).values_list("status", flat=True))
     if ConflictStatus.OPEN in statuses:
         return
     if ConflictStatus.ESCALATED in statuses:
@@ -540,7 +550,7 @@ def _consensus_build(field: Field, review: FieldReview, actor: Any) -> Annotatio
             conflict.final_cell,
             ReviewOutcome.RESOLVED if conflict.status == ConflictStatus.RESOLVED else ReviewOutcome.ADJUDICATED,
         )
-        for conflict in Conflict.objects.filter(field=field).order_by("id")
+        for conflict in Conflict.objects.filter(field=field, cell_review=None).order_by("id")
         if conflict.final_cell is not None
     ]
     Cell.objects.bulk_create(agreed + decided)

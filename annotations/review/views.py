@@ -21,7 +21,7 @@ from aicell.errors import NotFound, ValidationFailed
 from aicell.roles import ALL_ROLES, CLINICAL_ROLES, LAB_MANAGERS, Role
 from annotations import selectors
 from annotations.filters import AssignmentFilter, ConflictFilter
-from annotations.models import AnnotationSet, Assignment, Conflict, Field, ReviewSettings
+from annotations.models import AnnotationSet, Assignment, CellReview, Conflict, Field, ReviewSettings
 from annotations.review import selectors as review_selectors
 from annotations.review import services as review_services
 from annotations.review.serializers import (
@@ -31,6 +31,7 @@ from annotations.review.serializers import (
     AssignmentCreateSerializer,
     AssignmentSerializer,
     AuditEventSerializer,
+    CellReviewSerializer,
     ConflictResolveSerializer,
     ConflictSerializer,
     ConsensusReopenSerializer,
@@ -147,6 +148,20 @@ class ConflictViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return with_version_etag(Response(self.get_serializer(conflict).data), conflict.version)
 
 
+class CellReviewViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Blind double review of queued cells: a reviewer reads the cells they decided (the other's decision only once
+    both decided; any other cell answers 404), managers read all."""
+
+    serializer_class = CellReviewSerializer
+    permission_classes = [RoleAccess]
+    read_roles = CLINICAL_ROLES
+    filterset_fields = ["status", "field"]
+    ordering_fields = ["id", "created_at"]
+
+    def get_queryset(self) -> QuerySet[CellReview]:
+        return review_selectors.cell_reviews_visible_to(self.request.user).prefetch_related("conflicts").order_by("id")
+
+
 class FieldReviewViewSet(viewsets.GenericViewSet):
     """The double-review views of one field (`/fields/{id}/conflicts`, `history`, `consensus`...): routed beside the
     field viewset under the same prefix, so the field resource itself knows nothing of review."""
@@ -168,7 +183,9 @@ class FieldReviewViewSet(viewsets.GenericViewSet):
     def conflicts(self, request: Request, pk: str) -> Response:
         """The field's conflicts (A's and B's versions side by side), once its cross-check has started."""
         field = self.get_object()
-        conflicts = review_selectors.conflicts_visible_to(request.user).filter(field=field).order_by("id")
+        conflicts = (
+            review_selectors.conflicts_visible_to(request.user).filter(field=field, cell_review=None).order_by("id")
+        )
         if not review_selectors.field_reviews_visible_to(request.user).filter(field=field).exists():
             raise NotFound(f"Field {field.pk} has no cross-check that you take part in.")
         return Response(ConflictSerializer(conflicts, many=True, context=self.get_serializer_context()).data)

@@ -142,6 +142,8 @@ describe("review-queue cells", () => {
     const cell = suggestionOfReview({
       id: 9,
       field: 3,
+      field_width: 640,
+      field_height: 480,
       x: 1,
       y: 2,
       width: 30,

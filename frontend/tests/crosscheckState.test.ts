@@ -17,6 +17,7 @@ function conflict(overrides: Partial<ReviewConflict> = {}): ReviewConflict {
   return {
     id: 1,
     field: 5,
+    cell_review: null,
     kind: "pair",
     kinds: ["class"],
     iou: 0.9,

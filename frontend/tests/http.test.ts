@@ -169,6 +169,8 @@ describe("clients", () => {
       ["least_confidence", "Least confidence", false],
       ["disagreement", "Disagreement", false],
       ["detector", "Detector", false],
+      ["countability", "Countability", false],
+      ["random", "Random", false],
     ]);
   });
 });

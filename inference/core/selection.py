@@ -31,6 +31,7 @@ class ReviewCandidate:
     predicted_class: int
     uncertainty: Mapping[str, float]
     detector_score: float
+    p_countable: float = 0.5  # P(countable) of the countability model
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class ReviewStrategy:
     label: str  # for people (the UI's list)
     description: str  # one sentence: which cells come first
     priority: Callable[[ReviewCandidate], float]  # higher = review sooner
-    order_by: str  # a stored predicted cell's column that puts the same cells first ("-" = descending)
+    order_by: str  # a stored predicted cell's column that puts the same cells first ("-" = descending; "?" = random)
     default: bool = False  # the review queue's strategy when none is asked for (exactly one row)
 
 
@@ -81,7 +82,7 @@ REVIEW_STRATEGIES: dict[str, ReviewStrategy] = {
         ReviewStrategy(
             "disagreement",
             "Ensemble disagreement",
-            "Cells on which the ensemble's members disagree most (highest mutual information) come first.",
+            "Cells on which the ensemble's members disagree most (BALD: highest mutual information) come first.",
             _measure(MUTUAL_INFORMATION, 1.0),
             "-mutual_information",
         ),
@@ -91,6 +92,21 @@ REVIEW_STRATEGIES: dict[str, ReviewStrategy] = {
             "Cells the detector was least sure are cells at all (lowest detector score) come first.",
             lambda candidate: 1.0 - float(candidate.detector_score),
             "detector_score",
+        ),
+        ReviewStrategy(
+            "countability",
+            "Countability doubt",
+            "Cells the countability model could not tell countable from uncountable (P(countable) nearest 0.5) "
+            "come first.",
+            lambda candidate: 1.0 - abs(2.0 * float(candidate.p_countable) - 1.0),
+            "countability_margin",
+        ),
+        ReviewStrategy(
+            "random",
+            "Random",
+            "Cells in random order (a baseline, and an unbiased sample of the model's errors).",
+            lambda candidate: 0.0,  # ties keep the order the database drew at random
+            "?",
         ),
     )
 }

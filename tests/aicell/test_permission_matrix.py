@@ -356,6 +356,18 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("get", "/api/v1/prelabel-jobs/{prelabel_job}/items", only(MANAGERS, 200)),
     Endpoint("post", "/api/v1/prelabel-jobs/{prelabel_job}/cancel", only(MANAGERS, 200)),
     Endpoint("get", "/api/v1/review-queue", only(("annotator", "adjudicator"), 200)),
+    Endpoint("post", "/api/v1/review-queue/renew", only(("annotator", "adjudicator"), 200)),
+    Endpoint("post", "/api/v1/review-queue/release", only(("annotator", "adjudicator"), 200), lambda w: {}),
+    # No queued cell in the world: reviewers get as far as "not a queued cell".
+    Endpoint(
+        "post",
+        "/api/v1/review-queue/decisions",
+        only(("annotator", "adjudicator"), 404),
+        lambda w: {"cell": 987654, "verdict": "uncountable"},
+    ),
+    Endpoint("delete", "/api/v1/review-queue/decisions/987654", only(("annotator", "adjudicator"), 409)),
+    Endpoint("get", "/api/v1/cell-reviews", only(("annotator", "adjudicator", "admin"), 200)),
+    Endpoint("get", "/api/v1/cell-reviews/987654", only(("annotator", "adjudicator", "admin"), 404)),
     Endpoint("get", "/api/v1/review-strategies", only(("annotator", "adjudicator", "admin"), 200)),
     Endpoint("get", "/api/v1/rule-sets", everyone(200)),
     Endpoint("post", "/api/v1/rule-sets", only(("admin",), 201), lambda w: {"name": "fab", "content": FAB_RULE_SET}),

@@ -29,7 +29,15 @@ def test_the_strategies_with_their_labels_descriptions_and_one_default(client_fo
     response = client_for(annotator).get("/api/v1/review-strategies")
     assert response.status_code == 200
     body = response.json()
-    assert [row["name"] for row in body] == ["entropy", "margin", "least_confidence", "disagreement", "detector"]
+    assert [row["name"] for row in body] == [
+        "entropy",
+        "margin",
+        "least_confidence",
+        "disagreement",
+        "detector",
+        "countability",
+        "random",
+    ]
     assert all(set(row) == {"name", "label", "description", "default"} for row in body)
     assert all(row["label"] and row["description"].endswith(".") for row in body)
     assert [row["name"] for row in body if row["default"]] == ["entropy"]
@@ -42,11 +50,11 @@ def test_the_queue_uses_the_default_strategy_when_none_is_asked_for(
     sure, unsure = predicted(
         FieldFactory(), classifier, [{"entropy": 0.1, "confidence": 0.9}, {"entropy": 2.0, "confidence": 0.2}]
     )
-    assert [cell["id"] for cell in queue(client_for(annotator))] == [unsure.pk, sure.pk]  # entropy
+    assert [cell["id"] for cell in queue(client_for(annotator))["cells"]] == [unsure.pk, sure.pk]  # entropy
     release_claims()
     monkeypatch.setitem(REVIEW_STRATEGIES, "entropy", dataclasses.replace(REVIEW_STRATEGIES["entropy"], default=False))
     monkeypatch.setitem(REVIEW_STRATEGIES, MOST_CONFIDENT.name, dataclasses.replace(MOST_CONFIDENT, default=True))
-    assert [cell["id"] for cell in queue(client_for(annotator))] == [sure.pk, unsure.pk]
+    assert [cell["id"] for cell in queue(client_for(annotator))["cells"]] == [sure.pk, unsure.pk]
 
 
 def queue(client: Any, **params: Any) -> Any:
@@ -64,7 +72,7 @@ def test_a_strategy_added_in_one_place_is_everywhere(
     assert [c.cell_id for c in select_for_review([torn, calm], 2, "most_confident")] == ["calm", "torn"]
 
     # The review queue accepts the name and its SQL orders the pool by the row's column: with limit=1 the pool is
-    # 10 cells, so the surest cell is only found when the query itself puts the most confident cells first (the
+    # 3 cells per class, so the surest cell is only found when the query itself puts the most confident cells first (the
     # entropy of these cells runs the other way).
     classifier = ModelVersionFactory(stage="classifier", status="active")
     cells = [
@@ -80,7 +88,7 @@ def test_a_strategy_added_in_one_place_is_everywhere(
         "/api/v1/review-queue", {"strategy": "most_confident", "balance": "false", "limit": 1}
     )
     assert response.status_code == 200, response.json()
-    assert [cell["id"] for cell in response.json()] == [cells[0].pk]
+    assert [cell["id"] for cell in response.json()["cells"]] == [cells[0].pk]
 
     # The endpoint the UI lists strategies from shows it; an unknown name's error lists it.
     listed = client_for(annotator).get("/api/v1/review-strategies").json()
@@ -90,7 +98,7 @@ def test_a_strategy_added_in_one_place_is_everywhere(
         "description": MOST_CONFIDENT.description,
         "default": False,
     }
-    refused = client_for(annotator).get("/api/v1/review-queue", {"strategy": "random"})
+    refused = client_for(annotator).get("/api/v1/review-queue", {"strategy": "coin_toss"})
     assert "most_confident" in refused.json()["detail"]
 
 

@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from aicell.models import JobStatus
 from aicell.roles import Role
 from annotations.counting.rules import FAB_RULE_SET
-from annotations.models import AnnotationKind, AuditEvent, ExportJob, ImportJob, RuleSet
+from annotations.models import AnnotationKind, AuditEvent, CellDecision, CellReview, ExportJob, ImportJob, RuleSet
 from annotations.taxonomy import NUM_CLASSES
 from inference.core.selection import REVIEW_STRATEGIES
 from inference.models import PrelabelItem, PrelabelJob
@@ -78,6 +78,21 @@ class Lab:
             own = AnnotationSetFactory(field=field, annotator=annotator)
             CellFactory(annotation_set=own)
             predicted(field, classifier)
+        for field in self.fields:  # cell-level review: two agreeing decisions on a queued cell of each field
+            review = CellReview.objects.create(
+                field=field,
+                status="truth",
+                verdict="uncountable",
+                outcome="agreed",
+                x=1.0,
+                y=1.0,
+                width=9.0,
+                height=9.0,
+            )
+            for slot, reviewer in ((1, annotator), (2, co_annotator)):
+                CellDecision.objects.create(
+                    review=review, reviewer=reviewer, slot=slot, verdict="uncountable", x=1.0, y=1.0, width=9, height=9
+                )
         for _ in range(ROWS):  # truth, which researchers read
             truth = TruthSetFactory(field=FieldFactory(smear=self.smear), kind=AnnotationKind.IMPORTED)
             CellFactory(annotation_set=truth)
@@ -149,6 +164,7 @@ LISTS: dict[str, tuple[Role, ...]] = {
     "/api/v1/cells": READERS,
     "/api/v1/assignments": (Role.ANNOTATOR, Role.ADJUDICATOR),
     "/api/v1/conflicts": (Role.ANNOTATOR, Role.ADJUDICATOR),
+    "/api/v1/cell-reviews": (Role.ANNOTATOR, Role.ADJUDICATOR),
     "/api/v1/rule-sets": (Role.RESEARCHER, Role.ADMIN),
     "/api/v1/exports": (Role.RESEARCHER, Role.ADMIN),
     "/api/v1/imports": (Role.ADMIN,),
@@ -163,7 +179,10 @@ LISTS: dict[str, tuple[Role, ...]] = {
 }
 # Lists that are not paginated, sized by their own parameter.
 SIZED: dict[str, tuple[str, tuple[Role, ...]]] = {
-    "/api/v1/review-queue?strategy=entropy&balance=false": ("limit", (Role.ANNOTATOR,)),
+    "/api/v1/review-queue?strategy=entropy&balance=false&max_per_field=50": (
+        "limit",
+        (Role.ANNOTATOR, Role.ADJUDICATOR),
+    ),
 }
 
 
@@ -173,6 +192,8 @@ def count_queries(client: Any, path: str) -> tuple[int, int, list[str]]:
     assert response.status_code == 200, (path, response.status_code, response.content[:300])
     body = response.json()
     rows = len(body["results"]) if isinstance(body, dict) and "results" in body else len(body)
+    if isinstance(body, dict) and "cells" in body:  # the review queue's batch
+        rows = len(body["cells"])
     return len(captured), rows, [query["sql"] for query in captured.captured_queries]
 
 

@@ -10,9 +10,19 @@ from typing import Any
 
 import pytest
 
-from annotations.models import AnnotationKind, AnnotationSet, AnnotationStatus, Cell, Patient
+from annotations.models import (
+    AnnotationKind,
+    AnnotationSet,
+    AnnotationStatus,
+    Cell,
+    CellReview,
+    CellReviewStatus,
+    Patient,
+    ReviewOutcome,
+)
 from tests.factories import AnnotationSetFactory, CellFactory, ModelVersionFactory
 from tests.training.platform_data import standard_cells, truth_field
+from training.core.stages import CLASSIFIER, COUNTABILITY, DETECTOR
 from training.datasets import dataset_snapshot_create, snapshot_path, snapshot_records, snapshot_sources
 from training.models import DatasetSnapshot
 
@@ -71,6 +81,7 @@ def test_counts_per_split_and_class(training_env: Path) -> None:
         "countable": 4,
         "uncountable": 1,
         "unclassified": 1,
+        "cell_truth": 0,
         "classes": {"0": 1, "12": 2},
     }
     assert snapshot.counts["test"]["classes"] == {"5": 1}
@@ -131,5 +142,41 @@ def test_the_snapshot_file_is_jsonl_of_field_records(training_env: Path) -> None
     truth_field("J1", [(1, 2, 10, 10, 12, True)])
     lines = snapshot_path(dataset_snapshot_create()).read_text().splitlines()
     row = json.loads(lines[0])
-    assert set(row) == {"key", "image_path", "width", "height", "patient", "split", "cells"}
+    assert set(row) == {"key", "image_path", "width", "height", "patient", "split", "cells", "whole_field"}
     assert row["cells"] == [{"box": [1.0, 2.0, 11.0, 12.0], "countable": True, "class_index": 12}]
+
+
+def test_cell_truth_enters_crop_training_as_partial_fields_counted_apart(training_env: Path) -> None:
+    """Cells two reviewers agreed on in the review queue train countability and class, never the detector; "not a
+    white cell" is left out; a field with field-level truth keeps it as the stronger truth."""
+    queued = truth_field("Q1", [])
+    AnnotationSet.objects.filter(field=queued).delete()  # no field-level truth: only cell truth
+    stronger = truth_field("Q2", [(5, 5, 20, 20, 12, True)])
+    truth = {"status": CellReviewStatus.TRUTH, "outcome": ReviewOutcome.AGREED, "width": 20.0, "height": 20.0}
+    CellReview.objects.create(field=queued, verdict="class", cell_class_id=11, x=5.0, y=5.0, **truth)
+    CellReview.objects.create(field=queued, verdict="uncountable", x=40.0, y=40.0, **truth)
+    CellReview.objects.create(field=queued, verdict="not_a_cell", x=60.0, y=5.0, **truth)
+    CellReview.objects.create(field=queued, x=1.0, y=1.0)  # still open: no truth
+    CellReview.objects.create(field=stronger, verdict="class", cell_class_id=0, x=5.0, y=5.0, **truth)
+
+    snapshot = dataset_snapshot_create()
+    records = {record.key: record for record in snapshot_records(snapshot)}
+    assert set(records) == {f"field:{stronger.pk}", f"cells:{queued.pk}"}
+    partial = records[f"cells:{queued.pk}"]
+    assert partial.whole_field is False
+    assert [(c.box, c.countable, c.class_index) for c in partial.cells] == [
+        ((5.0, 5.0, 25.0, 25.0), True, 11),
+        ((40.0, 40.0, 60.0, 60.0), False, None),
+    ]
+    assert records[f"field:{stronger.pk}"].cells[0].class_index == 12  # not the cell review's 0
+    assert snapshot.sources == {"cell_review": {"fields": 1, "cells": 2}, "consensus": {"fields": 1, "cells": 1}}
+    assert snapshot.field_count == 1
+    assert snapshot.cell_count == 1
+    split = Patient.objects.get(code="Q1").split
+    assert snapshot.counts[split]["cell_truth"] == 2
+    assert snapshot_sources(snapshot)[f"cells:{queued.pk}"]["source"] == "cell_review"
+
+    fields = list(records.values())
+    assert [record.key for record in DETECTOR.examples(fields)] == [f"field:{stronger.pk}"]
+    assert sorted(item.label for item in COUNTABILITY.examples(fields)) == [0, 1, 1]
+    assert sorted(item.label for item in CLASSIFIER.examples(fields)) == [11, 12]

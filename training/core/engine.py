@@ -43,7 +43,7 @@ from training.core.data import (
     detection_collate,
     stack_crops,
 )
-from training.core.records import CropItem, FieldRecord
+from training.core.records import CropItem, FieldRecord, whole_fields
 from training.core.stages import StageSpec, Task, stage_spec
 
 # One training step: (model, batch) -> (loss, number of samples in the batch).
@@ -284,6 +284,7 @@ class DetectionEngine:
         self, settings: StageSettings, fields: Sequence[FieldRecord], augment: Augment, cache: ImageCache
     ) -> TrainingSet:
         config = _detector_config(settings.spec, settings.profile)
+        fields = whole_fields(fields)  # cell-level truth names some cells of a field, never all its boxes
         dataset = DetectionDataset(fields, augment=augment, cache=cache, input_size=_detector_input_size(config))
         return TrainingSet(dataset, detection_collate, None)
 
@@ -327,6 +328,7 @@ class DetectionEngine:
     ) -> Evaluation:
         if len(models) != 1:
             raise ValueError(f"the {spec.name} stage evaluates exactly one model")
+        fields = whole_fields(fields)
         predictions = predict_detector(
             models[0],
             fields,

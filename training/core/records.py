@@ -47,6 +47,9 @@ class FieldRecord:
     patient: str  # pseudonymous patient code: the split unit
     split: str  # one of SPLITS
     cells: tuple[CellRecord, ...]
+    # True: every white cell of the field is in `cells` (field-level truth; detector training). False: only the
+    # cells decided one by one in the review queue (cell-level truth; countability and class training only).
+    whole_field: bool = True
 
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
@@ -61,6 +64,7 @@ class FieldRecord:
             "patient": self.patient,
             "split": self.split,
             "cells": [c.to_json() for c in self.cells],
+            "whole_field": self.whole_field,
         }
 
     @classmethod
@@ -73,7 +77,13 @@ class FieldRecord:
             patient=str(data["patient"]),
             split=str(data["split"]),
             cells=tuple(CellRecord.from_json(c) for c in data.get("cells", [])),
+            whole_field=bool(data.get("whole_field", True)),
         )
+
+
+def whole_fields(fields: Sequence[FieldRecord]) -> list[FieldRecord]:
+    """The fields whose every white cell is known (field-level truth): what a detector learns from."""
+    return [field for field in fields if field.whole_field]
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any
 from annotations.taxonomy import CELL_CLASSES, NUM_CLASSES
 from inference.core.profiles import ClassifierConfig, CountabilityConfig, DetectorConfig, Profile
 from inference.core.stages import COUNTABLE_INDEX, CheckpointStage, stage_classes
-from training.core.records import CropItem, FieldRecord, classifier_items, countability_items
+from training.core.records import CropItem, FieldRecord, classifier_items, countability_items, whole_fields
 
 StageModelConfig = DetectorConfig | CountabilityConfig | ClassifierConfig
 # The classifier's promotion may not cost recall on any blast class (DESIGN.md "Promotion gate").
@@ -62,7 +62,7 @@ class StageSpec:
 
 
 def _fields_with_boxes(fields: Sequence[FieldRecord]) -> list[FieldRecord]:
-    return [field for field in fields if field.cells]
+    return [field for field in whole_fields(fields) if field.cells]
 
 
 def _classified_cells(fields: Sequence[FieldRecord]) -> list[CropItem]:

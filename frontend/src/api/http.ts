@@ -97,6 +97,8 @@ export interface RequestOptions {
   headers?: Record<string, string>;
   ifMatch?: number;
   signal?: AbortSignal;
+  /** the request outlives the page (sent while it unloads) */
+  keepalive?: boolean;
 }
 
 export interface ApiResponse<T> {
@@ -126,7 +128,14 @@ export async function request<T>(method: string, url: string, options: RequestOp
   setPending(1);
   let response: Response;
   try {
-    response = await fetch(url, { method, headers, body, credentials: "same-origin", signal: options.signal });
+    response = await fetch(url, {
+      method,
+      headers,
+      body,
+      credentials: "same-origin",
+      signal: options.signal,
+      keepalive: options.keepalive,
+    });
   } catch (error) {
     if (error instanceof DOMException && error.name === "AbortError") throw error;
     throw new ApiError(0, {}, statusWords(0));

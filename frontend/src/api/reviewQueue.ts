@@ -1,29 +1,29 @@
-// The review queue's items: the model's least certain cells that I have not decided yet.
-//
-// From the review-queue API (`GET /api/v1/review-queue`, the pre-label issue) when the server has it: the next
-// cells by a strategy, balanced across classes and reserved for me. On a server without it, the queue is built from
-// the foundation API: prediction cells by confidence, minus those already taken into my sets and fields I submitted
-// or that have truth. Either way a decision is a cell of my own set whose source_cell is the model's cell.
+// The review queue: my batch of the model's least certain cells, held for me while the page is open. Every cell needs
+// two blind decisions by two reviewers (class, uncountable or not a white cell); agreement is truth for the crop,
+// disagreement goes to the cross-check. From `GET /api/v1/review-queue`; decisions go to its `decisions` endpoint, never
+// into an annotation set (the queue serves cells of fields that are not assigned to me).
 
-import { annotationSets, cells, fields } from "./foundation";
-import { api, isMissingEndpoint, withQuery } from "./http";
-import { myAssignedFields } from "./review";
-import type { AnnotationSet, Field, Me, Suggestion } from "./shapes";
+import { fields } from "./foundation";
+import { api, isMissingEndpoint, request, withQuery } from "./http";
+import type { ReviewConflict } from "./review";
+import type { Field, Suggestion } from "./shapes";
 import type { components } from "./types";
 
 export interface ReviewItem {
   cell: Suggestion;
   field: Field;
-  /** my set on the field (null: none yet) */
-  mySet: AnnotationSet | null;
 }
 
 export interface ReviewQueue {
   items: ReviewItem[];
   source: string;
-  /** whether the review-queue API answered (it orders by the strategy); false: the foundation API's fallback */
-  byStrategy: boolean;
+  /** adjudicators: conflicts of queued cells both reviewers kept, to decide first */
+  conflicts: ReviewConflict[];
+  /** cells I decided since midnight */
+  decidedToday: number;
 }
+
+export type Verdict = components["schemas"]["VerdictEnum"];
 
 /** A strategy as `GET /api/v1/review-strategies` lists them (the review-strategy registry). */
 export type ReviewStrategy = components["schemas"]["ReviewStrategy"];
@@ -35,7 +35,15 @@ export interface StrategyList {
 }
 
 /** The strategies the review-queue API accepts, for a server without the list (entropy is its default). */
-const ACCEPTED_STRATEGIES = ["entropy", "margin", "least_confidence", "disagreement", "detector"];
+const ACCEPTED_STRATEGIES = [
+  "entropy",
+  "margin",
+  "least_confidence",
+  "disagreement",
+  "detector",
+  "countability",
+  "random",
+];
 
 export async function reviewStrategies(): Promise<StrategyList> {
   try {
@@ -71,72 +79,42 @@ export function suggestionOfReview(item: ReviewCell): Suggestion {
   };
 }
 
-const CANDIDATES = 200;
+type ReviewBatch = components["schemas"]["ReviewBatch"];
 
-async function each<K, V>(keys: K[], load: (key: K) => Promise<V>): Promise<Map<K, V>> {
-  const values = await Promise.all(keys.map(load));
-  return new Map(keys.map((key, index) => [key, values[index]]));
-}
-
-async function myDraftSets(me: Me, fieldIds: number[]): Promise<Map<number, AnnotationSet>> {
-  const mine = await annotationSets.list({ kind: "annotator", annotator: me.id ?? undefined });
-  return new Map(mine.filter((s) => fieldIds.includes(s.field)).map((s) => [s.field, s]));
-}
-
-/** The queue by `strategy` (null: the server's default order). */
-export async function loadReviewQueue(me: Me, strategy: ReviewStrategy | null, limit = 50): Promise<ReviewQueue> {
-  try {
-    const served = await api.get<ReviewCell[]>(withQuery("/api/v1/review-queue", { strategy: strategy?.name, limit }));
-    const fieldIds = [...new Set(served.map((c) => c.field))];
-    const [fieldById, mySets] = await Promise.all([each(fieldIds, (id) => fields.get(id)), myDraftSets(me, fieldIds)]);
-    const items = served.map((c) => ({
-      cell: suggestionOfReview(c),
-      field: fieldById.get(c.field) as Field,
-      mySet: mySets.get(c.field) ?? null,
-    }));
-    const order = strategy ? `, ${strategy.label.toLowerCase()} first` : "";
-    return { items, source: `the review queue${order}`, byStrategy: true };
-  } catch (error) {
-    if (!isMissingEndpoint(error)) throw error;
-  }
-  return fallbackQueue(me, limit);
-}
-
-async function fallbackQueue(me: Me, limit: number): Promise<ReviewQueue> {
-  const page = await cells.page({ kind: "prediction", ordering: "confidence", page_size: CANDIDATES });
-  const candidates = page.results.filter((cell) => cell.confidence !== null);
-  const sets = await each([...new Set(candidates.map((c) => c.annotation_set))], (id) => annotationSets.get(id));
-  const fieldIds = [...new Set([...sets.values()].map((s) => s.field))];
-  const [fieldById, mySetByField, assigned] = await Promise.all([
-    each(fieldIds, (id) => fields.get(id)),
-    myDraftSets(me, fieldIds),
-    myAssignedFields(),
-  ]);
-  const myCells = await each(
-    [...mySetByField.values()].map((s) => s.id),
-    (id) => annotationSets.cells(id),
-  );
-  const taken = new Set<number>();
-  for (const { cells: mine } of myCells.values())
-    for (const cell of mine) if (cell.source_cell !== null) taken.add(cell.source_cell);
-  // Of several prediction runs on a field, only the newest one's cells are suggestions.
-  const newestSet = new Map<number, number>();
-  for (const set of sets.values()) newestSet.set(set.field, Math.max(newestSet.get(set.field) ?? 0, set.id));
-
-  const items: ReviewItem[] = [];
-  for (const cell of candidates) {
-    const set = sets.get(cell.annotation_set) as AnnotationSet;
-    const field = fieldById.get(set.field) as Field;
-    const mySet = mySetByField.get(field.id) ?? null;
-    if (taken.has(cell.id) || newestSet.get(field.id) !== set.id) continue;
-    if (field.status === "consensus" || (mySet && mySet.status !== "draft")) continue;
-    if (assigned && !assigned.has(field.id)) continue; // double review: only my assigned fields
-    items.push({ cell, field, mySet });
-    if (items.length >= limit) break;
-  }
+/** My batch by `strategy` (null: the server's default order): the cells I hold, topped up to `limit`. */
+export async function loadReviewQueue(strategy: ReviewStrategy | null, limit = 10): Promise<ReviewQueue> {
+  const batch = await api.get<ReviewBatch>(withQuery("/api/v1/review-queue", { strategy: strategy?.name, limit }));
+  const fieldIds = [...new Set(batch.cells.map((c) => c.field))];
+  const loaded = await Promise.all(fieldIds.map((id) => fields.get(id)));
+  const fieldById = new Map(fieldIds.map((id, index) => [id, loaded[index]]));
+  const items = batch.cells.map((c) => ({ cell: suggestionOfReview(c), field: fieldById.get(c.field) as Field }));
+  const order = strategy ? `, ${strategy.label.toLowerCase()} first` : "";
   return {
     items,
-    source: `the ${candidates.length} least confident model cells (foundation API)`,
-    byStrategy: false,
+    source: `the review queue${order}`,
+    conflicts: batch.conflicts as unknown as ReviewConflict[],
+    decidedToday: batch.decided_today,
   };
+}
+
+/** My blind decision on a cell I hold; the server answers 409 with the reason when it cannot take it. */
+export function decideCell(cellId: number, verdict: Verdict, cellClass: number | null): Promise<unknown> {
+  const body: Record<string, unknown> = { cell: cellId, verdict };
+  if (verdict === "class") body.cell_class = cellClass;
+  return api.post("/api/v1/review-queue/decisions", body);
+}
+
+/** Undo: take my decision back while the other reviewer has not decided the cell. */
+export function withdrawDecision(cellId: number): Promise<void> {
+  return api.delete(`/api/v1/review-queue/decisions/${cellId}`);
+}
+
+/** The page is open: keep holding my batch. */
+export function renewHold(): Promise<unknown> {
+  return api.post("/api/v1/review-queue/renew");
+}
+
+/** Give cells back to the queue at once (skipped ones; all of them when I leave), even while the page unloads. */
+export async function releaseCells(cellIds?: number[]): Promise<void> {
+  await request("POST", "/api/v1/review-queue/release", { json: cellIds ? { cells: cellIds } : {}, keepalive: true });
 }

@@ -165,23 +165,6 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
-  "/api/v1/assignments/loads/": {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    /** @description Every active annotator with their open work (not paginated): what the assignment page balances. */
-    get: operations["v1_assignments_loads_list"];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
   "/api/v1/auth/session": {
     parameters: {
       query?: never;
@@ -310,26 +293,6 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
-  "/api/v1/cases/{id}/gallery/": {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    /**
-     * @description The cells of one source, each once, with the differential the report shows for that source:
-     *     `{source, differential, fields, warnings, cells: [a cell as /cells shows it, with its `field`]}`.
-     */
-    get: operations["v1_cases_gallery_retrieve"];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
   "/api/v1/cell-classes/": {
     parameters: {
       query?: never;
@@ -354,6 +317,46 @@ export interface paths {
       cookie?: never;
     };
     get: operations["v1_cell_classes_retrieve"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/cell-reviews/": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * @description Blind double review of queued cells: a reviewer reads the cells they decided (the other's decision only once
+     *     both decided; any other cell answers 404), managers read all.
+     */
+    get: operations["v1_cell_reviews_list"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/cell-reviews/{id}/": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * @description Blind double review of queued cells: a reviewer reads the cells they decided (the other's decision only once
+     *     both decided; any other cell answers 404), managers read all.
+     */
+    get: operations["v1_cell_reviews_retrieve"];
     put?: never;
     post?: never;
     delete?: never;
@@ -712,23 +715,6 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
-  "/api/v1/home": {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    /** @description What needs the logged-in user now: one block per role they hold. */
-    get: operations["v1_home_retrieve"];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
   "/api/v1/imports/": {
     parameters: {
       query?: never;
@@ -1016,10 +1002,81 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** @description The next predicted cells to review, most uncertain first, balanced across classes. */
-    get: operations["v1_review_queue_list"];
+    /**
+     * @description Your batch of queued cells (held for you while the page renews it), most uncertain first per class;
+     *     adjudicators also get the escalated conflicts of queued cells, first.
+     */
+    get: operations["v1_review_queue_retrieve"];
     put?: never;
     post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/review-queue/decisions": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** @description Decide a queued cell you hold (blind: you see the other decision only once both decided). */
+    post: operations["v1_review_queue_decisions_create"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/review-queue/decisions/{cell_id}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    post?: never;
+    /** @description Undo: take back my decision on a cell while the other reviewer has not decided it (the cell is mine again). */
+    delete: operations["v1_review_queue_decisions_destroy"];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/review-queue/release": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** @description Give cells back to the queue at once: skipped ones, or all of them when I leave the page. */
+    post: operations["v1_review_queue_release_create"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/review-queue/renew": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** @description The page is still open: keep holding my batch. */
+    post: operations["v1_review_queue_renew_create"];
     delete?: never;
     options?: never;
     head?: never;
@@ -1206,26 +1263,6 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
-  "/api/v1/smears/{id}/gallery/": {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    /**
-     * @description The cells of one source, each once, with the differential the report shows for that source:
-     *     `{source, differential, fields, warnings, cells: [a cell as /cells shows it, with its `field`]}`.
-     */
-    get: operations["v1_smears_gallery_retrieve"];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
   "/api/v1/training-jobs/": {
     parameters: {
       query?: never;
@@ -1308,59 +1345,6 @@ export interface paths {
     patch: operations["v1_training_schedules_partial_update"];
     trace?: never;
   };
-  "/api/v1/users/": {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    /** @description Admins create users, give and take roles, deactivate (never delete) and reset passwords. */
-    get: operations["v1_users_list"];
-    put?: never;
-    /** @description Admins create users, give and take roles, deactivate (never delete) and reset passwords. */
-    post: operations["v1_users_create"];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  "/api/v1/users/{id}/": {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    /** @description Admins create users, give and take roles, deactivate (never delete) and reset passwords. */
-    get: operations["v1_users_retrieve"];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    /** @description Admins create users, give and take roles, deactivate (never delete) and reset passwords. */
-    patch: operations["v1_users_partial_update"];
-    trace?: never;
-  };
-  "/api/v1/users/{id}/password/": {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    get?: never;
-    put?: never;
-    /** @description Set a new password (the admin tells it to the user). */
-    post: operations["v1_users_password_create"];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1370,19 +1354,14 @@ export interface components {
       cells?: number[];
       /** @description every cell of the newest (or the named) prediction set */
       all?: boolean;
-      /** Format: int64 */
       prediction_set?: number;
-      /**
-       * Format: int64
-       * @description the set version you read (or send If-Match)
-       */
+      /** @description the set version you read (or send If-Match) */
       version?: number;
     };
     AcceptedSuggestions: {
       created: components["schemas"]["Cell"][];
       /** @description suggestions already in the set */
       skipped: number[];
-      /** Format: int64 */
       version: number;
     };
     AnnotationSet: {
@@ -1406,10 +1385,7 @@ export interface components {
       readonly submitted_at: string | null;
     };
     AnnotationSetCreateRequest: {
-      /**
-       * Format: int64
-       * @description the field to annotate; the set is yours
-       */
+      /** @description the field to annotate; the set is yours */
       field: number;
     };
     /**
@@ -1427,14 +1403,6 @@ export interface components {
      * @enum {string}
      */
     AnnotationStatusEnum: "draft" | "submitted" | "locked";
-    AnnotatorLoad: {
-      id: number;
-      username: string;
-      /** @description assigned fields whose own set is not submitted yet */
-      open_assignments: number;
-      /** @description all assigned fields */
-      assignments: number;
-    };
     /** @description The shape of every error answer; some carry more keys (e.g. a 409 the current state of the object). */
     ApiError: {
       status: number;
@@ -1472,15 +1440,9 @@ export interface components {
     AssignmentAutoRequest: {
       /** @description field ids */
       fields?: number[];
-      /**
-       * Format: int64
-       * @description every field of this smear
-       */
+      /** @description every field of this smear */
       smear?: number;
-      /**
-       * Format: int64
-       * @description every field of this case
-       */
+      /** @description every field of this case */
       case?: number;
       /** @description choose among these annotators only */
       annotators?: number[];
@@ -1492,12 +1454,8 @@ export interface components {
       }[];
     };
     AssignmentCreateRequest: {
-      /** Format: int64 */
       field: number;
-      /**
-       * Format: int64
-       * @description user id of an active annotator
-       */
+      /** @description user id of an active annotator */
       annotator: number;
     };
     AuditEvent: {
@@ -1596,9 +1554,63 @@ export interface components {
       is_blast?: boolean;
       shortcut: string;
     };
+    CellDecision: {
+      side: components["schemas"]["YourSideEnum"];
+      reviewer: number;
+      reviewer_username: string;
+      verdict: components["schemas"]["VerdictEnum"];
+      cell_class: number | null;
+      /** Format: double */
+      x: number;
+      /** Format: double */
+      y: number;
+      /** Format: double */
+      width: number;
+      /** Format: double */
+      height: number;
+      /** Format: date-time */
+      created_at: string;
+    };
+    /**
+     * @description A queued cell's blind double review. Until both reviewers decided, a reviewer sees only their own decision
+     *     (and not whether the other has decided); the truth once there is one.
+     */
+    CellReview: {
+      readonly id: number;
+      readonly cell: number | null;
+      readonly field: number;
+      readonly status: components["schemas"]["CellReviewStatusEnum"];
+      readonly prediction: unknown;
+      readonly decisions: components["schemas"]["CellDecision"][];
+      readonly truth: components["schemas"]["CellTruth"] | null;
+      readonly conflict: number | null;
+      /** Format: date-time */
+      readonly created_at: string;
+    };
+    /**
+     * @description * `open` - Collecting two blind decisions
+     *     * `in_crosscheck` - The two decisions differ (cross-check)
+     *     * `truth` - Truth
+     * @enum {string}
+     */
+    CellReviewStatusEnum: "open" | "in_crosscheck" | "truth";
+    CellTruth: {
+      verdict: components["schemas"]["VerdictEnum"];
+      cell_class: number | null;
+      /** Format: double */
+      x: number;
+      /** Format: double */
+      y: number;
+      /** Format: double */
+      width: number;
+      /** Format: double */
+      height: number;
+      outcome: components["schemas"]["ReviewOutcomeEnum"];
+      /** Format: date-time */
+      decided_at: string | null;
+    };
     /** @description A frozen cell (snapshot) as it was when the cross-check started. */
     CellVersion: {
-      /** Format: int64 */
       id: number | null;
       /** Format: double */
       x: number;
@@ -1609,8 +1621,9 @@ export interface components {
       /** Format: double */
       height: number;
       countable: boolean;
-      /** Format: int64 */
       cell_class: number | null;
+      /** @description queued cells only: "class", "uncountable" or "not_a_cell" */
+      verdict?: string;
     };
     /** @description Documents the write body; values are checked by `services.validate_box` and friends. */
     CellWriteRequest: {
@@ -1623,14 +1636,9 @@ export interface components {
       /** Format: double */
       height?: number;
       countable?: boolean;
-      /** Format: int64 */
       cell_class?: number | null;
-      /** Format: int64 */
       source_cell?: number | null;
-      /**
-       * Format: int64
-       * @description the set version you read (or send If-Match)
-       */
+      /** @description the set version you read (or send If-Match) */
       version?: number;
       /** @description why (recorded in the history) */
       reason?: string;
@@ -1649,6 +1657,7 @@ export interface components {
     Conflict: {
       readonly id: number;
       readonly field: number;
+      readonly cell_review: number | null;
       readonly kind: components["schemas"]["ConflictKindEnum"];
       readonly kinds: string[];
       /** Format: double */
@@ -1686,14 +1695,10 @@ export interface components {
         [key: string]: unknown;
       };
       reason?: string;
-      /**
-       * Format: int64
-       * @description the conflict version you read (or send If-Match)
-       */
+      /** @description the conflict version you read (or send If-Match) */
       version?: number;
     };
     ConflictSide: {
-      /** Format: int64 */
       annotator: number;
       annotator_username: string | null;
       cell: components["schemas"]["CellVersion"] | null;
@@ -1711,10 +1716,7 @@ export interface components {
     ConsensusReopenRequest: {
       /** @description why the consensus is reopened (recorded) */
       reason: string;
-      /**
-       * Format: int64
-       * @description the consensus set version (or send If-Match)
-       */
+      /** @description the consensus set version (or send If-Match) */
       version?: number;
     };
     DatasetSnapshot: {
@@ -1767,25 +1769,7 @@ export interface components {
       readonly finished_at: string | null;
       readonly download_url: string | null;
     };
-    /**
-     * @description * `coco` - COCO
-     *     * `yolo` - YOLO (Ultralytics)
-     *     * `cvat` - CVAT for images 1.1
-     *     * `labelstudio` - Label Studio JSON
-     * @enum {string}
-     */
-    ExportRequestFormatEnum: "coco" | "yolo" | "cvat" | "labelstudio";
     ExportRequestRequest: {
-      /**
-       * @description coco (default), yolo, cvat (CVAT for images 1.1), labelstudio (Label Studio JSON)
-       *
-       *     * `coco` - COCO
-       *     * `yolo` - YOLO (Ultralytics)
-       *     * `cvat` - CVAT for images 1.1
-       *     * `labelstudio` - Label Studio JSON
-       * @default coco
-       */
-      format?: components["schemas"]["ExportRequestFormatEnum"];
       /**
        * @description consensus (default), annotations, predictions
        * @default [
@@ -1798,7 +1782,6 @@ export interface components {
       splits?: components["schemas"]["SplitsEnum"][];
       /** @description class names, 'uncountable', 'unclassified' or category ids; empty: all */
       classes?: string[];
-      /** Format: int64 */
       model_version?: number | null;
       /**
        * @description every image into this one split (train, val or test), whatever its patient's; without it, patients without a split get one first, the way training snapshots assign them
@@ -1843,10 +1826,7 @@ export interface components {
      */
     FieldStatusEnum: "uploaded" | "prelabelled" | "in_annotation" | "in_crosscheck" | "in_adjudication" | "consensus";
     FieldUploadRequest: {
-      /**
-       * Format: int64
-       * @description id of the smear the fields belong to
-       */
+      /** @description id of the smear the fields belong to */
       smear: number;
       /** @description one or many JPEG, PNG or TIFF images */
       files: string[];
@@ -1861,12 +1841,9 @@ export interface components {
     /**
      * @description * `coco` - COCO
      *     * `voc` - Pascal VOC
-     *     * `yolo` - YOLO (Ultralytics)
-     *     * `cvat` - CVAT for images 1.1
-     *     * `labelstudio` - Label Studio JSON
      * @enum {string}
      */
-    ImportFormatEnum: "coco" | "voc" | "yolo" | "cvat" | "labelstudio";
+    ImportFormatEnum: "coco" | "voc";
     ImportJob: {
       readonly id: number;
       readonly status: components["schemas"]["JobStatusEnum"];
@@ -1898,7 +1875,7 @@ export interface components {
     ImportRequestRequest: {
       /**
        * Format: binary
-       * @description a zip: COCO (annotations/*.json + images), VOC (Annotations/, JPEGImages/), YOLO (images/, labels/, data.yaml), CVAT for images 1.1 (annotations.xml + images/) or Label Studio JSON (+ images)
+       * @description a zip: COCO (annotations/*.json + images) or VOC (Annotations/, JPEGImages/)
        */
       archive: string;
       format: components["schemas"]["ImportFormatEnum"];
@@ -1928,25 +1905,6 @@ export interface components {
       source_name?: string;
       /** @description a folder in the archive ('.' for all of it) where images named by absolute paths or URLs (e.g. Label Studio's /data/upload/...) are found by file name */
       images?: string;
-      /**
-       * @description pin each image's split in the dataset on its patient
-       * @default false
-       */
-      split_from_dataset?: boolean;
-      /**
-       * @description each image its own patient and case, coded <case>-<image name>
-       * @default false
-       */
-      patient_per_image?: boolean;
-      /**
-       * Format: binary
-       * @description CSV image,patient: each patient gets a case of its code
-       */
-      patients?: string;
-      /** @default  */
-      license?: string;
-      /** @default  */
-      source_url?: string;
       /**
        * @description consensus | annotator:USERNAME
        * @default consensus
@@ -2100,6 +2058,21 @@ export interface components {
        */
       previous?: string | null;
       results: components["schemas"]["Cell"][];
+    };
+    PaginatedCellReviewList: {
+      /** @example 123 */
+      count: number;
+      /**
+       * Format: uri
+       * @example http://api.example.org/accounts/?page=4
+       */
+      next?: string | null;
+      /**
+       * Format: uri
+       * @example http://api.example.org/accounts/?page=2
+       */
+      previous?: string | null;
+      results: components["schemas"]["CellReview"][];
     };
     PaginatedConflictList: {
       /** @example 123 */
@@ -2296,24 +2269,6 @@ export interface components {
       previous?: string | null;
       results: components["schemas"]["TrainingSchedule"][];
     };
-    PaginatedUserList: {
-      /** @example 123 */
-      count: number;
-      /**
-       * Format: uri
-       * @example http://api.example.org/accounts/?page=4
-       */
-      next?: string | null;
-      /**
-       * Format: uri
-       * @example http://api.example.org/accounts/?page=2
-       */
-      previous?: string | null;
-      results: components["schemas"]["User"][];
-    };
-    PasswordRequest: {
-      password: string;
-    };
     /**
      * @description Leaves out `Meta.left_out_for_some_readers` (free text that may name a patient: notes, upload names) for
      *     readers outside the lab's clinical roles: researchers see the platform de-identified.
@@ -2339,22 +2294,15 @@ export interface components {
       /** Format: double */
       height?: number;
       countable?: boolean;
-      /** Format: int64 */
       cell_class?: number | null;
-      /** Format: int64 */
       source_cell?: number | null;
-      /**
-       * Format: int64
-       * @description the set version you read (or send If-Match)
-       */
+      /** @description the set version you read (or send If-Match) */
       version?: number;
       /** @description why (recorded in the history) */
       reason?: string;
     };
     PatchedPatientRequest: {
       code?: string;
-      birth_year?: number | null;
-      sex?: components["schemas"]["SexEnum"] | components["schemas"]["BlankEnum"];
     };
     PatchedReviewSettingsRequest: {
       /** @description annotators see the model's pre-labels as suggestions to accept or correct */
@@ -2373,11 +2321,6 @@ export interface components {
       case?: number;
       code?: string;
       stain?: string;
-      /**
-       * Format: date
-       * @description the day the smear was made
-       */
-      prepared_on?: string | null;
       microscope?: string;
       camera?: string;
       /** Format: int64 */
@@ -2407,17 +2350,9 @@ export interface components {
       epochs?: number | null;
       promote?: components["schemas"]["TrainingSchedulePromoteEnum"];
     };
-    PatchedUserUpdateRequest: {
-      email?: string;
-      roles?: string[];
-      /** @description false: deactivated (users are never deleted) */
-      is_active?: boolean;
-    };
     Patient: {
       readonly id: number;
       code: string;
-      birth_year?: number | null;
-      sex?: components["schemas"]["SexEnum"] | components["schemas"]["BlankEnum"];
       readonly split: components["schemas"]["SplitEnum"] | components["schemas"]["BlankEnum"];
       readonly case_count: number;
       /** Format: date-time */
@@ -2425,8 +2360,6 @@ export interface components {
     };
     PatientRequest: {
       code: string;
-      birth_year?: number | null;
-      sex?: components["schemas"]["SexEnum"] | components["schemas"]["BlankEnum"];
     };
     Plot: {
       name: string;
@@ -2480,10 +2413,7 @@ export interface components {
     PrelabelRequestRequest: {
       /** @description these fields */
       field_ids?: number[];
-      /**
-       * Format: int64
-       * @description every field of this case
-       */
+      /** @description every field of this case */
       case?: number;
       /**
        * @description also fields the active model already pre-labelled (default: only new ones)
@@ -2502,10 +2432,7 @@ export interface components {
     RegistryActionRequest: {
       /** @description why (kept in the audit trail) */
       reason: string;
-      /**
-       * Format: int64
-       * @description rollback only: the version to return to
-       */
+      /** @description rollback only: the version to return to */
       to?: number;
     };
     /**
@@ -2516,6 +2443,29 @@ export interface components {
      * @enum {string}
      */
     ResolutionEnum: "a" | "b" | "none" | "custom";
+    ReviewBatch: {
+      /** @description the cells you hold, in review order */
+      cells: components["schemas"]["ReviewCell"][];
+      /** @description adjudicators: escalated conflicts of queued cells, first */
+      conflicts: components["schemas"]["Conflict"][];
+      /** @description cells you decided since midnight */
+      decided_today: number;
+      /**
+       * Format: date-time
+       * @description your hold ends then unless the page renews it
+       */
+      expires_at: string;
+    };
+    ReviewBoxRequest: {
+      /** Format: double */
+      x: number;
+      /** Format: double */
+      y: number;
+      /** Format: double */
+      width: number;
+      /** Format: double */
+      height: number;
+    };
     ReviewCell: {
       id: number;
       field: number;
@@ -2541,6 +2491,17 @@ export interface components {
         [key: string]: number;
       };
       model_version: number;
+      field_width: number;
+      field_height: number;
+    };
+    ReviewDecisionRequest: {
+      /** @description a queued cell you hold */
+      cell: number;
+      verdict: components["schemas"]["VerdictEnum"];
+      /** @description "class" verdicts: the class */
+      cell_class?: number | null;
+      /** @description the corrected box (default: the model's) */
+      box?: components["schemas"]["ReviewBoxRequest"];
     };
     /**
      * @description * `agreed` - Both annotators agreed
@@ -2549,6 +2510,18 @@ export interface components {
      * @enum {string}
      */
     ReviewOutcomeEnum: "agreed" | "resolved" | "adjudicated";
+    ReviewReleaseRequest: {
+      /** @description these cells (skipped); omit to release all */
+      cells?: number[];
+    };
+    ReviewReleased: {
+      released: number;
+    };
+    ReviewRenew: {
+      held: number;
+      /** Format: date-time */
+      expires_at: string;
+    };
     ReviewSettings: {
       /** @description annotators see the model's pre-labels as suggestions to accept or correct */
       show_prelabels?: boolean;
@@ -2608,13 +2581,6 @@ export interface components {
       activate?: boolean;
     };
     /**
-     * @description * `F` - Female
-     *     * `M` - Male
-     *     * `X` - Other
-     * @enum {string}
-     */
-    SexEnum: "F" | "M" | "X";
-    /**
      * @description Leaves out `Meta.left_out_for_some_readers` (free text that may name a patient: notes, upload names) for
      *     readers outside the lab's clinical roles: researchers see the platform de-identified.
      */
@@ -2624,11 +2590,6 @@ export interface components {
       readonly case_code: string;
       code: string;
       stain?: string;
-      /**
-       * Format: date
-       * @description the day the smear was made
-       */
-      prepared_on?: string | null;
       microscope?: string;
       camera?: string;
       /** Format: int64 */
@@ -2646,11 +2607,6 @@ export interface components {
       case: number;
       code: string;
       stain?: string;
-      /**
-       * Format: date
-       * @description the day the smear was made
-       */
-      prepared_on?: string | null;
       microscope?: string;
       camera?: string;
       /** Format: int64 */
@@ -2800,15 +2756,9 @@ export interface components {
       stages?: components["schemas"]["StagesEnum"][];
       /** @description model profile (default AICELL_PROFILE) */
       profile?: string;
-      /**
-       * Format: int64
-       * @description default: profile's
-       */
+      /** @description default: profile's */
       epochs?: number | null;
-      /**
-       * Format: int64
-       * @default 0
-       */
+      /** @default 0 */
       seed?: number;
       /** @default auto */
       promote?: components["schemas"]["TrainingRequestPromoteEnum"];
@@ -2878,39 +2828,15 @@ export interface components {
      * @enum {string}
      */
     TriggeredByEnum: "user" | "schedule";
-    User: {
-      readonly id: number;
-      /** @description Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only. */
-      readonly username: string;
-      /** @description empty when none was given */
-      readonly email: string;
-      readonly roles: components["schemas"]["RoleEnum"][];
-      /**
-       * Active
-       * @description Designates whether this user should be treated as active. Unselect this instead of deleting accounts.
-       */
-      readonly is_active: boolean;
-      /**
-       * Staff status
-       * @description Designates whether the user can log into this admin site.
-       */
-      readonly is_staff: boolean;
-      /** Format: date-time */
-      readonly last_login: string | null;
-      /** Format: date-time */
-      readonly date_joined: string;
-    };
-    UserCreateRequest: {
-      username: string;
-      email?: string;
-      password: string;
-      roles: string[];
-    };
+    /**
+     * @description * `class` - A countable white cell of a class
+     *     * `uncountable` - An uncountable white cell
+     *     * `not_a_cell` - Not a white cell
+     * @enum {string}
+     */
+    VerdictEnum: "class" | "uncountable" | "not_a_cell";
     VersionRequest: {
-      /**
-       * Format: int64
-       * @description the set version you read (or send If-Match)
-       */
+      /** @description the set version you read (or send If-Match) */
       version?: number;
     };
     /**
@@ -3982,52 +3908,6 @@ export interface operations {
       };
     };
   };
-  v1_assignments_loads_list: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["AnnotatorLoad"][];
-        };
-      };
-      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description Your role does not allow this (or the CSRF check of a session failed). */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description The database is unavailable; try again (see Retry-After). */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-    };
-  };
   v1_auth_session_retrieve: {
     parameters: {
       query?: never;
@@ -4842,8 +4722,8 @@ export interface operations {
         format?: "csv" | "json";
         /** @description rule set id (default: the active one) */
         rule_set?: number;
-        /** @description cells counted: consensus (default), consensus+model (send '+' as %2B), model (the active classifier's predictions) or mine (the asking user's own annotations) */
-        source?: "consensus" | "consensus+model" | "mine" | "model";
+        /** @description cells counted: consensus (default), consensus+model (send '+' as %2B), or model */
+        source?: "consensus" | "consensus+model" | "model";
       };
       header?: never;
       path: {
@@ -4927,8 +4807,8 @@ export interface operations {
         ci_method?: "exact" | "wilson";
         /** @description rule set id (default: the active one) */
         rule_set?: number;
-        /** @description cells counted: consensus (default), consensus+model (send '+' as %2B), model (the active classifier's predictions) or mine (the asking user's own annotations) */
-        source?: "consensus" | "consensus+model" | "mine" | "model";
+        /** @description cells counted: consensus (default), consensus+model (send '+' as %2B), or model */
+        source?: "consensus" | "consensus+model" | "model";
       };
       header?: never;
       path: {
@@ -4984,76 +4864,6 @@ export interface operations {
         };
       };
       409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description The database is unavailable; try again (see Retry-After). */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-    };
-  };
-  v1_cases_gallery_retrieve: {
-    parameters: {
-      query?: {
-        /** @description whose cells: consensus (default), mine (the asking annotator's) or model (the active classifier's predictions); never a blend */
-        source?: "consensus" | "mine" | "model";
-      };
-      header?: never;
-      path: {
-        /** @description A unique integer value identifying this case. */
-        id: number;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": {
-            [key: string]: unknown;
-          };
-        };
-      };
-      400: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description No such object, or one you may not see (answered exactly alike). */
-      404: {
         headers: {
           [name: string]: unknown;
         };
@@ -5158,6 +4968,142 @@ export interface operations {
         };
         content: {
           "application/json": components["schemas"]["CellClass"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description No such object, or one you may not see (answered exactly alike). */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_cell_reviews_list: {
+    parameters: {
+      query?: {
+        field?: number;
+        /** @description Which field to use when ordering the results. */
+        ordering?: string;
+        /** @description A page number within the paginated result set. */
+        page?: number;
+        /** @description Number of results to return per page. */
+        page_size?: number;
+        /**
+         * @description * `open` - Collecting two blind decisions
+         *     * `in_crosscheck` - The two decisions differ (cross-check)
+         *     * `truth` - Truth
+         */
+        status?: "in_crosscheck" | "open" | "truth";
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["PaginatedCellReviewList"];
+        };
+      };
+      /** @description The request is invalid; `errors` names each field and why. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description No such object, or one you may not see (answered exactly alike). */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_cell_reviews_retrieve: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description A unique integer value identifying this cell review. */
+        id: number;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["CellReview"];
         };
       };
       /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
@@ -5519,6 +5465,8 @@ export interface operations {
     parameters: {
       query?: {
         case?: number;
+        /** @description 1: only conflicts of queued cells (cell-level review); 0: only fields' cross-checks */
+        cell_level?: boolean;
         field?: number;
         /**
          * @description an outcome kind
@@ -7070,65 +7018,14 @@ export interface operations {
       };
     };
   };
-  v1_home_retrieve: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": {
-            [key: string]: unknown;
-          };
-        };
-      };
-      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description Your role does not allow this (or the CSRF check of a session failed). */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description The database is unavailable; try again (see Retry-After). */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-    };
-  };
   v1_imports_list: {
     parameters: {
       query?: {
         /**
          * @description * `coco` - COCO
          *     * `voc` - Pascal VOC
-         *     * `yolo` - YOLO (Ultralytics)
-         *     * `cvat` - CVAT for images 1.1
-         *     * `labelstudio` - Label Studio JSON
          */
-        format?: "coco" | "cvat" | "labelstudio" | "voc" | "yolo";
+        format?: "coco" | "voc";
         /** @description Which field to use when ordering the results. */
         ordering?: string;
         /** @description A page number within the paginated result set. */
@@ -8811,13 +8708,15 @@ export interface operations {
       };
     };
   };
-  v1_review_queue_list: {
+  v1_review_queue_retrieve: {
     parameters: {
       query?: {
         balance?: boolean;
         case?: number;
         cell_class?: number;
+        /** @description the batch size */
         limit?: number;
+        /** @description at most this many cells per field */
         max_per_field?: number;
         /** @description a name from GET /api/v1/review-strategies (default: its default) */
         strategy?: string;
@@ -8833,7 +8732,7 @@ export interface operations {
           [name: string]: unknown;
         };
         content: {
-          "application/json": components["schemas"]["ReviewCell"][];
+          "application/json": components["schemas"]["ReviewBatch"];
         };
       };
       /** @description The request is invalid; `errors` names each field and why. */
@@ -8856,6 +8755,346 @@ export interface operations {
       };
       /** @description Your role does not allow this (or the CSRF check of a session failed). */
       403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_review_queue_decisions_create: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["ReviewDecisionRequest"];
+        "application/x-www-form-urlencoded": components["schemas"]["ReviewDecisionRequest"];
+        "multipart/form-data": components["schemas"]["ReviewDecisionRequest"];
+      };
+    };
+    responses: {
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["CellReview"];
+        };
+      };
+      /** @description The request is invalid; `errors` names each field and why. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The upload exceeds a configured limit. */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The request body has a media type this operation does not read. */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_review_queue_decisions_destroy: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        cell_id: number;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description No response body */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description The request is invalid; `errors` names each field and why. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description No such object, or one you may not see (answered exactly alike). */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_review_queue_release_create: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: {
+      content: {
+        "application/json": components["schemas"]["ReviewReleaseRequest"];
+        "application/x-www-form-urlencoded": components["schemas"]["ReviewReleaseRequest"];
+        "multipart/form-data": components["schemas"]["ReviewReleaseRequest"];
+      };
+    };
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ReviewReleased"];
+        };
+      };
+      /** @description The request is invalid; `errors` names each field and why. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The upload exceeds a configured limit. */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The request body has a media type this operation does not read. */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_review_queue_renew_create: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ReviewRenew"];
+        };
+      };
+      /** @description The request is invalid; `errors` names each field and why. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The upload exceeds a configured limit. */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The request body has a media type this operation does not read. */
+      415: {
         headers: {
           [name: string]: unknown;
         };
@@ -9870,8 +10109,8 @@ export interface operations {
         format?: "csv" | "json";
         /** @description rule set id (default: the active one) */
         rule_set?: number;
-        /** @description cells counted: consensus (default), consensus+model (send '+' as %2B), model (the active classifier's predictions) or mine (the asking user's own annotations) */
-        source?: "consensus" | "consensus+model" | "mine" | "model";
+        /** @description cells counted: consensus (default), consensus+model (send '+' as %2B), or model */
+        source?: "consensus" | "consensus+model" | "model";
       };
       header?: never;
       path: {
@@ -9955,8 +10194,8 @@ export interface operations {
         ci_method?: "exact" | "wilson";
         /** @description rule set id (default: the active one) */
         rule_set?: number;
-        /** @description cells counted: consensus (default), consensus+model (send '+' as %2B), model (the active classifier's predictions) or mine (the asking user's own annotations) */
-        source?: "consensus" | "consensus+model" | "mine" | "model";
+        /** @description cells counted: consensus (default), consensus+model (send '+' as %2B), or model */
+        source?: "consensus" | "consensus+model" | "model";
       };
       header?: never;
       path: {
@@ -10012,76 +10251,6 @@ export interface operations {
         };
       };
       409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description The database is unavailable; try again (see Retry-After). */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-    };
-  };
-  v1_smears_gallery_retrieve: {
-    parameters: {
-      query?: {
-        /** @description whose cells: consensus (default), mine (the asking annotator's) or model (the active classifier's predictions); never a blend */
-        source?: "consensus" | "mine" | "model";
-      };
-      header?: never;
-      path: {
-        /** @description A unique integer value identifying this smear. */
-        id: number;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": {
-            [key: string]: unknown;
-          };
-        };
-      };
-      400: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description No such object, or one you may not see (answered exactly alike). */
-      404: {
         headers: {
           [name: string]: unknown;
         };
@@ -10578,424 +10747,6 @@ export interface operations {
         };
         content: {
           "application/json": components["schemas"]["TrainingSchedule"];
-        };
-      };
-      /** @description The request is invalid; `errors` names each field and why. */
-      400: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description Your role does not allow this (or the CSRF check of a session failed). */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description No such object, or one you may not see (answered exactly alike). */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
-      409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description The upload exceeds a configured limit. */
-      413: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description The request body has a media type this operation does not read. */
-      415: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description The database is unavailable; try again (see Retry-After). */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-    };
-  };
-  v1_users_list: {
-    parameters: {
-      query?: {
-        is_active?: boolean;
-        /** @description Which field to use when ordering the results. */
-        ordering?: string;
-        /** @description A page number within the paginated result set. */
-        page?: number;
-        /** @description Number of results to return per page. */
-        page_size?: number;
-      };
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["PaginatedUserList"];
-        };
-      };
-      /** @description The request is invalid; `errors` names each field and why. */
-      400: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description Your role does not allow this (or the CSRF check of a session failed). */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description No such object, or one you may not see (answered exactly alike). */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description The database is unavailable; try again (see Retry-After). */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-    };
-  };
-  v1_users_create: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    requestBody: {
-      content: {
-        "application/json": components["schemas"]["UserCreateRequest"];
-        "application/x-www-form-urlencoded": components["schemas"]["UserCreateRequest"];
-        "multipart/form-data": components["schemas"]["UserCreateRequest"];
-      };
-    };
-    responses: {
-      201: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["User"];
-        };
-      };
-      /** @description The request is invalid; `errors` names each field and why. */
-      400: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description Your role does not allow this (or the CSRF check of a session failed). */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
-      409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description The upload exceeds a configured limit. */
-      413: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description The request body has a media type this operation does not read. */
-      415: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description The database is unavailable; try again (see Retry-After). */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-    };
-  };
-  v1_users_retrieve: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path: {
-        /** @description A unique integer value identifying this user. */
-        id: number;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["User"];
-        };
-      };
-      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description Your role does not allow this (or the CSRF check of a session failed). */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description No such object, or one you may not see (answered exactly alike). */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description The database is unavailable; try again (see Retry-After). */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-    };
-  };
-  v1_users_partial_update: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path: {
-        /** @description A unique integer value identifying this user. */
-        id: number;
-      };
-      cookie?: never;
-    };
-    requestBody?: {
-      content: {
-        "application/json": components["schemas"]["PatchedUserUpdateRequest"];
-        "application/x-www-form-urlencoded": components["schemas"]["PatchedUserUpdateRequest"];
-        "multipart/form-data": components["schemas"]["PatchedUserUpdateRequest"];
-      };
-    };
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["User"];
-        };
-      };
-      /** @description The request is invalid; `errors` names each field and why. */
-      400: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
-      401: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description Your role does not allow this (or the CSRF check of a session failed). */
-      403: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description No such object, or one you may not see (answered exactly alike). */
-      404: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
-      409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description The upload exceeds a configured limit. */
-      413: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description The request body has a media type this operation does not read. */
-      415: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description The database is unavailable; try again (see Retry-After). */
-      503: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-    };
-  };
-  v1_users_password_create: {
-    parameters: {
-      query?: never;
-      header?: never;
-      path: {
-        /** @description A unique integer value identifying this user. */
-        id: number;
-      };
-      cookie?: never;
-    };
-    requestBody: {
-      content: {
-        "application/json": components["schemas"]["PasswordRequest"];
-        "application/x-www-form-urlencoded": components["schemas"]["PasswordRequest"];
-        "multipart/form-data": components["schemas"]["PasswordRequest"];
-      };
-    };
-    responses: {
-      200: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["User"];
         };
       };
       /** @description The request is invalid; `errors` names each field and why. */

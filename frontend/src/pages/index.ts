@@ -60,7 +60,7 @@ export const ROUTES: readonly Route[] = [
   { path: "/assign", page: assignPage, nav: { label: "Assignment", roles: ["admin", "adjudicator"] } },
   { path: "/fields/:id", page: annotatorPage },
   { path: "/gallery/:scope/:id", page: galleryPage },
-  { path: "/review", page: reviewQueuePage, nav: { label: "Review queue", roles: ["annotator"] } },
+  { path: "/review", page: reviewQueuePage, nav: { label: "Review queue", roles: ["annotator", "adjudicator"] } },
   { path: "/crosscheck", page: crosscheckListPage, nav: { label: "Cross-check", roles: ["annotator", "adjudicator"] } },
   { path: "/crosscheck/:field", page: crosscheckFieldPage },
   { path: "/cases", page: casesPage, nav: { label: "Cases", roles: EVERYONE } },

@@ -84,10 +84,25 @@ def test_ties_keep_input_order_and_k_larger_than_pool() -> None:
 
 def test_unknown_strategy_lists_the_valid_ones() -> None:
     with pytest.raises(UnknownStrategyError) as error:
-        select_for_review(CANDIDATES, 2, "random")
+        select_for_review(CANDIDATES, 2, "coin_toss")
     for name in REVIEW_STRATEGIES:
         assert name in str(error.value)
-    assert set(REVIEW_STRATEGIES) == {"entropy", "margin", "least_confidence", "disagreement", "detector"}
+    assert set(REVIEW_STRATEGIES) == {
+        "entropy",
+        "margin",
+        "least_confidence",
+        "disagreement",
+        "detector",
+        "countability",
+        "random",
+    }
+
+
+def test_countability_strategy_puts_p_countable_nearest_one_half_first() -> None:
+    sure = ReviewCandidate("sure", "f", 1, {}, 0.9, p_countable=0.98)
+    torn = ReviewCandidate("torn", "f", 1, {}, 0.9, p_countable=0.45)
+    unsure = ReviewCandidate("unsure", "f", 1, {}, 0.9, p_countable=0.2)
+    assert ids(select_for_review([sure, unsure, torn], 3, "countability")) == ["torn", "unsure", "sure"]
 
 
 def test_invalid_arguments() -> None:

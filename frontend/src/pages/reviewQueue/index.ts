@@ -1,137 +1,177 @@
-// The review queue: the model's least certain cells one at a time, by a strategy the server lists, and one key per
-// decision. A decision takes the model's cell over into my own set of its field (the server's /accept, so the cell
-// names the model's cell), with the class I chose.
+// The review queue: my batch of the model's least certain cells, one at a time, by a strategy the server lists, and
+// one key per decision (a class, uncountable, not a white cell). Each decision is saved before the page moves on: a
+// decision the server refuses stops the page on that cell with the reason and a retry, never silently skipped. The
+// batch is held for me while the page is open (renewed every minute) and given back when I skip a cell or leave.
+// Adjudicators see the conflicts of queued cells that both reviewers kept first.
 
-import { annotationSets } from "../../api/foundation";
-import { loadReviewQueue, reviewStrategies, type ReviewItem } from "../../api/reviewQueue";
+import { describeError } from "../../api/http";
+import { conflicts as conflictApi, type ReviewConflict } from "../../api/review";
+import {
+  decideCell,
+  loadReviewQueue,
+  releaseCells,
+  renewHold,
+  reviewStrategies,
+  withdrawDecision,
+  type ReviewQueue,
+  type Verdict,
+} from "../../api/reviewQueue";
 import type { Page } from "../../context";
-import type { CellChanges } from "../../logic/edits";
 import { topClasses } from "../../logic/scores";
-import type { SetEditor } from "../../logic/setEditor";
 import { clear, h } from "../../ui/dom";
 import { showError, showInfo } from "../../ui/feedback";
 import { bindKeys } from "../../ui/keys";
-import { mySetEditor, saveUnattended } from "../shared/editing";
-import { chooseStrategy, decided, moved, START, undone, type Decision, type QueueState } from "./state";
-import { renderItem, strategiesUnlisted, strategyPicker, type ReviewActions } from "./view";
+import { chooseStrategy, decided, moved, START, undone, type QueueState } from "./state";
+import { escalatedConflicts, renderItem, strategiesUnlisted, strategyPicker, type ReviewActions } from "./view";
+
+const RENEW_MS = 60_000;
 
 export const reviewQueuePage: Page = async (root, _params, context) => {
   root.append(h("h1", {}, "Review queue"), h("p", { class: "muted" }, "Finding the least certain cells…"));
   const [taxonomy, { strategies, listed }] = await Promise.all([context.taxonomy(), reviewStrategies()]);
   let strategy = chooseStrategy(strategies, new URLSearchParams(location.search).get("strategy"));
-  let queue = await loadReviewQueue(context.me, strategy);
+  let queue: ReviewQueue = await loadReviewQueue(strategy);
   let state: QueueState = START;
-  const editors = new Map<number, Promise<SetEditor>>();
-  const stops: Array<() => void> = [];
-
-  /** My set's editor on the item's field (its cells loaded once). */
-  function editorFor(item: ReviewItem): Promise<SetEditor> {
-    let editor = editors.get(item.field.id);
-    if (!editor) {
-      editor = (async () => {
-        const existing = item.mySet ? await annotationSets.cells(item.mySet.id) : null;
-        const created = mySetEditor(item.field.id, context.me, {
-          set: item.mySet,
-          cells: existing?.cells ?? [],
-          version: existing?.version ?? null,
-        });
-        stops.push(saveUnattended(created, item.field.id));
-        return created;
-      })();
-      editor.catch(() => editors.delete(item.field.id));
-      editors.set(item.field.id, editor);
-    }
-    return editor;
-  }
+  let saving = false;
+  /** the decision the server refused, kept for a retry (the page stays on its cell) */
+  let failed: { verdict: Verdict; classId: number | null; label: string; reason: string } | null = null;
 
   const view = h("div", { class: "review", id: "review" });
   const row = h("div", { class: "form-row" });
   const note = h("div");
-  root.replaceChildren(h("h1", {}, "Review queue"), row, note, view);
+  const escalated = h("div", { id: "escalated-section" });
+  const problem = h("div", { id: "review-problem" });
+  root.replaceChildren(h("h1", {}, "Review queue"), row, note, escalated, problem, view);
 
   function render(): void {
     const source = h(
       "span",
       { class: "muted small", id: "review-source" },
-      `${queue.items.length} cells waiting · from ${queue.source}`,
+      `${queue.items.length} cells held for you · from ${queue.source}`,
     );
-    clear(row, queue.byStrategy ? strategyPicker(strategies, strategy, actions) : null, source);
-    clear(note, queue.byStrategy && !listed ? strategiesUnlisted() : null);
+    const progress = h("span", { class: "small", id: "progress" }, `decided today: ${queue.decidedToday}`);
+    clear(row, strategyPicker(strategies, strategy, actions), source, progress);
+    clear(note, listed ? null : strategiesUnlisted());
+    clear(escalated, queue.conflicts.length ? escalatedConflicts(queue.conflicts, taxonomy, adjudicate) : null);
+    clear(
+      problem,
+      failed
+        ? h(
+            "div",
+            { class: "error", id: "review-error", role: "alert" },
+            h("strong", {}, `Not saved: ${failed.label}. `),
+            h("span", {}, failed.reason),
+            " ",
+            h("button", { id: "review-retry", onclick: () => void retry() }, "Retry"),
+          )
+        : null,
+    );
     const item = queue.items[state.index];
     const position = `cell ${state.index + 1} of ${queue.items.length}`;
     renderItem(view, item, position, item && state.decisions.get(item.cell.id), taxonomy, actions);
   }
 
-  function go(step: 1 | -1): void {
-    state = moved(state, step, queue.items.length);
-    render();
+  async function reload(): Promise<void> {
+    try {
+      queue = await loadReviewQueue(strategy);
+      state = START;
+      failed = null;
+      render();
+    } catch (error) {
+      showError(error, "Loading the review queue");
+    }
   }
 
-  /** Take my cell of a decision back (undo, or a new decision for the same model cell). */
-  function takeBack(decision: Decision | null): void {
-    const key = decision?.key;
-    if (key) void editors.get(decision.fieldId)?.then((editor) => editor.remove(key));
-  }
-
-  /** Record a decision for the model cell at `index`, replacing an earlier one for it. */
-  function record(index: number, item: ReviewItem, decision: Decision): void {
-    const result = decided(state, { cellId: item.cell.id, index }, decision, queue.items.length);
-    state = result.state;
-    takeBack(result.replaced);
-    render();
-  }
-
-  /** The model's cell is a cell: taken over into my set with `changes` (a class, or uncountable). */
-  async function keep(changes: CellChanges, label: string): Promise<void> {
+  /** Save my decision on the cell shown; move on only once the server took it. */
+  async function decide(verdict: Verdict, classId: number | null, label: string): Promise<void> {
     const index = state.index;
     const item = queue.items[index];
-    if (!item) return;
-    if (!context.has("annotator")) {
-      showInfo("Only annotators decide review-queue cells.");
+    if (!item || saving) return;
+    if (state.decisions.has(item.cell.id)) {
+      showInfo("You decided this cell already: undo (Ctrl+Z) to change it.");
       return;
     }
+    saving = true;
     try {
-      const editor = await editorFor(item);
-      const key = editor.accept(item.cell, changes);
-      const classId = changes.countable === false ? null : (changes.cell_class ?? null);
-      record(index, item, { label, classId, fieldId: item.field.id, key });
+      await decideCell(item.cell.id, verdict, classId);
+      failed = null;
+      queue.decidedToday += 1;
+      state = decided(
+        state,
+        { cellId: item.cell.id, index },
+        { label, classId, fieldId: item.field.id, key: null },
+        queue.items.length,
+      ).state;
+      render();
+      if (state.decisions.size === queue.items.length) await reload(); // the batch is done: the next one
     } catch (error) {
-      showError(error, "Saving the decision");
+      failed = { verdict, classId, label, reason: describeError(error) };
+      render();
+    } finally {
+      saving = false;
+    }
+  }
+
+  async function retry(): Promise<void> {
+    if (failed) await decide(failed.verdict, failed.classId, failed.label);
+  }
+
+  async function adjudicate(conflict: ReviewConflict, decision: "a" | "b" | "none"): Promise<void> {
+    try {
+      await conflictApi.resolve(conflict, { decision, reason: "review queue" });
+      queue.conflicts = queue.conflicts.filter((c) => c.id !== conflict.id);
+      render();
+    } catch (error) {
+      showError(error, "Deciding the conflict");
     }
   }
 
   const actions: ReviewActions = {
-    classify: (classId) => void keep({ cell_class: classId, countable: true }, taxonomy.name(classId)),
-    uncountable: () => void keep({ countable: false }, "uncountable"),
-    notACell() {
+    classify: (classId) => void decide("class", classId, taxonomy.name(classId)),
+    uncountable: () => void decide("uncountable", null, "uncountable"),
+    notACell: () => void decide("not_a_cell", null, "not a cell"),
+    skip() {
       const item = queue.items[state.index];
-      if (item) record(state.index, item, { label: "not a cell", classId: null, fieldId: item.field.id, key: null });
+      if (item && !state.decisions.has(item.cell.id)) {
+        void releaseCells([item.cell.id]).catch(() => undefined);
+        queue.items = queue.items.filter((other) => other !== item);
+        failed = null;
+        state = { ...state, index: Math.min(state.index, Math.max(queue.items.length - 1, 0)) };
+        if (!queue.items.length) void reload();
+        render();
+        return;
+      }
+      state = moved(state, 1, queue.items.length);
+      render();
     },
-    skip: () => go(1),
-    back: () => go(-1),
+    back() {
+      state = moved(state, -1, queue.items.length);
+      failed = null;
+      render();
+    },
     async chooseStrategy(name) {
       const chosen = strategies.find((s) => s.name === name) ?? null;
       window.history.replaceState(null, "", `?strategy=${encodeURIComponent(name)}`);
-      try {
-        queue = await loadReviewQueue(context.me, chosen);
-        strategy = chosen;
-        state = { ...state, index: 0 };
-        render();
-      } catch (error) {
-        showError(error, "Loading the review queue");
-      }
+      strategy = chosen;
+      await releaseCells().catch(() => undefined);
+      await reload();
     },
   };
 
-  function undo(): void {
-    const result = undone(state);
-    if (!result.undone) {
+  async function undo(): Promise<void> {
+    const last = state.trail[state.trail.length - 1];
+    if (!last) {
       showInfo("Nothing to undo.");
       return;
     }
-    takeBack(result.undone);
-    state = result.state;
-    render();
+    try {
+      await withdrawDecision(last.cellId);
+      state = undone(state).state;
+      queue.decidedToday = Math.max(queue.decidedToday - 1, 0);
+      render();
+    } catch (error) {
+      showError(error, "Undoing the decision");
+    }
   }
 
   const choiceAt = (rank: number) => () => {
@@ -153,10 +193,15 @@ export const reviewQueuePage: Page = async (root, _params, context) => {
     notACell: actions.notACell,
     skip: actions.skip,
     back: actions.back,
-    undo,
+    undo: () => void undo(),
   });
+  const renewing = window.setInterval(() => void renewHold().catch(() => undefined), RENEW_MS);
+  const leave = (): void => void releaseCells().catch(() => undefined);
+  window.addEventListener("pagehide", leave);
   return () => {
     unbind();
-    for (const stop of stops) stop();
+    window.clearInterval(renewing);
+    window.removeEventListener("pagehide", leave);
+    leave();
   };
 };

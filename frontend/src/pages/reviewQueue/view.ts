@@ -1,6 +1,7 @@
 // The review queue's view: the strategy picker, and one model cell at a time (its crop, its place in the field,
 // the model's top three, the other decisions and the class palette). Rendered whole on each change.
 
+import type { ReviewConflict } from "../../api/review";
 import type { ReviewItem, ReviewStrategy } from "../../api/reviewQueue";
 import { cropView } from "../../logic/geometry";
 import { countableProbability, percent, topClasses } from "../../logic/scores";
@@ -62,7 +63,10 @@ export function renderItem(
   actions: ReviewActions,
 ): void {
   if (!item) {
-    clear(view, h("p", { class: "empty" }, "The queue is empty: every uncertain cell has a decision."));
+    clear(
+      view,
+      h("p", { class: "empty" }, "The queue is empty: every queued cell has its two decisions or is held by two."),
+    );
     return;
   }
   const { cell, field } = item;
@@ -78,7 +82,7 @@ export function renderItem(
         "aria-label": "the cell",
         style: cropBackground(field, cropView(cell, field.width, field.height, CROP, 0.35)),
       }),
-      h("div", { class: "small" }, `${position} · field #${field.id} · case ${field.case_code}`),
+      h("div", { class: "small", id: "review-position" }, `${position} · field #${field.id} · case ${field.case_code}`),
       h(
         "div",
         { class: "small muted" },
@@ -124,11 +128,51 @@ export function renderItem(
         { class: "tools" },
         h("button", { onclick: actions.uncountable }, "Uncountable ", h("kbd", {}, "c")),
         h("button", { onclick: actions.notACell }, "Not a cell ", h("kbd", {}, "x")),
-        h("button", { onclick: actions.skip }, "Skip ", h("kbd", {}, "j")),
+        h("button", { onclick: actions.skip, id: "review-skip" }, "Skip ", h("kbd", {}, "j")),
         h("button", { onclick: actions.back }, "Back ", h("kbd", {}, "k")),
       ),
       h("h3", {}, "Another class"),
       classPalette(taxonomy, { onPick: actions.classify, active: decision?.classId ?? null }),
+    ),
+  );
+}
+
+/** In words: what one side of a queued cell's conflict decided. */
+function verdictWords(cell: ReviewConflict["a"]["cell"], taxonomy: Taxonomy): string {
+  if (!cell) return "no cell";
+  const verdict = (cell as { verdict?: string }).verdict;
+  if (verdict === "not_a_cell") return "not a white cell";
+  if (verdict === "uncountable" || !cell.countable) return "uncountable";
+  return cell.cell_class === null ? "a cell" : taxonomy.name(cell.cell_class);
+}
+
+/** Adjudicators: the queued cells both reviewers kept their decision on, each decided with one click. */
+export function escalatedConflicts(
+  conflicts: readonly ReviewConflict[],
+  taxonomy: Taxonomy,
+  decide: (conflict: ReviewConflict, decision: "a" | "b" | "none") => void,
+): HTMLElement {
+  return h(
+    "section",
+    { id: "escalated" },
+    h("h2", {}, `Escalated cells (${conflicts.length})`),
+    h(
+      "ul",
+      { class: "decision-list" },
+      conflicts.map((conflict) =>
+        h(
+          "li",
+          { dataset: { conflict: String(conflict.id) } },
+          h("span", {}, `field #${conflict.field} · `),
+          h("span", {}, `${conflict.a.annotator_username ?? "A"}: ${verdictWords(conflict.a.cell, taxonomy)}`),
+          h("span", {}, " vs "),
+          h("span", {}, `${conflict.b.annotator_username ?? "B"}: ${verdictWords(conflict.b.cell, taxonomy)}`),
+          " ",
+          h("button", { onclick: () => decide(conflict, "a") }, "A is right"),
+          h("button", { onclick: () => decide(conflict, "b") }, "B is right"),
+          h("button", { onclick: () => decide(conflict, "none") }, "Not a cell"),
+        ),
+      ),
     ),
   );
 }
