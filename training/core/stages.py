@@ -99,7 +99,7 @@ CLASSIFIER = StageSpec(
     main_metric="macro_f1",
     model_config=lambda profile: profile.classifier,
     examples=_classified_cells,
-    examples_named="cells with a known class",
+    examples_named="countable cells with a known class",
     ensemble=True,
     guarded_recall=BLAST_CLASS_IDS,
 )
