@@ -72,6 +72,7 @@ class StageResult:
     best_epochs: list[int]
     history: list[dict[str, Any]]
     plots: list[Path]
+    warnings: list[str] = dataclasses.field(default_factory=list)  # also reported as progress (the job's log)
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -210,6 +211,7 @@ class _Run:
         self.members = settings.models()
         self.started = time.monotonic()
         self.history: list[dict[str, Any]] = []
+        self.warnings: list[str] = []
         augment = Augment() if settings.augment else Augment.none()
         self.train_set = self.engine.training_set(settings, self.train_fields, augment, self.cache)
         self.steps_per_epoch = _steps_per_epoch(settings, len(self.train_set))
@@ -309,11 +311,12 @@ class _Run:
             if self.val_fields and (epoch % s.eval_every == 0 or last_epoch):
                 val_metrics = self._evaluate([model], self.val_fields).metrics
                 score = val_metrics.get(main_metric)
-            # Best epoch: the highest val main metric (latest on ties); without val, the latest epoch.
-            improved = (
-                (not self.val_fields and last_epoch)
-                or (score is not None and (best_score is None or score >= best_score))
-                or best_epoch == 0
+            # Best epoch: the highest val main metric (latest on ties). Without val fields, or while the val metric
+            # is undefined on every evaluated epoch (val cells without a class, val fields without boxes), the
+            # latest epoch: never the near-untrained first one (issue 15).
+            evaluated = bool(val_metrics)
+            improved = (score is not None and (best_score is None or score >= best_score)) or (
+                best_score is None and (last_epoch or evaluated or best_epoch == 0)
             )
             if improved:
                 best_epoch, best_score = epoch, score if score is not None else best_score
@@ -357,6 +360,14 @@ class _Run:
             )
             if stopped:
                 break
+        if self.val_fields and best_score is None and history:
+            warning = (
+                f"warning: {name}: val {main_metric} is undefined on every evaluated epoch "
+                f"({len(self.val_fields)} val fields without usable {s.spec.examples_named}); "
+                f"best.pt is the latest epoch ({best_epoch}), not a val-selected one"
+            )
+            self.warnings.append(warning)
+            self._report(slot, member, best_epoch, best_epoch, None, warning)
         if not best_path.exists():
             raise ValueError(f"{folder}: the run finished without a best checkpoint (no epoch was trained)")
         return best_path, best_epoch, history
@@ -396,6 +407,7 @@ class _Run:
             best_epochs=best_epochs,
             history=_jsonable(self.history),
             plots=written,
+            warnings=list(self.warnings),
         )
 
 

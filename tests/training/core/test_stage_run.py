@@ -196,6 +196,22 @@ def test_time_limit_stops_early(small_fields, train_profile, tmp_path):
     assert result.best_epochs == [1]
 
 
+def test_undefined_val_metric_keeps_the_latest_epoch_and_warns(small_fields, train_profile, tmp_path):
+    # Val fields exist but hold no cell: the val metric is undefined on every epoch. The best checkpoint (hence
+    # the test metrics and the gate's candidate) must be the latest epoch, not the near-untrained first one.
+    fields = [dataclasses.replace(f, cells=()) if f.split == "val" else f for f in small_fields]
+    assert any(f.split == "val" for f in fields)
+    messages: list[str] = []
+    result = train_stage(
+        _countability(train_profile, epochs=3), fields, tmp_path, on_progress=lambda p: messages.append(p.message)
+    )
+    assert result.best_epochs == [3]
+    assert load_checkpoint(result.checkpoints[0]).epoch == 3
+    assert len(result.warnings) == 1
+    assert "undefined" in result.warnings[0]
+    assert any(m.startswith("warning:") and "latest epoch" in m for m in messages)
+
+
 def test_bad_input(small_fields, train_profile, tmp_path):
     no_train = [dataclasses.replace(f, split="val") for f in small_fields]
     with pytest.raises(ValueError, match="train split has no usable examples"):
