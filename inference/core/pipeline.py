@@ -127,6 +127,13 @@ def _check_against_profile(meta: CheckpointMeta, arch_ok: bool, input_size: int 
             np.allclose(meta.mean, norm.mean) and np.allclose(meta.std, norm.std),
             f"{what} was trained with normalisation {meta.mean}/{meta.std}, profile uses {norm.mean}/{norm.std}",
         )
+        # Crops of another context margin show the model cells at another scale; an old checkpoint without the
+        # value is taken at the profile's word.
+        margin = meta.config.get("context_margin")
+        _require(
+            margin is None or bool(np.isclose(float(margin), profile.context_margin)),
+            f"{what} was trained on crops with context margin {margin}, profile uses {profile.context_margin}",
+        )
 
 
 class Pipeline:

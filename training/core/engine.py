@@ -46,6 +46,9 @@ from training.core.data import (
 from training.core.records import CropItem, FieldRecord
 from training.core.stages import StageSpec, Task, stage_spec
 
+# Detections kept per field when a checkpoint does not say (COCOeval's default cap).
+DEFAULT_MAX_DETECTIONS = 100
+
 # One training step: (model, batch) -> (loss, number of samples in the batch).
 Step = Callable[[nn.Module, Any], tuple[Tensor, int]]
 
@@ -232,7 +235,7 @@ def predict_detector(
     batch_size: int = 4,
     score_threshold: float = 0.01,
     nms_iou: float = 0.5,
-    max_detections: int = 100,
+    max_detections: int = DEFAULT_MAX_DETECTIONS,
     cache: ImageCache | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """(boxes xyxy, scores) of the "cell" label per field, clipped to the field (as the pipeline does)."""
@@ -307,10 +310,15 @@ class DetectionEngine:
             "nms_iou": config.nms_iou,
             "score_threshold": settings.eval_score_threshold,
             "batch_size": config.batch_size,
+            "max_detections": config.max_detections,
         }
 
     def checkpoint_options(self, metas: Sequence[CheckpointMeta]) -> dict[str, Any]:
-        return {"nms_iou": float(metas[0].config.get("nms_iou", 0.5))}
+        config = metas[0].config
+        return {
+            "nms_iou": float(config.get("nms_iou", 0.5)),
+            "max_detections": int(config.get("max_detections", DEFAULT_MAX_DETECTIONS)),
+        }
 
     def evaluate(
         self,
@@ -323,6 +331,7 @@ class DetectionEngine:
         nms_iou: float = 0.5,
         score_threshold: float = 0.01,
         batch_size: int = 4,
+        max_detections: int = DEFAULT_MAX_DETECTIONS,
         **_: Any,
     ) -> Evaluation:
         if len(models) != 1:
@@ -334,10 +343,11 @@ class DetectionEngine:
             batch_size=batch_size,
             score_threshold=score_threshold,
             nms_iou=nms_iou,
+            max_detections=max_detections,
             cache=cache,
         )
         truths = [np.asarray([c.box for c in f.cells], dtype=np.float64).reshape(-1, 4) for f in fields]
-        result = metrics_lib.detection_metrics(truths, predictions, with_curve=True)
+        result = metrics_lib.detection_metrics(truths, predictions, with_curve=True, max_detections=max_detections)
         curve = result.pop("_curve", None)
         return Evaluation(metrics=result, curve=curve)
 
@@ -349,7 +359,10 @@ class DetectionEngine:
 
     def checkpoint_meta(self, settings: StageSettings) -> tuple[dict[str, Any], dict[str, Any]]:
         config = _detector_config(settings.spec, settings.profile)
-        return {"model_kwargs": config.model_kwargs()}, {"nms_iou": config.nms_iou}
+        return {"model_kwargs": config.model_kwargs()}, {
+            "nms_iou": config.nms_iou,
+            "max_detections": config.max_detections,
+        }
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -136,9 +136,16 @@ class DetectionCurve:
 
 
 def detection_metrics(
-    truths: Sequence[Any], predictions: Sequence[tuple[Any, Any]], *, with_curve: bool = False
+    truths: Sequence[Any],
+    predictions: Sequence[tuple[Any, Any]],
+    *,
+    with_curve: bool = False,
+    max_detections: int = 100,
 ) -> dict[str, Any]:
     """AP@0.5 and AP@[.5:.95] with pycocotools' COCOeval (one class, boxes x0, y0, x1, y1 in pixels).
+
+    `max_detections` is the cap per image (the profile's detector.max_detections; COCOeval's default 100 would
+    cut a crowded field's recall below what the pipeline keeps).
 
     truths[i]: (K, 4) boxes of image i; predictions[i]: ((M, 4) boxes, (M,) scores). With `with_curve` the
     result also holds "_curve" (a DetectionCurve; pop it before storing the dict as JSON).
@@ -182,14 +189,15 @@ def detection_metrics(
         gt_api.createIndex()
         dt_api = gt_api.loadRes(results)
         evaluator = COCOeval(gt_api, dt_api, iouType="bbox")
+        evaluator.params.maxDets = [1, 10, int(max_detections)]
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    # stats[0] = AP@[.5:.95], stats[1] = AP@0.5 (area all, maxDets 100); -1 means undefined.
+    # stats[0] = AP@[.5:.95], stats[1] = AP@0.5 (area all, maxDets[2]); -1 means undefined.
     out["ap50_95"] = _f(evaluator.stats[0]) if evaluator.stats[0] >= 0 else None
     out["ap50"] = _f(evaluator.stats[1]) if evaluator.stats[1] >= 0 else None
     if with_curve:
-        # precision[T, R, K, A, M]: IoU 0.5 is T=0, area "all" A=0, maxDets 100 is M=-1.
+        # precision[T, R, K, A, M]: IoU 0.5 is T=0, area "all" A=0, maxDets[2] is M=-1.
         out["_curve"] = DetectionCurve(
             recall=evaluator.params.recThrs.copy(), precision=evaluator.eval["precision"][0, :, 0, 0, -1].copy()
         )

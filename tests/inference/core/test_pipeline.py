@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -115,9 +116,21 @@ def test_reduced_precision_path_runs_and_keeps_float32_boxes(tiny_profile: Profi
         assert sum(cell.probabilities) == pytest.approx(1.0, abs=1e-4)
 
 
-def _save_all(tmp_path: Path, profile: Profile, models: Models, member_input_size: int | None = None) -> list[Path]:
+def _save_all(
+    tmp_path: Path,
+    profile: Profile,
+    models: Models,
+    member_input_size: int | None = None,
+    context_margin: float | None = None,
+) -> list[Path]:
     detector, countability, members = models
-    norm = {"mean": profile.normalisation.mean, "std": profile.normalisation.std, "profile": profile.name}
+    norm: dict[str, Any] = {
+        "mean": profile.normalisation.mean,
+        "std": profile.normalisation.std,
+        "profile": profile.name,
+    }
+    if context_margin is not None:
+        norm["config"] = {"context_margin": context_margin}
     paths = [
         save_checkpoint(
             tmp_path / "detector.pt",
@@ -177,6 +190,16 @@ def test_checkpoints_that_do_not_fit_the_profile_are_refused(
     other = dataclasses.replace(tiny_profile, classifier=dataclasses.replace(tiny_profile.classifier, archs=("x",)))
     with pytest.raises(CheckpointMismatchError, match="does not use an architecture of profile"):
         Pipeline.from_checkpoints(detector, countability, members, other)
+
+
+def test_a_checkpoint_trained_with_another_context_margin_is_refused(
+    tmp_path: Path, tiny_profile: Profile, tiny_models: Models
+) -> None:
+    detector, countability, *members = _save_all(tmp_path, tiny_profile, tiny_models, context_margin=0.4)
+    with pytest.raises(CheckpointMismatchError, match=r"context margin 0\.4, profile uses 0\.2"):
+        Pipeline.from_checkpoints(detector, countability, members, tiny_profile)
+    same = _save_all(tmp_path / "same", tiny_profile, tiny_models, context_margin=tiny_profile.context_margin)
+    Pipeline.from_checkpoints(same[0], same[1], same[2:], tiny_profile)
 
 
 def test_cuda_device_without_cuda_is_a_clear_error(tiny_profile: Profile, tiny_models: Models) -> None:
