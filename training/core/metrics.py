@@ -61,20 +61,25 @@ def _safe(fn: Any, *args: Any, **kwargs: Any) -> float | None:
 
 
 def binary_metrics(y_true: Any, p_positive: Any, *, threshold: float = 0.5) -> dict[str, Any]:
-    """Countability metrics (positive = countable): accuracy, precision, recall, f1, roc_auc, ece, support."""
+    """Countability metrics (positive = countable): accuracy, balanced_accuracy, precision, recall, f1,
+    uncountable_f1 (F1 of the minority class), roc_auc, ece, support."""
     y = np.asarray(y_true, dtype=int).ravel()
     p = np.asarray(p_positive, dtype=np.float64).ravel()
     if y.shape != p.shape:
         raise ValueError(f"{y.shape[0]} labels but {p.shape[0]} probabilities")
     if y.size == 0:
-        return {k: None for k in ("accuracy", "precision", "recall", "f1", "roc_auc", "ece")} | {"support": 0}
+        keys = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "uncountable_f1", "roc_auc", "ece")
+        return dict.fromkeys(keys) | {"support": 0}
     pred = (p >= threshold).astype(int)
     confidence = np.where(pred == 1, p, 1 - p)
     return {
         "accuracy": _f(skm.accuracy_score(y, pred)),
+        # Mean recall of the two classes; with one class present, that class's recall.
+        "balanced_accuracy": _f(np.mean([np.mean(pred[y == c] == c) for c in np.unique(y)])),
         "precision": _f(skm.precision_score(y, pred, zero_division=0)),
         "recall": _f(skm.recall_score(y, pred, zero_division=0)),
         "f1": _f(skm.f1_score(y, pred, zero_division=0)),
+        "uncountable_f1": _f(skm.f1_score(y, pred, pos_label=0, zero_division=0)),
         "roc_auc": _safe(skm.roc_auc_score, y, p) if len(np.unique(y)) == 2 else None,
         "ece": expected_calibration_error(confidence, pred == y),
         "support": int(y.size),

@@ -85,7 +85,8 @@ COUNTABILITY = StageSpec(
     label="Countability",
     task=Task.CROPS,
     checkpoint_stage=CheckpointStage.COUNTABILITY,
-    main_metric="accuracy",
+    # Balanced accuracy: uncountable cells are the minority; plain accuracy rewards calling every cell countable.
+    main_metric="balanced_accuracy",
     model_config=lambda profile: profile.countability,
     examples=countability_items,
     examples_named="cells",
