@@ -149,8 +149,9 @@ def detection_metrics(
 ) -> dict[str, Any]:
     """AP@0.5 and AP@[.5:.95] with pycocotools' COCOeval (one class, boxes x0, y0, x1, y1 in pixels).
 
-    `max_detections` is the cap per image (the profile's detector.max_detections; COCOeval's default 100 would
-    cut a crowded field's recall below what the pipeline keeps).
+    `max_detections` is the profile's detector.max_detections: predictions are expected capped at it already, and
+    COCOeval keeps up to max(100, max_detections) (its default 100 would cut a crowded field's recall below what
+    the pipeline keeps).
 
     truths[i]: (K, 4) boxes of image i; predictions[i]: ((M, 4) boxes, (M,) scores). With `with_curve` the
     result also holds "_curve" (a DetectionCurve; pop it before storing the dict as JSON).
@@ -194,7 +195,8 @@ def detection_metrics(
         gt_api.createIndex()
         dt_api = gt_api.loadRes(results)
         evaluator = COCOeval(gt_api, dt_api, iouType="bbox")
-        evaluator.params.maxDets = [1, 10, int(max_detections)]
+        # Never below COCO's (1, 10, 100): the caller already keeps at most its cap per image (predict_detector).
+        evaluator.params.maxDets = [1, 10, max(100, int(max_detections))]
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
