@@ -21,7 +21,8 @@ import torch
 from torch import Tensor, nn
 
 from annotations.taxonomy import CLASS_NAMES, NUM_CLASSES
-from inference.core.checkpoints import CheckpointMeta, CheckpointMismatchError, load_checkpoint
+from inference.core.calibration import Calibration, prior_correct
+from inference.core.checkpoints import CheckpointMeta, CheckpointMismatchError, calibration_of, load_checkpoint
 from inference.core.crops import FieldImage, crop_cells, field_to_tensor
 from inference.core.nets import configure_detector_postprocess
 from inference.core.profiles import Profile, get_profile
@@ -153,9 +154,16 @@ class Pipeline:
         *,
         amp_dtype: AmpSetting = "auto",
         max_fields_per_pass: int = 64,
+        countability_calibration: Calibration | None = None,
+        member_calibrations: Sequence[Calibration] | None = None,
     ) -> None:
         if not ensemble_members:
             raise ValueError("the classifier ensemble needs at least one member")
+        if member_calibrations is not None and len(member_calibrations) != len(ensemble_members):
+            raise ValueError(f"{len(member_calibrations)} calibrations for {len(ensemble_members)} ensemble members")
+        # Temperatures and prior corrections the checkpoints carry (inference.core.calibration); identity otherwise.
+        self.countability_calibration = countability_calibration or Calibration()
+        self.member_calibrations = list(member_calibrations or [Calibration()] * len(ensemble_members))
         self.profile = get_profile(profile) if isinstance(profile, str) else profile
         self.device = resolve_device(device if device is not None else self.profile.device)
         self.amp_dtype = default_amp_dtype(self.device) if amp_dtype == "auto" else amp_dtype
@@ -201,7 +209,7 @@ class Pipeline:
         _check_against_profile(
             count_meta, count_meta.arch == prof.countability.arch, prof.countability.input_size, prof
         )
-        members = []
+        members, calibrations = [], []
         for path in member_paths:
             member = load_checkpoint(
                 path, expected_stage=CheckpointStage.CLASSIFIER_MEMBER, expected_classes=CLASS_NAMES
@@ -209,6 +217,9 @@ class Pipeline:
             arch_ok = member.meta.arch in prof.classifier.archs
             _check_against_profile(member.meta, arch_ok, prof.classifier.input_size, prof)
             members.append(member.model)
+            calibrations.append(calibration_of(member.meta))
+        kwargs.setdefault("countability_calibration", calibration_of(count_meta))
+        kwargs.setdefault("member_calibrations", calibrations)
         return cls(detector.model, countability.model, members, prof, device, **kwargs)
 
     @contextlib.contextmanager
@@ -277,13 +288,15 @@ class Pipeline:
             for size in sizes
         }
 
-    def classify(self, model: nn.Module, crops: Tensor, add_time: Callable[[float], None]) -> Tensor:
-        """Softmax probabilities (N, C) in float32, in batches of the profile's crop batch size."""
+    def classify(
+        self, model: nn.Module, crops: Tensor, add_time: Callable[[float], None], temperature: float = 1.0
+    ) -> Tensor:
+        """Softmax probabilities (N, C) of logits / temperature in float32, in batches of the crop batch size."""
         probabilities = []
         for batch in crops.split(self.profile.crop_batch_size):
             with self._timed(add_time), self.autocast():
                 logits = model(batch)
-            probabilities.append(logits.float().softmax(dim=1))
+            probabilities.append((logits.float() / temperature).softmax(dim=1))
         return torch.cat(probabilities)
 
     def _add_detector_time(self, seconds: float) -> None:
@@ -317,19 +330,37 @@ class Pipeline:
         total = sum(counts)
         if total:
             crops = self.crops(fields, boxes)
+            count_cal = self.countability_calibration
             countability = self.classify(
-                self.countability, crops[self.profile.countability.input_size], self._add_countability_time
+                self.countability,
+                crops[self.profile.countability.input_size],
+                self._add_countability_time,
+                count_cal.temperature,
             )
             class_crops = crops[self.profile.classifier.input_size]
-            members = torch.stack([self.classify(m, class_crops, self._add_classifier_time) for m in self.members])
+            members = torch.stack(
+                [
+                    self.classify(m, class_crops, self._add_classifier_time, cal.temperature)
+                    for m, cal in zip(self.members, self.member_calibrations, strict=True)
+                ]
+            )
             self._check_outputs(countability, members)
-            p_countable = countability[:, COUNTABLE_INDEX]
+            corrected = prior_correct(countability.cpu().numpy(), count_cal.prior_weights)
+            p_countable = torch.from_numpy(corrected[:, COUNTABLE_INDEX])
         else:
             p_countable = torch.zeros(0)
             members = torch.zeros(len(self.members), 0, NUM_CLASSES)
         all_boxes = torch.cat(boxes).cpu().numpy() if boxes else np.zeros((0, 4), np.float32)
         scores = torch.cat([s for _, s in detections]).cpu().numpy() if detections else np.zeros(0, np.float32)
-        return self._assemble(fields, counts, all_boxes, scores, p_countable.cpu().numpy(), members.cpu().numpy())
+        return self._assemble(
+            fields,
+            counts,
+            all_boxes,
+            scores,
+            p_countable.cpu().numpy(),
+            members.cpu().numpy(),
+            self.member_calibrations[0].prior_weights,
+        )
 
     def _check_outputs(self, countability: Tensor, members: Tensor) -> None:
         if countability.shape[1] != len(COUNTABILITY_CLASSES):
@@ -345,9 +376,13 @@ class Pipeline:
         scores: np.ndarray,
         p_countable: np.ndarray,
         member_probs: np.ndarray,
+        class_prior_weights: Sequence[float] | None = None,
     ) -> list[FieldPrediction]:
-        ensemble = member_probs.mean(axis=0)
-        uncertainty = compute_uncertainty(ensemble, member_probs, scores).per_cell()
+        balanced = member_probs.mean(axis=0)
+        # The review queue ranks by the balanced (calibrated) probabilities; the class and the probabilities that
+        # counts and differentials read are prior-corrected (the members share one training set, hence one prior).
+        uncertainty = compute_uncertainty(balanced, member_probs, scores).per_cell()
+        ensemble = prior_correct(balanced, class_prior_weights)
         xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1).tolist()
         cells = [
             CellPrediction(

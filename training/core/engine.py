@@ -24,7 +24,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from inference.core.checkpoints import CheckpointMeta
+from inference.core.calibration import Calibration, fit_temperature, prior_correct, softmax_with_temperature
+from inference.core.checkpoints import CheckpointMeta, calibration_of
 from inference.core.crops import crop_cells
 from inference.core.nets import build_classifier, build_detector, configure_detector_postprocess
 from inference.core.pipeline import default_amp_dtype
@@ -102,6 +103,12 @@ class TaskEngine(Protocol):
     ) -> Evaluation: ...
 
     def plots(self, spec: StageSpec, evaluation: Evaluation, folder: Path) -> list[Path]: ...
+
+    def temperature(
+        self, settings: StageSettings, model: nn.Module, fields: Sequence[FieldRecord], cache: ImageCache
+    ) -> float:
+        """The softmax temperature fitted on `fields` (the val split); 1.0 where the task has no softmax."""
+        ...
 
     def checkpoint_meta(self, settings: StageSettings) -> tuple[dict[str, Any], dict[str, Any]]:
         """(extra CheckpointMeta arguments, extra entries of its `config`)."""
@@ -357,6 +364,11 @@ class DetectionEngine:
         curve = evaluation.curve
         return [plots.detection_pr_png(curve.recall, curve.precision, folder / f"{spec.name}_pr_curves.png")]
 
+    def temperature(
+        self, settings: StageSettings, model: nn.Module, fields: Sequence[FieldRecord], cache: ImageCache
+    ) -> float:
+        return 1.0
+
     def checkpoint_meta(self, settings: StageSettings) -> tuple[dict[str, Any], dict[str, Any]]:
         config = _detector_config(settings.spec, settings.profile)
         return {"model_kwargs": config.model_kwargs()}, {
@@ -463,13 +475,23 @@ class CropEngine:
     def evaluation_options(self, settings: StageSettings) -> dict[str, Any]:
         return {"crop": crop_spec(settings)}
 
+    def temperature(
+        self, settings: StageSettings, model: nn.Module, fields: Sequence[FieldRecord], cache: ImageCache
+    ) -> float:
+        items = settings.spec.examples(fields)
+        if not items:
+            return 1.0
+        probs = predict_crops([model], fields, items, crop_spec(settings), device=settings.device, cache=cache)[0]
+        labels = [item.label for item in items]
+        return fit_temperature(np.log(np.clip(probs, 1e-12, None)), labels)
+
     def checkpoint_options(self, metas: Sequence[CheckpointMeta]) -> dict[str, Any]:
         specs = {
             CropSpec(int(m.input_size or 0), float(m.config.get("context_margin", 0.15)), m.mean, m.std) for m in metas
         }
         if len(specs) != 1:
             raise ValueError(f"the checkpoints were trained on different crops: {sorted(map(str, specs))}")
-        return {"crop": specs.pop()}
+        return {"crop": specs.pop(), "calibrations": [calibration_of(m) for m in metas]}
 
     def evaluate(
         self,
@@ -480,8 +502,11 @@ class CropEngine:
         device: torch.device,
         cache: ImageCache,
         crop: CropSpec | None = None,
+        calibrations: Sequence[Calibration] | None = None,
         **_: Any,
     ) -> Evaluation:
+        """Metrics of the models' mean probabilities; with `calibrations` (one per model, from the checkpoints)
+        of the probabilities the pipeline shows: temperature-scaled, averaged, prior-corrected."""
         if crop is None:
             raise ValueError(f"the {spec.name} stage needs a crop spec")
         items = spec.examples(fields)
@@ -489,7 +514,15 @@ class CropEngine:
         if not items:
             probs = np.zeros((0, len(spec.classes)))
         else:
-            probs = predict_crops(models, fields, items, crop, device=device, cache=cache).mean(axis=0)
+            per_model = predict_crops(models, fields, items, crop, device=device, cache=cache)
+            if calibrations:
+                log_probs = np.log(np.clip(per_model, 1e-12, None))
+                per_model = np.stack(
+                    [softmax_with_temperature(lp, c.temperature) for lp, c in zip(log_probs, calibrations, strict=True)]
+                )
+                probs = prior_correct(per_model.mean(axis=0), calibrations[0].prior_weights)
+            else:
+                probs = per_model.mean(axis=0)
         if spec.positive_class is not None:
             result = metrics_lib.binary_metrics(labels, probs[:, spec.positive_class] if len(probs) else [])
         else:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from inference.core.checkpoints import load_checkpoint, read_meta
+from inference.core.checkpoints import calibration_of, load_checkpoint, read_meta
 from inference.core.pipeline import Pipeline
 from training.core.config import TrainConfig
 from training.core.data import CropSpec
@@ -64,7 +64,7 @@ def test_detector_beats_chance(trained):
     assert result.architecture == "fcos_convnet_tiny"
 
 
-def test_checkpoints_carry_what_inference_needs(trained, train_profile):
+def test_checkpoints_carry_what_inference_needs(trained, train_profile, synthetic_fields):
     meta = read_meta(trained["classifier"].checkpoints[0])
     assert meta.stage == "classifier_member"
     assert meta.input_size == train_profile.classifier.input_size
@@ -73,6 +73,18 @@ def test_checkpoints_carry_what_inference_needs(trained, train_profile):
     assert meta.config["context_margin"] == train_profile.context_margin
     assert meta.config["lr"] == pytest.approx(3e-3)
     assert "macro_f1" in meta.metrics
+    # What the prior correction and the calibration need travels with the weights (issue 15).
+    assert len(meta.class_counts) == 21
+    assert sum(meta.class_counts) == sum(
+        1 for f in synthetic_fields if f.split == "train" for c in f.cells if c.countable and c.class_index is not None
+    )
+    assert meta.config["balance_power"] == pytest.approx(0.5)
+    assert meta.temperature > 0
+    assert meta.temperature != 1.0  # fitted on val
+    countability = read_meta(trained["countability"].checkpoints[0])
+    assert countability.class_counts[0] + countability.class_counts[1] == sum(
+        len(f.cells) for f in synthetic_fields if f.split == "train"
+    )
     detector = read_meta(trained["detector"].checkpoints[0])
     assert detector.model_kwargs == {"min_size": 64, "max_size": 64}
 
@@ -242,9 +254,13 @@ def test_bad_input(small_fields, train_profile, tmp_path):
 
 
 def test_evaluate_returns_the_metric_dict(trained, train_profile, synthetic_fields):
-    model = load_checkpoint(trained["countability"].checkpoints[0]).model
+    loaded = load_checkpoint(trained["countability"].checkpoints[0])
     norm = train_profile.normalisation
     spec = CropSpec(train_profile.countability.input_size, train_profile.context_margin, norm.mean, norm.std)
     test_fields = [f for f in synthetic_fields if f.split == "test"]
-    metrics = evaluate("countability", [model], test_fields, device=torch.device("cpu"), crop=spec)
+    # The run reports the metrics of the calibrated probabilities (the checkpoint's temperature and prior).
+    calibrations = [calibration_of(loaded.meta)]
+    metrics = evaluate(
+        "countability", [loaded.model], test_fields, device=torch.device("cpu"), crop=spec, calibrations=calibrations
+    )
     assert metrics == {k: v for k, v in trained["countability"].metrics.items() if k != "split"}
