@@ -26,7 +26,7 @@ from annotations.models import AnnotationKind, AnnotationSet, AnnotationStatus, 
 from annotations.truth import truth_q
 from inference.models import ItemStatus, PrelabelItem, PrelabelJob, PrelabelTrigger
 from inference.runtime import pipeline_for
-from training.core.stages import CLASSIFIER, STAGES
+from training.core.stages import CLASSIFIER, DETECTOR, STAGES
 from training.selectors import active_model_versions, missing_active_stages, model_versions_by_id
 
 if TYPE_CHECKING:
@@ -41,18 +41,25 @@ class ImageUnreadable(Exception):
 
 
 def active_pipeline_versions() -> dict[str, ModelVersion]:
+    """The active versions a pre-label job runs: at least a detector (alone it pre-labels unclassified boxes)."""
     versions = active_model_versions()
-    missing = missing_active_stages(versions)
-    if missing:
+    if DETECTOR.name not in versions:
+        missing = missing_active_stages(versions)
         raise ValidationFailed(
-            f"No active model for: {', '.join(missing)}. Train and promote a model of each stage first.",
+            f"No active model for: {', '.join(missing)}. Train and promote a detector first "
+            "(alone it pre-labels unclassified boxes).",
             field="model_versions",
         )
     return versions
 
 
 def pipeline_description(versions: dict[str, ModelVersion]) -> dict[str, int]:
-    return {stage: versions[stage].pk for stage in STAGES}
+    return {stage: versions[stage].pk for stage in STAGES if stage in versions}
+
+
+def prediction_version(versions: dict[str, ModelVersion]) -> ModelVersion:
+    """The version a prediction set belongs to: the classifier's, or the detector's for detector-only sets."""
+    return versions.get(CLASSIFIER.name) or versions[DETECTOR.name]
 
 
 # --- jobs --------------------------------------------------------------------------------------------------------
@@ -88,10 +95,11 @@ def fields_to_prelabel(*, case_codes: Sequence[str] = (), everything: bool = Fal
     if case_codes:
         fields = fields.filter(smear__case__code__in=case_codes)
     if not everything:
-        classifier = active_model_versions().get(CLASSIFIER.name)
-        if classifier is not None:
+        active = active_model_versions()
+        if DETECTOR.name in active:
             fields = fields.exclude(
-                annotation_sets__kind=AnnotationKind.PREDICTION, annotation_sets__model_version=classifier
+                annotation_sets__kind=AnnotationKind.PREDICTION,
+                annotation_sets__model_version=prediction_version(active),
             )
     return fields.distinct()
 
@@ -193,7 +201,7 @@ def prediction_set_replace(
 ) -> int | None:
     """Store a field's predictions as the prediction set of (field, classifier version), replacing an earlier run
     of the same version in the same transaction. Returns the number of cells, or None when the field is gone."""
-    classifier = versions[CLASSIFIER.name]
+    classifier = prediction_version(versions)
     with transaction.atomic():
         # The field row lock serialises two deliveries of the same task for this field.
         field = Field.objects.select_for_update().filter(pk=field_id).first()
@@ -216,13 +224,15 @@ def prediction_set_replace(
 def _prediction_cell(prediction_set: AnnotationSet, cell: Any) -> Cell:
     x, y, w, h = cell.box
     probabilities = list(cell.probabilities)
+    uncertainty = dict(cell.uncertainty)
     return Cell(
         annotation_set=prediction_set,
         x=x,
         y=y,
         width=w,
         height=h,
-        countable=cell.p_countable >= 0.5,
+        # A detector-only box is not judged: countable until an annotator says otherwise, no class.
+        countable=cell.p_countable is None or cell.p_countable >= 0.5,
         cell_class_id=cell.predicted_class,
         scores={
             "probabilities": probabilities,
@@ -231,10 +241,10 @@ def _prediction_cell(prediction_set: AnnotationSet, cell: Any) -> Cell:
             "uncertainty": dict(cell.uncertainty),
         },
         detector_score=cell.detector_score,
-        confidence=max(probabilities),
-        margin=cell.uncertainty["margin"],
-        entropy=cell.uncertainty["entropy"],
-        mutual_information=cell.uncertainty["mutual_information"],
+        confidence=max(probabilities) if probabilities else None,
+        margin=uncertainty.get("margin"),
+        entropy=uncertainty.get("entropy"),
+        mutual_information=uncertainty.get("mutual_information"),
     )
 
 

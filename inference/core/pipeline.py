@@ -34,6 +34,7 @@ from inference.core.stages import (
     CheckpointStage,
     detector_num_classes,
 )
+from inference.core.uncertainty import DETECTOR as DETECTOR_MEASURE
 from inference.core.uncertainty import compute_uncertainty
 
 AmpSetting = torch.dtype | None | Literal["auto"]
@@ -43,10 +44,10 @@ AmpSetting = torch.dtype | None | Literal["auto"]
 class CellPrediction:
     box: tuple[float, float, float, float]  # x, y, w, h in pixels, inside the field
     detector_score: float
-    p_countable: float
-    probabilities: tuple[float, ...]  # ensemble mean over the 21 classes of annotations.taxonomy
+    p_countable: float | None  # None: a detector-only pipeline (no countability model)
+    probabilities: tuple[float, ...]  # ensemble mean over the 21 classes of annotations.taxonomy; () detector-only
     member_probabilities: tuple[tuple[float, ...], ...]  # one row per ensemble member
-    predicted_class: int
+    predicted_class: int | None  # None: a detector-only pipeline (unclassified box)
     uncertainty: dict[str, float]  # see inference.core.uncertainty.MEASURES
 
 
@@ -147,7 +148,7 @@ class Pipeline:
     def __init__(
         self,
         detector: nn.Module,
-        countability: nn.Module,
+        countability: nn.Module | None,
         ensemble_members: Sequence[nn.Module],
         profile: Profile | str,
         device: str | torch.device | None = None,
@@ -157,8 +158,11 @@ class Pipeline:
         countability_calibration: Calibration | None = None,
         member_calibrations: Sequence[Calibration] | None = None,
     ) -> None:
-        if not ensemble_members:
-            raise ValueError("the classifier ensemble needs at least one member")
+        if (countability is None) != (not ensemble_members):
+            raise ValueError(
+                "a pipeline classifies with both a countability model and at least one ensemble member, "
+                "or with neither (detector only: unclassified boxes)"
+            )
         if member_calibrations is not None and len(member_calibrations) != len(ensemble_members):
             raise ValueError(f"{len(member_calibrations)} calibrations for {len(ensemble_members)} ensemble members")
         # Temperatures and prior corrections the checkpoints carry (inference.core.calibration); identity otherwise.
@@ -172,7 +176,9 @@ class Pipeline:
         self._pending_cuda_timings: list[tuple[torch.cuda.Event, torch.cuda.Event, Callable[[float], None]]] = []
         memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
         self.detector = detector.eval().to(self.device).to(memory_format=memory_format)
-        self.countability = countability.eval().to(self.device).to(memory_format=memory_format)
+        self.countability = (
+            None if countability is None else countability.eval().to(self.device).to(memory_format=memory_format)
+        )
         self.members = [m.eval().to(self.device).to(memory_format=memory_format) for m in ensemble_members]
         config = self.profile.detector
         # Sigmoid heads (RetinaNet, FCOS) also score the unused background label; ask for enough boxes that
@@ -190,18 +196,25 @@ class Pipeline:
     def from_checkpoints(
         cls,
         detector_path: str | Path,
-        countability_path: str | Path,
+        countability_path: str | Path | None,
         member_paths: Sequence[str | Path],
         profile: Profile | str,
         device: str | torch.device | None = None,
         **kwargs: Any,
     ) -> Pipeline:
-        """Load the three stages' checkpoints, refusing any that does not fit the profile or the taxonomy."""
+        """Load the three stages' checkpoints, refusing any that does not fit the profile or the taxonomy.
+
+        Without a countability checkpoint and members, the pipeline is the detector alone (unclassified boxes).
+        """
         prof = get_profile(profile) if isinstance(profile, str) else profile
         detector = load_checkpoint(
             detector_path, expected_stage=CheckpointStage.DETECTOR, expected_classes=DETECTOR_CLASSES
         )
         _check_against_profile(detector.meta, detector.meta.arch == prof.detector.arch, None, prof)
+        if countability_path is None and not member_paths:
+            return cls(detector.model, None, [], prof, device, **kwargs)
+        if countability_path is None:
+            raise ValueError("a classifying pipeline needs a countability checkpoint")
         countability = load_checkpoint(
             countability_path, expected_stage=CheckpointStage.COUNTABILITY, expected_classes=COUNTABILITY_CLASSES
         )
@@ -328,6 +341,8 @@ class Pipeline:
         boxes = [b for b, _ in detections]
         counts = [len(b) for b in boxes]
         total = sum(counts)
+        if self.countability is None:
+            return self._assemble_unclassified(fields, detections)
         if total:
             crops = self.crops(fields, boxes)
             count_cal = self.countability_calibration
@@ -361,6 +376,29 @@ class Pipeline:
             members.cpu().numpy(),
             self.member_calibrations[0].prior_weights,
         )
+
+    @staticmethod
+    def _assemble_unclassified(
+        fields: Sequence[Tensor], detections: Sequence[tuple[Tensor, Tensor]]
+    ) -> list[FieldPrediction]:
+        """Detector-only predictions: boxes and scores; countability, class and probabilities left empty."""
+        predictions = []
+        for image, (boxes, scores) in zip(fields, detections, strict=True):
+            height, width = image.shape[-2:]
+            cells = tuple(
+                CellPrediction(
+                    box=(x0, y0, x1 - x0, y1 - y0),
+                    detector_score=score,
+                    p_countable=None,
+                    probabilities=(),
+                    member_probabilities=(),
+                    predicted_class=None,
+                    uncertainty={DETECTOR_MEASURE: 1.0 - score},
+                )
+                for (x0, y0, x1, y1), score in zip(boxes.cpu().tolist(), scores.cpu().tolist(), strict=True)
+            )
+            predictions.append(FieldPrediction(int(width), int(height), cells))
+        return predictions
 
     def _check_outputs(self, countability: Tensor, members: Tensor) -> None:
         if countability.shape[1] != len(COUNTABILITY_CLASSES):

@@ -47,6 +47,7 @@ def test_every_field_gets_cells_with_consistent_probabilities(
             assert min(x, y, w, h) >= 0
             assert x + w <= field.width + 1e-4
             assert y + h <= field.height + 1e-4
+            assert cell.p_countable is not None
             assert 0.0 <= cell.p_countable <= 1.0
             assert len(cell.probabilities) == NUM_CLASSES
             assert sum(cell.probabilities) == pytest.approx(1.0, abs=1e-5)
@@ -235,6 +236,21 @@ def test_calibration_scales_members_and_corrects_the_prior_of_counted_probabilit
     two = np.log(np.stack([1 - p_raw, p_raw], axis=1))
     expected_countable = prior_correct(softmax_with_temperature(two, 1.5), count_weights)[:, 1]
     np.testing.assert_allclose([c.p_countable for c in cells], expected_countable, atol=1e-5)
+
+
+def test_a_detector_alone_gives_unclassified_boxes(tiny_profile: Profile, tiny_models: Models) -> None:
+    detector, countability, members = tiny_models
+    full = Pipeline(detector, countability, members, tiny_profile).run(synthetic_fields())
+    alone = Pipeline(detector, None, [], tiny_profile).run(synthetic_fields())
+    np.testing.assert_allclose(
+        [c.box for f in alone for c in f.cells], [c.box for f in full for c in f.cells], atol=1e-3
+    )
+    cells = [c for f in alone for c in f.cells]
+    assert cells
+    assert all(c.predicted_class is None and c.p_countable is None and c.probabilities == () for c in cells)
+    assert all(c.uncertainty == {"detector": pytest.approx(1 - c.detector_score)} for c in cells)
+    with pytest.raises(ValueError, match="or with neither"):
+        Pipeline(detector, countability, [], tiny_profile)
 
 
 def test_cuda_device_without_cuda_is_a_clear_error(tiny_profile: Profile, tiny_models: Models) -> None:
