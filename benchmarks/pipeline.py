@@ -116,8 +116,9 @@ def bare_inputs(pipeline: Pipeline, fields: Sequence[np.ndarray]) -> tuple[list[
 def time_bare_forwards(pipeline: Pipeline, tensors: list[torch.Tensor], crops: dict[int, torch.Tensor]) -> float:
     """Summed time of the models' forward passes alone, batched as the pipeline batches them."""
     profile = pipeline.profile
-    classifier_inputs = [(pipeline.countability, crops[profile.countability.input_size])]
-    classifier_inputs += [(m, crops[profile.classifier.input_size]) for m in pipeline.members]
+    classifier_inputs = [(m, crops[profile.classifier.input_size]) for m in pipeline.members]
+    if pipeline.countability is not None:  # None: a detector-only pipeline
+        classifier_inputs.insert(0, (pipeline.countability, crops[profile.countability.input_size]))
     _synchronise(pipeline)
     start = time.perf_counter()
     with torch.inference_mode():

@@ -36,7 +36,9 @@ def profile_named(name: str) -> Profile:
 
 def pipeline_key(versions: Mapping[str, ModelVersion]) -> tuple[tuple[str, int, str, tuple[str, ...]], ...]:
     return tuple(
-        (stage, versions[stage].pk, versions[stage].profile, tuple(versions[stage].checkpoints)) for stage in STAGES
+        (stage, versions[stage].pk, versions[stage].profile, tuple(versions[stage].checkpoints))
+        for stage in STAGES
+        if stage in versions
     )
 
 
@@ -62,11 +64,13 @@ def _load_pipeline(
         missing = [str(path) for path in paths if not path.exists()]
         if missing:
             raise PipelineUnavailable(f"checkpoint files of the {stage} version are missing: {', '.join(missing)}")
+    # Without an active countability model and classifier, the detector pre-labels alone (unclassified boxes).
+    classifying = COUNTABILITY.name in by_stage and CLASSIFIER.name in by_stage
     try:
         return PIPELINE_KINDS[profile.kind].from_checkpoints(
             by_stage[DETECTOR.name][0],
-            by_stage[COUNTABILITY.name][0],
-            by_stage[CLASSIFIER.name],
+            by_stage[COUNTABILITY.name][0] if classifying else None,
+            by_stage[CLASSIFIER.name] if classifying else [],
             profile,
             device=settings.AICELL_DEVICE or None,
         )

@@ -33,7 +33,7 @@ from annotations.truth import truth, truth_q
 from inference import selectors
 from inference.models import ItemStatus, PrelabelItem, PrelabelJob, PrelabelTrigger, ReviewClaim
 from inference.runtime import pipeline_for, profile_named
-from training.core.stages import CLASSIFIER, STAGES
+from training.core.stages import CLASSIFIER, DETECTOR, STAGES
 from training.selectors import active_model_versions, missing_active_stages, model_versions_by_id
 
 if TYPE_CHECKING:
@@ -48,11 +48,13 @@ class ImageUnreadable(Exception):
 
 
 def active_pipeline_versions() -> dict[str, ModelVersion]:
+    """The active versions a pre-label job runs: at least a detector (alone it pre-labels unclassified boxes)."""
     versions = active_model_versions()
-    missing = missing_active_stages(versions)
-    if missing:
+    if DETECTOR.name not in versions:
+        missing = missing_active_stages(versions)
         raise ValidationFailed(
-            f"No active model for: {', '.join(missing)}. Train and promote a model of each stage first.",
+            f"No active model for: {', '.join(missing)}. Train and promote a detector first "
+            "(alone it pre-labels unclassified boxes).",
             field="model_versions",
         )
     return versions
@@ -63,13 +65,18 @@ def prelabel_chunk(versions: dict[str, ModelVersion]) -> int:
     if settings.AICELL_PRELABEL_CHUNK > 0:
         return int(settings.AICELL_PRELABEL_CHUNK)
     try:
-        return profile_named(versions[CLASSIFIER.name].profile).prelabel_chunk
+        return profile_named(prediction_version(versions).profile).prelabel_chunk
     except KeyError:  # an unknown profile: the task fails the job with the reason
         return 32
 
 
 def pipeline_description(versions: dict[str, ModelVersion]) -> dict[str, int]:
-    return {stage: versions[stage].pk for stage in STAGES}
+    return {stage: versions[stage].pk for stage in STAGES if stage in versions}
+
+
+def prediction_version(versions: dict[str, ModelVersion]) -> ModelVersion:
+    """The version a prediction set belongs to: the classifier's, or the detector's for detector-only sets."""
+    return versions.get(CLASSIFIER.name) or versions[DETECTOR.name]
 
 
 # --- jobs --------------------------------------------------------------------------------------------------------
@@ -106,10 +113,11 @@ def fields_to_prelabel(*, case_codes: Sequence[str] = (), everything: bool = Fal
     if case_codes:
         fields = fields.filter(smear__case__code__in=case_codes)
     if not everything:
-        classifier = active_model_versions().get(CLASSIFIER.name)
-        if classifier is not None:
+        active = active_model_versions()
+        if DETECTOR.name in active:
             fields = fields.exclude(
-                annotation_sets__kind=AnnotationKind.PREDICTION, annotation_sets__model_version=classifier
+                annotation_sets__kind=AnnotationKind.PREDICTION,
+                annotation_sets__model_version=prediction_version(active),
             )
     return fields.distinct()
 
@@ -276,7 +284,7 @@ def _store_and_settle(
     and the fields still there are locked, their prediction sets replaced and their cells inserted in bulk, the
     items settled and the job's counters moved once. A worker killed before the commit leaves it all undone."""
     writing = time.perf_counter()
-    classifier = versions[CLASSIFIER.name]
+    classifier = prediction_version(versions)
     with transaction.atomic():
         open_items = {
             item.field_id_at_start: item
@@ -355,13 +363,15 @@ def _open_items(job_id: int, field_ids: Iterable[int]) -> dict[int, PrelabelItem
 def _prediction_cell(prediction_set: AnnotationSet, cell: Any) -> Cell:
     x, y, w, h = cell.box
     probabilities = list(cell.probabilities)
+    uncertainty = dict(cell.uncertainty)
     return Cell(
         annotation_set=prediction_set,
         x=x,
         y=y,
         width=w,
         height=h,
-        countable=cell.p_countable >= 0.5,
+        # A detector-only box is not judged: countable until an annotator says otherwise, no class.
+        countable=cell.p_countable is None or cell.p_countable >= 0.5,
         cell_class_id=cell.predicted_class,
         scores={
             "probabilities": probabilities,
@@ -370,11 +380,11 @@ def _prediction_cell(prediction_set: AnnotationSet, cell: Any) -> Cell:
             "uncertainty": dict(cell.uncertainty),
         },
         detector_score=cell.detector_score,
-        confidence=max(probabilities),
-        margin=cell.uncertainty["margin"],
-        entropy=cell.uncertainty["entropy"],
-        mutual_information=cell.uncertainty["mutual_information"],
-        countability_margin=abs(2 * float(cell.p_countable) - 1),
+        confidence=max(probabilities) if probabilities else None,
+        margin=uncertainty.get("margin"),
+        entropy=uncertainty.get("entropy"),
+        mutual_information=uncertainty.get("mutual_information"),
+        countability_margin=abs(2 * float(cell.p_countable) - 1) if cell.p_countable is not None else None,
     )
 
 

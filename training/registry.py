@@ -87,8 +87,9 @@ def gate_and_promote(
         decision_promote, decision_reason = False, f"the active version v{active.pk} could not be evaluated"
     else:
         compared = dict(active_metrics) if active is not None and active_metrics is not None else None
-        decision = promotion_decision(version.stage, version.metrics, compared)
+        decision = promotion_decision(version.stage, version.metrics, compared, split=split)
         decision_promote, decision_reason = decision.promote, decision.reason
+        gate["status"] = decision.status.value
     gate["active_metrics"] = dict(active_metrics) if active_metrics is not None else None
     gate["decision"] = {"promote": decision_promote, "reason": decision_reason}
     if mode == PromoteMode.FORCE:

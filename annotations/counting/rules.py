@@ -531,15 +531,19 @@ DEFAULT_RULE_SET: Final[dict[str, Any]] = {
                 {
                     "id": "M3",
                     "text": (
-                        "Promyelocytes dominate blasts and promyelocytes: consider acute promyelocytic leukaemia "
-                        "(FAB M3); abnormal promyelocytes are counted as blast equivalents."
+                        "Promyelocytes dominate blasts and promyelocytes: if they are abnormal (hypergranular, "
+                        "Auer rods, faggot cells) consider acute promyelocytic leukaemia (FAB M3) and confirm "
+                        "PML-RARA urgently. The taxonomy does not separate abnormal from regenerating "
+                        "promyelocytes, so they are not counted as blasts here."
                     ),
                     "when": {
                         "classes": ["promyelocyte"],
                         "among": [*_AML_BLASTS, "promyelocyte"],
                         "share_above_percent": 50,
                     },
-                    "adds_to_numerator": True,
+                    # Not added to the numerator (issue 15): a regenerating marrow with 15-20% normal
+                    # promyelocytes would otherwise reach the AML threshold. A lab whose taxonomy or clinical
+                    # context identifies abnormal promyelocytes can opt in with its own rule set.
                 },
                 {
                     "id": "M7",

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from inference.core.calibration import Calibration, prior_weights
 from inference.core.nets import build_classifier, build_detector
 from inference.core.stages import CheckpointStage, detector_num_classes
 
@@ -57,12 +58,22 @@ class CheckpointMeta:
     metrics: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)  # training hyperparameters
     created_at: str = field(default_factory=_now)
+    # Travels with the weights (inference.core.calibration): train examples per class (for the prior correction of
+    # class-balanced sampling, with config["balance_power"]) and the val-fitted softmax temperature.
+    class_counts: tuple[int, ...] = ()
+    temperature: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stage", CheckpointStage(self.stage).value)  # ValueError for an unknown stage
         object.__setattr__(self, "classes", tuple(self.classes))
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        object.__setattr__(self, "class_counts", tuple(int(v) for v in self.class_counts))
+        object.__setattr__(self, "temperature", float(self.temperature))
+        if not self.temperature > 0:
+            raise ValueError(f"a checkpoint's temperature must be > 0, got {self.temperature}")
+        if self.class_counts and len(self.class_counts) != len(self.classes):
+            raise ValueError(f"{len(self.class_counts)} class counts for {len(self.classes)} classes")
         if not self.classes:
             raise ValueError("a checkpoint needs a non-empty class list")
 
@@ -74,6 +85,12 @@ class CheckpointMeta:
     def from_dict(cls, data: Mapping[str, Any]) -> CheckpointMeta:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def calibration_of(meta: CheckpointMeta) -> Calibration:
+    """The temperature and prior correction a checkpoint's probabilities need (identity for old checkpoints)."""
+    power = float(meta.config.get("balance_power") or 0.0)
+    return Calibration(meta.temperature, prior_weights(meta.class_counts, power))
 
 
 @dataclass

@@ -18,7 +18,7 @@ from typing import Any
 
 import timm
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torchvision.models import detection
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
@@ -26,7 +26,7 @@ from torchvision.models.detection.fcos import FCOSHead
 from torchvision.models.detection.retinanet import RetinaNetHead
 from torchvision.models.detection.rpn import RPNHead
 from torchvision.models.detection.ssd import SSD
-from torchvision.models.detection.transform import GeneralizedRCNNTransform
+from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from inference.core.stages import detector_num_classes
@@ -285,6 +285,42 @@ def _replace_anchors(
             model.rpn.head = RPNHead(model.backbone.out_channels, num_anchors, conv_depth=2 if v2 else 1)
 
 
+class AntialiasedTransform(GeneralizedRCNNTransform):
+    """torchvision's detection transform, but a field it shrinks is low-pass filtered first (antialias=True).
+
+    torchvision resizes with plain bilinear interpolation, which at the cpu profile's strong shrink (a 1920 px
+    camera field to 240 px) samples every 8th pixel and aliases the chromatin texture; the training-side shrink
+    (`training.core.data.DetectionDataset`) uses the same antialiased call, so training and inference agree.
+    """
+
+    def resize(self, image: Tensor, target: dict[str, Tensor] | None = None) -> tuple[Tensor, Any]:
+        height, width = image.shape[-2:]
+        if self.training:
+            if self._skip_resize:
+                return image, target
+            min_size = float(self.torch_choice(self.min_size))
+        else:
+            min_size = float(self.min_size[-1])
+        if self.fixed_size is not None:
+            size = (int(self.fixed_size[1]), int(self.fixed_size[0]))
+            resized = nn.functional.interpolate(
+                image[None], size=size, mode="bilinear", align_corners=False, antialias=True
+            )[0]
+        else:
+            scale = min(min_size / min(height, width), float(self.max_size) / max(height, width))
+            resized = nn.functional.interpolate(
+                image[None],
+                scale_factor=scale,
+                mode="bilinear",
+                recompute_scale_factor=True,
+                align_corners=False,
+                antialias=scale < 1,
+            )[0]
+        if target is not None and "boxes" in target:
+            target["boxes"] = resize_boxes(target["boxes"], [height, width], list(resized.shape[-2:]))
+        return resized, target
+
+
 def build_detector(arch: str, num_classes: int = detector_num_classes(), **kwargs: Any) -> nn.Module:
     """A randomly initialised detector; `num_classes` counts background (2 = background + "cell").
 
@@ -307,6 +343,7 @@ def build_detector(arch: str, num_classes: int = detector_num_classes(), **kwarg
         model = _DETECTOR_BUILDERS[arch](num_classes=num_classes, **kwargs)
     except TypeError as error:
         raise ValueError(f"{arch}: invalid detector kwargs {sorted(kwargs)}: {error}") from error
+    model.transform.__class__ = AntialiasedTransform
     if size is not None:
         _set_ssd_input_size(model, size)
     if anchor_sizes is not None:

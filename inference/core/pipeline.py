@@ -22,7 +22,8 @@ import torch
 from torch import Tensor, nn
 
 from annotations.taxonomy import CLASS_NAMES, NUM_CLASSES
-from inference.core.checkpoints import CheckpointMeta, CheckpointMismatchError, load_checkpoint
+from inference.core.calibration import Calibration, prior_correct
+from inference.core.checkpoints import CheckpointMeta, CheckpointMismatchError, calibration_of, load_checkpoint
 from inference.core.crops import FieldImage, crop_cells, field_to_tensor
 from inference.core.nets import configure_detector_postprocess
 from inference.core.profiles import Profile, get_profile
@@ -34,6 +35,7 @@ from inference.core.stages import (
     CheckpointStage,
     detector_num_classes,
 )
+from inference.core.uncertainty import DETECTOR as DETECTOR_MEASURE
 from inference.core.uncertainty import compute_uncertainty
 
 AmpSetting = torch.dtype | None | Literal["auto"]
@@ -43,10 +45,10 @@ AmpSetting = torch.dtype | None | Literal["auto"]
 class CellPrediction:
     box: tuple[float, float, float, float]  # x, y, w, h in pixels, inside the field
     detector_score: float
-    p_countable: float
-    probabilities: tuple[float, ...]  # ensemble mean over the 21 classes of annotations.taxonomy
+    p_countable: float | None  # None: a detector-only pipeline (no countability model)
+    probabilities: tuple[float, ...]  # ensemble mean over the 21 classes of annotations.taxonomy; () detector-only
     member_probabilities: tuple[tuple[float, ...], ...]  # one row per ensemble member
-    predicted_class: int
+    predicted_class: int | None  # None: a detector-only pipeline (unclassified box)
     uncertainty: dict[str, float]  # see inference.core.uncertainty.MEASURES
 
 
@@ -139,6 +141,13 @@ def _check_against_profile(meta: CheckpointMeta, arch_ok: bool, input_size: int 
             np.allclose(meta.mean, norm.mean) and np.allclose(meta.std, norm.std),
             f"{what} was trained with normalisation {meta.mean}/{meta.std}, profile uses {norm.mean}/{norm.std}",
         )
+        # Crops of another context margin show the model cells at another scale; an old checkpoint without the
+        # value is taken at the profile's word.
+        margin = meta.config.get("context_margin")
+        _require(
+            margin is None or bool(np.isclose(float(margin), profile.context_margin)),
+            f"{what} was trained on crops with context margin {margin}, profile uses {profile.context_margin}",
+        )
 
 
 class Pipeline:
@@ -151,16 +160,26 @@ class Pipeline:
     def __init__(
         self,
         detector: nn.Module,
-        countability: nn.Module,
+        countability: nn.Module | None,
         ensemble_members: Sequence[nn.Module],
         profile: Profile | str,
         device: str | torch.device | None = None,
         *,
         amp_dtype: AmpSetting = "auto",
         max_fields_per_pass: int = 64,
+        countability_calibration: Calibration | None = None,
+        member_calibrations: Sequence[Calibration] | None = None,
     ) -> None:
-        if not ensemble_members:
-            raise ValueError("the classifier ensemble needs at least one member")
+        if (countability is None) != (not ensemble_members):
+            raise ValueError(
+                "a pipeline classifies with both a countability model and at least one ensemble member, "
+                "or with neither (detector only: unclassified boxes)"
+            )
+        if member_calibrations is not None and len(member_calibrations) != len(ensemble_members):
+            raise ValueError(f"{len(member_calibrations)} calibrations for {len(ensemble_members)} ensemble members")
+        # Temperatures and prior corrections the checkpoints carry (inference.core.calibration); identity otherwise.
+        self.countability_calibration = countability_calibration or Calibration()
+        self.member_calibrations = list(member_calibrations or [Calibration()] * len(ensemble_members))
         self.profile = get_profile(profile) if isinstance(profile, str) else profile
         self.device = resolve_device(device if device is not None else self.profile.device)
         self.amp_dtype = default_amp_dtype(self.device) if amp_dtype == "auto" else amp_dtype
@@ -171,7 +190,9 @@ class Pipeline:
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input shapes per profile: pick the fastest kernels once
         self.detector = detector.eval().to(self.device).to(memory_format=memory_format)
-        self.countability = countability.eval().to(self.device).to(memory_format=memory_format)
+        self.countability = (
+            None if countability is None else countability.eval().to(self.device).to(memory_format=memory_format)
+        )
         self.members = [m.eval().to(self.device).to(memory_format=memory_format) for m in ensemble_members]
         config = self.profile.detector
         # Sigmoid heads (RetinaNet, FCOS) also score the unused background label; ask for enough boxes that
@@ -189,18 +210,25 @@ class Pipeline:
     def from_checkpoints(
         cls,
         detector_path: str | Path,
-        countability_path: str | Path,
+        countability_path: str | Path | None,
         member_paths: Sequence[str | Path],
         profile: Profile | str,
         device: str | torch.device | None = None,
         **kwargs: Any,
     ) -> Pipeline:
-        """Load the three stages' checkpoints, refusing any that does not fit the profile or the taxonomy."""
+        """Load the three stages' checkpoints, refusing any that does not fit the profile or the taxonomy.
+
+        Without a countability checkpoint and members, the pipeline is the detector alone (unclassified boxes).
+        """
         prof = get_profile(profile) if isinstance(profile, str) else profile
         detector = load_checkpoint(
             detector_path, expected_stage=CheckpointStage.DETECTOR, expected_classes=DETECTOR_CLASSES
         )
         _check_against_profile(detector.meta, detector.meta.arch == prof.detector.arch, None, prof)
+        if countability_path is None and not member_paths:
+            return cls(detector.model, None, [], prof, device, **kwargs)
+        if countability_path is None:
+            raise ValueError("a classifying pipeline needs a countability checkpoint")
         countability = load_checkpoint(
             countability_path, expected_stage=CheckpointStage.COUNTABILITY, expected_classes=COUNTABILITY_CLASSES
         )
@@ -208,7 +236,7 @@ class Pipeline:
         _check_against_profile(
             count_meta, count_meta.arch == prof.countability.arch, prof.countability.input_size, prof
         )
-        members = []
+        members, calibrations = [], []
         for path in member_paths:
             member = load_checkpoint(
                 path, expected_stage=CheckpointStage.CLASSIFIER_MEMBER, expected_classes=CLASS_NAMES
@@ -216,6 +244,9 @@ class Pipeline:
             arch_ok = member.meta.arch in prof.classifier.archs
             _check_against_profile(member.meta, arch_ok, prof.classifier.input_size, prof)
             members.append(member.model)
+            calibrations.append(calibration_of(member.meta))
+        kwargs.setdefault("countability_calibration", calibration_of(count_meta))
+        kwargs.setdefault("member_calibrations", calibrations)
         return cls(detector.model, countability.model, members, prof, device, **kwargs)
 
     @contextlib.contextmanager
@@ -284,13 +315,15 @@ class Pipeline:
             for size in sizes
         }
 
-    def classify(self, model: nn.Module, crops: Tensor, add_time: Callable[[float], None]) -> Tensor:
-        """Softmax probabilities (N, C) in float32, in batches of the profile's crop batch size."""
+    def classify(
+        self, model: nn.Module, crops: Tensor, add_time: Callable[[float], None], temperature: float = 1.0
+    ) -> Tensor:
+        """Softmax probabilities (N, C) of logits / temperature in float32, in batches of the crop batch size."""
         probabilities = []
         for batch in crops.split(self.profile.crop_batch_size):
             with self._timed(add_time), self.autocast():
                 logits = model(batch)
-            probabilities.append(logits.float().softmax(dim=1))
+            probabilities.append((logits.float() / temperature).softmax(dim=1))
         return torch.cat(probabilities)
 
     def _add_detector_time(self, seconds: float) -> None:
@@ -322,21 +355,64 @@ class Pipeline:
         boxes = [b for b, _ in detections]
         counts = [len(b) for b in boxes]
         total = sum(counts)
+        if self.countability is None:
+            return self._assemble_unclassified(fields, detections)
         if total:
             crops = self.crops(fields, boxes)
+            count_cal = self.countability_calibration
             countability = self.classify(
-                self.countability, crops[self.profile.countability.input_size], self._add_countability_time
+                self.countability,
+                crops[self.profile.countability.input_size],
+                self._add_countability_time,
+                count_cal.temperature,
             )
             class_crops = crops[self.profile.classifier.input_size]
-            members = torch.stack([self.classify(m, class_crops, self._add_classifier_time) for m in self.members])
+            members = torch.stack(
+                [
+                    self.classify(m, class_crops, self._add_classifier_time, cal.temperature)
+                    for m, cal in zip(self.members, self.member_calibrations, strict=True)
+                ]
+            )
             self._check_outputs(countability, members)
-            p_countable = countability[:, COUNTABLE_INDEX]
+            corrected = prior_correct(countability.cpu().numpy(), count_cal.prior_weights)
+            p_countable = torch.from_numpy(corrected[:, COUNTABLE_INDEX])
         else:
             p_countable = torch.zeros(0)
             members = torch.zeros(len(self.members), 0, NUM_CLASSES)
         all_boxes = torch.cat(boxes).cpu().numpy() if boxes else np.zeros((0, 4), np.float32)
         scores = torch.cat([s for _, s in detections]).cpu().numpy() if detections else np.zeros(0, np.float32)
-        return self._assemble(fields, counts, all_boxes, scores, p_countable.cpu().numpy(), members.cpu().numpy())
+        return self._assemble(
+            fields,
+            counts,
+            all_boxes,
+            scores,
+            p_countable.cpu().numpy(),
+            members.cpu().numpy(),
+            self.member_calibrations[0].prior_weights,
+        )
+
+    @staticmethod
+    def _assemble_unclassified(
+        fields: Sequence[Tensor], detections: Sequence[tuple[Tensor, Tensor]]
+    ) -> list[FieldPrediction]:
+        """Detector-only predictions: boxes and scores; countability, class and probabilities left empty."""
+        predictions = []
+        for image, (boxes, scores) in zip(fields, detections, strict=True):
+            height, width = image.shape[-2:]
+            cells = tuple(
+                CellPrediction(
+                    box=(x0, y0, x1 - x0, y1 - y0),
+                    detector_score=score,
+                    p_countable=None,
+                    probabilities=(),
+                    member_probabilities=(),
+                    predicted_class=None,
+                    uncertainty={DETECTOR_MEASURE: 1.0 - score},
+                )
+                for (x0, y0, x1, y1), score in zip(boxes.cpu().tolist(), scores.cpu().tolist(), strict=True)
+            )
+            predictions.append(FieldPrediction(int(width), int(height), cells))
+        return predictions
 
     def _check_outputs(self, countability: Tensor, members: Tensor) -> None:
         if countability.shape[1] != len(COUNTABILITY_CLASSES):
@@ -352,9 +428,13 @@ class Pipeline:
         scores: np.ndarray,
         p_countable: np.ndarray,
         member_probs: np.ndarray,
+        class_prior_weights: Sequence[float] | None = None,
     ) -> list[FieldPrediction]:
-        ensemble = member_probs.mean(axis=0)
-        uncertainty = compute_uncertainty(ensemble, member_probs, scores).per_cell()
+        balanced = member_probs.mean(axis=0)
+        # The review queue ranks by the balanced (calibrated) probabilities; the class and the probabilities that
+        # counts and differentials read are prior-corrected (the members share one training set, hence one prior).
+        uncertainty = compute_uncertainty(balanced, member_probs, scores).per_cell()
+        ensemble = prior_correct(balanced, class_prior_weights)
         xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1).tolist()
         cells = [
             CellPrediction(
@@ -419,6 +499,7 @@ class NullPipeline(Pipeline):
                 field = torch.zeros(3, *size, device=self.device)
                 ((boxes, scores),) = self.detect([field])
                 placeholder = torch.zeros(len(boxes), 3, 1, 1, device=self.device)
+                assert self.countability is not None, "the null pipeline always has its three null models"
                 countability = self.countability(placeholder).float().softmax(dim=1)
                 members = torch.stack([m(placeholder).float().softmax(dim=1) for m in self.members])
                 self._check_outputs(countability, members)

@@ -13,6 +13,7 @@ from inference.models import ItemStatus, PrelabelItem, PrelabelJob, PrelabelTrig
 from inference.services import prelabel_fields_run, prelabel_job_create
 from inference.tasks import prelabel_fields
 from tests.factories import FieldFactory, SmearFactory, image_bytes
+from training.models import ModelStatus, ModelVersion
 
 pytestmark = [pytest.mark.worker, pytest.mark.services]
 
@@ -130,11 +131,30 @@ def test_a_checkpoint_of_the_wrong_shape_fails_the_job_with_the_mismatch_named(
     assert "expected ['myeloblast'" in job.error
 
 
-def test_without_active_models_a_prelabel_request_is_refused(client_for: Any, adjudicator: Any) -> None:
+def test_without_an_active_detector_a_prelabel_request_is_refused(client_for: Any, adjudicator: Any) -> None:
     FieldFactory()
     response = client_for(adjudicator).post("/api/v1/prelabel-jobs", {}, format="json")
     assert response.status_code == 400
     assert "No active model for: detector, countability, classifier" in response.json()["detail"]
+    assert "Train and promote a detector first" in response.json()["detail"]
+
+
+def test_a_detector_alone_prelabels_unclassified_boxes(active_models: dict[str, Any]) -> None:
+    # Only the detector is active (DESIGN.md: "A detector alone already pre-labels (unclassified boxes)").
+    ModelVersion.objects.filter(stage__in=["countability", "classifier"]).update(status=ModelStatus.RETIRED)
+    field = FieldFactory(width=160, height=120)
+    job = prelabel_job_create(fields=Field.objects.filter(pk=field.pk), trigger=PrelabelTrigger.MANUAL)
+    assert job.pipeline == {"detector": active_models["detector"].pk}
+    outcome = prelabel_fields_run(field_ids=[field.pk], job_id=job.pk)
+    assert [o.status for o in outcome] == [ItemStatus.SUCCEEDED]
+    (prediction,) = prediction_sets(field)
+    assert prediction.model_version == active_models["detector"]
+    cells = list(Cell.objects.filter(annotation_set=prediction))
+    assert cells, "the random test detector finds boxes at its score threshold"
+    assert all(cell.cell_class_id is None and cell.confidence is None for cell in cells)
+    assert all(cell.scores["p_countable"] is None and cell.scores["probabilities"] == [] for cell in cells)
+    assert all(cell.detector_score is not None for cell in cells)
+    assert all("detector" in cell.scores["uncertainty"] for cell in cells)
 
 
 def test_prelabel_command_waits_with_progress(

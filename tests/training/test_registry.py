@@ -15,7 +15,7 @@ from annotations.models import AuditEvent
 from inference.models import PrelabelJob, PrelabelTrigger
 from tests.factories import FieldFactory, ModelVersionFactory
 from tests.training.platform_data import truth_field
-from training.core.stages import CLASSIFIER, COUNTABILITY, DETECTOR
+from training.core.stages import BLAST_CLASS_IDS, CLASSIFIER, COUNTABILITY, DETECTOR
 from training.datasets import dataset_snapshot_create, snapshot_records
 from training.models import ModelStatus, ModelVersion, PromoteMode
 from training.registry import gate_and_promote, model_version_promote, model_version_rollback
@@ -31,7 +31,11 @@ def version(stage: str = CLASSIFIER.name, status: str = ModelStatus.CANDIDATE, *
 
 
 def blast(recall: float) -> dict[str, Any]:
-    return {"11": {"name": "lymphoblast", "recall": recall, "precision": 0.5, "f1": 0.5, "support": 10}}
+    """Per-class metrics with every blast class well represented; `recall` is the lymphoblasts'."""
+    return {
+        str(class_id): {"recall": recall if class_id == 11 else 0.9, "precision": 0.5, "f1": 0.5, "support": 50}
+        for class_id in BLAST_CLASS_IDS
+    }
 
 
 @pytest.fixture
@@ -54,7 +58,8 @@ def test_without_an_active_version_the_candidate_is_promoted(records: Any) -> No
     [
         ({"macro_f1": 0.70, "per_class": blast(0.9)}, True, "macro_f1 0.7000 >= active 0.6000"),
         ({"macro_f1": 0.60, "per_class": blast(0.8)}, True, ">= active"),  # equal is not lower
-        ({"macro_f1": 0.59, "per_class": blast(0.9)}, False, "lower than the active version's 0.6000"),
+        ({"macro_f1": 0.595, "per_class": blast(0.8)}, True, ">= active"),  # within the tolerance
+        ({"macro_f1": 0.55, "per_class": blast(0.9)}, False, "lower than the active version's 0.6000"),
         ({"macro_f1": 0.90, "per_class": blast(0.7)}, False, "recall of blast class 11 (lymphoblast) drops"),
     ],
 )
@@ -82,15 +87,30 @@ def test_the_detector_and_countability_gates_use_their_main_metrics(records: Any
     assert detector.status == ModelStatus.CANDIDATE
     assert "ap50 0.8000 is lower" in detector.status_reason
     version(stage=COUNTABILITY.name, status=ModelStatus.ACTIVE)
-    countability = version(stage=COUNTABILITY.name, accuracy=0.97)
-    gate_and_promote(countability, records, mode=PromoteMode.AUTO, active_metrics={"accuracy": 0.96})
-    assert countability.status == ModelStatus.ACTIVE
+    countability = version(stage=COUNTABILITY.name, accuracy=0.99, balanced_accuracy=0.80)
+    active_countability = {"accuracy": 0.96, "balanced_accuracy": 0.90}
+    gate_and_promote(countability, records, mode=PromoteMode.AUTO, active_metrics=active_countability)
+    assert countability.status == ModelStatus.CANDIDATE
+    assert "balanced_accuracy 0.8000 is lower" in countability.status_reason
+
+
+def test_without_a_test_split_the_gate_is_undecided(training_env: Path) -> None:
+    truth_field("V1", [(1, 1, 10, 10, 12, True)], split="val")
+    val_only = snapshot_records(dataset_snapshot_create())
+    version(status=ModelStatus.ACTIVE)
+    candidate = version(macro_f1=0.9, per_class=blast(0.9))
+    gate_and_promote(
+        candidate, val_only, mode=PromoteMode.AUTO, active_metrics={"macro_f1": 0.5, "per_class": blast(0.5)}
+    )
+    assert candidate.status == ModelStatus.CANDIDATE
+    assert candidate.gate["status"] == "undecided"
+    assert "no test split" in candidate.status_reason
 
 
 def test_promote_modes_never_and_force(records: Any) -> None:
     active = version(status=ModelStatus.ACTIVE)
-    better = version(macro_f1=0.9)
-    gate_and_promote(better, records, mode=PromoteMode.NEVER, active_metrics={"macro_f1": 0.5})
+    better = version(macro_f1=0.9, per_class=blast(0.9))
+    gate_and_promote(better, records, mode=PromoteMode.NEVER, active_metrics={"macro_f1": 0.5, "per_class": blast(0.9)})
     assert better.status == ModelStatus.CANDIDATE
     assert better.status_reason.startswith("kept as candidate (promote=never); the gate would promote")
     worse = version(macro_f1=0.1)

@@ -260,9 +260,14 @@ class DetectionDataset(Dataset[tuple[Tensor, dict[str, Tensor]]]):
         scale = min(min_size / min(height, width), max_size / max(height, width))
         if scale >= 1:
             return image, boxes
-        # Same call as torchvision.models.detection.transform._resize_image_and_masks.
+        # Same call as the detector's transform (inference.core.nets.AntialiasedTransform).
         resized = functional.interpolate(
-            image[None], scale_factor=scale, mode="bilinear", recompute_scale_factor=True, align_corners=False
+            image[None],
+            scale_factor=scale,
+            mode="bilinear",
+            recompute_scale_factor=True,
+            align_corners=False,
+            antialias=True,
         )[0]
         sx, sy = resized.shape[-1] / width, resized.shape[-2] / height
         return resized, boxes * torch.tensor([sx, sy, sx, sy], dtype=boxes.dtype)

@@ -24,7 +24,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from inference.core.checkpoints import CheckpointMeta
+from inference.core.calibration import Calibration, fit_temperature, prior_correct, softmax_with_temperature
+from inference.core.checkpoints import CheckpointMeta, calibration_of
 from inference.core.crops import crop_cells
 from inference.core.nets import build_classifier, build_detector, configure_detector_postprocess
 from inference.core.pipeline import default_amp_dtype
@@ -45,6 +46,9 @@ from training.core.data import (
 )
 from training.core.records import CropItem, FieldRecord, whole_fields
 from training.core.stages import StageSpec, Task, stage_spec
+
+# Detections kept per field when a checkpoint does not say (COCOeval's default cap).
+DEFAULT_MAX_DETECTIONS = 100
 
 # One training step: (model, batch) -> (loss, number of samples in the batch).
 Step = Callable[[nn.Module, Any], tuple[Tensor, int]]
@@ -99,6 +103,12 @@ class TaskEngine(Protocol):
     ) -> Evaluation: ...
 
     def plots(self, spec: StageSpec, evaluation: Evaluation, folder: Path) -> list[Path]: ...
+
+    def temperature(
+        self, settings: StageSettings, model: nn.Module, fields: Sequence[FieldRecord], cache: ImageCache
+    ) -> float:
+        """The softmax temperature fitted on `fields` (the val split); 1.0 where the task has no softmax."""
+        ...
 
     def checkpoint_meta(self, settings: StageSettings) -> tuple[dict[str, Any], dict[str, Any]]:
         """(extra CheckpointMeta arguments, extra entries of its `config`)."""
@@ -232,7 +242,7 @@ def predict_detector(
     batch_size: int = 4,
     score_threshold: float = 0.01,
     nms_iou: float = 0.5,
-    max_detections: int = 100,
+    max_detections: int = DEFAULT_MAX_DETECTIONS,
     cache: ImageCache | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """(boxes xyxy, scores) of the "cell" label per field, clipped to the field (as the pipeline does)."""
@@ -308,10 +318,15 @@ class DetectionEngine:
             "nms_iou": config.nms_iou,
             "score_threshold": settings.eval_score_threshold,
             "batch_size": config.batch_size,
+            "max_detections": config.max_detections,
         }
 
     def checkpoint_options(self, metas: Sequence[CheckpointMeta]) -> dict[str, Any]:
-        return {"nms_iou": float(metas[0].config.get("nms_iou", 0.5))}
+        config = metas[0].config
+        return {
+            "nms_iou": float(config.get("nms_iou", 0.5)),
+            "max_detections": int(config.get("max_detections", DEFAULT_MAX_DETECTIONS)),
+        }
 
     def evaluate(
         self,
@@ -324,6 +339,7 @@ class DetectionEngine:
         nms_iou: float = 0.5,
         score_threshold: float = 0.01,
         batch_size: int = 4,
+        max_detections: int = DEFAULT_MAX_DETECTIONS,
         **_: Any,
     ) -> Evaluation:
         if len(models) != 1:
@@ -336,10 +352,11 @@ class DetectionEngine:
             batch_size=batch_size,
             score_threshold=score_threshold,
             nms_iou=nms_iou,
+            max_detections=max_detections,
             cache=cache,
         )
         truths = [np.asarray([c.box for c in f.cells], dtype=np.float64).reshape(-1, 4) for f in fields]
-        result = metrics_lib.detection_metrics(truths, predictions, with_curve=True)
+        result = metrics_lib.detection_metrics(truths, predictions, with_curve=True, max_detections=max_detections)
         curve = result.pop("_curve", None)
         return Evaluation(metrics=result, curve=curve)
 
@@ -349,9 +366,17 @@ class DetectionEngine:
         curve = evaluation.curve
         return [plots.detection_pr_png(curve.recall, curve.precision, folder / f"{spec.name}_pr_curves.png")]
 
+    def temperature(
+        self, settings: StageSettings, model: nn.Module, fields: Sequence[FieldRecord], cache: ImageCache
+    ) -> float:
+        return 1.0
+
     def checkpoint_meta(self, settings: StageSettings) -> tuple[dict[str, Any], dict[str, Any]]:
         config = _detector_config(settings.spec, settings.profile)
-        return {"model_kwargs": config.model_kwargs()}, {"nms_iou": config.nms_iou}
+        return {"model_kwargs": config.model_kwargs()}, {
+            "nms_iou": config.nms_iou,
+            "max_detections": config.max_detections,
+        }
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -452,13 +477,23 @@ class CropEngine:
     def evaluation_options(self, settings: StageSettings) -> dict[str, Any]:
         return {"crop": crop_spec(settings)}
 
+    def temperature(
+        self, settings: StageSettings, model: nn.Module, fields: Sequence[FieldRecord], cache: ImageCache
+    ) -> float:
+        items = settings.spec.examples(fields)
+        if not items:
+            return 1.0
+        probs = predict_crops([model], fields, items, crop_spec(settings), device=settings.device, cache=cache)[0]
+        labels = [item.label for item in items]
+        return fit_temperature(np.log(np.clip(probs, 1e-12, None)), labels)
+
     def checkpoint_options(self, metas: Sequence[CheckpointMeta]) -> dict[str, Any]:
         specs = {
             CropSpec(int(m.input_size or 0), float(m.config.get("context_margin", 0.15)), m.mean, m.std) for m in metas
         }
         if len(specs) != 1:
             raise ValueError(f"the checkpoints were trained on different crops: {sorted(map(str, specs))}")
-        return {"crop": specs.pop()}
+        return {"crop": specs.pop(), "calibrations": [calibration_of(m) for m in metas]}
 
     def evaluate(
         self,
@@ -469,8 +504,11 @@ class CropEngine:
         device: torch.device,
         cache: ImageCache,
         crop: CropSpec | None = None,
+        calibrations: Sequence[Calibration] | None = None,
         **_: Any,
     ) -> Evaluation:
+        """Metrics of the models' mean probabilities; with `calibrations` (one per model, from the checkpoints)
+        of the probabilities the pipeline shows: temperature-scaled, averaged, prior-corrected."""
         if crop is None:
             raise ValueError(f"the {spec.name} stage needs a crop spec")
         items = spec.examples(fields)
@@ -478,7 +516,15 @@ class CropEngine:
         if not items:
             probs = np.zeros((0, len(spec.classes)))
         else:
-            probs = predict_crops(models, fields, items, crop, device=device, cache=cache).mean(axis=0)
+            per_model = predict_crops(models, fields, items, crop, device=device, cache=cache)
+            if calibrations:
+                log_probs = np.log(np.clip(per_model, 1e-12, None))
+                per_model = np.stack(
+                    [softmax_with_temperature(lp, c.temperature) for lp, c in zip(log_probs, calibrations, strict=True)]
+                )
+                probs = prior_correct(per_model.mean(axis=0), calibrations[0].prior_weights)
+            else:
+                probs = per_model.mean(axis=0)
         if spec.positive_class is not None:
             result = metrics_lib.binary_metrics(labels, probs[:, spec.positive_class] if len(probs) else [])
         else:

@@ -61,20 +61,25 @@ def _safe(fn: Any, *args: Any, **kwargs: Any) -> float | None:
 
 
 def binary_metrics(y_true: Any, p_positive: Any, *, threshold: float = 0.5) -> dict[str, Any]:
-    """Countability metrics (positive = countable): accuracy, precision, recall, f1, roc_auc, ece, support."""
+    """Countability metrics (positive = countable): accuracy, balanced_accuracy, precision, recall, f1,
+    uncountable_f1 (F1 of the minority class), roc_auc, ece, support."""
     y = np.asarray(y_true, dtype=int).ravel()
     p = np.asarray(p_positive, dtype=np.float64).ravel()
     if y.shape != p.shape:
         raise ValueError(f"{y.shape[0]} labels but {p.shape[0]} probabilities")
     if y.size == 0:
-        return {k: None for k in ("accuracy", "precision", "recall", "f1", "roc_auc", "ece")} | {"support": 0}
+        keys = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "uncountable_f1", "roc_auc", "ece")
+        return dict.fromkeys(keys) | {"support": 0}
     pred = (p >= threshold).astype(int)
     confidence = np.where(pred == 1, p, 1 - p)
     return {
         "accuracy": _f(skm.accuracy_score(y, pred)),
+        # Mean recall of the two classes; with one class present, that class's recall.
+        "balanced_accuracy": _f(np.mean([np.mean(pred[y == c] == c) for c in np.unique(y)])),
         "precision": _f(skm.precision_score(y, pred, zero_division=0)),
         "recall": _f(skm.recall_score(y, pred, zero_division=0)),
         "f1": _f(skm.f1_score(y, pred, zero_division=0)),
+        "uncountable_f1": _f(skm.f1_score(y, pred, pos_label=0, zero_division=0)),
         "roc_auc": _safe(skm.roc_auc_score, y, p) if len(np.unique(y)) == 2 else None,
         "ece": expected_calibration_error(confidence, pred == y),
         "support": int(y.size),
@@ -136,9 +141,17 @@ class DetectionCurve:
 
 
 def detection_metrics(
-    truths: Sequence[Any], predictions: Sequence[tuple[Any, Any]], *, with_curve: bool = False
+    truths: Sequence[Any],
+    predictions: Sequence[tuple[Any, Any]],
+    *,
+    with_curve: bool = False,
+    max_detections: int = 100,
 ) -> dict[str, Any]:
     """AP@0.5 and AP@[.5:.95] with pycocotools' COCOeval (one class, boxes x0, y0, x1, y1 in pixels).
+
+    `max_detections` is the profile's detector.max_detections: predictions are expected capped at it already, and
+    COCOeval keeps up to max(100, max_detections) (its default 100 would cut a crowded field's recall below what
+    the pipeline keeps).
 
     truths[i]: (K, 4) boxes of image i; predictions[i]: ((M, 4) boxes, (M,) scores). With `with_curve` the
     result also holds "_curve" (a DetectionCurve; pop it before storing the dict as JSON).
@@ -182,14 +195,16 @@ def detection_metrics(
         gt_api.createIndex()
         dt_api = gt_api.loadRes(results)
         evaluator = COCOeval(gt_api, dt_api, iouType="bbox")
+        # Never below COCO's (1, 10, 100): the caller already keeps at most its cap per image (predict_detector).
+        evaluator.params.maxDets = [1, 10, max(100, int(max_detections))]
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    # stats[0] = AP@[.5:.95], stats[1] = AP@0.5 (area all, maxDets 100); -1 means undefined.
+    # stats[0] = AP@[.5:.95], stats[1] = AP@0.5 (area all, maxDets[2]); -1 means undefined.
     out["ap50_95"] = _f(evaluator.stats[0]) if evaluator.stats[0] >= 0 else None
     out["ap50"] = _f(evaluator.stats[1]) if evaluator.stats[1] >= 0 else None
     if with_curve:
-        # precision[T, R, K, A, M]: IoU 0.5 is T=0, area "all" A=0, maxDets 100 is M=-1.
+        # precision[T, R, K, A, M]: IoU 0.5 is T=0, area "all" A=0, maxDets[2] is M=-1.
         out["_curve"] = DetectionCurve(
             recall=evaluator.params.recThrs.copy(), precision=evaluator.eval["precision"][0, :, 0, 0, -1].copy()
         )

@@ -101,11 +101,16 @@ def countability_items(fields: Sequence[FieldRecord]) -> list[CropItem]:
 
 
 def classifier_items(fields: Sequence[FieldRecord], num_classes: int) -> list[CropItem]:
-    """Cells with a known class (class_index not None), labelled with the taxonomy id."""
+    """Countable cells with a known class (class_index not None), labelled with the taxonomy id.
+
+    An uncountable cell (crushed, smudged, a naked nucleus) never reaches the classifier at inference (the
+    countability stage sets it aside) and its class, when an annotator gave one, is a guess from a damaged cell:
+    it neither trains nor measures the classifier (issue 15).
+    """
     items = []
     for i, field in enumerate(fields):
         for cell in field.cells:
-            if cell.class_index is None:
+            if cell.class_index is None or not cell.countable:
                 continue
             if not 0 <= cell.class_index < num_classes:
                 raise ValueError(f"field {field.key}: class_index {cell.class_index} is outside 0..{num_classes - 1}")

@@ -33,7 +33,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from inference.core.checkpoints import CheckpointMeta, load_checkpoint, read_payload, save_checkpoint
+from inference.core.checkpoints import (
+    CheckpointMeta,
+    LoadedCheckpoint,
+    load_checkpoint,
+    read_payload,
+    save_checkpoint,
+)
 from inference.core.pipeline import default_amp_dtype, resolve_device
 from training.core import plots
 from training.core.config import StageSettings, TrainConfig, derive_seed, resolve_settings
@@ -72,6 +78,7 @@ class StageResult:
     best_epochs: list[int]
     history: list[dict[str, Any]]
     plots: list[Path]
+    warnings: list[str] = dataclasses.field(default_factory=list)  # also reported as progress (the job's log)
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -137,7 +144,12 @@ def _threads(count: int | None) -> Iterator[None]:
 
 
 def _meta(
-    settings: StageSettings, arch: str, member: int | None, data_snapshot: str, metrics: dict[str, Any]
+    settings: StageSettings,
+    arch: str,
+    member: int | None,
+    data_snapshot: str,
+    metrics: dict[str, Any],
+    class_counts: tuple[int, ...] = (),
 ) -> CheckpointMeta:
     profile = settings.profile
     norm = profile.normalisation
@@ -163,6 +175,7 @@ def _meta(
         data_snapshot=data_snapshot,
         metrics=metrics,
         config=config,
+        class_counts=class_counts,
         **meta_fields,
     )
 
@@ -210,8 +223,16 @@ class _Run:
         self.members = settings.models()
         self.started = time.monotonic()
         self.history: list[dict[str, Any]] = []
+        self.warnings: list[str] = []
         augment = Augment() if settings.augment else Augment.none()
         self.train_set = self.engine.training_set(settings, self.train_fields, augment, self.cache)
+        # Train examples per class, for the prior correction of balanced sampling (inference.core.calibration).
+        labels = getattr(self.train_set.dataset, "labels", None)
+        self.class_counts: tuple[int, ...] = (
+            tuple(int(n) for n in np.bincount(np.asarray(labels, dtype=int), minlength=len(settings.spec.classes)))
+            if labels is not None
+            else ()
+        )
         self.steps_per_epoch = _steps_per_epoch(settings, len(self.train_set))
 
     # -- progress --------------------------------------------------------------------------------------
@@ -228,9 +249,22 @@ class _Run:
         return self.s.time_limit_s - (time.monotonic() - self.started)
 
     # -- one model ------------------------------------------------------------------------------------
-    def _evaluate(self, models: Sequence[nn.Module], fields: Sequence[FieldRecord]) -> Evaluation:
-        options = self.engine.evaluation_options(self.s)
+    def _evaluate(
+        self, models: Sequence[nn.Module], fields: Sequence[FieldRecord], options: Mapping[str, Any] | None = None
+    ) -> Evaluation:
+        options = {**self.engine.evaluation_options(self.s), **(options or {})}
         return evaluate_detailed(self.s.stage, models, fields, device=self.s.device, cache=self.cache, **options)
+
+    def _calibrate(self, path: Path) -> LoadedCheckpoint:
+        """Fit the model's softmax temperature on val and store it in its best checkpoint (1.0 without val)."""
+        loaded = load_checkpoint(path, map_location=self.s.device)
+        if not self.val_fields:
+            return loaded
+        temperature = self.engine.temperature(self.s, loaded.model, self.val_fields, self.cache)
+        if temperature != loaded.meta.temperature:
+            loaded.meta = dataclasses.replace(loaded.meta, temperature=temperature)
+            save_checkpoint(path, loaded.model, loaded.meta, epoch=loaded.epoch)
+        return loaded
 
     def train_member(self, slot: int, member: int | None, arch: str) -> tuple[Path, int, list[dict[str, Any]]]:
         s = self.s
@@ -309,11 +343,12 @@ class _Run:
             if self.val_fields and (epoch % s.eval_every == 0 or last_epoch):
                 val_metrics = self._evaluate([model], self.val_fields).metrics
                 score = val_metrics.get(main_metric)
-            # Best epoch: the highest val main metric (latest on ties); without val, the latest epoch.
-            improved = (
-                (not self.val_fields and last_epoch)
-                or (score is not None and (best_score is None or score >= best_score))
-                or best_epoch == 0
+            # Best epoch: the highest val main metric (latest on ties). Without val fields, or while the val metric
+            # is undefined on every evaluated epoch (val cells without a class, val fields without boxes), the
+            # latest epoch: never the near-untrained first one (issue 15).
+            evaluated = bool(val_metrics)
+            improved = (score is not None and (best_score is None or score >= best_score)) or (
+                best_score is None and (last_epoch or evaluated or best_epoch == 0)
             )
             if improved:
                 best_epoch, best_score = epoch, score if score is not None else best_score
@@ -338,7 +373,7 @@ class _Run:
                 "finished": finished,
                 "stopped_early": stopped and epoch < s.epochs,
             }
-            meta = _meta(s, arch, member, self.data_snapshot, val_metrics)
+            meta = _meta(s, arch, member, self.data_snapshot, val_metrics, self.class_counts)
             if improved:
                 save_checkpoint(best_path, model, meta, epoch=epoch)
             save_checkpoint(
@@ -364,6 +399,14 @@ class _Run:
             )
             if stopped:
                 break
+        if self.val_fields and best_score is None and history:
+            warning = (
+                f"warning: {name}: val {main_metric} is undefined on every evaluated epoch "
+                f"({len(self.val_fields)} val fields without usable {s.spec.examples_named}); "
+                f"best.pt is the latest epoch ({best_epoch}), not a val-selected one"
+            )
+            self.warnings.append(warning)
+            self._report(slot, member, best_epoch, best_epoch, None, warning)
         if not best_path.exists():
             raise ValueError(f"{folder}: the run finished without a best checkpoint (no epoch was trained)")
         return best_path, best_epoch, history
@@ -377,11 +420,14 @@ class _Run:
             checkpoints.append(path)
             best_epochs.append(best_epoch)
             self.history.extend(history)
-        models = [load_checkpoint(p, map_location=s.device).model for p in checkpoints]
+        loaded = [self._calibrate(p) for p in checkpoints]
+        models = [c.model for c in loaded]
+        # The run's reported metrics are those of the probabilities the pipeline will show (calibrated).
+        options = self.engine.checkpoint_options([c.meta for c in loaded])
         plots_dir = self.out_dir / "plots"
-        val_eval = self._evaluate(models, self.val_fields) if self.val_fields else None
+        val_eval = self._evaluate(models, self.val_fields, options) if self.val_fields else None
         split = "test" if self.test_fields else "val" if self.val_fields else None
-        final = (self._evaluate(models, self.test_fields) if split == "test" else val_eval) if split else None
+        final = (self._evaluate(models, self.test_fields, options) if split == "test" else val_eval) if split else None
         metrics = dict(final.metrics) if final else {}
         metrics["split"] = split
         written = self.engine.plots(s.spec, final, plots_dir) if final else []
@@ -403,6 +449,7 @@ class _Run:
             best_epochs=best_epochs,
             history=_jsonable(self.history),
             plots=written,
+            warnings=list(self.warnings),
         )
 
 

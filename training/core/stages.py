@@ -85,7 +85,8 @@ COUNTABILITY = StageSpec(
     label="Countability",
     task=Task.CROPS,
     checkpoint_stage=CheckpointStage.COUNTABILITY,
-    main_metric="accuracy",
+    # Balanced accuracy: uncountable cells are the minority; plain accuracy rewards calling every cell countable.
+    main_metric="balanced_accuracy",
     model_config=lambda profile: profile.countability,
     examples=countability_items,
     examples_named="cells",
@@ -99,7 +100,7 @@ CLASSIFIER = StageSpec(
     main_metric="macro_f1",
     model_config=lambda profile: profile.classifier,
     examples=_classified_cells,
-    examples_named="cells with a known class",
+    examples_named="countable cells with a known class",
     ensemble=True,
     guarded_recall=BLAST_CLASS_IDS,
 )

@@ -247,15 +247,38 @@ def test_fab_rule_set_is_stricter() -> None:
 # ---- AML hints, lymphoma, neuroblastoma ------------------------------------------------------------------
 
 
-def test_m3_hint_counts_promyelocytes_as_blasts() -> None:
-    differential = differential_of(myeloblast=10, promyelocyte=90, filler=100)
+def test_m3_hint_does_not_count_promyelocytes_as_blasts() -> None:
+    differential = differential_of(myeloblast=60, promyelocyte=100, filler=40)
     aml = by_id(evaluate_rules(DEFAULT_RULE_SET, differential))["AML"]
 
-    # Without promyelocytes 10/200 = 5%; with them (90 of 100 blasts + promyelocytes dominate) 100/200 = 50%.
+    # Blasts alone: 60/200 = 30%; the promyelocytes dominate blasts + promyelocytes, so the M3 hint is shown.
+    assert aml.status is POSITIVE
+    assert aml.evidence.numerator == ("myeloblast", "monoblast", "megakaryoblast")
+    assert aml.evidence.count == 60
+    assert [hint.id for hint in aml.hints] == ["M3"]
+
+
+def test_regenerating_marrow_with_many_promyelocytes_is_not_aml() -> None:
+    # Recovery after chemotherapy or G-CSF: 18% promyelocytes, 3% blasts. Counting promyelocytes as blasts
+    # would make it 21%, an AML flag (issue 15); by blasts alone it is clearly negative.
+    differential = differential_of(myeloblast=30, promyelocyte=180, filler=790)
+    report = suggest_diagnosis(DEFAULT_RULE_SET, differential)
+    aml = by_id(report.suggestions)["AML"]
+
+    assert aml.status is NEGATIVE
+    assert aml.evidence.count == 30
+    assert aml.hints == ()
+    assert report.summary.status is NEGATIVE
+
+
+def test_a_rule_set_may_still_add_hint_classes_to_the_numerator() -> None:
+    rule_set = copy.deepcopy(DEFAULT_RULE_SET)
+    rule_set["rules"][1]["hints"][0]["adds_to_numerator"] = True
+    aml = by_id(evaluate_rules(rule_set, differential_of(myeloblast=10, promyelocyte=90, filler=100)))["AML"]
+
     assert aml.status is POSITIVE
     assert aml.evidence.numerator == ("myeloblast", "monoblast", "megakaryoblast", "promyelocyte")
     assert aml.evidence.count == 100
-    assert [hint.id for hint in aml.hints] == ["M3"]
 
 
 def test_m7_hint_when_megakaryoblasts_dominate() -> None:
@@ -326,7 +349,7 @@ def test_summary_without_positive_rules() -> None:
 
 
 def test_report_to_dict_is_plain_json() -> None:
-    report = suggest_diagnosis(DEFAULT_RULE_SET, differential_of(myeloblast=10, promyelocyte=90, filler=100))
+    report = suggest_diagnosis(DEFAULT_RULE_SET, differential_of(myeloblast=60, promyelocyte=100, filler=40))
     data = report.to_dict()
 
     assert json.loads(json.dumps(data, allow_nan=False)) == data

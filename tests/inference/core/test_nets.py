@@ -170,3 +170,19 @@ def test_backbone_checkpoint_with_a_wrong_backbone_is_refused(tmp_path: Path) ->
     torch.save(timm.create_model("test_efficientnet", pretrained=False).state_dict(), path)
     with pytest.raises(ValueError, match="backbone"):
         build_classifier("test_resnet", 21, backbone_checkpoint=path)
+
+
+def test_detector_shrinks_fields_with_antialiasing() -> None:
+    # Pixel noise shrunk 10x: antialiasing averages it out; plain bilinear sampling keeps most of its spread.
+    model: Any = build_detector("fcos_convnet_tiny", min_size=64, max_size=64).eval()
+    noise = torch.rand(3, 640, 640, generator=torch.Generator().manual_seed(0))
+    batch, _ = model.transform([noise])
+    assert batch.image_sizes == [(64, 64)]
+    # The transform also normalises: undo it to compare with the input's standard deviation (~0.29).
+    std = torch.tensor(model.transform.image_std)[:, None, None]
+    assert float((batch.tensors[0] * std).std()) < 0.1
+    target = {"boxes": torch.tensor([[100.0, 200.0, 300.0, 400.0]]), "labels": torch.tensor([1])}
+    model.train()
+    _, targets = model.transform([noise], [target])
+    assert targets is not None
+    assert torch.allclose(targets[0]["boxes"], torch.tensor([[10.0, 20.0, 30.0, 40.0]]))

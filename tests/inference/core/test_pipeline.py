@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from PIL import Image
 from torch import nn
 
 from annotations.taxonomy import CLASS_NAMES, NUM_CLASSES
+from inference.core.calibration import Calibration, prior_correct, prior_weights, softmax_with_temperature
 from inference.core.checkpoints import CheckpointMeta, CheckpointMismatchError, save_checkpoint
 from inference.core.crops import crop_cells, field_to_tensor
 from inference.core.pipeline import FieldPrediction, Pipeline
@@ -45,6 +47,7 @@ def test_every_field_gets_cells_with_consistent_probabilities(
             assert min(x, y, w, h) >= 0
             assert x + w <= field.width + 1e-4
             assert y + h <= field.height + 1e-4
+            assert cell.p_countable is not None
             assert 0.0 <= cell.p_countable <= 1.0
             assert len(cell.probabilities) == NUM_CLASSES
             assert sum(cell.probabilities) == pytest.approx(1.0, abs=1e-5)
@@ -119,9 +122,21 @@ def test_reduced_precision_path_runs_and_keeps_float32_boxes(tiny_profile: Profi
         assert sum(cell.probabilities) == pytest.approx(1.0, abs=1e-4)
 
 
-def _save_all(tmp_path: Path, profile: Profile, models: Models, member_input_size: int | None = None) -> list[Path]:
+def _save_all(
+    tmp_path: Path,
+    profile: Profile,
+    models: Models,
+    member_input_size: int | None = None,
+    context_margin: float | None = None,
+) -> list[Path]:
     detector, countability, members = models
-    norm = {"mean": profile.normalisation.mean, "std": profile.normalisation.std, "profile": profile.name}
+    norm: dict[str, Any] = {
+        "mean": profile.normalisation.mean,
+        "std": profile.normalisation.std,
+        "profile": profile.name,
+    }
+    if context_margin is not None:
+        norm["config"] = {"context_margin": context_margin}
     paths = [
         save_checkpoint(
             tmp_path / "detector.pt",
@@ -181,6 +196,65 @@ def test_checkpoints_that_do_not_fit_the_profile_are_refused(
     other = dataclasses.replace(tiny_profile, classifier=dataclasses.replace(tiny_profile.classifier, archs=("x",)))
     with pytest.raises(CheckpointMismatchError, match="does not use an architecture of profile"):
         Pipeline.from_checkpoints(detector, countability, members, other)
+
+
+def test_a_checkpoint_trained_with_another_context_margin_is_refused(
+    tmp_path: Path, tiny_profile: Profile, tiny_models: Models
+) -> None:
+    detector, countability, *members = _save_all(tmp_path, tiny_profile, tiny_models, context_margin=0.4)
+    with pytest.raises(CheckpointMismatchError, match=r"context margin 0\.4, profile uses 0\.2"):
+        Pipeline.from_checkpoints(detector, countability, members, tiny_profile)
+    same = _save_all(tmp_path / "same", tiny_profile, tiny_models, context_margin=tiny_profile.context_margin)
+    Pipeline.from_checkpoints(same[0], same[1], same[2:], tiny_profile)
+
+
+def test_calibration_scales_members_and_corrects_the_prior_of_counted_probabilities(
+    tiny_profile: Profile, tiny_models: Models
+) -> None:
+    detector, countability, members = tiny_models
+    raw = Pipeline(detector, countability, members, tiny_profile).run(synthetic_fields())
+    weights = prior_weights([1000] * 20 + [10], 0.5)  # class 20 rare in training: balanced sampling favoured it
+    count_weights = prior_weights([100, 900], 0.5)
+    calibrated = Pipeline(
+        detector,
+        countability,
+        members,
+        tiny_profile,
+        countability_calibration=Calibration(1.5, count_weights),
+        member_calibrations=[Calibration(2.0, weights)] * len(members),
+    ).run(synthetic_fields())
+    raw_cells = [c for f in raw for c in f.cells]
+    cells = [c for f in calibrated for c in f.cells]
+    assert cells
+    member_raw = np.array([c.member_probabilities for c in raw_cells]).transpose(1, 0, 2)
+    scaled = np.stack([softmax_with_temperature(np.log(m), 2.0) for m in member_raw])
+    balanced = scaled.mean(axis=0)
+    corrected = prior_correct(balanced, weights)
+    np.testing.assert_allclose([c.member_probabilities for c in cells], scaled.transpose(1, 0, 2), atol=1e-5)
+    np.testing.assert_allclose([c.probabilities for c in cells], corrected, atol=1e-5)
+    assert [c.predicted_class for c in cells] == corrected.argmax(axis=1).tolist()
+    # The review queue's uncertainty reads the balanced probabilities, not the corrected ones.
+    expected_entropy = -(balanced * np.log(balanced)).sum(axis=1)
+    np.testing.assert_allclose([c.uncertainty["entropy"] for c in cells], expected_entropy, atol=1e-4)
+    p_raw = np.array([c.p_countable for c in raw_cells])
+    two = np.log(np.stack([1 - p_raw, p_raw], axis=1))
+    expected_countable = prior_correct(softmax_with_temperature(two, 1.5), count_weights)[:, 1]
+    np.testing.assert_allclose([c.p_countable for c in cells], expected_countable, atol=1e-5)
+
+
+def test_a_detector_alone_gives_unclassified_boxes(tiny_profile: Profile, tiny_models: Models) -> None:
+    detector, countability, members = tiny_models
+    full = Pipeline(detector, countability, members, tiny_profile).run(synthetic_fields())
+    alone = Pipeline(detector, None, [], tiny_profile).run(synthetic_fields())
+    np.testing.assert_allclose(
+        [c.box for f in alone for c in f.cells], [c.box for f in full for c in f.cells], atol=1e-3
+    )
+    cells = [c for f in alone for c in f.cells]
+    assert cells
+    assert all(c.predicted_class is None and c.p_countable is None and c.probabilities == () for c in cells)
+    assert all(c.uncertainty == {"detector": pytest.approx(1 - c.detector_score)} for c in cells)
+    with pytest.raises(ValueError, match="or with neither"):
+        Pipeline(detector, countability, [], tiny_profile)
 
 
 def test_cuda_device_without_cuda_is_a_clear_error(tiny_profile: Profile, tiny_models: Models) -> None:

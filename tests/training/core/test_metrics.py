@@ -161,3 +161,24 @@ def test_detection_metrics_edges():
     assert no_truth["num_boxes"] == 0
     with pytest.raises(ValueError, match="images"):
         detection_metrics(truth, [])
+
+
+def test_detection_metrics_cap_follows_the_profile_not_cocoeval_default():
+    # A crowded field: 150 cells, all found. COCOeval's default cap (100) would drop the lowest 50 detections.
+    boxes = np.array([[10.0 * i, 0.0, 10.0 * i + 8, 8.0] for i in range(150)])
+    scores = np.linspace(1.0, 0.5, 150)
+    capped = detection_metrics([boxes], [(boxes, scores)])
+    full = detection_metrics([boxes], [(boxes, scores)], max_detections=200)
+    assert capped["ap50"] < 0.8
+    assert full["ap50"] == pytest.approx(1.0)
+
+
+def test_detector_evaluation_takes_its_cap_from_the_profile(train_profile):
+    from training.core.config import TrainConfig, resolve_settings
+    from training.core.engine import DetectionEngine
+
+    settings = resolve_settings(TrainConfig(stage="detector", profile=train_profile, epochs=1))
+    engine = DetectionEngine()
+    assert engine.evaluation_options(settings)["max_detections"] == train_profile.detector.max_detections
+    _, config = engine.checkpoint_meta(settings)
+    assert config["max_detections"] == train_profile.detector.max_detections

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from inference.core.checkpoints import load_checkpoint, read_meta
+from inference.core.checkpoints import calibration_of, load_checkpoint, read_meta
 from inference.core.pipeline import Pipeline
 from training.core.config import TrainConfig
 from training.core.data import CropSpec
@@ -64,7 +64,7 @@ def test_detector_beats_chance(trained):
     assert result.architecture == "fcos_convnet_tiny"
 
 
-def test_checkpoints_carry_what_inference_needs(trained, train_profile):
+def test_checkpoints_carry_what_inference_needs(trained, train_profile, synthetic_fields):
     meta = read_meta(trained["classifier"].checkpoints[0])
     assert meta.stage == "classifier_member"
     assert meta.input_size == train_profile.classifier.input_size
@@ -73,6 +73,18 @@ def test_checkpoints_carry_what_inference_needs(trained, train_profile):
     assert meta.config["context_margin"] == train_profile.context_margin
     assert meta.config["lr"] == pytest.approx(3e-3)
     assert "macro_f1" in meta.metrics
+    # What the prior correction and the calibration need travels with the weights (issue 15).
+    assert len(meta.class_counts) == 21
+    assert sum(meta.class_counts) == sum(
+        1 for f in synthetic_fields if f.split == "train" for c in f.cells if c.countable and c.class_index is not None
+    )
+    assert meta.config["balance_power"] == pytest.approx(0.5)
+    assert meta.temperature > 0
+    assert meta.temperature != 1.0  # fitted on val
+    countability = read_meta(trained["countability"].checkpoints[0])
+    assert countability.class_counts[0] + countability.class_counts[1] == sum(
+        len(f.cells) for f in synthetic_fields if f.split == "train"
+    )
     detector = read_meta(trained["detector"].checkpoints[0])
     assert detector.model_kwargs == {"min_size": 64, "max_size": 64}
 
@@ -196,6 +208,22 @@ def test_time_limit_stops_early(small_fields, train_profile, tmp_path):
     assert result.best_epochs == [1]
 
 
+def test_undefined_val_metric_keeps_the_latest_epoch_and_warns(small_fields, train_profile, tmp_path):
+    # Val fields exist but hold no cell: the val metric is undefined on every epoch. The best checkpoint (hence
+    # the test metrics and the gate's candidate) must be the latest epoch, not the near-untrained first one.
+    fields = [dataclasses.replace(f, cells=()) if f.split == "val" else f for f in small_fields]
+    assert any(f.split == "val" for f in fields)
+    messages: list[str] = []
+    result = train_stage(
+        _countability(train_profile, epochs=3), fields, tmp_path, on_progress=lambda p: messages.append(p.message)
+    )
+    assert result.best_epochs == [3]
+    assert load_checkpoint(result.checkpoints[0]).epoch == 3
+    assert len(result.warnings) == 1
+    assert "undefined" in result.warnings[0]
+    assert any(m.startswith("warning:") and "latest epoch" in m for m in messages)
+
+
 def test_bad_input(small_fields, train_profile, tmp_path):
     no_train = [dataclasses.replace(f, split="val") for f in small_fields]
     with pytest.raises(ValueError, match="train split has no usable examples"):
@@ -226,9 +254,13 @@ def test_bad_input(small_fields, train_profile, tmp_path):
 
 
 def test_evaluate_returns_the_metric_dict(trained, train_profile, synthetic_fields):
-    model = load_checkpoint(trained["countability"].checkpoints[0]).model
+    loaded = load_checkpoint(trained["countability"].checkpoints[0])
     norm = train_profile.normalisation
     spec = CropSpec(train_profile.countability.input_size, train_profile.context_margin, norm.mean, norm.std)
     test_fields = [f for f in synthetic_fields if f.split == "test"]
-    metrics = evaluate("countability", [model], test_fields, device=torch.device("cpu"), crop=spec)
+    # The run reports the metrics of the calibrated probabilities (the checkpoint's temperature and prior).
+    calibrations = [calibration_of(loaded.meta)]
+    metrics = evaluate(
+        "countability", [loaded.model], test_fields, device=torch.device("cpu"), crop=spec, calibrations=calibrations
+    )
     assert metrics == {k: v for k, v in trained["countability"].metrics.items() if k != "split"}
