@@ -25,7 +25,7 @@ from annotations.models import (
     Field,
     FieldStatus,
 )
-from inference.selectors import ReviewQueueRequest, review_pool
+from inference.selectors import queued_cells
 
 RECENT_JOBS = 5
 
@@ -108,7 +108,7 @@ def _annotator_block(user: Any) -> dict[str, Any]:
         "fields_to_annotate": mine.exclude(Exists(submitted)).count(),
         "conflicts_waiting": waiting_for_me.count(),
         "fields_with_conflicts_waiting": waiting_for_me.values("field").distinct().count(),
-        "review_queue": review_pool(user, ReviewQueueRequest()).count(),
+        "review_queue": queued_cells(user).count(),
     }
 
 

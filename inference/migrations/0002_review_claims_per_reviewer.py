@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotations', '0010_cell_review'),
+        ('annotations', '0013_cell_review'),
         ('inference', '0001_prelabel'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -12,12 +12,16 @@ from django.db.migrations.executor import MigrationExecutor
 from annotations.counting.rules import DEFAULT_RULE_SET, parse_rule_set
 from annotations.models import RuleSet
 
-migration = importlib.import_module("annotations.migrations.0010_rule_sets_m3_without_promyelocytes")
+migration = importlib.import_module("annotations.migrations.0012_rule_sets_m3_without_promyelocytes")
 
 
 def _historical_apps() -> Any:
     """The models as the migration sees them (no immutability guard: migrations write rows directly)."""
-    return MigrationExecutor(connection).loader.project_state(("annotations", "0009_review_settings_singleton")).apps
+    return (
+        MigrationExecutor(connection)
+        .loader.project_state(("annotations", "0011_patient_birth_year_sex_smear_date"))
+        .apps
+    )
 
 
 def _old_content() -> dict[str, Any]:

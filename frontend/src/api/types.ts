@@ -165,6 +165,23 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/api/v1/assignments/loads/": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** @description Every active annotator with their open work (not paginated): what the assignment page balances. */
+    get: operations["v1_assignments_loads_list"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/api/v1/auth/session": {
     parameters: {
       query?: never;
@@ -285,6 +302,26 @@ export interface paths {
     };
     /** @description The same differential as a PDF report (table, lineage chart, suggestion with evidence, provenance). */
     get: operations["v1_cases_differential_report.pdf_retrieve"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/cases/{id}/gallery/": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * @description The cells of one source, each once, with the differential the report shows for that source:
+     *     `{source, differential, fields, warnings, cells: [a cell as /cells shows it, with its `field`]}`.
+     */
+    get: operations["v1_cases_gallery_retrieve"];
     put?: never;
     post?: never;
     delete?: never;
@@ -707,6 +744,23 @@ export interface paths {
     };
     /** @description Database, broker and worker status; 503 when the database is down. */
     get: operations["v1_health_retrieve"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/home": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** @description What needs the logged-in user now: one block per role they hold. */
+    get: operations["v1_home_retrieve"];
     put?: never;
     post?: never;
     delete?: never;
@@ -1263,6 +1317,26 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/api/v1/smears/{id}/gallery/": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * @description The cells of one source, each once, with the differential the report shows for that source:
+     *     `{source, differential, fields, warnings, cells: [a cell as /cells shows it, with its `field`]}`.
+     */
+    get: operations["v1_smears_gallery_retrieve"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/api/v1/training-jobs/": {
     parameters: {
       query?: never;
@@ -1345,6 +1419,59 @@ export interface paths {
     patch: operations["v1_training_schedules_partial_update"];
     trace?: never;
   };
+  "/api/v1/users/": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** @description Admins create users, give and take roles, deactivate (never delete) and reset passwords. */
+    get: operations["v1_users_list"];
+    put?: never;
+    /** @description Admins create users, give and take roles, deactivate (never delete) and reset passwords. */
+    post: operations["v1_users_create"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/users/{id}/": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** @description Admins create users, give and take roles, deactivate (never delete) and reset passwords. */
+    get: operations["v1_users_retrieve"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    /** @description Admins create users, give and take roles, deactivate (never delete) and reset passwords. */
+    patch: operations["v1_users_partial_update"];
+    trace?: never;
+  };
+  "/api/v1/users/{id}/password/": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** @description Set a new password (the admin tells it to the user). */
+    post: operations["v1_users_password_create"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1354,14 +1481,19 @@ export interface components {
       cells?: number[];
       /** @description every cell of the newest (or the named) prediction set */
       all?: boolean;
+      /** Format: int64 */
       prediction_set?: number;
-      /** @description the set version you read (or send If-Match) */
+      /**
+       * Format: int64
+       * @description the set version you read (or send If-Match)
+       */
       version?: number;
     };
     AcceptedSuggestions: {
       created: components["schemas"]["Cell"][];
       /** @description suggestions already in the set */
       skipped: number[];
+      /** Format: int64 */
       version: number;
     };
     AnnotationSet: {
@@ -1385,7 +1517,10 @@ export interface components {
       readonly submitted_at: string | null;
     };
     AnnotationSetCreateRequest: {
-      /** @description the field to annotate; the set is yours */
+      /**
+       * Format: int64
+       * @description the field to annotate; the set is yours
+       */
       field: number;
     };
     /**
@@ -1403,6 +1538,14 @@ export interface components {
      * @enum {string}
      */
     AnnotationStatusEnum: "draft" | "submitted" | "locked";
+    AnnotatorLoad: {
+      id: number;
+      username: string;
+      /** @description assigned fields whose own set is not submitted yet */
+      open_assignments: number;
+      /** @description all assigned fields */
+      assignments: number;
+    };
     /** @description The shape of every error answer; some carry more keys (e.g. a 409 the current state of the object). */
     ApiError: {
       status: number;
@@ -1440,9 +1583,15 @@ export interface components {
     AssignmentAutoRequest: {
       /** @description field ids */
       fields?: number[];
-      /** @description every field of this smear */
+      /**
+       * Format: int64
+       * @description every field of this smear
+       */
       smear?: number;
-      /** @description every field of this case */
+      /**
+       * Format: int64
+       * @description every field of this case
+       */
       case?: number;
       /** @description choose among these annotators only */
       annotators?: number[];
@@ -1454,8 +1603,12 @@ export interface components {
       }[];
     };
     AssignmentCreateRequest: {
+      /** Format: int64 */
       field: number;
-      /** @description user id of an active annotator */
+      /**
+       * Format: int64
+       * @description user id of an active annotator
+       */
       annotator: number;
     };
     AuditEvent: {
@@ -1611,6 +1764,7 @@ export interface components {
     };
     /** @description A frozen cell (snapshot) as it was when the cross-check started. */
     CellVersion: {
+      /** Format: int64 */
       id: number | null;
       /** Format: double */
       x: number;
@@ -1621,6 +1775,7 @@ export interface components {
       /** Format: double */
       height: number;
       countable: boolean;
+      /** Format: int64 */
       cell_class: number | null;
       /** @description queued cells only: "class", "uncountable" or "not_a_cell" */
       verdict?: string;
@@ -1636,9 +1791,14 @@ export interface components {
       /** Format: double */
       height?: number;
       countable?: boolean;
+      /** Format: int64 */
       cell_class?: number | null;
+      /** Format: int64 */
       source_cell?: number | null;
-      /** @description the set version you read (or send If-Match) */
+      /**
+       * Format: int64
+       * @description the set version you read (or send If-Match)
+       */
       version?: number;
       /** @description why (recorded in the history) */
       reason?: string;
@@ -1695,10 +1855,14 @@ export interface components {
         [key: string]: unknown;
       };
       reason?: string;
-      /** @description the conflict version you read (or send If-Match) */
+      /**
+       * Format: int64
+       * @description the conflict version you read (or send If-Match)
+       */
       version?: number;
     };
     ConflictSide: {
+      /** Format: int64 */
       annotator: number;
       annotator_username: string | null;
       cell: components["schemas"]["CellVersion"] | null;
@@ -1716,7 +1880,10 @@ export interface components {
     ConsensusReopenRequest: {
       /** @description why the consensus is reopened (recorded) */
       reason: string;
-      /** @description the consensus set version (or send If-Match) */
+      /**
+       * Format: int64
+       * @description the consensus set version (or send If-Match)
+       */
       version?: number;
     };
     DatasetSnapshot: {
@@ -1769,7 +1936,25 @@ export interface components {
       readonly finished_at: string | null;
       readonly download_url: string | null;
     };
+    /**
+     * @description * `coco` - COCO
+     *     * `yolo` - YOLO (Ultralytics)
+     *     * `cvat` - CVAT for images 1.1
+     *     * `labelstudio` - Label Studio JSON
+     * @enum {string}
+     */
+    ExportRequestFormatEnum: "coco" | "yolo" | "cvat" | "labelstudio";
     ExportRequestRequest: {
+      /**
+       * @description coco (default), yolo, cvat (CVAT for images 1.1), labelstudio (Label Studio JSON)
+       *
+       *     * `coco` - COCO
+       *     * `yolo` - YOLO (Ultralytics)
+       *     * `cvat` - CVAT for images 1.1
+       *     * `labelstudio` - Label Studio JSON
+       * @default coco
+       */
+      format?: components["schemas"]["ExportRequestFormatEnum"];
       /**
        * @description consensus (default), annotations, predictions
        * @default [
@@ -1782,6 +1967,7 @@ export interface components {
       splits?: components["schemas"]["SplitsEnum"][];
       /** @description class names, 'uncountable', 'unclassified' or category ids; empty: all */
       classes?: string[];
+      /** Format: int64 */
       model_version?: number | null;
       /**
        * @description every image into this one split (train, val or test), whatever its patient's; without it, patients without a split get one first, the way training snapshots assign them
@@ -1826,7 +2012,10 @@ export interface components {
      */
     FieldStatusEnum: "uploaded" | "prelabelled" | "in_annotation" | "in_crosscheck" | "in_adjudication" | "consensus";
     FieldUploadRequest: {
-      /** @description id of the smear the fields belong to */
+      /**
+       * Format: int64
+       * @description id of the smear the fields belong to
+       */
       smear: number;
       /** @description one or many JPEG, PNG or TIFF images */
       files: string[];
@@ -1841,9 +2030,12 @@ export interface components {
     /**
      * @description * `coco` - COCO
      *     * `voc` - Pascal VOC
+     *     * `yolo` - YOLO (Ultralytics)
+     *     * `cvat` - CVAT for images 1.1
+     *     * `labelstudio` - Label Studio JSON
      * @enum {string}
      */
-    ImportFormatEnum: "coco" | "voc";
+    ImportFormatEnum: "coco" | "voc" | "yolo" | "cvat" | "labelstudio";
     ImportJob: {
       readonly id: number;
       readonly status: components["schemas"]["JobStatusEnum"];
@@ -1875,7 +2067,7 @@ export interface components {
     ImportRequestRequest: {
       /**
        * Format: binary
-       * @description a zip: COCO (annotations/*.json + images) or VOC (Annotations/, JPEGImages/)
+       * @description a zip: COCO (annotations/*.json + images), VOC (Annotations/, JPEGImages/), YOLO (images/, labels/, data.yaml), CVAT for images 1.1 (annotations.xml + images/) or Label Studio JSON (+ images)
        */
       archive: string;
       format: components["schemas"]["ImportFormatEnum"];
@@ -1905,6 +2097,25 @@ export interface components {
       source_name?: string;
       /** @description a folder in the archive ('.' for all of it) where images named by absolute paths or URLs (e.g. Label Studio's /data/upload/...) are found by file name */
       images?: string;
+      /**
+       * @description pin each image's split in the dataset on its patient
+       * @default false
+       */
+      split_from_dataset?: boolean;
+      /**
+       * @description each image its own patient and case, coded <case>-<image name>
+       * @default false
+       */
+      patient_per_image?: boolean;
+      /**
+       * Format: binary
+       * @description CSV image,patient: each patient gets a case of its code
+       */
+      patients?: string;
+      /** @default  */
+      license?: string;
+      /** @default  */
+      source_url?: string;
       /**
        * @description consensus | annotator:USERNAME
        * @default consensus
@@ -2269,6 +2480,24 @@ export interface components {
       previous?: string | null;
       results: components["schemas"]["TrainingSchedule"][];
     };
+    PaginatedUserList: {
+      /** @example 123 */
+      count: number;
+      /**
+       * Format: uri
+       * @example http://api.example.org/accounts/?page=4
+       */
+      next?: string | null;
+      /**
+       * Format: uri
+       * @example http://api.example.org/accounts/?page=2
+       */
+      previous?: string | null;
+      results: components["schemas"]["User"][];
+    };
+    PasswordRequest: {
+      password: string;
+    };
     /**
      * @description Leaves out `Meta.left_out_for_some_readers` (free text that may name a patient: notes, upload names) for
      *     readers outside the lab's clinical roles: researchers see the platform de-identified.
@@ -2294,15 +2523,22 @@ export interface components {
       /** Format: double */
       height?: number;
       countable?: boolean;
+      /** Format: int64 */
       cell_class?: number | null;
+      /** Format: int64 */
       source_cell?: number | null;
-      /** @description the set version you read (or send If-Match) */
+      /**
+       * Format: int64
+       * @description the set version you read (or send If-Match)
+       */
       version?: number;
       /** @description why (recorded in the history) */
       reason?: string;
     };
     PatchedPatientRequest: {
       code?: string;
+      birth_year?: number | null;
+      sex?: components["schemas"]["SexEnum"] | components["schemas"]["BlankEnum"];
     };
     PatchedReviewSettingsRequest: {
       /** @description annotators see the model's pre-labels as suggestions to accept or correct */
@@ -2321,6 +2557,11 @@ export interface components {
       case?: number;
       code?: string;
       stain?: string;
+      /**
+       * Format: date
+       * @description the day the smear was made
+       */
+      prepared_on?: string | null;
       microscope?: string;
       camera?: string;
       /** Format: int64 */
@@ -2350,9 +2591,17 @@ export interface components {
       epochs?: number | null;
       promote?: components["schemas"]["TrainingSchedulePromoteEnum"];
     };
+    PatchedUserUpdateRequest: {
+      email?: string;
+      roles?: string[];
+      /** @description false: deactivated (users are never deleted) */
+      is_active?: boolean;
+    };
     Patient: {
       readonly id: number;
       code: string;
+      birth_year?: number | null;
+      sex?: components["schemas"]["SexEnum"] | components["schemas"]["BlankEnum"];
       readonly split: components["schemas"]["SplitEnum"] | components["schemas"]["BlankEnum"];
       readonly case_count: number;
       /** Format: date-time */
@@ -2360,6 +2609,8 @@ export interface components {
     };
     PatientRequest: {
       code: string;
+      birth_year?: number | null;
+      sex?: components["schemas"]["SexEnum"] | components["schemas"]["BlankEnum"];
     };
     Plot: {
       name: string;
@@ -2413,7 +2664,10 @@ export interface components {
     PrelabelRequestRequest: {
       /** @description these fields */
       field_ids?: number[];
-      /** @description every field of this case */
+      /**
+       * Format: int64
+       * @description every field of this case
+       */
       case?: number;
       /**
        * @description also fields the active model already pre-labelled (default: only new ones)
@@ -2432,7 +2686,10 @@ export interface components {
     RegistryActionRequest: {
       /** @description why (kept in the audit trail) */
       reason: string;
-      /** @description rollback only: the version to return to */
+      /**
+       * Format: int64
+       * @description rollback only: the version to return to
+       */
       to?: number;
     };
     /**
@@ -2495,10 +2752,16 @@ export interface components {
       field_height: number;
     };
     ReviewDecisionRequest: {
-      /** @description a queued cell you hold */
+      /**
+       * Format: int64
+       * @description a queued cell you hold
+       */
       cell: number;
       verdict: components["schemas"]["VerdictEnum"];
-      /** @description "class" verdicts: the class */
+      /**
+       * Format: int64
+       * @description "class" verdicts: the class
+       */
       cell_class?: number | null;
       /** @description the corrected box (default: the model's) */
       box?: components["schemas"]["ReviewBoxRequest"];
@@ -2581,6 +2844,13 @@ export interface components {
       activate?: boolean;
     };
     /**
+     * @description * `F` - Female
+     *     * `M` - Male
+     *     * `X` - Other
+     * @enum {string}
+     */
+    SexEnum: "F" | "M" | "X";
+    /**
      * @description Leaves out `Meta.left_out_for_some_readers` (free text that may name a patient: notes, upload names) for
      *     readers outside the lab's clinical roles: researchers see the platform de-identified.
      */
@@ -2590,6 +2860,11 @@ export interface components {
       readonly case_code: string;
       code: string;
       stain?: string;
+      /**
+       * Format: date
+       * @description the day the smear was made
+       */
+      prepared_on?: string | null;
       microscope?: string;
       camera?: string;
       /** Format: int64 */
@@ -2607,6 +2882,11 @@ export interface components {
       case: number;
       code: string;
       stain?: string;
+      /**
+       * Format: date
+       * @description the day the smear was made
+       */
+      prepared_on?: string | null;
       microscope?: string;
       camera?: string;
       /** Format: int64 */
@@ -2756,9 +3036,15 @@ export interface components {
       stages?: components["schemas"]["StagesEnum"][];
       /** @description model profile (default AICELL_PROFILE) */
       profile?: string;
-      /** @description default: profile's */
+      /**
+       * Format: int64
+       * @description default: profile's
+       */
       epochs?: number | null;
-      /** @default 0 */
+      /**
+       * Format: int64
+       * @default 0
+       */
       seed?: number;
       /** @default auto */
       promote?: components["schemas"]["TrainingRequestPromoteEnum"];
@@ -2828,6 +3114,34 @@ export interface components {
      * @enum {string}
      */
     TriggeredByEnum: "user" | "schedule";
+    User: {
+      readonly id: number;
+      /** @description Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only. */
+      readonly username: string;
+      /** @description empty when none was given */
+      readonly email: string;
+      readonly roles: components["schemas"]["RoleEnum"][];
+      /**
+       * Active
+       * @description Designates whether this user should be treated as active. Unselect this instead of deleting accounts.
+       */
+      readonly is_active: boolean;
+      /**
+       * Staff status
+       * @description Designates whether the user can log into this admin site.
+       */
+      readonly is_staff: boolean;
+      /** Format: date-time */
+      readonly last_login: string | null;
+      /** Format: date-time */
+      readonly date_joined: string;
+    };
+    UserCreateRequest: {
+      username: string;
+      email?: string;
+      password: string;
+      roles: string[];
+    };
     /**
      * @description * `class` - A countable white cell of a class
      *     * `uncountable` - An uncountable white cell
@@ -2836,7 +3150,10 @@ export interface components {
      */
     VerdictEnum: "class" | "uncountable" | "not_a_cell";
     VersionRequest: {
-      /** @description the set version you read (or send If-Match) */
+      /**
+       * Format: int64
+       * @description the set version you read (or send If-Match)
+       */
       version?: number;
     };
     /**
@@ -3908,6 +4225,52 @@ export interface operations {
       };
     };
   };
+  v1_assignments_loads_list: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["AnnotatorLoad"][];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
   v1_auth_session_retrieve: {
     parameters: {
       query?: never;
@@ -4722,8 +5085,8 @@ export interface operations {
         format?: "csv" | "json";
         /** @description rule set id (default: the active one) */
         rule_set?: number;
-        /** @description cells counted: consensus (default), consensus+model (send '+' as %2B), or model */
-        source?: "consensus" | "consensus+model" | "model";
+        /** @description cells counted: consensus (default), consensus+model (send '+' as %2B), model (the active classifier's predictions) or mine (the asking user's own annotations) */
+        source?: "consensus" | "consensus+model" | "mine" | "model";
       };
       header?: never;
       path: {
@@ -4807,8 +5170,8 @@ export interface operations {
         ci_method?: "exact" | "wilson";
         /** @description rule set id (default: the active one) */
         rule_set?: number;
-        /** @description cells counted: consensus (default), consensus+model (send '+' as %2B), or model */
-        source?: "consensus" | "consensus+model" | "model";
+        /** @description cells counted: consensus (default), consensus+model (send '+' as %2B), model (the active classifier's predictions) or mine (the asking user's own annotations) */
+        source?: "consensus" | "consensus+model" | "mine" | "model";
       };
       header?: never;
       path: {
@@ -4864,6 +5227,76 @@ export interface operations {
         };
       };
       409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_cases_gallery_retrieve: {
+    parameters: {
+      query?: {
+        /** @description whose cells: consensus (default), mine (the asking annotator's) or model (the active classifier's predictions); never a blend */
+        source?: "consensus" | "mine" | "model";
+      };
+      header?: never;
+      path: {
+        /** @description A unique integer value identifying this case. */
+        id: number;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            [key: string]: unknown;
+          };
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description No such object, or one you may not see (answered exactly alike). */
+      404: {
         headers: {
           [name: string]: unknown;
         };
@@ -7018,14 +7451,65 @@ export interface operations {
       };
     };
   };
+  v1_home_retrieve: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            [key: string]: unknown;
+          };
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
   v1_imports_list: {
     parameters: {
       query?: {
         /**
          * @description * `coco` - COCO
          *     * `voc` - Pascal VOC
+         *     * `yolo` - YOLO (Ultralytics)
+         *     * `cvat` - CVAT for images 1.1
+         *     * `labelstudio` - Label Studio JSON
          */
-        format?: "coco" | "voc";
+        format?: "coco" | "cvat" | "labelstudio" | "voc" | "yolo";
         /** @description Which field to use when ordering the results. */
         ordering?: string;
         /** @description A page number within the paginated result set. */
@@ -10109,8 +10593,8 @@ export interface operations {
         format?: "csv" | "json";
         /** @description rule set id (default: the active one) */
         rule_set?: number;
-        /** @description cells counted: consensus (default), consensus+model (send '+' as %2B), or model */
-        source?: "consensus" | "consensus+model" | "model";
+        /** @description cells counted: consensus (default), consensus+model (send '+' as %2B), model (the active classifier's predictions) or mine (the asking user's own annotations) */
+        source?: "consensus" | "consensus+model" | "mine" | "model";
       };
       header?: never;
       path: {
@@ -10194,8 +10678,8 @@ export interface operations {
         ci_method?: "exact" | "wilson";
         /** @description rule set id (default: the active one) */
         rule_set?: number;
-        /** @description cells counted: consensus (default), consensus+model (send '+' as %2B), or model */
-        source?: "consensus" | "consensus+model" | "model";
+        /** @description cells counted: consensus (default), consensus+model (send '+' as %2B), model (the active classifier's predictions) or mine (the asking user's own annotations) */
+        source?: "consensus" | "consensus+model" | "mine" | "model";
       };
       header?: never;
       path: {
@@ -10251,6 +10735,76 @@ export interface operations {
         };
       };
       409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_smears_gallery_retrieve: {
+    parameters: {
+      query?: {
+        /** @description whose cells: consensus (default), mine (the asking annotator's) or model (the active classifier's predictions); never a blend */
+        source?: "consensus" | "mine" | "model";
+      };
+      header?: never;
+      path: {
+        /** @description A unique integer value identifying this smear. */
+        id: number;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            [key: string]: unknown;
+          };
+        };
+      };
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description No such object, or one you may not see (answered exactly alike). */
+      404: {
         headers: {
           [name: string]: unknown;
         };
@@ -10747,6 +11301,424 @@ export interface operations {
         };
         content: {
           "application/json": components["schemas"]["TrainingSchedule"];
+        };
+      };
+      /** @description The request is invalid; `errors` names each field and why. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description No such object, or one you may not see (answered exactly alike). */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The upload exceeds a configured limit. */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The request body has a media type this operation does not read. */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_users_list: {
+    parameters: {
+      query?: {
+        is_active?: boolean;
+        /** @description Which field to use when ordering the results. */
+        ordering?: string;
+        /** @description A page number within the paginated result set. */
+        page?: number;
+        /** @description Number of results to return per page. */
+        page_size?: number;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["PaginatedUserList"];
+        };
+      };
+      /** @description The request is invalid; `errors` names each field and why. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description No such object, or one you may not see (answered exactly alike). */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_users_create: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["UserCreateRequest"];
+        "application/x-www-form-urlencoded": components["schemas"]["UserCreateRequest"];
+        "multipart/form-data": components["schemas"]["UserCreateRequest"];
+      };
+    };
+    responses: {
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["User"];
+        };
+      };
+      /** @description The request is invalid; `errors` names each field and why. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The upload exceeds a configured limit. */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The request body has a media type this operation does not read. */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_users_retrieve: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description A unique integer value identifying this user. */
+        id: number;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["User"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description No such object, or one you may not see (answered exactly alike). */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_users_partial_update: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description A unique integer value identifying this user. */
+        id: number;
+      };
+      cookie?: never;
+    };
+    requestBody?: {
+      content: {
+        "application/json": components["schemas"]["PatchedUserUpdateRequest"];
+        "application/x-www-form-urlencoded": components["schemas"]["PatchedUserUpdateRequest"];
+        "multipart/form-data": components["schemas"]["PatchedUserUpdateRequest"];
+      };
+    };
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["User"];
+        };
+      };
+      /** @description The request is invalid; `errors` names each field and why. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description No such object, or one you may not see (answered exactly alike). */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The upload exceeds a configured limit. */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The request body has a media type this operation does not read. */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_users_password_create: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description A unique integer value identifying this user. */
+        id: number;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["PasswordRequest"];
+        "application/x-www-form-urlencoded": components["schemas"]["PasswordRequest"];
+        "multipart/form-data": components["schemas"]["PasswordRequest"];
+      };
+    };
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["User"];
         };
       };
       /** @description The request is invalid; `errors` names each field and why. */

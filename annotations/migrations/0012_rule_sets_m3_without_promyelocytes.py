@@ -38,6 +38,6 @@ def new_versions(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("annotations", "0009_review_settings_singleton")]
+    dependencies = [("annotations", "0011_patient_birth_year_sex_smear_date")]
 
     operations = [migrations.RunPython(new_versions, migrations.RunPython.noop)]

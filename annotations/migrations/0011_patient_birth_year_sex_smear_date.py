@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotations', '0009_review_settings_singleton'),
+        ('annotations', '0010_interchange_formats_provenance'),
     ]
 
     operations = [

@@ -23,7 +23,7 @@ def fill_countability_margin(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotations', '0009_review_settings_singleton'),
+        ('annotations', '0012_rule_sets_m3_without_promyelocytes'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
