@@ -70,7 +70,7 @@ def test_leaving_the_page_releases_the_hold(page: Any) -> None:
     page.click("header.top nav a:has-text('Review queue')")
     page.wait_for_selector("#choices")
     assert ReviewClaim.objects.filter(reviewer=world.annotator).exists()
-    page.click("header.top nav a:has-text('Worklist')")
+    page.click("header.top nav a:has-text('Home')")
     eventually(lambda: not ReviewClaim.objects.filter(reviewer=world.annotator).exists())
 
 
