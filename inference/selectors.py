@@ -59,7 +59,15 @@ class ReviewQueueRequest:
 
 
 def candidate_of(cell: Cell) -> ReviewCandidate:
+    # The stored columns are what the SQL ordering reads, so the pure ranking reads them too (scores may lack them).
+    columns = {
+        "least_confidence": None if cell.confidence is None else 1.0 - cell.confidence,
+        "margin": cell.margin,
+        "entropy": cell.entropy,
+        "mutual_information": cell.mutual_information,
+    }
     uncertainty = dict(cell.scores.get("uncertainty", {}))
+    uncertainty.update({name: value for name, value in columns.items() if value is not None})
     return ReviewCandidate(
         cell_id=cell.pk,
         field_id=cell.annotation_set.field_id,

@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from aicell.api.fields import parse_strict_int
 from aicell.api.permissions import RoleAccess
 from aicell.api.schema import ApiErrorSerializer
 from aicell.errors import FieldError, ValidationFailed
@@ -181,7 +182,7 @@ class ReviewDecisionWithdrawView(APIView):
 
     @extend_schema(request=None, responses={204: None})
     def delete(self, request: Request, cell_id: int) -> Response:
-        services.review_decision_withdraw(user=request.user, cell_id=cell_id)
+        services.review_decision_withdraw(user=request.user, cell_id=parse_strict_int(cell_id, "cell_id"))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -343,7 +343,8 @@ def build_detector(arch: str, num_classes: int = detector_num_classes(), **kwarg
         model = _DETECTOR_BUILDERS[arch](num_classes=num_classes, **kwargs)
     except TypeError as error:
         raise ValueError(f"{arch}: invalid detector kwargs {sorted(kwargs)}: {error}") from error
-    model.transform.__class__ = AntialiasedTransform
+    if hasattr(model, "transform"):  # torchvision detectors resize fields; the null detector has nothing to resize
+        model.transform.__class__ = AntialiasedTransform
     if size is not None:
         _set_ssd_input_size(model, size)
     if anchor_sizes is not None:

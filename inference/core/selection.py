@@ -46,10 +46,9 @@ class ReviewStrategy:
 
 def _measure(name: str, sign: float) -> Callable[[ReviewCandidate], float]:
     def priority(candidate: ReviewCandidate) -> float:
-        try:
-            return sign * float(candidate.uncertainty[name])
-        except KeyError:
-            raise KeyError(f"cell {candidate.cell_id!r} has no {name!r} uncertainty") from None
+        # A cell without this measure (a detector-only box, a stored cell from before the measure) comes last.
+        value = candidate.uncertainty.get(name)
+        return float("-inf") if value is None else sign * float(value)
 
     return priority
 

@@ -49,7 +49,7 @@ def bccd(tmp_path: Path) -> Path:
 
 def test_every_field_is_its_own_patient_pinned_to_its_list(bccd: Path, settings: Any, tmp_path: Path) -> None:
     settings.AICELL_DATASET_DIR = tmp_path / "datasets"
-    report = _import(bccd, {"train": "train", "val": "val"}, one_wbc_only=False)
+    report = _import(bccd, tmp_path, one_wbc_only=False)
     assert report == {"fields": {"train": 2, "val": 1}, "cells": 4, "skipped": []}
     assert dict(Patient.objects.values_list("code", "split")) == {
         "BCCD-img_a": "train",
@@ -67,7 +67,8 @@ def test_every_field_is_its_own_patient_pinned_to_its_list(bccd: Path, settings:
     }
 
 
-def test_the_classifier_part_takes_fields_with_exactly_one_wbc(bccd: Path) -> None:
-    report = _import(bccd, {"train": "train", "val": "val"}, one_wbc_only=True)
+def test_the_classifier_part_takes_fields_with_exactly_one_wbc(bccd: Path, settings: Any, tmp_path: Path) -> None:
+    settings.AICELL_DATASET_DIR = tmp_path / "datasets"
+    report = _import(bccd, tmp_path, one_wbc_only=True)
     assert report["fields"] == {"train": 1, "val": 1}
     assert sorted(Cell.objects.values_list("cell_class_id", flat=True)) == [6, 12]

@@ -29,12 +29,13 @@ SIZE = 96
 def disc_image(cells: Sequence[tuple[float, float, float, float, int | None, bool]], seed: int) -> bytes:
     image = Image.new("RGB", (SIZE, SIZE), (235, 215, 220))
     draw = ImageDraw.Draw(image)
-    draw.point((seed % SIZE, (seed // SIZE) % SIZE), fill=(seed % 256, 1, 2))  # unique bytes per field
     for x, y, w, h, cls, countable in cells:
         colour = COLOURS.get(cls if cls is not None else 12, (90, 90, 90))
         if not countable:
             colour = (120, 110, 100)
         draw.ellipse((x, y, x + w - 1, y + h - 1), fill=colour)
+    # Unique bytes per field, drawn last so that no cell covers them (equal images would be one field).
+    draw.point((seed % SIZE, (seed // SIZE) % SIZE), fill=(seed % 256, 1, 2))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()

@@ -62,7 +62,9 @@ export async function reviewStrategies(): Promise<StrategyList> {
 type ReviewCell = components["schemas"]["ReviewCell"];
 
 export function suggestionOfReview(item: ReviewCell): Suggestion {
-  const sorted = [...item.probabilities].sort((a, b) => b - a);
+  const probabilities = item.probabilities ?? [];
+  const uncertainty = item.uncertainty ?? {};
+  const sorted = [...probabilities].sort((a, b) => b - a);
   return {
     id: item.id,
     x: item.x,
@@ -71,11 +73,11 @@ export function suggestionOfReview(item: ReviewCell): Suggestion {
     height: item.height,
     countable: item.countable,
     cell_class: item.predicted_class,
-    scores: { probabilities: item.probabilities, p_countable: item.p_countable },
+    scores: { probabilities, p_countable: item.p_countable },
     detector_score: item.detector_score,
     confidence: sorted[0] ?? null,
-    margin: item.uncertainty.margin ?? (sorted.length > 1 ? sorted[0] - sorted[1] : null),
-    entropy: item.uncertainty.entropy ?? null,
+    margin: uncertainty.margin ?? (sorted.length > 1 ? sorted[0] - sorted[1] : null),
+    entropy: uncertainty.entropy ?? null,
   };
 }
 

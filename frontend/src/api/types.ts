@@ -2737,14 +2737,14 @@ export interface components {
       predicted_class: number;
       countable: boolean;
       /** Format: double */
-      p_countable: number;
+      p_countable: number | null;
       /** Format: double */
-      detector_score: number;
-      probabilities: number[];
+      detector_score: number | null;
+      probabilities?: number[];
       readonly top3: {
         [key: string]: unknown;
       }[];
-      uncertainty: {
+      uncertainty?: {
         [key: string]: number;
       };
       model_version: number;

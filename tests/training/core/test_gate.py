@@ -43,7 +43,7 @@ def test_countability_is_gated_on_balanced_accuracy_not_accuracy():
     # 90% countable cells: a model that calls every cell countable has accuracy 0.9 but balanced accuracy 0.5.
     labels = [1] * 90 + [0] * 10
     lazy = binary_metrics(labels, [0.9] * 100)
-    good = binary_metrics(labels, [0.9] * 85 + [0.1] * 5 + [0.1] * 10)
+    good = binary_metrics(labels, [0.9] * 78 + [0.1] * 12 + [0.1] * 10)  # finds the uncountable cells, errs more
     assert lazy["accuracy"] > good["accuracy"]
     assert lazy["balanced_accuracy"] == pytest.approx(0.5)
     assert lazy["uncountable_f1"] == 0.0
