@@ -77,7 +77,7 @@ def test_exports_page_offers_the_roles_sources_and_lists_model_versions(exports_
     unused = ModelVersionFactory()  # a candidate without predictions on any field
     UserFactory(username="rita", roles=[Role.RESEARCHER])
     log_in(page, "rita", PASSWORD)
-    page.get_by_role("link", name="Exports").click()
+    page.locator("header.top nav").get_by_role("link", name="Exports", exact=True).click()
     page.wait_for_selector("form.export-form")
     offered = page.eval_on_selector_all("input[name=sources]", "inputs => inputs.map(i => i.value)")
     assert offered == ["consensus", "predictions"]
@@ -97,7 +97,7 @@ def test_admins_are_offered_annotator_work_too(exports_api: None, page: Any) -> 
     build_world(n_fields=1)
     UserFactory(username="lena", roles=[Role.ADMIN])
     log_in(page, "lena", PASSWORD)
-    page.get_by_role("link", name="Exports").click()
+    page.locator("header.top nav").get_by_role("link", name="Exports", exact=True).click()
     page.wait_for_selector("form.export-form")
     offered = page.eval_on_selector_all("input[name=sources]", "inputs => inputs.map(i => i.value)")
     assert offered == ["consensus", "annotations", "predictions"]
@@ -118,7 +118,7 @@ def test_admin_promotes_and_rolls_back_on_the_models_page_with_readable_metrics(
     )
     UserFactory(username="lena", roles=[Role.ADMIN])
     log_in(page, "lena", PASSWORD)
-    page.get_by_role("link", name="Models").click()
+    page.locator("header.top nav").get_by_role("link", name="Models", exact=True).click()
     card = page.locator(f"[data-model='{candidate.pk}']")
     card.wait_for()
     assert "per_class" not in card.inner_text()

@@ -78,7 +78,7 @@ def test_gallery_source_switch_counts_as_the_report_and_read_only_has_no_palette
     old = AnnotationSet.objects.create(field=world.fields[0], kind="prediction", model_version=retired)
     CellFactory(annotation_set=old, x=40.0, y=40.0, width=60.0, height=60.0, cell_class_id=0)
     log_in(page, "ada", PASSWORD)
-    page.get_by_role("link", name="Cases").click()
+    page.locator("header.top nav").get_by_role("link", name="Cases", exact=True).click()
     page.get_by_role("link", name="Gallery").first.click()
     page.wait_for_selector(".gallery-main[data-ready='1']")
     assert page.locator("#gallery-source").input_value() == "consensus"
@@ -112,7 +112,7 @@ def test_a_read_only_field_view_shows_no_editing_affordances(page: Any) -> None:
     truth = imported_truth(world.fields[0])
     CellFactory(annotation_set=truth, x=40.0, y=40.0, width=60.0, height=60.0, cell_class_id=12)
     log_in(page, "ada", PASSWORD)
-    page.get_by_role("link", name="Cases").click()
+    page.locator("header.top nav").get_by_role("link", name="Cases", exact=True).click()
     page.get_by_role("link", name="Gallery").first.click()
     page.wait_for_selector(".gallery-main[data-ready='1']")
     page.locator(".crop").first.dblclick()
@@ -134,7 +134,7 @@ def test_labels_of_overlapping_boxes_show_on_selection_only(page: Any) -> None:
         CellFactory(annotation_set=truth, x=x, y=40.0, width=60.0, height=60.0, cell_class_id=12)
     CellFactory(annotation_set=truth, x=400.0, y=300.0, width=60.0, height=60.0, cell_class_id=16)  # alone
     log_in(page, "ada", PASSWORD)
-    page.get_by_role("link", name="Cases").click()
+    page.locator("header.top nav").get_by_role("link", name="Cases", exact=True).click()
     page.get_by_role("link", name="Gallery").first.click()
     page.wait_for_selector(".gallery-main[data-ready='1']")
     page.locator(".crop").first.dblclick()
@@ -166,7 +166,7 @@ def test_a_2000_cell_case_paints_its_gallery_within_a_second(page: Any) -> None:
             for i in range(1000)
         )
     log_in(page, "ada", PASSWORD)
-    page.get_by_role("link", name="Cases").click()
+    page.locator("header.top nav").get_by_role("link", name="Cases", exact=True).click()
     link = page.get_by_role("link", name="Gallery").first
     link.wait_for()
     started = time.perf_counter()
