@@ -313,8 +313,8 @@ def total_rows(plan: ExportPlan, splits: list[str]) -> int:
     return total
 
 
-def coco_export_write(plan: ExportPlan, out: IO[bytes], *, progress: ProgressCallback | None = None) -> ExportSummary:
-    """Write the export zip into `out` (a file opened for binary writing) and say what it holds."""
+def export_start(plan: ExportPlan, progress: ProgressCallback | None) -> tuple[list[str], Progress, ExportSummary]:
+    """What every format's writer starts from: the plan's splits, a progress tracker over all rows, an empty summary."""
     splits = export_splits(plan)
     tracker = Progress(total_rows(plan, splits) if progress else 0, progress)
     summary = ExportSummary(
@@ -323,6 +323,12 @@ def coco_export_write(plan: ExportPlan, out: IO[bytes], *, progress: ProgressCal
         split_all=plan.split_all,
         splits_assigned=dict(plan.splits_assigned),
     )
+    return splits, tracker, summary
+
+
+def coco_export_write(plan: ExportPlan, out: IO[bytes], *, progress: ProgressCallback | None = None) -> ExportSummary:
+    """Write the export zip into `out` (a file opened for binary writing) and say what it holds."""
+    splits, tracker, summary = export_start(plan, progress)
     provenance = export_provenance(plan)
     level = settings.AICELL_EXPORT_ZIP_LEVEL
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=level) as archive:

@@ -21,13 +21,13 @@ from annotations.interchange.coco_export import (
     ProgressCallback,
     Rows,
     SplitSummary,
+    export_start,
     image_file_name,
     pseudonym_key,
-    total_rows,
     write_images,
 )
 from annotations.interchange.export_common import BOX_INDEX, CATEGORY_NAMES, images_with_cells
-from annotations.interchange.export_selection import ExportPlan, export_splits
+from annotations.interchange.export_selection import ExportPlan
 
 _ATTRIBUTES = (
     "<attributes>"
@@ -88,14 +88,7 @@ def _write_split(handle: IO[bytes], plan: ExportPlan, split: str, progress: Prog
 
 
 def cvat_export_write(plan: ExportPlan, out: IO[bytes], *, progress: ProgressCallback | None = None) -> ExportSummary:
-    splits = export_splits(plan)
-    tracker = Progress(total_rows(plan, splits) if progress else 0, progress)
-    summary = ExportSummary(
-        model_version=plan.model_version_id,
-        left_out=dict(plan.left_out),
-        split_all=plan.split_all,
-        splits_assigned=dict(plan.splits_assigned),
-    )
+    splits, tracker, summary = export_start(plan, progress)
     level = settings.AICELL_EXPORT_ZIP_LEVEL
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=level) as archive:
         with archive.open("annotations.xml", "w", force_zip64=True) as handle:

@@ -16,18 +16,17 @@ from django.conf import settings
 
 from annotations.interchange.coco_export import (
     ExportSummary,
-    Progress,
     ProgressCallback,
     Rows,
     SplitSummary,
+    export_start,
     image_file_name,
     pseudonym_key,
-    total_rows,
     write_images,
 )
 from annotations.interchange.coco_format import category_id
 from annotations.interchange.export_common import CATEGORY_INDEX, CATEGORY_NAMES, images_with_cells
-from annotations.interchange.export_selection import ExportPlan, export_provenance, export_splits
+from annotations.interchange.export_selection import ExportPlan, export_provenance
 
 _BOOL = {True: "true", False: "false"}
 
@@ -74,14 +73,7 @@ def _task(image: Any, cells: list[Any], split: str, rows: Rows, meta: str) -> st
 def labelstudio_export_write(
     plan: ExportPlan, out: IO[bytes], *, progress: ProgressCallback | None = None
 ) -> ExportSummary:
-    splits = export_splits(plan)
-    tracker = Progress(total_rows(plan, splits) if progress else 0, progress)
-    summary = ExportSummary(
-        model_version=plan.model_version_id,
-        left_out=dict(plan.left_out),
-        split_all=plan.split_all,
-        splits_assigned=dict(plan.splits_assigned),
-    )
+    splits, tracker, summary = export_start(plan, progress)
     provenance = export_provenance(plan)
     licenses = "; ".join(sorted({dataset["license"] for dataset in provenance if dataset["license"]}))
     urls = "; ".join(sorted({dataset["url"] for dataset in provenance if dataset["url"]}))

@@ -24,13 +24,13 @@ from annotations.interchange.coco_export import (
     Progress,
     ProgressCallback,
     SplitSummary,
+    export_start,
     image_file_name,
-    total_rows,
     write_images,
 )
 from annotations.interchange.coco_format import CATEGORY_ID_RULE
 from annotations.interchange.export_common import BOX_COLUMNS, BOX_INDEX, CATEGORY_NAMES, images_with_cells
-from annotations.interchange.export_selection import ExportPlan, export_provenance, export_splits
+from annotations.interchange.export_selection import ExportPlan, export_provenance
 
 LABEL_CHUNK_IMAGES = 200
 
@@ -75,14 +75,7 @@ def _write_labels(archive: zipfile.ZipFile, plan: ExportPlan, split: str, progre
 
 
 def yolo_export_write(plan: ExportPlan, out: IO[bytes], *, progress: ProgressCallback | None = None) -> ExportSummary:
-    splits = export_splits(plan)
-    tracker = Progress(total_rows(plan, splits) if progress else 0, progress)
-    summary = ExportSummary(
-        model_version=plan.model_version_id,
-        left_out=dict(plan.left_out),
-        split_all=plan.split_all,
-        splits_assigned=dict(plan.splits_assigned),
-    )
+    splits, tracker, summary = export_start(plan, progress)
     provenance = export_provenance(plan)
     level = settings.AICELL_EXPORT_ZIP_LEVEL
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=level) as archive:
