@@ -20,7 +20,7 @@ def test_review_queue_decides_with_one_key(page: Any) -> None:
     world = build_world(n_fields=1)
     least_certain = min(world.suggestions(0), key=lambda cell: cell.confidence or 0.0)
     log_in(page, "anna", PASSWORD)
-    page.goto("/review")
+    page.click("header.top nav a:has-text('Review queue')")
     page.wait_for_selector("#choices")
     choices = page.locator("#choices li").all_inner_texts()
     assert len(choices) == 3
@@ -44,7 +44,7 @@ def test_review_queue_decides_with_one_key(page: Any) -> None:
 def test_a_decision_that_fails_to_save_stops_the_page_until_retried(page: Any) -> None:
     world = build_world(n_fields=1)
     log_in(page, "anna", PASSWORD)
-    page.goto("/review")
+    page.click("header.top nav a:has-text('Review queue')")
     page.wait_for_selector("#choices")
     held = list(ReviewClaim.objects.filter(reviewer=world.annotator).values_list("cell_id", "expires_at"))
     ReviewClaim.objects.filter(reviewer=world.annotator).delete()  # the hold is gone: the server refuses
