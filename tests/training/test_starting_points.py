@@ -52,7 +52,7 @@ def test_a_wrapped_timm_state_dict_is_imported_with_its_key_report(training_env:
 def test_a_file_of_another_arch_or_with_nothing_in_common_is_refused(training_env: Path, tmp_path: Path) -> None:
     other = tmp_path / "lcnet.pth"
     torch.save(timm.create_model("lcnet_050", pretrained=False).state_dict(), other)
-    with pytest.raises(CommandError, match="no tensor of the file fits mobilenetv3_small_050|another shape"):
+    with pytest.raises(CommandError, match=r"does not fit mobilenetv3_small_050: \d+ tensor\(s\) of another shape"):
         import_weights(str(other), "--arch", "mobilenetv3_small_050", "--name", "wrong")
     unrelated = tmp_path / "unrelated.pth"
     torch.save({"encoder.layer.weight": torch.zeros(4, 4)}, unrelated)
