@@ -39,7 +39,7 @@ def test_the_paper_detector_is_ssd300_vgg16_and_trains_and_detects_on_a_field() 
 
 def test_the_paper_crop_models_are_the_seeds_resnet_and_ensemble() -> None:
     profile = get_profile("paper")
-    built = {
+    built: dict[str, Any] = {
         arch: build_classifier(arch, 21 if arch in profile.classifier.archs else 2)
         for arch in (profile.countability.arch, *profile.classifier.archs)
     }
