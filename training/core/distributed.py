@@ -17,7 +17,9 @@ database as it does after a single-process run, and the rank processes never nee
 
 from __future__ import annotations
 
+import contextlib
 import math
+import multiprocessing
 import os
 import pickle
 import socket
@@ -248,13 +250,14 @@ def launch(
     backend = "nccl" if device.type == "cuda" else "gloo"
     context = mp.get_context("spawn")
     messages = context.SimpleQueue()
-    processes = mp.start_processes(
-        _rank_main,
-        args=(nproc, backend, "127.0.0.1", _free_port(), messages, target, args),
-        nprocs=nproc,
-        join=False,
-        start_method="spawn",
-    )
+    with _children_allowed():
+        processes = mp.start_processes(
+            _rank_main,
+            args=(nproc, backend, "127.0.0.1", _free_port(), messages, target, args),
+            nprocs=nproc,
+            join=False,
+            start_method="spawn",
+        )
     result: Any = None
     errors: list[BaseException] = []
     failed_at: float | None = None
@@ -282,6 +285,24 @@ def launch(
         causes = [e for e in errors if not isinstance(e, dist.DistError)]
         raise (causes or errors)[0]
     return result
+
+
+@contextlib.contextmanager
+def _children_allowed() -> Iterator[None]:
+    """Lift the daemon flag of this process while the ranks start.
+
+    A Celery prefork worker's process is daemonic, and multiprocessing refuses children to a daemonic process (so
+    that they are not orphaned when it is killed). Ranks do not outlive it for long: once it is gone rank 0's next
+    progress message fails, and the other ranks' next collective with it.
+    """
+    config: dict[str, Any] = multiprocessing.current_process()._config  # type: ignore[attr-defined]
+    daemon = config.get("daemon")
+    config["daemon"] = False
+    try:
+        yield
+    finally:
+        if daemon is not None:
+            config["daemon"] = daemon
 
 
 def _stop(processes: list[Any]) -> None:

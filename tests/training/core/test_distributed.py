@@ -150,3 +150,27 @@ def test_nproc_is_checked(small_fields, train_profile, tmp_path):
         train_stage(_config(train_profile), small_fields, tmp_path / "x", nproc=0)
     assert not (tmp_path / "x").exists()
     assert distributed.resolve_nproc(None, torch.device("cpu")) == 1
+
+
+def _sum_of_ranks(rank: Rank, on_progress: Any) -> int:
+    import torch.distributed as dist
+
+    total = torch.tensor([rank.index + 1])
+    dist.all_reduce(total)
+    return int(total.item())
+
+
+def _launch_in(queue: Any) -> None:
+    queue.put(distributed.launch(2, torch.device("cpu"), _sum_of_ranks, ()))
+
+
+def test_a_daemonic_process_like_a_celery_prefork_worker_can_launch_the_ranks():
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    queue = context.SimpleQueue()
+    worker = context.Process(target=_launch_in, args=(queue,), daemon=True)
+    worker.start()
+    worker.join(timeout=300)
+    assert worker.exitcode == 0
+    assert queue.get() == 3
