@@ -313,6 +313,6 @@ def _stop(processes: list[Any]) -> None:
         process.join(timeout=30)
 
 
-def cpu_threads_per_rank(nproc: int) -> int:
-    """CPU ranks share the host's cores."""
+def cores_per_rank(nproc: int) -> int:
+    """The ranks share the host's cores (CPU threads, DataLoader workers)."""
     return max(1, (os.cpu_count() or 1) // nproc)

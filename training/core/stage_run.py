@@ -522,9 +522,14 @@ def _train_rank(
 ) -> StageResult | None:
     """One rank of a data-parallel run (`distributed.launch`): rank 0 returns the result, the others None."""
     settings = resolve_settings(config)
-    settings = dataclasses.replace(settings, device=distributed.rank_device(settings.device, rank))
+    cores = distributed.cores_per_rank(rank.world_size)
+    settings = dataclasses.replace(
+        settings,
+        device=distributed.rank_device(settings.device, rank),
+        num_workers=min(settings.num_workers, cores),
+    )
     on_cpu = settings.device.type == "cpu"
-    with _threads((settings.num_threads or distributed.cpu_threads_per_rank(rank.world_size)) if on_cpu else None):
+    with _threads((settings.num_threads or cores) if on_cpu else None):
         run = _Run(settings, fields, out_dir, on_progress, data_snapshot, rank)
         if rank.is_main:
             return run.run()
