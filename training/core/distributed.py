@@ -13,10 +13,17 @@ Rank 0 alone reads the resume checkpoint (and hands it to the others), evaluates
 reports progress and returns the result. `launch` relays that progress to the caller's callback (which may raise to
 cancel: the ranks are then stopped) and returns rank 0's result, so the caller -- a Django job -- writes to the
 database as it does after a single-process run, and the rank processes never need Django.
+
+Several hosts: with `AICELL_TRAIN_NNODES` = H > 1 and torchrun's `MASTER_ADDR` / `MASTER_PORT` (an address of this
+host the others reach, and a free port) in the environment, `launch` starts this host's ranks as node 0 of H, and
+each other host runs `python -m training.core.distributed --nnodes H --node-rank R --nproc-per-node N` (the same
+code, `MASTER_ADDR` / `MASTER_PORT`, and read access to the field images at the same paths): its ranks join every
+run node 0 starts and get what to train from rank 0 when they join.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import math
 import multiprocessing
@@ -200,38 +207,69 @@ def _sendable(exc: BaseException, rank: Rank) -> BaseException:
         return RuntimeError(f"training rank {rank.index} failed: {text}")
 
 
+@dataclass(frozen=True)
+class Hosts:
+    """The hosts of a run: how many, this one's index, and where rank 0's rendezvous listens."""
+
+    nodes: int = 1
+    node_rank: int = 0
+    address: str = "127.0.0.1"
+    port: int = 0  # 0 = a free port of this host (one host)
+
+    @classmethod
+    def from_env(cls) -> Hosts:
+        nodes = int(os.environ.get("AICELL_TRAIN_NNODES") or 1)
+        if nodes <= 1:
+            return cls()
+        if not os.environ.get("MASTER_ADDR") or not os.environ.get("MASTER_PORT"):
+            raise ValueError(
+                "AICELL_TRAIN_NNODES > 1 needs MASTER_ADDR and MASTER_PORT (rank 0's host and a free port)"
+            )
+        return cls(nodes, 0, os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]))
+
+
 def _rank_main(
     local: int,
     nproc: int,
+    hosts: Hosts,
     backend: str,
-    address: str,
-    port: int,
     messages: Any,
-    target: RankTarget,
+    target: RankTarget | None,
     args: tuple[Any, ...],
 ) -> None:
-    rank = Rank(index=local, world_size=nproc, local=local)
+    """One rank: join the group, get what to train from rank 0 when on another host, train, hand back."""
+    rank = Rank(index=hosts.node_rank * nproc + local, world_size=hosts.nodes * nproc, local=local)
     try:
         if backend == "nccl":
             torch.cuda.set_device(local)
         dist.init_process_group(
             backend,
-            init_method=f"tcp://{address}:{port}",
+            init_method=f"tcp://{hosts.address}:{hosts.port}",
             rank=rank.index,
             world_size=rank.world_size,
             timeout=COLLECTIVE_TIMEOUT,
         )
         try:
+            if hosts.nodes > 1:
+                target, args = from_main(lambda: (target, args), rank)
+            if target is None:
+                raise RuntimeError("rank 0 sent nothing to train")
 
             def report(progress: Any) -> None:
                 messages.put(("progress", progress))
 
             result = target(rank, report if rank.is_main else None, *args)
+            # The others wait for rank 0's evaluation and writes, so that a joining host's next ranks cannot reach
+            # this run's rendezvous (it closes with rank 0) and take it for the next run's.
+            dist.barrier()
             if rank.is_main:
                 messages.put(("result", result))
         finally:
             dist.destroy_process_group()
     except BaseException as exc:
+        if messages is None:  # a joining host's rank: its own log, and the host joins the next run
+            traceback.print_exc()
+            return
         messages.put(("error", _sendable(exc, rank)))
 
 
@@ -243,17 +281,21 @@ def launch(
     *,
     on_progress: Callable[[Any], None] | None = None,
 ) -> Any:
-    """Run `target(rank, on_progress, *args)` in `nproc` spawned rank processes on this host and return rank 0's
-    result. Rank 0's progress reaches `on_progress` here; when it raises (a cancel), the ranks are stopped and the
-    exception propagates. A rank's exception is raised here (the first one that is not a failed collective, which
-    is only a consequence), after the other ranks stopped."""
+    """Run `target(rank, on_progress, *args)` in `nproc` spawned rank processes on this host (and as many on each
+    joining host, see the module docstring) and return rank 0's result. Rank 0's progress reaches `on_progress`
+    here; when it raises (a cancel), the ranks are stopped and the exception propagates. A rank's exception is
+    raised here (the first one that is not a failed collective, which is only a consequence), after the other ranks
+    stopped."""
+    hosts = Hosts.from_env()
+    if hosts.nodes == 1:
+        hosts = Hosts(port=_free_port())
     backend = "nccl" if device.type == "cuda" else "gloo"
     context = mp.get_context("spawn")
     messages = context.SimpleQueue()
     with _children_allowed():
         processes = mp.start_processes(
             _rank_main,
-            args=(nproc, backend, "127.0.0.1", _free_port(), messages, target, args),
+            args=(nproc, hosts, backend, messages, target, args),
             nprocs=nproc,
             join=False,
             start_method="spawn",
@@ -316,3 +358,41 @@ def _stop(processes: list[Any]) -> None:
 def cores_per_rank(nproc: int) -> int:
     """The ranks share the host's cores (CPU threads, DataLoader workers)."""
     return max(1, (os.cpu_count() or 1) // nproc)
+
+
+def nodes() -> int:
+    """The hosts a run spans (`AICELL_TRAIN_NNODES`, default 1)."""
+    return Hosts.from_env().nodes
+
+
+def join(hosts: Hosts, nproc: int, backend: str, *, once: bool = False) -> None:
+    """A joining host: start `nproc` ranks for every run node 0 launches (each waits at the rendezvous until node 0
+    starts one), until stopped (`once`: one run)."""
+    while True:
+        mp.start_processes(_rank_main, args=(nproc, hosts, backend, None, None, ()), nprocs=nproc, start_method="spawn")
+        if once:
+            return
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.core.distributed",
+        description="Join data-parallel training runs started on node 0 (MASTER_ADDR, MASTER_PORT) as another host.",
+    )
+    parser.add_argument("--nnodes", type=int, required=True, help="hosts in the run (AICELL_TRAIN_NNODES on node 0)")
+    parser.add_argument("--node-rank", type=int, required=True, help="this host's index, 1 .. nnodes - 1")
+    parser.add_argument("--nproc-per-node", type=int, required=True, help="ranks per host (node 0's nproc)")
+    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--once", action="store_true", help="join one run, then exit")
+    options = parser.parse_args(argv)
+    if not 1 <= options.node_rank < options.nnodes:
+        parser.error("--node-rank must be 1 .. nnodes - 1 (node 0 is the training job's host)")
+    address, port = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")
+    if not address or not port:
+        parser.error("set MASTER_ADDR and MASTER_PORT to node 0's address and port")
+    hosts = Hosts(options.nnodes, options.node_rank, address, int(port))
+    join(hosts, options.nproc_per_node, "nccl" if options.device == "cuda" else "gloo", once=options.once)
+
+
+if __name__ == "__main__":
+    main()

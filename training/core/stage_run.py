@@ -501,9 +501,10 @@ def train_stage(
     _check_trainable(settings.spec, _fields_of(fields, "train"))
     _check_images(fields)
     nproc = distributed.resolve_nproc(nproc, settings.device)
+    nodes = distributed.nodes()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if nproc > 1:
+    if nproc > 1 or nodes > 1:
         result: StageResult = distributed.launch(
             nproc, settings.device, _train_rank, (config, fields, out_dir, data_snapshot), on_progress=on_progress
         )

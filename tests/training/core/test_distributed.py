@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -174,3 +175,25 @@ def test_a_daemonic_process_like_a_celery_prefork_worker_can_launch_the_ranks():
     worker.join(timeout=300)
     assert worker.exitcode == 0
     assert queue.get() == 3
+
+
+def test_a_second_host_joins_with_the_command_line_and_the_run_is_the_same(
+    single, small_fields, train_profile, tmp_path, monkeypatch
+):
+    # Two "hosts" on this machine, one rank each: node 0 is train_stage, node 1 the joining command.
+    port = str(distributed._free_port())
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
+    command = [sys.executable, "-m", "training.core.distributed", "--nnodes", "2", "--node-rank", "1"]
+    joiner = subprocess.Popen([*command, "--nproc-per-node", "1", "--device", "cpu", "--once"], env=env)
+    try:
+        monkeypatch.setenv("AICELL_TRAIN_NNODES", "2")
+        monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+        monkeypatch.setenv("MASTER_PORT", port)
+        result = train_stage(_config(train_profile), small_fields, tmp_path, nproc=1)
+        assert joiner.wait(timeout=120) == 0
+    finally:
+        joiner.kill()
+    _assert_same_run(result, single[0])
+    monkeypatch.delenv("MASTER_PORT")
+    with pytest.raises(ValueError, match="MASTER_PORT"):
+        train_stage(_config(train_profile), small_fields, tmp_path / "x", nproc=1)
