@@ -30,9 +30,10 @@ class Cancelled(Exception):
     pass
 
 
-def _config(profile: Any, epochs: int = 2) -> TrainConfig:
+def _config(profile: Any, epochs: int = 2, **overrides: Any) -> TrainConfig:
     profile = dataclasses.replace(profile, countability=dataclasses.replace(profile.countability, arch=ARCH))
-    return TrainConfig(stage="countability", profile=profile, epochs=epochs, seed=3, overrides={"num_threads": 1})
+    overrides = {"num_threads": 1, **overrides}
+    return TrainConfig(stage="countability", profile=profile, epochs=epochs, seed=3, overrides=overrides)
 
 
 def _files(folder: Path) -> list[str]:
@@ -134,6 +135,12 @@ def test_a_failing_rank_fails_the_run_with_its_own_error(small_fields, train_pro
     train_stage(_config(train_profile, epochs=1), small_fields, tmp_path)
     with pytest.raises(ValueError, match="other settings"):
         train_stage(_config(train_profile, epochs=3), small_fields, tmp_path, nproc=2)
+
+
+def test_rank_0s_clock_stops_every_rank_at_the_same_step(small_fields, train_profile, tmp_path):
+    result = train_stage(_config(train_profile, epochs=50, time_limit_s=0.01), small_fields, tmp_path, nproc=2)
+    assert [row["steps"] for row in result.history] == [1]
+    assert result.best_epochs == [1]
 
 
 def test_shards_deal_the_epoch_round_robin_and_pad_it():
