@@ -29,7 +29,9 @@ import math
 import multiprocessing
 import os
 import pickle
+import signal
 import socket
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -369,7 +371,14 @@ def join(hosts: Hosts, nproc: int, backend: str, *, once: bool = False) -> None:
     """A joining host: start `nproc` ranks for every run node 0 launches (each waits at the rendezvous until node 0
     starts one), until stopped (`once`: one run)."""
     while True:
-        mp.start_processes(_rank_main, args=(nproc, hosts, backend, None, None, ()), nprocs=nproc, start_method="spawn")
+        processes = mp.start_processes(
+            _rank_main, args=(nproc, hosts, backend, None, None, ()), nprocs=nproc, join=False, start_method="spawn"
+        )
+        try:
+            while not processes.join():
+                pass
+        finally:  # stopped (SIGTERM, Ctrl-C): no rank is left waiting at the rendezvous
+            _stop(processes.processes)
         if once:
             return
 
@@ -391,6 +400,7 @@ def main(argv: list[str] | None = None) -> None:
     if not address or not port:
         parser.error("set MASTER_ADDR and MASTER_PORT to node 0's address and port")
     hosts = Hosts(options.nnodes, options.node_rank, address, int(port))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     join(hosts, options.nproc_per_node, "nccl" if options.device == "cuda" else "gloo", once=options.once)
 
 

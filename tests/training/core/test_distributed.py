@@ -6,6 +6,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +185,20 @@ def test_a_daemonic_process_like_a_celery_prefork_worker_can_launch_the_ranks():
     assert queue.get() == 3
 
 
+def _ranks_of(pid: int) -> list[int]:
+    """The spawned children of a process (Linux /proc)."""
+    ranks = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == pid and b"spawn_main" in command:
+            ranks.append(int(stat.parent.name))
+    return ranks
+
+
 def test_a_second_host_joins_with_the_command_line_and_the_run_is_the_same(
     single, small_fields, train_profile, tmp_path, monkeypatch
 ):
@@ -191,16 +206,25 @@ def test_a_second_host_joins_with_the_command_line_and_the_run_is_the_same(
     port = str(distributed._free_port())
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
     command = [sys.executable, "-m", "training.core.distributed", "--nnodes", "2", "--node-rank", "1"]
-    joiner = subprocess.Popen([*command, "--nproc-per-node", "1", "--device", "cpu", "--once"], env=env)
+    joiner = subprocess.Popen([*command, "--nproc-per-node", "1", "--device", "cpu"], env=env)
     try:
         monkeypatch.setenv("AICELL_TRAIN_NNODES", "2")
         monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
         monkeypatch.setenv("MASTER_PORT", port)
-        result = train_stage(_config(train_profile), small_fields, tmp_path, nproc=1)
-        assert joiner.wait(timeout=120) == 0
+        result = train_stage(_config(train_profile), small_fields, tmp_path / "a", nproc=1)
+        # The joining host serves the job's next stage too (a new rendezvous on the same port).
+        again = train_stage(_config(train_profile, epochs=1), small_fields, tmp_path / "b", nproc=1)
+        assert joiner.poll() is None
+        deadline = time.monotonic() + 60
+        while not (waiting := _ranks_of(joiner.pid)) and time.monotonic() < deadline:
+            time.sleep(0.2)  # its ranks for the next run start once this run's have ended
+        assert waiting
     finally:
-        joiner.kill()
+        joiner.terminate()
+        joiner.wait(timeout=60)
+    assert not [pid for pid in waiting if Path(f"/proc/{pid}").exists()], "a stopped host leaves no rank behind"
     _assert_same_run(result, single[0])
+    assert [row["epoch"] for row in again.history] == [1]
     monkeypatch.delenv("MASTER_PORT")
     with pytest.raises(ValueError, match="MASTER_PORT"):
         train_stage(_config(train_profile), small_fields, tmp_path / "x", nproc=1)
