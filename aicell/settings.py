@@ -277,6 +277,10 @@ AICELL_PROFILES_FILE = Path(
 )
 # Device for inference and training: empty = the profile's choice ("auto": CUDA when available).
 AICELL_DEVICE = env.str("AICELL_DEVICE", default="")
+# Processes (ranks) a training job trains each stage with, data-parallel (README "Scaling"): 0 = one per visible
+# GPU when training on CUDA, one process on CPU; a job's own `nproc` (manage.py train --nproc) wins. Several hosts:
+# AICELL_TRAIN_NNODES, MASTER_ADDR, MASTER_PORT, read from the environment by training.core.distributed.
+AICELL_TRAIN_NPROC = env.int("AICELL_TRAIN_NPROC", default=0)
 # Fields per pre-label task (decoded, run and stored as one chunk, one transaction): 0 = the model profile's
 # `prelabel_chunk` (128 for paper on a GPU, 32 for cpu).
 AICELL_PRELABEL_CHUNK = env.int("AICELL_PRELABEL_CHUNK", default=0)

@@ -76,9 +76,17 @@ def _starting_point_names(profile: str, stages: list[str]) -> list[str]:
 
 
 def _check_parameters(
-    profile: str, stages: list[str], epochs: Any, seed: Any, promote: Any, overrides: Mapping[str, Any]
+    profile: str,
+    stages: list[str],
+    epochs: Any,
+    seed: Any,
+    promote: Any,
+    overrides: Mapping[str, Any],
+    nproc: Any = None,
 ) -> list[FieldError]:
     errors = []
+    if nproc is not None and (not isinstance(nproc, int) or isinstance(nproc, bool) or nproc < 1):
+        errors.append(FieldError("nproc", "must be a whole number >= 1 (or empty for AICELL_TRAIN_NPROC)"))
     if profile not in profile_names():
         errors.append(FieldError("profile", f"unknown profile {profile!r}; valid: {', '.join(profile_names())}"))
     else:
@@ -114,17 +122,19 @@ def training_job_create(
     seed: int = 0,
     promote: str = PromoteMode.AUTO,
     overrides: Mapping[str, Any] | None = None,
+    nproc: int | None = None,
     actor: Any = None,
     triggered_by: str = TriggeredBy.USER,
     schedule: RetrainPolicy | None = None,
     enqueue: bool = True,
 ) -> TrainingJob:
     """Queue a training run (the task starts after commit). One training job at a time: 409 while one is queued
-    or running (checked here, and by the database's partial unique constraint for the races)."""
+    or running (checked here, and by the database's partial unique constraint for the races). `nproc`: processes
+    (one GPU each on CUDA) each stage trains with, data-parallel; None = AICELL_TRAIN_NPROC."""
     stage_list = stages_parse(stages)
     profile = profile or settings.AICELL_PROFILE
     overrides = dict(overrides or {})
-    errors = _check_parameters(profile, stage_list, epochs, seed, promote, overrides)
+    errors = _check_parameters(profile, stage_list, epochs, seed, promote, overrides, nproc)
     if errors:
         raise ValidationFailed("The training parameters are not valid.", errors=errors)
     running = open_training_job()
@@ -138,7 +148,13 @@ def training_job_create(
             job = TrainingJob.objects.create(
                 stages=stage_list,
                 profile=profile,
-                parameters={"epochs": epochs, "seed": seed, "promote": promote, "overrides": overrides},
+                parameters={
+                    "epochs": epochs,
+                    "seed": seed,
+                    "promote": promote,
+                    "overrides": overrides,
+                    **({"nproc": nproc} if nproc is not None else {}),
+                },
                 triggered_by=triggered_by,
                 schedule=schedule,
                 created_by=actor if actor is not None and actor.is_authenticated else None,
@@ -261,7 +277,12 @@ def _train_stage(
     started = time.monotonic()
     try:
         result = train_stage(
-            config, records, out_dir, on_progress=on_progress, data_snapshot=f"{snapshot.pk}:{snapshot.content_hash}"
+            config,
+            records,
+            out_dir,
+            on_progress=on_progress,
+            data_snapshot=f"{snapshot.pk}:{snapshot.content_hash}",
+            nproc=parameters.get("nproc") or settings.AICELL_TRAIN_NPROC or None,
         )
     except ValueError as exc:
         raise ValidationFailed(f"{stage}: {exc}", field="dataset_snapshot") from exc

@@ -56,10 +56,22 @@ def test_stages_come_in_training_order_and_all_means_three(training_env: Path) -
 def test_bad_parameters_are_refused_with_every_field_named(training_env: Path) -> None:
     with pytest.raises(ValidationFailed) as refused:
         training_job_create(
-            profile="huge", epochs=0, promote="maybe", overrides={"lr": -1, "momentum": 0.9, "batch_size": "8"}
+            profile="huge",
+            epochs=0,
+            promote="maybe",
+            overrides={"lr": -1, "momentum": 0.9, "batch_size": "8"},
+            nproc=0,
         )
     fields = {error.field for error in refused.value.errors}
-    assert fields == {"profile", "epochs", "promote", "overrides.lr", "overrides.momentum", "overrides.batch_size"}
+    assert fields == {
+        "profile",
+        "epochs",
+        "promote",
+        "overrides.lr",
+        "overrides.momentum",
+        "overrides.batch_size",
+        "nproc",
+    }
     assert not TrainingJob.objects.exists()
 
 

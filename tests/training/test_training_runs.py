@@ -93,6 +93,25 @@ def test_train_all_stages_in_process_then_gate_against_the_active_version(
     assert ModelVersion.objects.filter(stage="countability", status=ModelStatus.ACTIVE).count() == 1
 
 
+def test_train_nproc_trains_data_parallel_and_registers_one_version(
+    training_env: Path, django_capture_on_commit_callbacks: Any
+) -> None:
+    synthetic_truth(patients=12)
+    with pytest.raises(CommandError, match="nproc"):
+        run_command("train", "--stage", "countability", "--nproc", "0", "--wait", "--json")
+    with django_capture_on_commit_callbacks(execute=True):
+        report = run_command("train", "--stage", "countability", "--epochs", "2", "--nproc", "2", "--wait", "--json")
+    assert report["status"] == "succeeded", report["error"]
+    job = TrainingJob.objects.get(pk=report["training_job"])
+    assert job.parameters["nproc"] == 2
+    assert "countability: epoch 2/2 done" in job.log, "rank 0's progress reached the job"
+    version = job.model_versions.get()  # one version, registered here from rank 0's result
+    assert [row["epoch"] for row in version.history] == [1, 2]
+    assert (Path(settings.AICELL_MODEL_DIR) / version.checkpoints[0]).is_file()
+    written = (Path(settings.AICELL_MODEL_DIR) / "training" / f"job-{job.pk}").rglob("*.pt")
+    assert sorted(path.name for path in written) == ["best.pt", "last.pt"]
+
+
 def test_a_training_job_with_nothing_to_learn_fails_with_the_reason(training_env: Path) -> None:
     with pytest.raises(CommandError, match="detector"):
         run_command("train", "--stage", "detector", "--profile", "test-tiny", "--epochs", "1", "--wait", "--json")

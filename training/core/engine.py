@@ -147,7 +147,7 @@ def make_scheduler(
 @contextlib.contextmanager
 def _backbone_autocast(model: nn.Module, device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
     """Run a detector's backbone under autocast (features back in float32 for the heads), then restore it."""
-    backbone: Any = getattr(model, "backbone", None)
+    backbone: Any = getattr(getattr(model, "module", model), "backbone", None)  # "module": inside DDP
     if dtype is None or backbone is None:
         yield
         return

@@ -42,9 +42,10 @@ from inference.core.checkpoints import (
 )
 from inference.core.pipeline import default_amp_dtype, resolve_device
 from inference.core.weights import apply_starting_point
-from training.core import plots
+from training.core import distributed, plots
 from training.core.config import StageSettings, TrainConfig, derive_seed, resolve_settings
 from training.core.data import Augment, ImageCache, SeededSampler
+from training.core.distributed import SINGLE, Rank
 from training.core.engine import (
     Evaluation,
     TrainingSet,
@@ -109,13 +110,21 @@ def _check_trainable(spec: StageSpec, train_fields: Sequence[FieldRecord]) -> No
         )
 
 
-def _loader(settings: StageSettings, training_set: TrainingSet, sampler_seed: int) -> DataLoader[Any]:
-    batch_size = min(settings.training.batch_size, len(training_set))
-    drop_last = len(training_set) > batch_size and len(training_set) % batch_size == 1  # no batch of one (BatchNorm)
+def _batching(settings: StageSettings, size: int, rank: Rank) -> tuple[int, int, bool]:
+    """(items, batch size, drop_last) of one rank's epoch over a training set of `size` items."""
+    items = math.ceil(size / rank.world_size)
+    batch_size = min(distributed.rank_batch_size(settings.training.batch_size, rank), items)
+    drop_last = items > batch_size and items % batch_size == 1  # no batch of one (BatchNorm)
+    return items, batch_size, drop_last
+
+
+def _loader(settings: StageSettings, training_set: TrainingSet, sampler_seed: int, rank: Rank) -> DataLoader[Any]:
+    _, batch_size, drop_last = _batching(settings, len(training_set), rank)
+    sampler = SeededSampler(len(training_set), sampler_seed, training_set.weights)
     return DataLoader(
         training_set.dataset,
         batch_size=batch_size,
-        sampler=SeededSampler(len(training_set), sampler_seed, training_set.weights),
+        sampler=distributed.shard(sampler, len(training_set), rank),
         num_workers=settings.num_workers,
         collate_fn=training_set.collate,
         pin_memory=settings.device.type == "cuda",
@@ -123,10 +132,9 @@ def _loader(settings: StageSettings, training_set: TrainingSet, sampler_seed: in
     )
 
 
-def _steps_per_epoch(settings: StageSettings, size: int) -> int:
-    batch_size = min(settings.training.batch_size, size)
-    drop_last = size > batch_size and size % batch_size == 1
-    return size // batch_size if drop_last else math.ceil(size / batch_size)
+def _steps_per_epoch(settings: StageSettings, size: int, rank: Rank) -> int:
+    items, batch_size, drop_last = _batching(settings, size, rank)
+    return items // batch_size if drop_last else math.ceil(items / batch_size)
 
 
 @contextlib.contextmanager
@@ -218,8 +226,10 @@ class _Run:
         out_dir: Path,
         on_progress: ProgressCallback | None,
         data_snapshot: str,
+        rank: Rank = SINGLE,
     ) -> None:
         self.s = settings
+        self.rank = rank  # only rank 0 evaluates and writes (training.core.distributed)
         self.engine = engine_of(settings.spec)
         self.out_dir = out_dir
         self.on_progress = on_progress
@@ -297,8 +307,10 @@ class _Run:
             report = apply_starting_point(model, arch, point.path, sha256=point.sha256)
             self._report(slot, member, 0, 0, None, f"{name}: starting point {point.name}: {report.summary()}")
         self.engine.prepare(model, s.device)
+        trained = distributed.wrap(model, s.device, self.rank)
+        model = distributed.unwrap(trained)
         optimizer = make_optimizer(s, model)
-        scheduler = make_scheduler(s, optimizer, _steps_per_epoch(s, len(self.train_set)))
+        scheduler = make_scheduler(s, optimizer, _steps_per_epoch(s, len(self.train_set), self.rank))
         amp_dtype = default_amp_dtype(s.device)
         scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
         step = self.engine.step(s.device, amp_dtype, s.label_smoothing)
@@ -306,8 +318,10 @@ class _Run:
         start_epoch, best_epoch, best_score = 1, 0, None
         history: list[dict[str, Any]] = []
         finished = False
-        if last_path.exists():
-            payload = read_payload(last_path, map_location="cpu")
+        payload = distributed.from_main(
+            lambda: read_payload(last_path, map_location="cpu") if last_path.exists() else None, self.rank
+        )
+        if payload is not None:
             extra = payload.get("extra_state") or {}
             if extra.get("fingerprint") != fingerprint:
                 theirs = extra.get("fingerprint") or {}
@@ -330,7 +344,7 @@ class _Run:
                 break
             epoch_seed = derive_seed(s.seed, s.stage, member, "epoch", epoch)
             torch.manual_seed(epoch_seed)
-            loader = _loader(s, self.train_set, epoch_seed)
+            loader = _loader(s, self.train_set, epoch_seed, self.rank)
 
             def on_step(step: int, steps: int, loss: float, epoch: int = epoch) -> None:
                 if step % s.progress_every == 0 and step < steps:
@@ -344,17 +358,23 @@ class _Run:
                     )
 
             def out_of_time() -> bool:
+                if s.time_limit_s is None:
+                    return False
                 left = self._time_left()
                 return left is not None and left <= 0
 
+            def stop_all() -> bool:  # rank 0's clock decides for every rank
+                return distributed.from_main(out_of_time, self.rank)
+
             stats = train_one_epoch(
-                model, loader, optimizer, scheduler, step=step, scaler=scaler, on_step=on_step, should_stop=out_of_time
+                trained, loader, optimizer, scheduler, step=step, scaler=scaler, on_step=on_step, should_stop=stop_all
             )
-            stopped = bool(stats["stopped"]) or out_of_time()
+            stats = distributed.reduce_epoch(stats, self.rank)
+            stopped = bool(stats["stopped"]) or stop_all()
             last_epoch = epoch == s.epochs or stopped
             val_metrics: dict[str, Any] = {}
             score = None
-            if self.val_fields and (epoch % s.eval_every == 0 or last_epoch):
+            if self.val_fields and self.rank.is_main and (epoch % s.eval_every == 0 or last_epoch):
                 val_metrics = self._evaluate([model], self.val_fields).metrics
                 score = val_metrics.get(main_metric)
             # Best epoch: the highest val main metric (latest on ties). Without val fields, or while the val metric
@@ -388,11 +408,12 @@ class _Run:
                 "stopped_early": stopped and epoch < s.epochs,
             }
             meta = _meta(s, arch, member, self.data_snapshot, val_metrics, self.class_counts)
-            if improved:
+            if improved and self.rank.is_main:
                 save_checkpoint(best_path, model, meta, epoch=epoch)
-            save_checkpoint(
-                last_path, model, meta, optimizer=optimizer, scheduler=scheduler, epoch=epoch, extra_state=extra
-            )
+            if self.rank.is_main:
+                save_checkpoint(
+                    last_path, model, meta, optimizer=optimizer, scheduler=scheduler, epoch=epoch, extra_state=extra
+                )
             # Say why there is no val figure: no field of a val patient in the snapshot, or not an evaluation epoch.
             shown = (
                 f"{score:.4f}"
@@ -413,7 +434,7 @@ class _Run:
             )
             if stopped:
                 break
-        if self.val_fields and best_score is None and history:
+        if self.val_fields and best_score is None and history and self.rank.is_main:
             warning = (
                 f"warning: {name}: val {main_metric} is undefined on every evaluated epoch "
                 f"({len(self.val_fields)} val fields without usable {s.spec.examples_named}); "
@@ -421,19 +442,24 @@ class _Run:
             )
             self.warnings.append(warning)
             self._report(slot, member, best_epoch, best_epoch, None, warning)
-        if not best_path.exists():
+        if self.rank.is_main and not best_path.exists():
             raise ValueError(f"{folder}: the run finished without a best checkpoint (no epoch was trained)")
         return best_path, best_epoch, history
 
     # -- the whole stage ------------------------------------------------------------------------------
-    def run(self) -> StageResult:
-        s = self.s
+    def train(self) -> tuple[list[Path], list[int]]:
+        """Train every model of the stage: (best checkpoint, best epoch) of each."""
         checkpoints, best_epochs = [], []
         for slot, (member, arch) in enumerate(self.members):
             path, best_epoch, history = self.train_member(slot, member, arch)
             checkpoints.append(path)
             best_epochs.append(best_epoch)
             self.history.extend(history)
+        return checkpoints, best_epochs
+
+    def run(self) -> StageResult:
+        s = self.s
+        checkpoints, best_epochs = self.train()
         loaded = [self._calibrate(p) for p in checkpoints]
         models = [c.model for c in loaded]
         # The run's reported metrics are those of the probabilities the pipeline will show (calibrated).
@@ -480,8 +506,13 @@ def train_stage(
     *,
     on_progress: ProgressCallback | None = None,
     data_snapshot: str = "",
+    nproc: int | None = 1,
 ) -> StageResult:
-    """Train one stage (see the module docstring); ValueError for bad input, before anything is written."""
+    """Train one stage (see the module docstring); ValueError for bad input, before anything is written.
+
+    `nproc` > 1 trains data-parallel in that many processes (`training.core.distributed`; one GPU each on CUDA);
+    None = one per visible GPU on CUDA, one process on CPU.
+    """
     settings = resolve_settings(config)
     fields = list(fields)
     bad = [f.key for f in fields if f.split not in SPLITS]
@@ -489,10 +520,42 @@ def train_stage(
         raise ValueError(f"fields with an unknown split: {bad[:5]}")
     _check_trainable(settings.spec, _fields_of(fields, "train"))
     _check_images(fields)
+    nproc = distributed.resolve_nproc(nproc, settings.device)
+    nodes = distributed.nodes()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if nproc > 1 or nodes > 1:
+        result: StageResult = distributed.launch(
+            nproc, settings.device, _train_rank, (config, fields, out_dir, data_snapshot), on_progress=on_progress
+        )
+        return result
     with _threads(settings.num_threads if settings.device.type == "cpu" else None):
         return _Run(settings, fields, out_dir, on_progress, data_snapshot).run()
+
+
+def _train_rank(
+    rank: Rank,
+    on_progress: ProgressCallback | None,
+    config: TrainConfig,
+    fields: list[FieldRecord],
+    out_dir: Path,
+    data_snapshot: str,
+) -> StageResult | None:
+    """One rank of a data-parallel run (`distributed.launch`): rank 0 returns the result, the others None."""
+    settings = resolve_settings(config)
+    cores = distributed.cores_per_rank(rank.world_size)
+    settings = dataclasses.replace(
+        settings,
+        device=distributed.rank_device(settings.device, rank),
+        num_workers=min(settings.num_workers, cores),
+    )
+    on_cpu = settings.device.type == "cpu"
+    with _threads((settings.num_threads or cores) if on_cpu else None):
+        run = _Run(settings, fields, out_dir, on_progress, data_snapshot, rank)
+        if rank.is_main:
+            return run.run()
+        run.train()
+        return None
 
 
 def evaluate_checkpoints(

@@ -1,5 +1,5 @@
 """python manage.py train --stage detector|countability|classifier|all --profile cpu|paper [--epochs N]
-[--promote auto|never|force] [--seed S] [--override KEY=VALUE ...] [--wait | --follow] [--json]"""
+[--promote auto|never|force] [--seed S] [--override KEY=VALUE ...] [--nproc N] [--wait | --follow] [--json]"""
 
 from __future__ import annotations
 
@@ -48,6 +48,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--override", action="append", default=[], metavar="KEY=VALUE", help=f"one of {', '.join(OVERRIDES)}"
         )
+        parser.add_argument(
+            "--nproc",
+            type=int,
+            default=None,
+            help="train each stage data-parallel in N processes, one GPU each on CUDA (torch.distributed DDP; gloo on "
+            "CPU); default AICELL_TRAIN_NPROC (0: every visible GPU, one process on CPU)",
+        )
         mode = parser.add_mutually_exclusive_group()
         mode.add_argument("--wait", action="store_true", help="run the job in this process, with a progress bar")
         mode.add_argument("--follow", action="store_true", help="queue the job and follow the worker's progress")
@@ -63,6 +70,7 @@ class Command(BaseCommand):
                 seed=options["seed"],
                 promote=options["promote"],
                 overrides=overrides,
+                nproc=options["nproc"],
                 enqueue=not options["wait"],
             )
         except DomainError as exc:
