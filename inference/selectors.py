@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.db import connection
 from django.db.models import Exists, F, Func, OuterRef, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotations.models import (
@@ -101,13 +103,15 @@ def _count(queryset: QuerySet[Any]) -> Subquery:
     return Subquery(queryset.order_by().annotate(n=Func(F("pk"), function="COUNT")).values("n"))
 
 
-def queued_cells(user: Any, *, now: datetime | None = None) -> QuerySet[Cell]:
+def queued_cells(user: Any, *, now: datetime | None = None, among: Any = None) -> QuerySet[Cell]:
     """Predicted cells of the active classifier on fields without truth that `user` may still decide: fewer than
     two decisions (`Cell.review_version` is set), not decided or taken by them, a seat free (decisions plus other
     reviewers' live claims below two).
 
     Every condition but the version is a correlated lookup of one cell through an index, so reading the next cells
-    in one of the queue's index orders costs the same whatever the size of the queue (`review_pool`)."""
+    in one of the queue's index orders costs the same whatever the size of the queue (`review_pool`). `among`
+    (ids, or a queryset of them) asks about those cells only: the version is then compared through an expression,
+    so the query is driven by the ids (SQLite, without statistics, would otherwise walk the version's whole index)."""
     classifier_id = active_classifier_id()
     if classifier_id is None:
         return Cell.objects.none()
@@ -117,9 +121,15 @@ def queued_cells(user: Any, *, now: datetime | None = None) -> QuerySet[Cell]:
     taken_by_reviewer = Cell.objects.filter(
         source_cell=OuterRef("pk"), annotation_set__kind=AnnotationKind.ANNOTATOR, annotation_set__annotator=user
     )
-    return (
+    cells = (
         Cell.objects.filter(review_version=classifier_id)
-        .exclude(Exists(truth(with_reopened=True).filter(field_id=OuterRef("annotation_set__field_id"))))
+        if among is None
+        else Cell.objects.filter(pk__in=among)
+        .alias(version=Coalesce("review_version", 0))
+        .filter(version=classifier_id)
+    )
+    return (
+        cells.exclude(Exists(truth(with_reopened=True).filter(field_id=OuterRef("annotation_set__field_id"))))
         .exclude(Exists(decisions.filter(reviewer=user)))
         .exclude(Exists(taken_by_reviewer))
         .alias(seats=_count(decisions) + _count(other_claims))
@@ -127,33 +137,47 @@ def queued_cells(user: Any, *, now: datetime | None = None) -> QuerySet[Cell]:
     )
 
 
-_CLASS_SLOT = -987_654_321  # stands for the class in a compiled range (no id, count or limit takes this value)
-
-
 def _class_ranges(pool: QuerySet[Cell], order_by: str, classes: list[int | None], per_class: int) -> RawSQL:
-    """The ids of each class's `per_class` first cells in the strategy's order, as one UNION ALL of index ranges
+    """The ids of each class's `per_class` first cells in the strategy's order, as index ranges
     (`Cell.Meta.indexes`): per class, the cells with the measure in its order, then those without it (they come
-    last, like the pure priority ranks them) by id. Each shape of range is compiled once (compiling the ORM's
-    correlated conditions costs more than running a range), the class being its one varying parameter."""
-    column = order_by.lstrip("-")
-    compiled: dict[tuple[bool, bool], tuple[str, tuple[Any, ...]]] = {}
+    last, like the pure priority ranks them) by id.
 
-    def shape(any_class: bool, measured: bool) -> tuple[str, tuple[Any, ...]]:
-        if (any_class, measured) not in compiled:
-            of_class = pool.filter(cell_class=_CLASS_SLOT) if any_class else pool.filter(cell_class__isnull=True)
-            ordered = of_class.filter(**{f"{column}__isnull": not measured}).order_by(
-                *((order_by, "id") if measured else ("id",))
-            )
-            compiled[any_class, measured] = ordered.values("id")[:per_class].query.sql_with_params()
-        return compiled[any_class, measured]
+    Each shape of range is compiled once with the class as a reference to `queue_classes.cls`: PostgreSQL runs it
+    per class as a LATERAL subquery (one plan for all classes: planning a union of 44 copies of the correlated
+    conditions would cost more than running them); SQLite, without LATERAL, gets a UNION ALL of one copy per class,
+    each reading its class from a one-row CTE (its planner still uses the index for the constant subquery)."""
+    column = order_by.lstrip("-")
+    postgres = connection.vendor == "postgresql"
+    reference = RawSQL("queue_classes.cls" if postgres else "SELECT cls FROM queue_classes", ())
+
+    def shape(of_class: QuerySet[Cell], measured: bool) -> tuple[str, tuple[Any, ...]]:
+        ordered = of_class.filter(**{f"{column}__isnull": not measured}).order_by(
+            *((order_by, "id") if measured else ("id",))
+        )
+        return ordered.values("id")[:per_class].query.sql_with_params()
 
     parts: list[str] = []
     params: list[Any] = []
-    for cell_class in classes:
-        for measured in (True, False):
-            sql, shape_params = shape(cell_class is not None, measured)
+    known = [cell_class for cell_class in classes if cell_class is not None]
+    for measured in (True, False):
+        if known:
+            sql, shape_params = shape(pool.filter(cell_class_id=reference), measured)
+            if postgres:
+                parts.append(
+                    f"SELECT queue_range.id FROM unnest(%s::bigint[]) AS queue_classes(cls) "
+                    f"CROSS JOIN LATERAL ({sql}) AS queue_range"
+                )
+                params.extend([known, *shape_params])
+            else:
+                for cell_class in known:
+                    parts.append(
+                        f"SELECT id FROM (WITH queue_classes(cls) AS (VALUES (%s)) {sql}) AS range_{len(parts)}"
+                    )
+                    params.extend([cell_class, *shape_params])
+        if None in classes:
+            sql, shape_params = shape(pool.filter(cell_class__isnull=True), measured)
             parts.append(f"SELECT id FROM ({sql}) AS range_{len(parts)}")
-            params.extend(cell_class if value == _CLASS_SLOT else value for value in shape_params)
+            params.extend(shape_params)
     return RawSQL(" UNION ALL ".join(parts), params)
 
 
@@ -200,7 +224,7 @@ def held_cells(user: Any, *, now: datetime | None = None) -> QuerySet[Cell]:
     """The cells `user` holds now (live claims) that they may still decide, in the order they were claimed."""
     now = now or timezone.now()
     live = ReviewClaim.objects.filter(reviewer=user, expires_at__gt=now)
-    still_queued = queued_cells(user, now=now).filter(pk__in=live.values("cell_id"))
+    still_queued = queued_cells(user, now=now, among=live.values("cell_id"))
     first_claim = Subquery(live.filter(cell=OuterRef("pk")).values("pk")[:1])
     return still_queued.select_related("annotation_set__field").annotate(claim_id=first_claim).order_by("claim_id")
 

@@ -451,7 +451,7 @@ def _seats_taken(user: Any, picked: list[Cell], now: Any) -> list[Cell]:
     if not ids:
         return []
     list(Cell.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
-    free = set(selectors.queued_cells(user, now=now).filter(pk__in=ids).values_list("pk", flat=True))
+    free = set(selectors.queued_cells(user, now=now, among=ids).values_list("pk", flat=True))
     return [cell for cell in picked if cell.pk in free]
 
 
