@@ -270,8 +270,9 @@ class Cell(models.Model):
     # |2 P(countable) - 1|: 0 where the countability model cannot tell countable from uncountable.
     countability_margin = models.FloatField(null=True, blank=True)
     # The review queue's random order (the "random" strategy): a uniform draw fixed at creation, so a random sample
-    # of the queue is an index range instead of a sort of every queued cell.
-    review_random = models.FloatField(default=uniform_draw)
+    # of the queue is an index range instead of a sort of every queued cell (null where bulk writers of other
+    # cells than predictions leave it out).
+    review_random = models.FloatField(null=True, blank=True, default=uniform_draw)
     # A predicted cell still open to review decisions (fewer than two): the version that predicted it, copied from
     # its set on creation (`save`; bulk writers set it) and cleared by the second decision. The review queue's
     # indexes below lead with it, so a batch is a few index ranges whatever the size of the queue or the history.

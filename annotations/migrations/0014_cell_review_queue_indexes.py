@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 
 def fill_review_columns(apps, schema_editor):
-    """Existing predicted cells: their version while fewer than two reviewers decided them, and their own random
+    """Existing predicted cells: their version while fewer than two reviewers decided them, and each its own random
     draw (AddField gave every row one value)."""
     vendor = schema_editor.connection.vendor
     draw = "random()" if vendor == "postgresql" else "(abs(random()) / 9223372036854775808.0)"
@@ -39,7 +39,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='cell',
             name='review_random',
-            field=models.FloatField(default=annotations.models.uniform_draw),
+            field=models.FloatField(blank=True, default=annotations.models.uniform_draw, null=True),
         ),
         migrations.AddField(
             model_name='cell',
