@@ -14,6 +14,7 @@ then takes them round-robin across classes and caps cells per field. Claiming th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -103,24 +104,35 @@ def _count(queryset: QuerySet[Any]) -> Subquery:
     return Subquery(queryset.order_by().annotate(n=Func(F("pk"), function="COUNT")).values("n"))
 
 
-def queued_cells(user: Any, *, now: datetime | None = None, among: Any = None) -> QuerySet[Cell]:
-    """Predicted cells of the active classifier on fields without truth that `user` may still decide: fewer than
-    two decisions (`Cell.review_version` is set), not decided or taken by them, a seat free (decisions plus other
-    reviewers' live claims below two).
-
-    Every condition but the version is a correlated lookup of one cell through an index, so reading the next cells
-    in one of the queue's index orders costs the same whatever the size of the queue (`review_pool`). `among`
-    (ids, or a queryset of them) asks about those cells only: the version is then compared through an expression,
-    so the query is driven by the ids (SQLite, without statistics, would otherwise walk the version's whole index)."""
-    classifier_id = active_classifier_id()
-    if classifier_id is None:
-        return Cell.objects.none()
-    now = now or timezone.now()
+def _queue_filter(cells: QuerySet[Cell], user: Any, now: datetime) -> QuerySet[Cell]:
+    """`cells` less those `user` may not be handed: on a field with truth, decided or taken by them, or without a
+    free seat (decisions plus other reviewers' live claims reach two). Each condition is a correlated lookup of one
+    cell through an index; they are added last, in one step (every further step would clone them)."""
     decisions = CellDecision.objects.filter(review__cell=OuterRef("pk"))
     other_claims = ReviewClaim.objects.filter(cell=OuterRef("pk"), expires_at__gt=now).exclude(reviewer=user)
     taken_by_reviewer = Cell.objects.filter(
         source_cell=OuterRef("pk"), annotation_set__kind=AnnotationKind.ANNOTATOR, annotation_set__annotator=user
     )
+    return cells.alias(seats=_count(decisions) + _count(other_claims)).filter(
+        ~Exists(truth(with_reopened=True).filter(field_id=OuterRef("annotation_set__field_id"))),
+        ~Exists(decisions.filter(reviewer=user)),
+        ~Exists(taken_by_reviewer),
+        seats__lt=SEATS,
+    )
+
+
+def queued_cells(user: Any, *, now: datetime | None = None, among: Any = None) -> QuerySet[Cell]:
+    """Predicted cells of the active classifier on fields without truth that `user` may still decide: fewer than
+    two decisions (`Cell.review_version` is set), not decided or taken by them, a seat free (decisions plus other
+    reviewers' live claims below two).
+
+    Reading the next cells in one of the queue's index orders costs the same whatever the size of the queue
+    (`review_pool`). `among` (ids, or a queryset of them) asks about those cells only: the version is then compared
+    through an expression, so the query is driven by the ids (SQLite, without statistics, would otherwise walk the
+    version's whole index)."""
+    classifier_id = active_classifier_id()
+    if classifier_id is None:
+        return Cell.objects.none()
     cells = (
         Cell.objects.filter(review_version=classifier_id)
         if among is None
@@ -128,17 +140,18 @@ def queued_cells(user: Any, *, now: datetime | None = None, among: Any = None) -
         .alias(version=Coalesce("review_version", 0))
         .filter(version=classifier_id)
     )
-    return (
-        cells.exclude(Exists(truth(with_reopened=True).filter(field_id=OuterRef("annotation_set__field_id"))))
-        .exclude(Exists(decisions.filter(reviewer=user)))
-        .exclude(Exists(taken_by_reviewer))
-        .alias(seats=_count(decisions) + _count(other_claims))
-        .filter(seats__lt=SEATS)
-    )
+    return _queue_filter(cells, user, now or timezone.now())
 
 
-def _class_ranges(pool: QuerySet[Cell], order_by: str, classes: list[int | None], per_class: int) -> RawSQL:
-    """The ids of each class's `per_class` first cells in the strategy's order, as index ranges
+def _class_ranges(
+    cells: QuerySet[Cell],
+    queued: Callable[[QuerySet[Cell]], QuerySet[Cell]],
+    order_by: str,
+    classes: list[int | None],
+    per_class: int,
+) -> RawSQL:
+    """The ids of each class's `per_class` first queued cells (`queued` of `cells`) in the strategy's order, as index
+    ranges
     (`Cell.Meta.indexes`): per class, the cells with the measure in its order, then those without it (they come
     last, like the pure priority ranks them) by id.
 
@@ -151,7 +164,7 @@ def _class_ranges(pool: QuerySet[Cell], order_by: str, classes: list[int | None]
     reference = RawSQL("queue_classes.cls" if postgres else "SELECT cls FROM queue_classes", ())
 
     def shape(of_class: QuerySet[Cell], measured: bool) -> tuple[str, tuple[Any, ...]]:
-        ordered = of_class.filter(**{f"{column}__isnull": not measured}).order_by(
+        ordered = queued(of_class.filter(**{f"{column}__isnull": not measured})).order_by(
             *((order_by, "id") if measured else ("id",))
         )
         return ordered.values("id")[:per_class].query.sql_with_params()
@@ -161,7 +174,7 @@ def _class_ranges(pool: QuerySet[Cell], order_by: str, classes: list[int | None]
     known = [cell_class for cell_class in classes if cell_class is not None]
     for measured in (True, False):
         if known:
-            sql, shape_params = shape(pool.filter(cell_class_id=reference), measured)
+            sql, shape_params = shape(cells.filter(cell_class_id=reference), measured)
             if postgres:
                 parts.append(
                     f"SELECT queue_range.id FROM unnest(%s::bigint[]) AS queue_classes(cls) "
@@ -175,7 +188,7 @@ def _class_ranges(pool: QuerySet[Cell], order_by: str, classes: list[int | None]
                     )
                     params.extend([cell_class, *shape_params])
         if None in classes:
-            sql, shape_params = shape(pool.filter(cell_class__isnull=True), measured)
+            sql, shape_params = shape(cells.filter(cell_class__isnull=True), measured)
             parts.append(f"SELECT id FROM ({sql}) AS range_{len(parts)}")
             params.extend(shape_params)
     return RawSQL(" UNION ALL ".join(parts), params)
@@ -188,18 +201,20 @@ def review_pool(
     most urgent cells under the strategy, read as ranges of the queue's indexes (one query, whatever the size of
     the queue)."""
     strategy = review_strategy(request.strategy)
-    pool = queued_cells(user)
-    if pool.query.is_empty():  # no active classifier
+    classifier_id = active_classifier_id()
+    if classifier_id is None:
         return []
+    cells = Cell.objects.filter(review_version=classifier_id)
     if exclude_ids:
-        pool = pool.exclude(pk__in=exclude_ids)
+        cells = cells.exclude(pk__in=exclude_ids)
     if request.case_id is not None:
-        pool = pool.filter(annotation_set__field__smear__case_id=request.case_id)
+        cells = cells.filter(annotation_set__field__smear__case_id=request.case_id)
+    now = timezone.now()
     classes: list[int | None] = (
         [request.cell_class] if request.cell_class is not None else [*(spec.id for spec in CELL_CLASSES), None]
     )
     per_class = min(MAX_PER_CLASS, request.limit * PER_CLASS_FACTOR)
-    ranges = _class_ranges(pool, strategy.order_by, classes, per_class)
+    ranges = _class_ranges(cells, lambda these: _queue_filter(these, user, now), strategy.order_by, classes, per_class)
     return list(Cell.objects.filter(pk__in=ranges).order_by("id").values_list(*POOL_COLUMNS))
 
 
