@@ -6,6 +6,7 @@ check the same things first so that users get a clear message instead of an Inte
 
 from __future__ import annotations
 
+import random
 import uuid
 from typing import Any
 
@@ -244,6 +245,10 @@ class ReviewOutcome(models.TextChoices):
     ADJUDICATED = "adjudicated", "Decided by an adjudicator"
 
 
+def uniform_draw() -> float:
+    return random.random()
+
+
 class Cell(models.Model):
     """A box in image pixels (x, y = top-left corner) with its countable flag and class."""
 
@@ -258,12 +263,22 @@ class Cell(models.Model):
     scores = models.JSONField(default=dict, blank=True)
     # Predictions only, as columns so the review queue can order and filter by them in SQL.
     detector_score = models.FloatField(null=True, blank=True)
-    confidence = models.FloatField(null=True, blank=True, db_index=True)
-    margin = models.FloatField(null=True, blank=True, db_index=True)
-    entropy = models.FloatField(null=True, blank=True, db_index=True)
-    mutual_information = models.FloatField(null=True, blank=True, db_index=True)
+    confidence = models.FloatField(null=True, blank=True)
+    margin = models.FloatField(null=True, blank=True)
+    entropy = models.FloatField(null=True, blank=True)
+    mutual_information = models.FloatField(null=True, blank=True)
     # |2 P(countable) - 1|: 0 where the countability model cannot tell countable from uncountable.
-    countability_margin = models.FloatField(null=True, blank=True, db_index=True)
+    countability_margin = models.FloatField(null=True, blank=True)
+    # The review queue's random order (the "random" strategy): a uniform draw fixed at creation, so a random sample
+    # of the queue is an index range instead of a sort of every queued cell (null where bulk writers of other
+    # cells than predictions leave it out).
+    review_random = models.FloatField(null=True, blank=True, default=uniform_draw)
+    # A predicted cell still open to review decisions (fewer than two): the version that predicted it, copied from
+    # its set on creation (`save`; bulk writers set it) and cleared by the second decision. The review queue's
+    # indexes below lead with it, so a batch is a few index ranges whatever the size of the queue or the history.
+    review_version = models.ForeignKey(
+        "training.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     # Provenance: the model suggestion an annotator accepted, or the annotator cell a consensus cell came from.
     source_cell = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     review_outcome = models.CharField(max_length=16, choices=ReviewOutcome.choices, blank=True, default="")
@@ -273,6 +288,20 @@ class Cell(models.Model):
 
     class Meta:
         ordering = ["annotation_set_id", "id"]
+        # One per ordering column of `inference.core.selection.REVIEW_STRATEGIES` (same direction, id breaking ties):
+        # the review queue reads each class's next cells as one range of one of these.
+        indexes = [
+            models.Index(fields=["review_version", "cell_class", *order, "id"], name=f"cell_queue_{name}")
+            for name, order in (
+                ("entropy", ["-entropy"]),
+                ("margin", ["margin"]),
+                ("confidence", ["confidence"]),
+                ("mutual_info", ["-mutual_information"]),
+                ("detector", ["detector_score"]),
+                ("countability", ["countability_margin"]),
+                ("random", ["review_random"]),
+            )
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(width__gt=0) & Q(height__gt=0), name="cell_size_positive"),
             models.CheckConstraint(condition=Q(x__gte=0) & Q(y__gte=0), name="cell_origin_inside_image"),
@@ -282,6 +311,15 @@ class Cell(models.Model):
 
     def __str__(self) -> str:
         return f"cell {self.pk} [{self.x:.0f},{self.y:.0f},{self.width:.0f},{self.height:.0f}]"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if (
+            self._state.adding
+            and self.review_version_id is None
+            and self.annotation_set.kind == AnnotationKind.PREDICTION
+        ):
+            self.review_version_id = self.annotation_set.model_version_id
+        super().save(*args, **kwargs)
 
 
 class AuditTrailImmutable(Exception):

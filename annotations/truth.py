@@ -9,13 +9,26 @@ consensus, no pre-labelling, no review-queue cells).
 Cell truth is the second, weaker kind: a queued cell two reviewers decided blind and agreed on (or whose cross-check
 settled it), `cell_truth()`. It is truth for that crop (countability and class training); a field that holds
 field-level truth keeps it as the stronger truth, so cell truth on such a field is left out.
+
+`truth_source` names which truth a cell has, for the report and the exports: the field-level truth of its set
+("consensus", "imported"), the cell-level truth of its review ("cell_agreed", "cell_resolved", "cell_adjudicated"),
+or "none" (a model's or an annotator's cell nobody settled).
 """
 
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 
-from annotations.models import TRUTH_KINDS, AnnotationSet, AnnotationStatus, Cell, CellReview, CellReviewStatus, Field
+from annotations.models import (
+    TRUTH_KINDS,
+    AnnotationKind,
+    AnnotationSet,
+    AnnotationStatus,
+    Cell,
+    CellReview,
+    CellReviewStatus,
+    Field,
+)
 
 
 def truth_q(*, with_reopened: bool = False, through: str = "") -> Q:
@@ -45,3 +58,24 @@ def cell_truth() -> QuerySet[CellReview]:
     return CellReview.objects.filter(status=CellReviewStatus.TRUTH).exclude(
         Exists(truth().filter(field=OuterRef("field")))
     )
+
+
+NO_TRUTH = "none"
+_FIELD_TRUTH_SOURCES = {AnnotationKind.CONSENSUS: "consensus", AnnotationKind.IMPORTED: "imported"}
+TRUTH_SOURCES: tuple[str, ...] = ("consensus", "imported", "cell_agreed", "cell_resolved", "cell_adjudicated", NO_TRUTH)
+
+
+def truth_source(set_kind: str, set_status: str, cell_truth_outcome: str | None) -> str:
+    """Which truth a cell has (one of TRUTH_SOURCES): its set's kind and status, and the outcome of its cell-level
+    truth (`cell_truth_outcome_of`; None without one)."""
+    if set_kind in _FIELD_TRUTH_SOURCES and set_status == AnnotationStatus.LOCKED:
+        return _FIELD_TRUTH_SOURCES[AnnotationKind(set_kind)]
+    if cell_truth_outcome:
+        return f"cell_{cell_truth_outcome}"
+    return NO_TRUTH
+
+
+def cell_truth_outcome_of(cell: str = "pk") -> Subquery:
+    """For a cell queryset's annotate(): the outcome (agreed/resolved/adjudicated) of the cell-level truth of the
+    cell at OuterRef(`cell`), None without one (or where the field's truth is the stronger)."""
+    return Subquery(cell_truth().filter(cell=OuterRef(cell)).values("outcome")[:1])

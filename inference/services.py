@@ -385,6 +385,7 @@ def _prediction_cell(prediction_set: AnnotationSet, cell: Any) -> Cell:
         entropy=uncertainty.get("entropy"),
         mutual_information=uncertainty.get("mutual_information"),
         countability_margin=abs(2 * float(cell.p_countable) - 1) if cell.p_countable is not None else None,
+        review_version_id=prediction_set.model_version_id,  # bulk_create skips `Cell.save`, which sets it
     )
 
 
@@ -442,6 +443,18 @@ def _claim_expiry() -> Any:
     return timezone.now() + timedelta(seconds=settings.AICELL_REVIEW_CLAIM_SECONDS)
 
 
+def _seats_taken(user: Any, picked: list[Cell], now: Any) -> list[Cell]:
+    """The picked cells whose seat is still free once locked: two reviewers picking the same last seat at the same
+    moment queue on the cell's row lock, and the second, reading again after the first committed its claim, sees
+    the cell full (PostgreSQL; SQLite runs one writing transaction at a time anyway)."""
+    ids = [cell.pk for cell in picked]
+    if not ids:
+        return []
+    list(Cell.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
+    free = set(selectors.queued_cells(user, now=now, among=ids).values_list("pk", flat=True))
+    return [cell for cell in picked if cell.pk in free]
+
+
 def review_claims_take(user: Any, request: selectors.ReviewQueueRequest) -> ReviewBatch:
     """The reviewer's batch: the cells they still hold (renewed), topped up to `request.limit` with the next
     cells of the queue, claimed for them. A constant number of queries whatever the queue's size."""
@@ -452,10 +465,14 @@ def review_claims_take(user: Any, request: selectors.ReviewQueueRequest) -> Revi
         held = list(selectors.held_cells(user, now=now)[: request.limit])
         # Claims on cells the reviewer can no longer decide (the others decided them meanwhile) go at once.
         ReviewClaim.objects.filter(reviewer=user).exclude(cell_id__in=[cell.pk for cell in held]).delete()
-        fresh = selectors.review_pick(
+        fresh = _seats_taken(
             user,
-            dataclasses.replace(request, limit=request.limit - len(held)),
-            exclude_ids=[cell.pk for cell in held],
+            selectors.review_pick(
+                user,
+                dataclasses.replace(request, limit=request.limit - len(held)),
+                exclude_ids=[cell.pk for cell in held],
+            ),
+            now,
         )
         ReviewClaim.objects.filter(reviewer=user).update(expires_at=expires_at)
         ReviewClaim.objects.bulk_create(

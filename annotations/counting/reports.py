@@ -104,6 +104,9 @@ class Provenance(JsonMixin):
 
     fields: tuple[FieldSource, ...]
     fields_by_source: dict[str, int]
+    # How many counted cells have which truth: field-level (consensus, imported), the review queue's cell-level
+    # (cell_agreed, cell_resolved, cell_adjudicated), or none (a model's or an annotator's cell).
+    cells_by_truth: dict[str, int]
     model_versions: tuple[ModelVersionRef, ...]
     annotators: tuple[str, ...]
     annotators_deidentified: bool
@@ -214,6 +217,8 @@ def _csv_rows(report: DifferentialReport) -> Iterable[dict[str, Any]]:
         }
     summary = report.diagnosis.summary
     yield {"section": "summary", "key": summary.diagnosis or "", "status": summary.status.value, "detail": summary.text}
+    for label, count in report.provenance.cells_by_truth.items():
+        yield {"section": "truth_source", "key": label, "count": count}
     for version in report.provenance.model_versions:
         yield {"section": "model_version", "key": version.id, "name": _model_text(version)}
     for annotator in report.provenance.annotators:
@@ -491,8 +496,10 @@ def _provenance_story(provenance: Provenance) -> list[Flowable]:
     by_source = ", ".join(f"{label}: {count}" for label, count in provenance.fields_by_source.items())
     models = "; ".join(_model_text(version) for version in provenance.model_versions) or "none"
     who = "Annotators (pseudonyms)" if provenance.annotators_deidentified else "Annotators"
+    by_truth = ", ".join(f"{label}: {count}" for label, count in provenance.cells_by_truth.items() if count)
     lines = [
         f"Fields by source: {by_source or 'no fields'}.",
+        f"Cells by truth: {by_truth or 'no cells'}.",
         f"Model versions: {models}.",
         f"{who}: {', '.join(provenance.annotators) or 'none recorded'}.",
     ]

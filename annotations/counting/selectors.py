@@ -100,6 +100,7 @@ def differential_report(
         provenance=reports.Provenance(
             fields=gathered.fields,
             fields_by_source=gathered.fields_by_source,
+            cells_by_truth=gathered.cells_by_truth,
             model_versions=gathered.model_versions,
             annotators=tuple(annotator_pseudonym(a.id) if deidentify else a.username for a in gathered.annotators),
             annotators_deidentified=deidentify,

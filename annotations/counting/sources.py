@@ -39,7 +39,7 @@ from annotations.counting.reports import (
     ModelVersionRef,
 )
 from annotations.models import AnnotationKind, AnnotationSet, Cell, Field
-from annotations.truth import truth, truth_q
+from annotations.truth import TRUTH_SOURCES, cell_truth_outcome_of, truth, truth_q, truth_source
 
 
 class Source(StrEnum):
@@ -109,6 +109,8 @@ class GatheredCells:
     annotators: tuple[Annotator, ...]
     imported_from: tuple[str, ...]
     warnings: tuple[str, ...]
+    # Which truth the gathered cells have (`annotations.truth.truth_source`), every label present.
+    cells_by_truth: dict[str, int]
 
     @property
     def fields_by_source(self) -> dict[str, int]:
@@ -130,6 +132,7 @@ def gather_cells(fields: QuerySet[Field], source: Source, user: Any = None) -> G
     set_rows = list(chosen.values_list("id", "field_id", "kind", "source_name", "pipeline"))
     cell_rows = list(
         Cell.objects.filter(annotation_set__in=chosen.values("pk"))
+        .annotate(cell_truth_outcome=cell_truth_outcome_of())
         .order_by("id")
         .values_list(
             "id",
@@ -139,14 +142,18 @@ def gather_cells(fields: QuerySet[Field], source: Source, user: Any = None) -> G
             "source_cell__annotation_set__kind",
             "source_cell__annotation_set__annotator_id",
             "source_cell__annotation_set__annotator__username",
+            "annotation_set__kind",
+            "annotation_set__status",
+            "cell_truth_outcome",
         )
     )
     cells = tuple(CountedCell(cell_id, cell_class, countable) for cell_id, _, countable, cell_class, *_ in cell_rows)
     annotators = {
         Annotator(user_id, username)
-        for *_, kind, user_id, username in cell_rows
+        for *_, kind, user_id, username, _, _, _ in cell_rows
         if kind == AnnotationKind.ANNOTATOR and user_id is not None
     }
+    by_truth = Counter(truth_source(*row[-3:]) for row in cell_rows)
     imported = {name for _, _, kind, name, _ in set_rows if kind == AnnotationKind.IMPORTED and name}
     field_sources = _field_sources(field_rows, set_rows, Counter(row[1] for row in cell_rows))
     pipeline_ids = {_as_id(value) for *_, pipeline in set_rows for value in (pipeline or {}).values()}
@@ -160,6 +167,7 @@ def gather_cells(fields: QuerySet[Field], source: Source, user: Any = None) -> G
         annotators=tuple(sorted(annotators, key=lambda annotator: annotator.id)),
         imported_from=tuple(sorted(imported)),
         warnings=_warnings(source, classifier, field_sources),
+        cells_by_truth={label: by_truth[label] for label in TRUTH_SOURCES},
     )
 
 

@@ -48,6 +48,7 @@ from annotations.interchange.export_selection import (
     prediction_cells,
 )
 from annotations.models import AnnotationKind, ReviewOutcome
+from annotations.truth import truth_source
 
 CHUNK_ROWS = 5000
 PROGRESS_EVERY_S = 1.0
@@ -199,7 +200,8 @@ class Rows:
     def annotation(self, row: Sequence[Any], *, as_result: bool = False) -> str:
         """One annotation (or, as_result, one entry of a COCO results file) as JSON text."""
         (cell_id, field_id, x, y, w, h, countable, cell_class, kind, status, source_name, annotator_id,
-         model_version_id, review_outcome, detector_score, confidence, consensus_outcome) = row  # fmt: skip
+         model_version_id, review_outcome, detector_score, confidence, consensus_outcome, cell_truth_outcome,
+         ) = row  # fmt: skip
         countable = bool(countable)
         category = category_id(countable, cell_class)
         source = self.source(kind, source_name, annotator_id, model_version_id)
@@ -217,9 +219,11 @@ class Rows:
         agreed = "null" if outcome is None else _JSON_BOOL[outcome == ReviewOutcome.AGREED]
         if score:
             score += f',"detector_score":{_number(detector_score)},"class_confidence":{_number(confidence)}'
+        truth = self._text(truth_source(kind, status, cell_truth_outcome))
         extra = (
             f'"source":{source},"review_state":{self._text(status)},"review_outcome":{self._text(outcome)},'
-            f'"annotators_agreed":{agreed},"countable":{_JSON_BOOL[countable]},"cell_class":{klass}{score}'
+            f'"annotators_agreed":{agreed},"truth_source":{truth},"countable":{_JSON_BOOL[countable]},'
+            f'"cell_class":{klass}{score}'
         )
         # Box-only, so "segmentation" is empty (as tools expect it present); our fields twice: where readers of
         # earlier exports find them, and under "attributes", the only place Datumaro and CVAT keep extra fields.

@@ -40,7 +40,7 @@ from annotations.models import (
     ImportedDataset,
     Split,
 )
-from annotations.truth import truth_q
+from annotations.truth import cell_truth_outcome_of, truth_q
 
 UNASSIGNED = "unassigned"
 SPLIT_ORDER: tuple[str, ...] = (*Split.values, UNASSIGNED)
@@ -201,6 +201,7 @@ CELL_COLUMNS = (
     "detector_score",
     "confidence",
     "consensus_outcome",
+    "cell_truth_outcome",
 )
 
 
@@ -216,9 +217,12 @@ def _cells(plan: ExportPlan, split: str, sources: Iterable[ExportSource]) -> Que
     outcome = Cell.objects.filter(source_cell=OuterRef("pk"), annotation_set__kind=AnnotationKind.CONSENSUS).values(
         "review_outcome"
     )[:1]
-    if ExportSource.ANNOTATIONS not in sources:
-        return cells.annotate(consensus_outcome=Value(None, output_field=CharField()))
-    return cells.annotate(consensus_outcome=Subquery(outcome))
+    none = Value(None, output_field=CharField())
+    return cells.annotate(
+        consensus_outcome=Subquery(outcome) if ExportSource.ANNOTATIONS in sources else none,
+        # Which cell-level truth a predicted cell has (the review queue's), for its `truth_source`.
+        cell_truth_outcome=cell_truth_outcome_of() if ExportSource.PREDICTIONS in sources else none,
+    )
 
 
 def instance_cells(plan: ExportPlan, split: str) -> QuerySet[Cell]:

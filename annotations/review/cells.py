@@ -175,6 +175,8 @@ def cell_decision_withdraw(*, cell_id: int, actor: Any) -> CellReview:
 
 
 def _second_decision(review: CellReview, a: CellDecision, b: CellDecision, actor: Any) -> None:
+    # Two decisions: the cell leaves the review queue's indexes for good (`Cell.review_version`).
+    Cell.objects.filter(cell_review=review).update(review_version=None)
     snapshot_a, snapshot_b = decision_snapshot(a), decision_snapshot(b)
     if a.verdict == b.verdict and a.cell_class_id == b.cell_class_id:
         _make_truth(

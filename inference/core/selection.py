@@ -40,7 +40,9 @@ class ReviewStrategy:
     label: str  # for people (the UI's list)
     description: str  # one sentence: which cells come first
     priority: Callable[[ReviewCandidate], float]  # higher = review sooner
-    order_by: str  # a stored predicted cell's column that puts the same cells first ("-" = descending; "?" = random)
+    # A stored predicted cell's column that puts the same cells first ("-" = descending); `annotations.models.Cell`
+    # has an index per column (the review queue reads ranges of them).
+    order_by: str
     default: bool = False  # the review queue's strategy when none is asked for (exactly one row)
 
 
@@ -104,8 +106,8 @@ REVIEW_STRATEGIES: dict[str, ReviewStrategy] = {
             "random",
             "Random",
             "Cells in random order (a baseline, and an unbiased sample of the model's errors).",
-            lambda candidate: 0.0,  # ties keep the order the database drew at random
-            "?",
+            lambda candidate: 0.0,  # ties keep the order of the pool, a random sample
+            "review_random",  # a uniform draw per cell: its order is a random permutation of the queue
         ),
     )
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.urls import Resolver404, resolve
+from django.urls import Resolver404, resolve, reverse
 
 from annotations.models import Cell, CellDecision, CellReview, Conflict
 from inference.models import ReviewClaim
@@ -128,6 +128,14 @@ def test_the_adjudicator_decides_escalated_cells_first_in_the_queue(page: Any) -
     log_in(page, "ada", PASSWORD)
     page.click("header.top nav a:has-text('Review queue')")
     page.wait_for_selector("#escalated")
+    # The cell is shown on its crop: the field's image around both reviewers' boxes, large enough to judge.
+    crop = page.locator(f"#escalated li[data-conflict='{conflict.pk}'] .conflict-crop")
+    crop.wait_for()
+    assert reverse("field-image", kwargs={"pk": cell.annotation_set.field_id}) in crop.evaluate(
+        "element => getComputedStyle(element).backgroundImage"
+    )
+    assert crop.locator(".mark").count() == 2
+    assert (crop.bounding_box() or {}).get("width", 0) >= 224
     text = page.inner_text("#escalated")
     assert "lymphoblast" in text
     assert "not a white cell" in text

@@ -155,6 +155,9 @@ def test_a_detector_alone_prelabels_unclassified_boxes(active_models: dict[str, 
     assert all(cell.scores["p_countable"] is None and cell.scores["probabilities"] == [] for cell in cells)
     assert all(cell.detector_score is not None for cell in cells)
     assert all("detector" in cell.scores["uncertainty"] for cell in cells)
+    # Written in bulk, each predicted cell is in the review queue's indexes under its version, with its random draw.
+    assert {cell.review_version_id for cell in cells} == {active_models["detector"].pk}
+    assert all(cell.review_random is not None and 0 <= cell.review_random < 1 for cell in cells)
 
 
 def test_prelabel_command_waits_with_progress(

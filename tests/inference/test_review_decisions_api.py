@@ -51,7 +51,11 @@ def test_two_reviewers_who_agree_make_cell_truth_blind_until_both_decided(
     client_for: Any, annotator: Any, second_annotator: Any, make_user: Any, queued: Any
 ) -> None:
     a, b = client_for(annotator), client_for(second_annotator)
+    # A predicted cell is in the queue's indexes under its version until its second decision.
+    assert queued.review_version_id == queued.annotation_set.model_version_id
     first = hold_and_decide(a, queued, box={"x": 10, "y": 10, "width": 52, "height": 50})
+    queued.refresh_from_db()
+    assert queued.review_version_id == queued.annotation_set.model_version_id
     assert first["status"] == "open"
     assert first["truth"] is None
     assert [d["reviewer"] for d in first["decisions"]] == [annotator.pk]
@@ -72,9 +76,11 @@ def test_two_reviewers_who_agree_make_cell_truth_blind_until_both_decided(
     assert list(cell_truth()) == [review]
     actions = list(AuditEvent.objects.filter(field_id=queued.annotation_set.field_id).values_list("action", flat=True))
     assert actions == ["cell_decision.create", "cell_decision.create", "cell_truth.create"]
-    # Decided cells never come back to either reviewer.
+    # Decided cells never come back to either reviewer, and leave the queue's indexes for good.
     assert ids(a) == []
     assert ids(b) == []
+    queued.refresh_from_db()
+    assert queued.review_version_id is None
 
 
 def test_disagreement_goes_to_the_cross_check_and_a_concession_settles_it(

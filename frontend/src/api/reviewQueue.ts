@@ -17,8 +17,8 @@ export interface ReviewItem {
 export interface ReviewQueue {
   items: ReviewItem[];
   source: string;
-  /** adjudicators: conflicts of queued cells both reviewers kept, to decide first */
-  conflicts: ReviewConflict[];
+  /** adjudicators: conflicts of queued cells both reviewers kept, to decide first (with their field, for the crop) */
+  conflicts: { conflict: ReviewConflict; field: Field }[];
   /** cells I decided since midnight */
   decidedToday: number;
 }
@@ -86,7 +86,8 @@ type ReviewBatch = components["schemas"]["ReviewBatch"];
 /** My batch by `strategy` (null: the server's default order): the cells I hold, topped up to `limit`. */
 export async function loadReviewQueue(strategy: ReviewStrategy | null, limit = 10): Promise<ReviewQueue> {
   const batch = await api.get<ReviewBatch>(withQuery("/api/v1/review-queue", { strategy: strategy?.name, limit }));
-  const fieldIds = [...new Set(batch.cells.map((c) => c.field))];
+  const conflicts = batch.conflicts as unknown as ReviewConflict[];
+  const fieldIds = [...new Set([...batch.cells.map((c) => c.field), ...conflicts.map((c) => c.field)])];
   const loaded = await Promise.all(fieldIds.map((id) => fields.get(id)));
   const fieldById = new Map(fieldIds.map((id, index) => [id, loaded[index]]));
   const items = batch.cells.map((c) => ({ cell: suggestionOfReview(c), field: fieldById.get(c.field) as Field }));
@@ -94,7 +95,7 @@ export async function loadReviewQueue(strategy: ReviewStrategy | null, limit = 1
   return {
     items,
     source: `the review queue${order}`,
-    conflicts: batch.conflicts as unknown as ReviewConflict[],
+    conflicts: conflicts.map((conflict) => ({ conflict, field: fieldById.get(conflict.field) as Field })),
     decidedToday: batch.decided_today,
   };
 }

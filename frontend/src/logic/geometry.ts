@@ -123,6 +123,15 @@ export function cropView(box: Box, fieldWidth: number, fieldHeight: number, size
   };
 }
 
+/** The smallest box around `boxes` (at least one). */
+export function boxUnion(boxes: readonly Box[]): Box {
+  const x = Math.min(...boxes.map((b) => b.x));
+  const y = Math.min(...boxes.map((b) => b.y));
+  const right = Math.max(...boxes.map((b) => b.x + b.width));
+  const bottom = Math.max(...boxes.map((b) => b.y + b.height));
+  return { x, y, width: right - x, height: bottom - y };
+}
+
 /** The keys of boxes that overlap another box: their labels would cover each other, so they show only on hover or
  * selection. */
 export function crowdedKeys(items: ReadonlyArray<{ key: string; box: Box }>): Set<string> {

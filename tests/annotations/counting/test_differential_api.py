@@ -14,7 +14,15 @@ from pypdf import PdfReader
 from statsmodels.stats.proportion import proportion_confint
 
 from aicell.roles import Role
-from annotations.models import AnnotationKind, AnnotationStatus, RuleSet
+from annotations.models import (
+    AnnotationKind,
+    AnnotationStatus,
+    CellReview,
+    CellReviewStatus,
+    CellVerdict,
+    ReviewOutcome,
+    RuleSet,
+)
 from tests.factories import (
     ActiveClassifierFactory,
     AnnotationSetFactory,
@@ -235,6 +243,35 @@ def test_source_switching(
     assert model_ids == expected_models
     if by_source["none"]:
         assert any("were not counted" in warning for warning in body["warnings"])
+
+
+def test_the_report_says_which_truth_the_counted_cells_have(
+    client_for: Any, annotator: Any, world: World, with_predictions: dict[str, Any]
+) -> None:
+    """Field-level truth, the review queue's cell-level truth of predicted cells (agreed, adjudicated), or none:
+    counted per cell in the JSON, the CSV and the PDF."""
+    predicted = list(with_predictions["field_d"].annotation_sets.get().cells.order_by("id"))
+    for cell, outcome in ((predicted[0], ReviewOutcome.AGREED), (predicted[1], ReviewOutcome.ADJUDICATED)):
+        CellReview.objects.create(
+            cell=cell, field=with_predictions["field_d"], status=CellReviewStatus.TRUTH, verdict=CellVerdict.CLASS,
+            cell_class_id=cell.cell_class_id, x=cell.x, y=cell.y, width=cell.width, height=cell.height,
+            outcome=outcome,
+        )  # fmt: skip
+    url = f"/api/v1/cases/{world.case.pk}/differential?source=consensus%2Bmodel"
+    by_truth = get(client_for(annotator), url).json()["provenance"]["cells_by_truth"]
+    assert by_truth == {
+        "consensus": 42 + 36,  # fields A and B (A's own predictions give way to its consensus)
+        "imported": 25,
+        "cell_agreed": 1,
+        "cell_resolved": 0,
+        "cell_adjudicated": 1,
+        "none": len(predicted) - 2,
+    }
+    rows = list(csv.DictReader(io.StringIO(get(client_for(annotator), url + "&format=csv").content.decode())))
+    assert {row["key"]: int(row["count"]) for row in rows if row["section"] == "truth_source"} == by_truth
+    report = f"/api/v1/cases/{world.case.pk}/differential/report.pdf?source=consensus%2Bmodel"
+    text = " ".join(pdf_text(get(client_for(annotator), report).content).split())
+    assert "Cells by truth: consensus: 78, imported: 25, cell_agreed: 1, cell_adjudicated: 1, none: 8." in text
 
 
 def test_model_source_without_an_active_classifier_says_so(client_for: Any, annotator: Any, world: World) -> None:

@@ -34,6 +34,7 @@ def report_of(cells: list[CountedCell], *, label: str = "Acute lymphoblastic leu
         provenance=reports.Provenance(
             fields=(),
             fields_by_source={"consensus": 3, "imported": 0, "model": 1, "none": 0},
+            cells_by_truth={"consensus": 150, "imported": 0, "cell_agreed": 20, "cell_adjudicated": 5, "none": 25},
             model_versions=(reports.ModelVersionRef(12, "classifier", "resnet18+resnet34", "cpu", "active"),),
             annotators=("annotator 1A2B3C",),
             annotators_deidentified=True,
@@ -61,6 +62,8 @@ def test_csv_rows_hold_counts_percentages_and_intervals() -> None:
     assert (suggestion["key"], suggestion["status"], suggestion["percent"]) == ("ALL", "positive", "30.00")
     assert next(row for row in rows if row["section"] == "summary")["key"] == "ALL"
     assert next(row for row in rows if row["section"] == "annotator")["name"] == "annotator 1A2B3C"
+    truth = {row["key"]: row["count"] for row in rows if row["section"] == "truth_source"}
+    assert truth == {"consensus": "150", "imported": "0", "cell_agreed": "20", "cell_adjudicated": "5", "none": "25"}
     meta = {row["key"]: row["detail"] for row in rows if row["section"] == "meta"}
     assert meta["rule_set"] == "default v4 (not the active version)"
     assert meta["me_ratio"] == "no erythroid cells counted: the M:E ratio is undefined"
@@ -83,6 +86,7 @@ def test_pdf_holds_the_table_the_chart_and_the_provenance() -> None:
         "consensus+model (3 field(s) consensus, 1 field(s) model)",
         "classifier v12 (resnet18+resnet34, profile cpu, active)",
         "Annotators (pseudonyms): annotator 1A2B3C",
+        "Cells by truth: consensus: 150, cell_agreed: 20, cell_adjudicated: 5, none: 25.",
         "2026-03-01 09:30:00 UTC",
     ):
         assert expected in text, expected

@@ -24,7 +24,15 @@ from annotations.interchange import coco_export
 from annotations.interchange.coco_export import coco_export_write
 from annotations.interchange.coco_format import class_category_id
 from annotations.interchange.export_selection import ExportRequest, export_plan
-from annotations.models import AnnotationKind, AnnotationStatus, Cell, ReviewOutcome
+from annotations.models import (
+    AnnotationKind,
+    AnnotationStatus,
+    Cell,
+    CellReview,
+    CellReviewStatus,
+    CellVerdict,
+    ReviewOutcome,
+)
 from annotations.taxonomy import CELL_CLASSES
 from tests.annotations.interchange.builders import zip_entries
 from tests.factories import (
@@ -169,7 +177,15 @@ def test_each_box_says_where_it_came_from(world: World, tmp_path: Path) -> None:
     assert (imported["source"], imported["category_id"], imported["annotators_agreed"]) == ("imported:BCCD", 23, None)
 
 
-BOX_FIELDS = ("source", "review_state", "review_outcome", "annotators_agreed", "countable", "cell_class")
+BOX_FIELDS = (
+    "source",
+    "review_state",
+    "review_outcome",
+    "annotators_agreed",
+    "truth_source",
+    "countable",
+    "cell_class",
+)
 
 
 def test_boxes_are_box_only_coco_with_our_fields_also_under_attributes(world: World) -> None:
@@ -189,6 +205,38 @@ def test_boxes_are_box_only_coco_with_our_fields_also_under_attributes(world: Wo
     scores = ("score", "detector_score", "class_confidence")
     assert {key: first["attributes"][key] for key in scores} == {key: first[key] for key in scores}
     assert first["attributes"]["source"] == f"model:{version.pk}"
+
+
+def test_each_box_says_which_truth_it_has(world: World) -> None:
+    """Field-level truth (consensus, imported), the review queue's cell-level truth of a predicted cell, or none; on
+    a field with field-level truth, a predicted cell's own review truth gives way to the field's."""
+    version = _predict(world)
+    unfinished = world.hidden_cells[0].annotation_set.field
+    predictions = AnnotationSetFactory(
+        field=unfinished, kind=AnnotationKind.PREDICTION, annotator=None, model_version=version
+    )
+    reviewed, unreviewed = (CellFactory(annotation_set=predictions, x=10 + 60 * i, cell_class_id=3) for i in range(2))
+    on_truth_field = Cell.objects.filter(
+        annotation_set__model_version=version, annotation_set__field=world.fields["train"][0]
+    ).first()
+    for cell, outcome in ((reviewed, ReviewOutcome.ADJUDICATED), (on_truth_field, ReviewOutcome.AGREED)):
+        CellReview.objects.create(
+            cell=cell, field=cell.annotation_set.field, status=CellReviewStatus.TRUTH, verdict=CellVerdict.CLASS,
+            cell_class_id=3, x=cell.x, y=cell.y, width=cell.width, height=cell.height, outcome=outcome,
+        )  # fmt: skip
+
+    def truth_of(*sources: str) -> dict[int, str]:
+        entries = export(ExportRequest(sources=sources, model_version=version.pk))
+        annotations = json.loads(entries["annotations/instances_train.json"])["annotations"]
+        return {annotation["id"]: annotation["attributes"]["truth_source"] for annotation in annotations}
+
+    agreed, resolved, uncountable, imported = world.truth_cells["train"]
+    truth = truth_of("consensus")
+    assert [truth[c.pk] for c in (agreed, resolved, uncountable, imported)] == ["consensus"] * 3 + ["imported"]
+    truth = truth_of("predictions")
+    assert truth[reviewed.pk] == "cell_adjudicated"
+    assert truth[unreviewed.pk] == "none"
+    assert truth[on_truth_field.pk] == "none"
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning:pycocotools.*")  # numpy 2's copy keyword in mask.decode

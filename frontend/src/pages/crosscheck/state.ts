@@ -2,6 +2,7 @@
 
 import type { DecidedCell, ResolveBody, ReviewConflict } from "../../api/review";
 import type { Box } from "../../api/shapes";
+import { boxUnion } from "../../logic/geometry";
 
 const UNSETTLED = new Set<string>(["open", "escalated"]);
 
@@ -64,12 +65,7 @@ export function nextUnsettled(list: readonly ReviewConflict[], index: number): n
 
 /** The smallest box around both versions (the region both cards show). */
 export function regionOf(conflict: ReviewConflict): Box {
-  const boxes = [conflict.a.cell, conflict.b.cell].filter((c): c is NonNullable<typeof c> => c !== null);
-  const x = Math.min(...boxes.map((b) => b.x));
-  const y = Math.min(...boxes.map((b) => b.y));
-  const right = Math.max(...boxes.map((b) => b.x + b.width));
-  const bottom = Math.max(...boxes.map((b) => b.y + b.height));
-  return { x, y, width: right - x, height: bottom - y };
+  return boxUnion([conflict.a.cell, conflict.b.cell].filter((c): c is NonNullable<typeof c> => c !== null));
 }
 
 /** An adjudicator's own decision: the conflict's box (A's, else B's) with `classId`; null without a box. */

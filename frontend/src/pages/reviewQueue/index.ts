@@ -119,7 +119,7 @@ export const reviewQueuePage: Page = async (root, _params, context) => {
   async function adjudicate(conflict: ReviewConflict, decision: "a" | "b" | "none"): Promise<void> {
     try {
       await conflictApi.resolve(conflict, { decision, reason: "review queue" });
-      queue.conflicts = queue.conflicts.filter((c) => c.id !== conflict.id);
+      queue.conflicts = queue.conflicts.filter((c) => c.conflict.id !== conflict.id);
       render();
     } catch (error) {
       showError(error, "Deciding the conflict");

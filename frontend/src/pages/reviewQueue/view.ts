@@ -3,16 +3,20 @@
 
 import type { ReviewConflict } from "../../api/review";
 import type { ReviewItem, ReviewStrategy } from "../../api/reviewQueue";
-import { cropView } from "../../logic/geometry";
+import type { Field } from "../../api/shapes";
+import { boxUnion, cropView } from "../../logic/geometry";
 import { countableProbability, percent, topClasses } from "../../logic/scores";
 import type { Taxonomy } from "../../logic/taxonomy";
-import { cropBackground, fieldOverview } from "../../ui/crops";
+import { cropBackground, fieldOverview, markElement, type Mark } from "../../ui/crops";
 import { clear, h } from "../../ui/dom";
 import { classPalette } from "../../ui/palette";
 import type { Decision } from "./state";
 
 const CROP = 288;
 const CONTEXT_WIDTH = 520;
+/** an escalated cell's crop, with A's and B's boxes in the cross-check's colours */
+const CONFLICT_CROP = 240;
+const CONFLICT_COLOURS = { a: "#1c7ed6", b: "#f76707" } as const;
 /** the keys of the model's first, second and third class (keyboard/keymap.ts, review scope) */
 const CHOICE_KEYS = ["a", "s", "d"];
 
@@ -146,9 +150,29 @@ function verdictWords(cell: ReviewConflict["a"]["cell"], taxonomy: Taxonomy): st
   return cell.cell_class === null ? "a cell" : taxonomy.name(cell.cell_class);
 }
 
-/** Adjudicators: the queued cells both reviewers kept their decision on, each decided with one click. */
+/** One escalated cell on its crop: A's box (blue) and B's (orange) over the field around them. */
+function conflictCrop(conflict: ReviewConflict, field: Field): HTMLElement {
+  const marks: Mark[] = [];
+  for (const side of ["a", "b"] as const) {
+    const cell = conflict[side].cell;
+    if (cell) marks.push({ box: cell, colour: CONFLICT_COLOURS[side] });
+  }
+  if (!marks.length) return h("div", { class: "conflict-crop muted small" }, "no box");
+  const region = boxUnion(marks.map((mark) => mark.box));
+  const view = cropView(region, field.width, field.height, CONFLICT_CROP, 0.5);
+  return h(
+    "div",
+    {
+      class: "conflict-crop field-context",
+      style: { width: `${CONFLICT_CROP}px`, height: `${CONFLICT_CROP}px`, ...cropBackground(field, view) },
+    },
+    marks.map((mark) => markElement(mark, view.scale, view.offsetX, view.offsetY)),
+  );
+}
+
+/** Adjudicators: the queued cells both reviewers kept their decision on, each on its crop, decided with one click. */
 export function escalatedConflicts(
-  conflicts: readonly ReviewConflict[],
+  conflicts: readonly { conflict: ReviewConflict; field: Field }[],
   taxonomy: Taxonomy,
   decide: (conflict: ReviewConflict, decision: "a" | "b" | "none") => void,
 ): HTMLElement {
@@ -159,14 +183,23 @@ export function escalatedConflicts(
     h(
       "ul",
       { class: "decision-list" },
-      conflicts.map((conflict) =>
+      conflicts.map(({ conflict, field }) =>
         h(
           "li",
           { dataset: { conflict: String(conflict.id) } },
+          conflictCrop(conflict, field),
           h("span", {}, `field #${conflict.field} · `),
-          h("span", {}, `${conflict.a.annotator_username ?? "A"}: ${verdictWords(conflict.a.cell, taxonomy)}`),
+          h(
+            "span",
+            { style: { color: CONFLICT_COLOURS.a } },
+            `${conflict.a.annotator_username ?? "A"}: ${verdictWords(conflict.a.cell, taxonomy)}`,
+          ),
           h("span", {}, " vs "),
-          h("span", {}, `${conflict.b.annotator_username ?? "B"}: ${verdictWords(conflict.b.cell, taxonomy)}`),
+          h(
+            "span",
+            { style: { color: CONFLICT_COLOURS.b } },
+            `${conflict.b.annotator_username ?? "B"}: ${verdictWords(conflict.b.cell, taxonomy)}`,
+          ),
           " ",
           h("button", { onclick: () => decide(conflict, "a") }, "A is right"),
           h("button", { onclick: () => decide(conflict, "b") }, "B is right"),
