@@ -39,6 +39,7 @@ from training.models import (
     TriggeredBy,
 )
 from training.registry import gate_and_promote, profile_names
+from training.storage import model_file_store
 
 if TYPE_CHECKING:
     from training.core.stage_run import Progress, StageResult
@@ -271,13 +272,16 @@ def _register_candidate(job: TrainingJob, stage: str, result: StageResult, snaps
         stage=stage,
         profile=job.profile,
         architecture=result.architecture,
-        checkpoints=[_relative_to_model_dir(path) for path in result.checkpoints],
+        checkpoints=[model_file_store(path, _relative_to_model_dir(path)) for path in result.checkpoints],
         status=ModelStatus.CANDIDATE,
         metrics=result.metrics,
         val_metrics=result.val_metrics,
         history=result.history,
         best_epochs=list(result.best_epochs),
-        plots=[{"name": Path(path).name, "path": _relative_to_model_dir(path)} for path in result.plots],
+        plots=[
+            {"name": Path(path).name, "path": model_file_store(path, _relative_to_model_dir(path))}
+            for path in result.plots
+        ],
         parent=active,
         dataset_snapshot=snapshot,
         training_job=job,

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
-from django.conf import settings
-
 from annotations.counting.reports import ModelVersionRef
 from training.core.stages import CLASSIFIER, STAGES
 from training.models import ModelStatus, ModelVersion
+from training.storage import model_file_local
 
 
 def active_model_versions() -> dict[str, ModelVersion]:
@@ -28,8 +27,8 @@ def model_versions_by_id(version_ids: Mapping[str, int]) -> dict[str, ModelVersi
 
 
 def checkpoint_paths(version: ModelVersion) -> list[Path]:
-    """Absolute paths of a version's checkpoint files (stored relative to AICELL_MODEL_DIR)."""
-    return [Path(settings.AICELL_MODEL_DIR) / relative for relative in version.checkpoints]
+    """Local paths of a version's checkpoint files (names in the "models" storage; local copies when that is S3)."""
+    return [model_file_local(name) for name in version.checkpoints]
 
 
 def active_classifier_id() -> int | None:
