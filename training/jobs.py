@@ -240,7 +240,12 @@ def _train_stage(
     started = time.monotonic()
     try:
         result = train_stage(
-            config, records, out_dir, on_progress=on_progress, data_snapshot=f"{snapshot.pk}:{snapshot.content_hash}"
+            config,
+            records,
+            out_dir,
+            on_progress=on_progress,
+            data_snapshot=f"{snapshot.pk}:{snapshot.content_hash}",
+            crop_cache_dir=Path(settings.AICELL_MODEL_DIR) / "crop-cache",
         )
     except ValueError as exc:
         raise ValidationFailed(f"{stage}: {exc}", field="dataset_snapshot") from exc

@@ -50,7 +50,7 @@ def test_insert_rows_writes_every_value_with_defaults_and_times_in_one_statement
 def test_insert_rows_returns_the_keys_it_made_and_fills_the_model_defaults() -> None:
     field = FieldFactory()
     model_version = PredictionSetFactory(field=FieldFactory()).model_version
-    made = dict(
+    made: dict[int, int] = dict(
         insert_rows(
             AnnotationSet,
             [{"field_id": field.pk, "kind": "prediction", "model_version_id": model_version.pk, "pipeline": {}}],

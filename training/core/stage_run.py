@@ -43,7 +43,7 @@ from inference.core.checkpoints import (
 from inference.core.pipeline import default_amp_dtype, resolve_device
 from training.core import plots
 from training.core.config import StageSettings, TrainConfig, derive_seed, resolve_settings
-from training.core.data import Augment, ImageCache, SeededSampler
+from training.core.data import Augment, CropCache, CropDataset, ImageCache, SeededSampler, crop_cache_key, crop_reach
 from training.core.engine import (
     Evaluation,
     TrainingSet,
@@ -106,18 +106,36 @@ def _check_trainable(spec: StageSpec, train_fields: Sequence[FieldRecord]) -> No
         )
 
 
-def _loader(settings: StageSettings, training_set: TrainingSet, sampler_seed: int) -> DataLoader[Any]:
+def _loader(settings: StageSettings, training_set: TrainingSet, sampler: SeededSampler) -> DataLoader[Any]:
+    """One loader for a model's whole run: its workers persist across epochs (each epoch only reseeds the
+    sampler, which runs in this process), so they start, and fill their caches, once."""
     batch_size = min(settings.training.batch_size, len(training_set))
     drop_last = len(training_set) > batch_size and len(training_set) % batch_size == 1  # no batch of one (BatchNorm)
     return DataLoader(
         training_set.dataset,
         batch_size=batch_size,
-        sampler=SeededSampler(len(training_set), sampler_seed, training_set.weights),
+        sampler=sampler,
         num_workers=settings.num_workers,
+        persistent_workers=settings.num_workers > 0,
         collate_fn=training_set.collate,
         pin_memory=settings.device.type == "cuda",
         drop_last=drop_last,
     )
+
+
+def _cut_crops(settings: StageSettings, dataset: CropDataset, data_snapshot: str, folder: Path | None) -> CropCache:
+    """The dataset's cell windows: from `folder` when this snapshot's were cut before with these crop settings,
+    else cut now (fields decoded in the DataLoader workers) and kept there."""
+    reach = crop_reach(dataset.augment)
+    path = None
+    if folder is not None and data_snapshot:
+        path = folder / f"{crop_cache_key(data_snapshot, dataset.fields, dataset.items, dataset.spec, reach)}.pt"
+        if path.exists():
+            return CropCache.load(path)
+    crops = CropCache.cut(dataset.fields, dataset.items, dataset.spec, reach, workers=settings.num_workers)
+    if path is not None:
+        crops.save(path)
+    return crops
 
 
 def _steps_per_epoch(settings: StageSettings, size: int) -> int:
@@ -210,6 +228,7 @@ class _Run:
         out_dir: Path,
         on_progress: ProgressCallback | None,
         data_snapshot: str,
+        crop_cache_dir: Path | None = None,
     ) -> None:
         self.s = settings
         self.engine = engine_of(settings.spec)
@@ -226,6 +245,8 @@ class _Run:
         self.warnings: list[str] = []
         augment = Augment() if settings.augment else Augment.none()
         self.train_set = self.engine.training_set(settings, self.train_fields, augment, self.cache)
+        if isinstance(self.train_set.dataset, CropDataset):
+            self.train_set.dataset.crops = _cut_crops(settings, self.train_set.dataset, data_snapshot, crop_cache_dir)
         # Train examples per class, for the prior correction of balanced sampling (inference.core.calibration).
         labels = getattr(self.train_set.dataset, "labels", None)
         self.class_counts: tuple[int, ...] = (
@@ -311,12 +332,14 @@ class _Run:
             finished = bool(extra.get("finished"))
 
         epoch = start_epoch - 1
+        sampler = SeededSampler(len(self.train_set), 0, self.train_set.weights)
+        loader = _loader(s, self.train_set, sampler)
         for epoch in range(start_epoch, s.epochs + 1):
             if finished:
                 break
             epoch_seed = derive_seed(s.seed, s.stage, member, "epoch", epoch)
             torch.manual_seed(epoch_seed)
-            loader = _loader(s, self.train_set, epoch_seed)
+            sampler.seed = epoch_seed
 
             def on_step(step: int, steps: int, loss: float, epoch: int = epoch) -> None:
                 if step % s.progress_every == 0 and step < steps:
@@ -460,8 +483,10 @@ def train_stage(
     *,
     on_progress: ProgressCallback | None = None,
     data_snapshot: str = "",
+    crop_cache_dir: Path | None = None,
 ) -> StageResult:
-    """Train one stage (see the module docstring); ValueError for bad input, before anything is written."""
+    """Train one stage (see the module docstring); ValueError for bad input, before anything is written.
+    `crop_cache_dir`: where crop stages keep the cell windows they cut, by `data_snapshot` and crop settings."""
     settings = resolve_settings(config)
     fields = list(fields)
     bad = [f.key for f in fields if f.split not in SPLITS]
@@ -472,7 +497,7 @@ def train_stage(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with _threads(settings.num_threads if settings.device.type == "cpu" else None):
-        return _Run(settings, fields, out_dir, on_progress, data_snapshot).run()
+        return _Run(settings, fields, out_dir, on_progress, data_snapshot, crop_cache_dir).run()
 
 
 def evaluate_checkpoints(
