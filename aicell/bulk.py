@@ -32,9 +32,9 @@ def _column(field: Any) -> str:
     return column
 
 
-def _columns(model: type[models.Model], rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], dict[str, Any]]:
-    """The columns to write (every concrete field but the auto primary key) and the values shared by all rows."""
-    given = set(rows[0])
+def _columns(model: type[models.Model], given: set[str]) -> tuple[list[str], dict[str, Any]]:
+    """The columns to write (every concrete field but the auto primary key) and the values of those the rows do
+    not give (attribute names `given`), shared by all rows."""
     now = timezone.now()
     shared: dict[str, Any] = {}
     columns = []
@@ -84,7 +84,7 @@ def insert_rows(
     of the inserted rows, in no particular order."""
     if not rows:
         return []
-    columns, shared = _columns(model, rows)
+    columns, shared = _columns(model, set(rows[0]))
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
     source, value = _from_json(table)
@@ -96,6 +96,52 @@ def insert_rows(
     with connection.cursor() as cursor:
         cursor.execute(sql, [_payload(model, rows, shared)])
         return [tuple(row) for row in cursor.fetchall()] if returning else []
+
+
+def encode_rows(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Rows as the JSON text `insert_row_groups` takes (keys: column names); made ahead, e.g. while other work
+    runs, so the INSERT itself only joins texts."""
+    return json.dumps(rows, allow_nan=False)
+
+
+def insert_row_groups(
+    model: type[models.Model], groups: Sequence[tuple[Mapping[str, Any], str]], row_columns: Sequence[str]
+) -> None:
+    """INSERT every row of every group in one statement. A group is (values of its rows' other columns, by
+    attribute name, e.g. the parent's key; its rows as `encode_rows` text, each with the `row_columns`)."""
+    if not groups:
+        return
+    columns, shared = _columns(model, set(groups[0][0]) | set(row_columns))
+    by_column = {field.attname: _column(field) for field in model._meta.concrete_fields}
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    json_columns = _json_columns(model)
+    in_rows = set(row_columns)
+    if connection.vendor == "postgresql":
+        source = (
+            f"json_array_elements(%s::json) AS g, json_populate_record(NULL::{table}, g.value) AS gr, "
+            f"json_populate_recordset(NULL::{table}, g.value -> '_rows') AS r"
+        )
+        values = [f"r.{c}" if c in in_rows else f"gr.{c}" for c in columns]
+    elif connection.vendor == "sqlite":
+        source = "json_each(%s) AS g, json_each(g.value, '$._rows') AS r"
+        values = [
+            f"{'r' if c in in_rows else 'g'}.value {'->' if c in json_columns else '->>'} '$.{c}'" for c in columns
+        ]
+    else:
+        raise NotImplementedError(f"bulk writes through JSON are not implemented for {connection.vendor}")
+    payload = ",".join(
+        _with_rows(json.dumps({**shared, **{by_column[k]: v for k, v in values_of.items()}}, allow_nan=False), rows)
+        for values_of, rows in groups
+    )
+    sql = f"INSERT INTO {table} ({', '.join(quote(c) for c in columns)}) SELECT {', '.join(values)} FROM {source}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [f"[{payload}]"])
+
+
+def _with_rows(group: str, rows: str) -> str:
+    """The group object's JSON text with its rows' text added under "_rows" (joined, not encoded again)."""
+    return f'{{"_rows": {rows}' + (f", {group[1:]}" if group != "{}" else "}")
 
 
 def update_rows(model: type[models.Model], rows: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> None:

@@ -16,6 +16,7 @@ classifier stage of --profile (default `cpu`), with its crop size, batch size an
   shared machine two OpenMP threads spin against other processes and the step rate collapses, 1.2 vs 55
   crops/s measured at load average 20 on 2 cores.)
 
+Each loader runs --repeats times, alternately; the medians are reported.
 `input_over_model` = after crops/s over model crops/s: above 1 the input keeps up. Loaders and the model are timed
 apart (each alone on the machine), so the figures say which side limits training.
 """
@@ -155,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--model-steps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the model's steps")
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each loader (medians reported)")
     parser.add_argument("--images", type=Path, help="folder of JPEG fields (default: BCCD)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
@@ -163,10 +165,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     items = classifier_items(fields, 21)
     spec = crop_spec(settings)
     load_before = os.getloadavg()[0]
-    before_rate = before(settings, CropDataset(fields, items, spec, augment=Augment()), args.workers, args.epochs)
-    with tempfile.TemporaryDirectory(prefix="aicell-train-input-") as folder:
-        dataset = CropDataset(fields, items, spec, augment=Augment())
-        cut_s, load_s, after_rate = after(settings, dataset, args.workers, args.epochs, Path(folder))
+    befores, afters = [], []
+    for _ in range(args.repeats):  # alternated, so a change of load on a shared machine hits both alike
+        befores.append(before(settings, CropDataset(fields, items, spec, augment=Augment()), args.workers, args.epochs))
+        with tempfile.TemporaryDirectory(prefix="aicell-train-input-") as folder:
+            dataset = CropDataset(fields, items, spec, augment=Augment())
+            afters.append(after(settings, dataset, args.workers, args.epochs, Path(folder)))
+    before_rate = statistics.median(befores)
+    cut_s, load_s, after_rate = (statistics.median(values) for values in zip(*afters, strict=True))
     torch.set_num_threads(args.threads)
     model = model_rate(settings, args.model_steps)
     result = {
@@ -177,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "fields": args.fields,
         "crops_per_epoch": len(items),
         "epochs": args.epochs,
+        "repeats": args.repeats,
         "workers": args.workers,
         "model_threads": args.threads,
         "before_crops_per_s": round(before_rate, 1),

@@ -22,7 +22,7 @@ from django.db import connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from aicell.bulk import insert_rows, update_rows
+from aicell.bulk import encode_rows, insert_row_groups, insert_rows, update_rows
 from aicell.errors import DomainError, NotFound, StateConflict, ValidationFailed
 from aicell.jobs import job_fail, job_mark_running, job_succeed
 from aicell.models import JobStatus
@@ -169,6 +169,14 @@ class _QueryCounter:
 
 
 @dataclass(frozen=True)
+class PreparedCells:
+    """A field's predicted cells as Cell rows (`_prediction_row`), encoded while the next pass decodes."""
+
+    count: int
+    rows: str
+
+
+@dataclass(frozen=True)
 class FieldOutcome:
     field_id: int
     status: ItemStatus
@@ -223,11 +231,11 @@ def _pass_size(pipeline: Any) -> int:
 
 def _predict(
     pipeline: Any, fields: Sequence[Field], failed: dict[int, str], timings: PrelabelTimings
-) -> dict[int, list[dict[str, Any]]]:
+) -> dict[int, PreparedCells]:
     """The cell rows (`_prediction_row`) of the fields whose images decode. Decoding runs in a thread pool two
     passes ahead of the model (the decoders release the GIL), so reading and decoding overlap the forward passes
     and the preparing of each pass's rows. A field whose image cannot be read fails alone."""
-    rows: dict[int, list[dict[str, Any]]] = {}
+    rows: dict[int, PreparedCells] = {}
     size = _pass_size(pipeline)
     passes = [list(fields[start : start + size]) for start in range(0, len(fields), size)]
     with ThreadPoolExecutor(max_workers=settings.AICELL_DECODE_THREADS, thread_name_prefix="decode") as pool:
@@ -253,7 +261,9 @@ def _predict(
                 preparing = time.perf_counter()
                 timings.model_s += preparing - began
                 for field_id, prediction in zip(ready, predictions, strict=True):
-                    rows[field_id] = [_prediction_row(cell) for cell in prediction.cells]
+                    rows[field_id] = PreparedCells(
+                        len(prediction.cells), encode_rows([_prediction_row(cell) for cell in prediction.cells])
+                    )
                 timings.write_s += time.perf_counter() - preparing
     return rows
 
@@ -269,7 +279,7 @@ def _prelabel_fields_run(field_ids: Sequence[int], job_id: int, timings: Prelabe
     timings.fields += len(field_ids)
     fields = {field.pk: field for field in Field.objects.filter(pk__in=field_ids)}
     failed: dict[int, str] = {}
-    predictions: dict[int, list[dict[str, Any]]] = {}
+    predictions: dict[int, PreparedCells] = {}
     present = [fields[field_id] for field_id in field_ids if field_id in fields]
     if present:
         predictions = _predict(pipeline_for(versions), present, failed, timings)
@@ -281,7 +291,7 @@ def _store_and_settle(
     field_ids: Sequence[int],
     items: dict[int, PrelabelItem],
     versions: dict[str, ModelVersion],
-    predictions: dict[int, list[dict[str, Any]]],
+    predictions: dict[int, PreparedCells],
     failed: dict[int, str],
     timings: PrelabelTimings,
 ) -> list[FieldOutcome]:
@@ -321,8 +331,10 @@ def _store_and_settle(
             for field_id in stored
         ]
         sets = dict(insert_rows(AnnotationSet, set_rows, returning=("field_id", "id")))
-        insert_rows(
-            Cell, [{**row, "annotation_set_id": sets[field_id]} for field_id in stored for row in predictions[field_id]]
+        insert_row_groups(
+            Cell,
+            [({"annotation_set_id": sets[field_id]}, predictions[field_id].rows) for field_id in stored],
+            CELL_COLUMNS,
         )
         fields_transition_from(stored, FieldStatus.UPLOADED, FieldStatus.PRELABELLED)
         settling = time.perf_counter()
@@ -357,12 +369,12 @@ def _store_and_settle(
 
 
 def _outcome(
-    field_id: int, stored: set[int], predictions: dict[int, list[dict[str, Any]]], failed: dict[int, str]
+    field_id: int, stored: set[int], predictions: dict[int, PreparedCells], failed: dict[int, str]
 ) -> FieldOutcome:
     if field_id in failed:
         return FieldOutcome(field_id, ItemStatus.FAILED, error=failed[field_id])
     if field_id in stored:
-        return FieldOutcome(field_id, ItemStatus.SUCCEEDED, cell_count=len(predictions[field_id]))
+        return FieldOutcome(field_id, ItemStatus.SUCCEEDED, cell_count=predictions[field_id].count)
     return FieldOutcome(field_id, ItemStatus.SKIPPED, error="the field was deleted")
 
 
@@ -370,6 +382,23 @@ def _open_items(job_id: int, field_ids: Iterable[int]) -> dict[int, PrelabelItem
     items = PrelabelItem.objects.filter(job_id=job_id, field_id_at_start__in=list(field_ids), status=ItemStatus.QUEUED)
     PrelabelItem.objects.filter(pk__in=[item.pk for item in items]).update(attempts=F("attempts") + 1)
     return {item.field_id_at_start: item for item in items}
+
+
+CELL_COLUMNS = (
+    "x",
+    "y",
+    "width",
+    "height",
+    "countable",
+    "cell_class_id",
+    "scores",
+    "detector_score",
+    "confidence",
+    "margin",
+    "entropy",
+    "mutual_information",
+    "countability_margin",
+)
 
 
 def _prediction_row(cell: Any) -> dict[str, Any]:

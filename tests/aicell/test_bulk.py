@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from aicell.bulk import insert_rows, update_rows
+from aicell.bulk import encode_rows, insert_row_groups, insert_rows, update_rows
 from annotations.models import AnnotationSet, Cell
 from inference.models import ItemStatus, PrelabelItem, PrelabelJob
 from tests.factories import FieldFactory, PredictionSetFactory
@@ -75,4 +75,23 @@ def test_update_rows_sets_each_row_its_values_in_one_statement(django_assert_num
         items[0].pk: ("succeeded", "", 7),
         items[1].pk: ("queued", "", 0),
         items[2].pk: ("failed", "it's broken", 0),
+    }
+
+
+def test_insert_row_groups_gives_each_group_its_values_in_one_statement(django_assert_num_queries: Any) -> None:
+    first, second, empty = (PredictionSetFactory(field=FieldFactory(width=640, height=480)) for _ in range(3))
+    columns = ("x", "y", "width", "height", "scores")
+
+    def rows(count: int) -> str:
+        return encode_rows(
+            [{"x": float(i), "y": 1.0, "width": 5.0, "height": 6.0, "scores": {"i": i}} for i in range(count)]
+        )
+
+    groups = [({"annotation_set_id": first.pk}, rows(3)), ({"annotation_set_id": empty.pk}, rows(0))]
+    groups.append(({"annotation_set_id": second.pk, "countable": False}, rows(2)))
+    with django_assert_num_queries(1):
+        insert_row_groups(Cell, groups, columns)
+    stored = {(c.annotation_set_id, c.x, c.countable, c.scores["i"]) for c in Cell.objects.all()}
+    assert stored == {(first.pk, float(i), True, i) for i in range(3)} | {
+        (second.pk, float(i), False, i) for i in range(2)
     }

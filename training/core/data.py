@@ -536,6 +536,8 @@ __all__: list[Any] = [
     "SeededSampler",
     "balanced_weights",
     "clip_boxes",
+    "crop_cache_key",
+    "crop_reach",
     "detection_collate",
     "flip_rotate",
     "load_field",
