@@ -28,7 +28,12 @@ def model_versions_by_id(version_ids: Mapping[str, int]) -> dict[str, ModelVersi
 
 def checkpoint_paths(version: ModelVersion) -> list[Path]:
     """Local paths of a version's checkpoint files (names in the "models" storage; local copies when that is S3)."""
-    return [model_file_local(name) for name in version.checkpoints]
+    return [checkpoint_file(name) for name in version.checkpoints]
+
+
+def checkpoint_file(name: str) -> Path:
+    """A local path of the checkpoint stored as `name` (training.storage.model_file_local)."""
+    return model_file_local(name)
 
 
 def active_classifier_id() -> int | None:
