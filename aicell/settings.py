@@ -14,6 +14,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from aicell.storage_settings import FILESYSTEM_BACKEND, storages_setting
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -161,14 +163,23 @@ STATICFILES_DIRS = [d for d in [BASE_DIR / "frontend" / "dist"] if d.exists()]
 WHITENOISE_IMMUTABLE_FILE_TEST = r"/assets/.+-[A-Za-z0-9_-]{8}\.[a-z0-9.]+$"
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
-STORAGES = {
-    "default": {"BACKEND": env.str("DEFAULT_FILE_STORAGE", default="django.core.files.storage.FileSystemStorage")},
-    "staticfiles": {
-        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
+AICELL_STORAGE = env.str("AICELL_STORAGE", default="filesystem")
+AICELL_MODEL_DIR = Path(env.str("AICELL_MODEL_DIR", default=str(VAR_DIR / "models")))
+try:
+    # "default": field images, thumbnails, exports; "models": checkpoints and plots (aicell/storage_settings.py).
+    STORAGES = storages_setting(
+        AICELL_STORAGE,
+        default_backend=env.str("DEFAULT_FILE_STORAGE", default=FILESYSTEM_BACKEND),
+        static_backend="whitenoise.storage.CompressedStaticFilesStorage"
         if PRODUCTION
-        else "django.contrib.staticfiles.storage.StaticFilesStorage"
-    },
-}
+        else "django.contrib.staticfiles.storage.StaticFilesStorage",
+        bucket=env.str("AICELL_S3_BUCKET", default=""),
+        endpoint_url=env.str("AICELL_S3_ENDPOINT_URL", default=""),
+        region=env.str("AICELL_S3_REGION", default=""),
+        prefix=env.str("AICELL_S3_PREFIX", default=""),
+    )
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
 # Uploads are checked image by image by the service layer; Django's own cap only guards the request body.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
@@ -241,6 +252,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(CELERY_BROKER_DIR / "processed"),
         "control_folder": str(CELERY_BROKER_DIR / "control"),
         "store_processed": False,
+        # How often an idle worker looks for a message (kombu's default, 1 s, left a worker idle up to a second
+        # between two pre-label chunks; a directory listing ten times a second is nothing).
+        "polling_interval": env.float("AICELL_BROKER_POLL_S", default=0.1),
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
@@ -265,7 +279,7 @@ AICELL_MAX_UPLOAD_BYTES = env.int("AICELL_MAX_UPLOAD_BYTES", default=100 * 1024 
 AICELL_THUMBNAIL_SIZE = env.int("AICELL_THUMBNAIL_SIZE", default=320)
 AICELL_AUTO_PRELABEL = env.bool("AICELL_AUTO_PRELABEL", default=True)
 AICELL_PROFILE = env.str("AICELL_PROFILE", default="cpu")
-AICELL_MODEL_DIR = Path(env.str("AICELL_MODEL_DIR", default=str(VAR_DIR / "models")))
+# AICELL_MODEL_DIR (set with STORAGES above): checkpoints while training, and the local copies of stored ones.
 # Dataset snapshots of training runs (JSONL of training records + per-field sources).
 AICELL_DATASET_DIR = Path(env.str("AICELL_DATASET_DIR", default=str(VAR_DIR / "datasets")))
 # Per-patient train/val/test split: seed and ratios used for patients that have no split yet.

@@ -10,6 +10,8 @@ import io
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
+import simplejpeg
 from PIL import Image, UnidentifiedImageError
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "TIFF")
@@ -94,6 +96,21 @@ def open_rgb(data: bytes) -> Image.Image:
     Boxes are in the stored pixel grid, so an EXIF orientation tag is deliberately not applied here.
     """
     return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+def decode_rgb(data: bytes) -> np.ndarray:
+    """The field's pixels as an (H, W, 3) uint8 array in its stored pixel grid (no EXIF rotation, as `open_rgb`).
+
+    JPEG goes through libjpeg-turbo directly (simplejpeg: about twice as fast as Pillow's decode plus RGB
+    conversion, and it releases the GIL, so decode threads run in parallel); whatever it refuses (CMYK, a
+    corrupt stream) goes to Pillow, whose error, if any, is the one reported."""
+    if data[:2] == b"\xff\xd8":
+        try:
+            pixels: np.ndarray = simplejpeg.decode_jpeg(data, colorspace="RGB")
+            return pixels
+        except ValueError:
+            pass
+    return np.array(open_rgb(data))
 
 
 def encode_without_metadata(image: Image.Image, *, image_format: str = "JPEG", quality: int = 92) -> bytes:

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from training.core.stages import CLASSIFIER, COUNTABILITY, DETECTOR, STAGES
-from training.selectors import checkpoint_paths
+from training.selectors import checkpoint_file, checkpoint_paths
 
 if TYPE_CHECKING:
     from inference.core.pipeline import Pipeline
@@ -56,7 +55,7 @@ def _load_pipeline(
     from inference.core.checkpoints import CheckpointError
     from inference.core.pipeline import PIPELINE_KINDS
 
-    by_stage = {stage: [Path(model_dir) / path for path in paths] for stage, _, _, paths in key}
+    by_stage = {stage: [checkpoint_file(name) for name in names] for stage, _, _, names in key}
     profile = profile_named(key[0][2])
     for stage, paths in by_stage.items():
         if not paths:

@@ -22,12 +22,22 @@ from django.db import connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from aicell.bulk import encode_rows, insert_row_groups, insert_rows, update_rows
 from aicell.errors import DomainError, NotFound, StateConflict, ValidationFailed
 from aicell.jobs import job_fail, job_mark_running, job_succeed
 from aicell.models import JobStatus
 from annotations.field_states import fields_transition_from
-from annotations.images import open_rgb
-from annotations.models import AnnotationKind, AnnotationSet, AnnotationStatus, Cell, CellReview, Field, FieldStatus
+from annotations.images import decode_rgb
+from annotations.models import (
+    AnnotationKind,
+    AnnotationSet,
+    AnnotationStatus,
+    Cell,
+    CellReview,
+    Field,
+    FieldStatus,
+    uniform_draw,
+)
 from annotations.review.cells import cell_decision_create, cell_decision_withdraw
 from annotations.truth import truth, truth_q
 from inference import selectors
@@ -37,7 +47,6 @@ from training.core.stages import CLASSIFIER, DETECTOR, STAGES
 from training.selectors import active_model_versions, missing_active_stages, model_versions_by_id
 
 if TYPE_CHECKING:
-    from inference.core.pipeline import FieldPrediction
     from training.models import ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -169,6 +178,14 @@ class _QueryCounter:
 
 
 @dataclass(frozen=True)
+class PreparedCells:
+    """A field's predicted cells as Cell rows (`_prediction_row`), encoded while the next pass decodes."""
+
+    count: int
+    rows: str
+
+
+@dataclass(frozen=True)
 class FieldOutcome:
     field_id: int
     status: ItemStatus
@@ -189,7 +206,7 @@ def _read_field_bytes(field: Field) -> bytes:
 
 def _decode_field_image(field_id: int, data: bytes) -> np.ndarray:
     try:
-        return np.array(open_rgb(data))
+        return decode_rgb(data)
     except Exception as exc:
         raise ImageUnreadable(f"the image of field {field_id} cannot be decoded: {exc}") from None
 
@@ -223,10 +240,11 @@ def _pass_size(pipeline: Any) -> int:
 
 def _predict(
     pipeline: Any, fields: Sequence[Field], failed: dict[int, str], timings: PrelabelTimings
-) -> dict[int, FieldPrediction]:
-    """Predictions of the fields whose images decode; decoding runs in a thread pool two passes ahead of the
-    model, so reading and decoding overlap the forward passes. A field whose image cannot be read fails alone."""
-    predictions: dict[int, FieldPrediction] = {}
+) -> dict[int, PreparedCells]:
+    """The cell rows (`_prediction_row`) of the fields whose images decode. Decoding runs in a thread pool two
+    passes ahead of the model (the decoders release the GIL), so reading and decoding overlap the forward passes
+    and the preparing of each pass's rows. A field whose image cannot be read fails alone."""
+    rows: dict[int, PreparedCells] = {}
     size = _pass_size(pipeline)
     passes = [list(fields[start : start + size]) for start in range(0, len(fields), size)]
     with ThreadPoolExecutor(max_workers=settings.AICELL_DECODE_THREADS, thread_name_prefix="decode") as pool:
@@ -248,9 +266,15 @@ def _predict(
             loading[index] = []  # let the decoded pixels go once the pass has them
             if images:
                 began = time.perf_counter()
-                predictions.update(zip(ready, pipeline.run(images), strict=True))
-                timings.model_s += time.perf_counter() - began
-    return predictions
+                predictions = pipeline.run(images)
+                preparing = time.perf_counter()
+                timings.model_s += preparing - began
+                for field_id, prediction in zip(ready, predictions, strict=True):
+                    rows[field_id] = PreparedCells(
+                        len(prediction.cells), encode_rows([_prediction_row(cell) for cell in prediction.cells])
+                    )
+                timings.write_s += time.perf_counter() - preparing
+    return rows
 
 
 def _prelabel_fields_run(field_ids: Sequence[int], job_id: int, timings: PrelabelTimings) -> list[FieldOutcome]:
@@ -264,7 +288,7 @@ def _prelabel_fields_run(field_ids: Sequence[int], job_id: int, timings: Prelabe
     timings.fields += len(field_ids)
     fields = {field.pk: field for field in Field.objects.filter(pk__in=field_ids)}
     failed: dict[int, str] = {}
-    predictions: dict[int, FieldPrediction] = {}
+    predictions: dict[int, PreparedCells] = {}
     present = [fields[field_id] for field_id in field_ids if field_id in fields]
     if present:
         predictions = _predict(pipeline_for(versions), present, failed, timings)
@@ -276,13 +300,14 @@ def _store_and_settle(
     field_ids: Sequence[int],
     items: dict[int, PrelabelItem],
     versions: dict[str, ModelVersion],
-    predictions: dict[int, FieldPrediction],
+    predictions: dict[int, PreparedCells],
     failed: dict[int, str],
     timings: PrelabelTimings,
 ) -> list[FieldOutcome]:
     """One transaction for the chunk, in a number of queries that does not grow with it: the items still open
-    and the fields still there are locked, their prediction sets replaced and their cells inserted in bulk, the
-    items settled and the job's counters moved once. A worker killed before the commit leaves it all undone."""
+    and the fields still there are locked, their prediction sets replaced and their cells inserted in one
+    statement each (aicell.bulk), the items settled in one and the job's counters moved once. A worker killed
+    before the commit leaves it all undone."""
     writing = time.perf_counter()
     classifier = prediction_version(versions)
     with transaction.atomic():
@@ -304,20 +329,25 @@ def _store_and_settle(
             field_id__in=stored, kind=AnnotationKind.PREDICTION, model_version=classifier
         ).delete()
         description = pipeline_description(versions)
-        sets = AnnotationSet.objects.bulk_create(
-            AnnotationSet(
-                field_id=field_id,
-                kind=AnnotationKind.PREDICTION,
-                model_version=classifier,
-                pipeline=description,
-                status=AnnotationStatus.LOCKED,
-            )
+        set_rows = [
+            {
+                "field_id": field_id,
+                "kind": AnnotationKind.PREDICTION.value,
+                "model_version_id": classifier.pk,
+                "pipeline": description,
+                "status": AnnotationStatus.LOCKED.value,
+            }
             for field_id in stored
-        )
-        Cell.objects.bulk_create(
-            _prediction_cell(prediction_set, cell)
-            for prediction_set in sets
-            for cell in predictions[prediction_set.field_id].cells
+        ]
+        sets = dict(insert_rows(AnnotationSet, set_rows, returning=("field_id", "id")))
+        insert_row_groups(
+            Cell,
+            [
+                # The cells are open to review decisions of the version that predicted them (`Cell.review_version`).
+                ({"annotation_set_id": sets[field_id], "review_version_id": classifier.pk}, predictions[field_id].rows)
+                for field_id in stored
+            ],
+            CELL_COLUMNS,
         )
         fields_transition_from(stored, FieldStatus.UPLOADED, FieldStatus.PRELABELLED)
         settling = time.perf_counter()
@@ -325,12 +355,19 @@ def _store_and_settle(
         outcomes = [
             _outcome(field_id, stored_set, predictions, failed) for field_id in field_ids if field_id in open_items
         ]
-        settled = []
-        for outcome in outcomes:
-            item = open_items[outcome.field_id]
-            item.status, item.error, item.cell_count = outcome.status, outcome.error, outcome.cell_count
-            settled.append(item)
-        PrelabelItem.objects.bulk_update(settled, ["status", "error", "cell_count"])
+        update_rows(
+            PrelabelItem,
+            [
+                {
+                    "pk": open_items[o.field_id].pk,
+                    "status": o.status.value,
+                    "error": o.error,
+                    "cell_count": o.cell_count,
+                }
+                for o in outcomes
+            ],
+            ["status", "error", "cell_count"],
+        )
         failures = sum(outcome.status == ItemStatus.FAILED for outcome in outcomes)
         if outcomes:
             PrelabelJob.objects.filter(pk=job_id).update(
@@ -345,12 +382,12 @@ def _store_and_settle(
 
 
 def _outcome(
-    field_id: int, stored: set[int], predictions: dict[int, FieldPrediction], failed: dict[int, str]
+    field_id: int, stored: set[int], predictions: dict[int, PreparedCells], failed: dict[int, str]
 ) -> FieldOutcome:
     if field_id in failed:
         return FieldOutcome(field_id, ItemStatus.FAILED, error=failed[field_id])
     if field_id in stored:
-        return FieldOutcome(field_id, ItemStatus.SUCCEEDED, cell_count=len(predictions[field_id].cells))
+        return FieldOutcome(field_id, ItemStatus.SUCCEEDED, cell_count=predictions[field_id].count)
     return FieldOutcome(field_id, ItemStatus.SKIPPED, error="the field was deleted")
 
 
@@ -360,33 +397,52 @@ def _open_items(job_id: int, field_ids: Iterable[int]) -> dict[int, PrelabelItem
     return {item.field_id_at_start: item for item in items}
 
 
-def _prediction_cell(prediction_set: AnnotationSet, cell: Any) -> Cell:
-    x, y, w, h = cell.box
-    probabilities = list(cell.probabilities)
-    uncertainty = dict(cell.uncertainty)
-    return Cell(
-        annotation_set=prediction_set,
-        x=x,
-        y=y,
-        width=w,
-        height=h,
+CELL_COLUMNS = (
+    "x",
+    "y",
+    "width",
+    "height",
+    "countable",
+    "cell_class_id",
+    "scores",
+    "detector_score",
+    "confidence",
+    "margin",
+    "entropy",
+    "mutual_information",
+    "countability_margin",
+    "review_random",
+)
+
+
+def _prediction_row(cell: Any) -> dict[str, Any]:
+    """A predicted cell as a Cell row (aicell.bulk.insert_rows), all but its annotation set."""
+    x, y, w, h = (float(v) for v in cell.box)
+    probabilities = [float(p) for p in cell.probabilities]
+    uncertainty = {key: float(value) for key, value in cell.uncertainty.items()}
+    p_countable = None if cell.p_countable is None else float(cell.p_countable)
+    return {
+        "x": x,
+        "y": y,
+        "width": w,
+        "height": h,
         # A detector-only box is not judged: countable until an annotator says otherwise, no class.
-        countable=cell.p_countable is None or cell.p_countable >= 0.5,
-        cell_class_id=cell.predicted_class,
-        scores={
+        "countable": p_countable is None or p_countable >= 0.5,
+        "cell_class_id": None if cell.predicted_class is None else int(cell.predicted_class),
+        "scores": {
             "probabilities": probabilities,
-            "member_probabilities": [list(member) for member in cell.member_probabilities],
-            "p_countable": cell.p_countable,
-            "uncertainty": dict(cell.uncertainty),
+            "member_probabilities": [[float(p) for p in member] for member in cell.member_probabilities],
+            "p_countable": p_countable,
+            "uncertainty": uncertainty,
         },
-        detector_score=cell.detector_score,
-        confidence=max(probabilities) if probabilities else None,
-        margin=uncertainty.get("margin"),
-        entropy=uncertainty.get("entropy"),
-        mutual_information=uncertainty.get("mutual_information"),
-        countability_margin=abs(2 * float(cell.p_countable) - 1) if cell.p_countable is not None else None,
-        review_version_id=prediction_set.model_version_id,  # bulk_create skips `Cell.save`, which sets it
-    )
+        "detector_score": None if cell.detector_score is None else float(cell.detector_score),
+        "confidence": max(probabilities) if probabilities else None,
+        "margin": uncertainty.get("margin"),
+        "entropy": uncertainty.get("entropy"),
+        "mutual_information": uncertainty.get("mutual_information"),
+        "countability_margin": abs(2 * p_countable - 1) if p_countable is not None else None,
+        "review_random": uniform_draw(),  # the "random" strategy's fixed draw (a model default, per row here)
+    }
 
 
 def prelabel_job_fail(job_id: int, error: str) -> None:

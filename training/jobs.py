@@ -41,6 +41,7 @@ from training.models import (
 )
 from training.registry import gate_and_promote, profile_names
 from training.selectors import starting_point_path, starting_points_by_name
+from training.storage import model_file_store
 
 if TYPE_CHECKING:
     from training.core.stage_run import Progress, StageResult
@@ -282,6 +283,7 @@ def _train_stage(
             out_dir,
             on_progress=on_progress,
             data_snapshot=f"{snapshot.pk}:{snapshot.content_hash}",
+            crop_cache_dir=Path(settings.AICELL_MODEL_DIR) / "crop-cache",
             nproc=parameters.get("nproc") or settings.AICELL_TRAIN_NPROC or None,
         )
     except ValueError as exc:
@@ -314,13 +316,16 @@ def _register_candidate(job: TrainingJob, stage: str, result: StageResult, snaps
         stage=stage,
         profile=job.profile,
         architecture=result.architecture,
-        checkpoints=[_relative_to_model_dir(path) for path in result.checkpoints],
+        checkpoints=[model_file_store(path, _relative_to_model_dir(path)) for path in result.checkpoints],
         status=ModelStatus.CANDIDATE,
         metrics=result.metrics,
         val_metrics=result.val_metrics,
         history=result.history,
         best_epochs=list(result.best_epochs),
-        plots=[{"name": Path(path).name, "path": _relative_to_model_dir(path)} for path in result.plots],
+        plots=[
+            {"name": Path(path).name, "path": model_file_store(path, _relative_to_model_dir(path))}
+            for path in result.plots
+        ],
         parent=active,
         starting_points=list(result.starting_points),
         dataset_snapshot=snapshot,

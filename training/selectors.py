@@ -11,6 +11,7 @@ from aicell.errors import NotFound
 from annotations.counting.reports import ModelVersionRef
 from training.core.stages import CLASSIFIER, STAGES
 from training.models import ModelStatus, ModelVersion, StartingPoint
+from training.storage import model_file_local
 
 
 def active_model_versions() -> dict[str, ModelVersion]:
@@ -29,8 +30,13 @@ def model_versions_by_id(version_ids: Mapping[str, int]) -> dict[str, ModelVersi
 
 
 def checkpoint_paths(version: ModelVersion) -> list[Path]:
-    """Absolute paths of a version's checkpoint files (stored relative to AICELL_MODEL_DIR)."""
-    return [Path(settings.AICELL_MODEL_DIR) / relative for relative in version.checkpoints]
+    """Local paths of a version's checkpoint files (names in the "models" storage; local copies when that is S3)."""
+    return [checkpoint_file(name) for name in version.checkpoints]
+
+
+def checkpoint_file(name: str) -> Path:
+    """A local path of the checkpoint stored as `name` (training.storage.model_file_local)."""
+    return model_file_local(name)
 
 
 def active_classifier_id() -> int | None:

@@ -5,10 +5,9 @@ Admins launch, cancel, promote, roll back and change schedules; admins and resea
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from django.conf import settings
+from django.core.exceptions import SuspiciousFileOperation
 from django.db.models import QuerySet
 from django.http import FileResponse, HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
@@ -33,6 +32,7 @@ from training.serializers import (
     TrainingRequestSerializer,
     TrainingScheduleSerializer,
 )
+from training.storage import model_storage
 
 READERS = frozenset({Role.ADMIN, Role.RESEARCHER})
 WRITERS = frozenset({Role.ADMIN})
@@ -123,11 +123,11 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         entry = next((plot for plot in version.plots if plot.get("name") == name), None)
         if entry is None:
             raise NotFound(f"Model version {version.pk} has no plot {name!r}.")
-        model_dir = Path(settings.AICELL_MODEL_DIR).resolve()
-        path = (model_dir / entry["path"]).resolve()
-        if not path.is_relative_to(model_dir) or not path.is_file():
-            raise NotFound(f"The file of plot {name!r} is missing.")
-        response = FileResponse(path.open("rb"), content_type="image/png")
+        try:
+            handle = model_storage().open(entry["path"], "rb")
+        except (FileNotFoundError, SuspiciousFileOperation):
+            raise NotFound(f"The file of plot {name!r} is missing.") from None
+        response = FileResponse(handle, content_type="image/png")
         response["X-Content-Type-Options"] = "nosniff"
         response["Cache-Control"] = "private, max-age=3600"
         return response

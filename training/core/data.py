@@ -13,10 +13,14 @@ whatever the number of DataLoader workers, and a resumed run repeats the epochs 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +28,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 from torch.nn import functional
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms.v2 import functional as tvf
 
 from inference.core.crops import crop_cells, denormalise, square_context_boxes
@@ -312,6 +316,119 @@ def detection_collate(
     return [image for image, _ in batch], [target for _, target in batch]
 
 
+def crop_reach(augment: Augment) -> float:
+    """How far (fraction of a cell's longer side, from its centre) the window jitter of `augment` can move a crop
+    window's box edge: the largest window scale over two, plus the largest centre shift."""
+    if not augment.enabled:
+        return 0.5
+    return max(augment.zoom[1], 1 / augment.zoom[0]) ** 0.5 / 2 + augment.shift
+
+
+class CropCache:
+    """Every cell's oversized window of its field as uint8 pixels in the field's own grid, cut once per dataset
+    (training/core/stage_run.py keeps them on disk by snapshot and crop settings), so an epoch never decodes a
+    field: one flat buffer the DataLoader workers share, item i = (pixels (3, h, w), origin (x, y) in the field).
+
+    A window covers every jittered crop window of its cell with the context crop_cells samples, and starts on the
+    pooling grid of the cell's un-jittered window, so an un-augmented crop equals the one cut from the whole field.
+    """
+
+    def __init__(self, data: Tensor, shapes: Tensor, offsets: Tensor, origins: Tensor) -> None:
+        self.data, self.shapes, self.offsets, self.origins = data, shapes, offsets, origins
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+    def get(self, index: int) -> tuple[Tensor, Tensor]:
+        height, width = self.shapes[index].tolist()
+        start = int(self.offsets[index])
+        pixels = self.data[start : start + 3 * height * width].view(3, height, width)
+        return pixels, self.origins[index]
+
+    @classmethod
+    def cut(
+        cls, fields: Sequence[FieldRecord], items: Sequence[CropItem], spec: CropSpec, reach: float, workers: int = 0
+    ) -> CropCache:
+        """The windows of `items`; fields decoded once each, in `workers` DataLoader processes when > 0."""
+        by_field: dict[int, list[int]] = {}
+        for index, item in enumerate(items):
+            by_field.setdefault(item.field, []).append(index)
+        jobs = _WindowJobs(
+            [(fields[f].image_path, [items[i].box for i in indices], spec, reach) for f, indices in by_field.items()]
+        )
+        parts: list[Tensor] = [torch.zeros(0, dtype=torch.uint8)] * len(items)
+        origins = torch.zeros(len(items), 2, dtype=torch.float32)
+        loader = DataLoader(jobs, batch_size=None, num_workers=workers)
+        for indices, (windows, corners) in zip(by_field.values(), loader, strict=True):
+            for index, window, corner in zip(indices, windows, corners, strict=True):
+                parts[index], origins[index] = window, corner
+        shapes = torch.tensor([list(part.shape[1:]) for part in parts], dtype=torch.int64).view(-1, 2)
+        sizes = shapes.prod(dim=1) * 3
+        offsets = torch.cumsum(sizes, 0) - sizes
+        data = torch.cat([part.reshape(-1) for part in parts]) if parts else torch.zeros(0, dtype=torch.uint8)
+        return cls(data, shapes, offsets, origins)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.part")
+        torch.save(
+            {"data": self.data, "shapes": self.shapes, "offsets": self.offsets, "origins": self.origins}, partial
+        )
+        partial.replace(path)  # atomic: another run never reads half a cache
+
+    @classmethod
+    def load(cls, path: Path) -> CropCache:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return cls(payload["data"], payload["shapes"], payload["offsets"], payload["origins"])
+
+
+def crop_cache_key(
+    data_snapshot: str, fields: Sequence[FieldRecord], items: Sequence[CropItem], spec: CropSpec, reach: float
+) -> str:
+    """What a crop cache depends on: the snapshot, the crop settings and every item's image and box."""
+    digest = hashlib.sha256(json.dumps([data_snapshot, spec.size, spec.margin, reach]).encode())
+    for item in items:
+        digest.update(json.dumps([fields[item.field].image_path, list(item.box)]).encode())
+    return digest.hexdigest()[:32]
+
+
+class _WindowJobs(Dataset[tuple[list[Tensor], list[Tensor]]]):
+    """One field per item: decode it and cut its cells' windows (runs in DataLoader workers)."""
+
+    def __init__(self, jobs: list[tuple[str, list[tuple[float, float, float, float]], CropSpec, float]]) -> None:
+        self.jobs = jobs
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def __getitem__(self, index: int) -> tuple[list[Tensor], list[Tensor]]:
+        path, boxes, spec, reach = self.jobs[index]
+        pixels = load_field(path)
+        windows, corners = [], []
+        for box in boxes:
+            part, corner = _cell_window(pixels, box, spec, reach)
+            windows.append(part.clone())  # its own storage: the field is let go
+            corners.append(corner)
+        return windows, corners
+
+
+def _cell_window(
+    pixels: Tensor, box: tuple[float, float, float, float], spec: CropSpec, reach: float
+) -> tuple[Tensor, Tensor]:
+    x0, y0, x1, y1 = box
+    cx, cy, side = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0)
+    own = square_context_boxes(torch.tensor([box], dtype=torch.float32), spec.margin)[0]
+    half = reach * side
+    widest = square_context_boxes(torch.tensor([[cx - half, cy - half, cx + half, cy + half]]), spec.margin)[0]
+    factor, reach_px = _pool_factor(own, spec), _pool_factor(widest, spec)
+    height, width = pixels.shape[-2:]
+    x_start, x_stop = _span(float(widest[0]), float(widest[2]), width, factor, reach_px)
+    y_start, y_stop = _span(float(widest[1]), float(widest[3]), height, factor, reach_px)
+    if x_start >= width or y_start >= height or x_stop <= 0 or y_stop <= 0:
+        return pixels[:, :0, :0], torch.zeros(2)
+    return pixels[:, y_start:y_stop, x_start:x_stop], torch.tensor([x_start, y_start], dtype=torch.float32)
+
+
 class CropDataset(Dataset[tuple[Tensor, int]]):
     """One normalised crop (3, S, S) per cell, cut exactly as the pipeline cuts it, with its label."""
 
@@ -323,12 +440,16 @@ class CropDataset(Dataset[tuple[Tensor, int]]):
         *,
         augment: Augment | None = None,
         cache: ImageCache | None = None,
+        crops: CropCache | None = None,
     ) -> None:
+        """`crops`: the items' windows cut beforehand (`CropCache.cut` with this augment's `crop_reach`);
+        without them each item is cut from its decoded field (`cache`)."""
         self.fields = list(fields)
         self.items = list(items)
         self.spec = spec
         self.augment = augment or Augment.none()
         self.cache = cache or ImageCache()
+        self.crops = crops
 
     def __len__(self) -> int:
         return len(self.items)
@@ -340,8 +461,12 @@ class CropDataset(Dataset[tuple[Tensor, int]]):
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[Tensor, int]:
         index, seed = _key(key)
         item = self.items[index]
-        field_pixels = self.cache.get(self.fields[item.field].image_path)
         box = torch.tensor([item.box], dtype=torch.float32)
+        if self.crops is not None:
+            field_pixels, origin = self.crops.get(index)
+            box = box - origin.repeat(2)  # the window's own coordinates
+        else:
+            field_pixels = self.cache.get(self.fields[item.field].image_path)
         aug = self.augment
         gen = torch.Generator().manual_seed(seed) if aug.enabled and seed is not None else None
         if gen is not None:
@@ -369,23 +494,29 @@ class CropDataset(Dataset[tuple[Tensor, int]]):
         return crop[0], item.label
 
 
+def _pool_factor(window: Tensor, spec: CropSpec) -> int:
+    """crop_cells' average-pooling factor for a square window (x1, y1, x2, y2)."""
+    return max(1, math.floor(float(window[2] - window[0]) / spec.size))
+
+
+def _span(low: float, high: float, limit: int, factor: int, reach: int) -> tuple[int, int]:
+    """Pixels [start, stop) of one axis around [low, high]: aligned to the pooling grid of `factor` and reaching two
+    pooled pixels of `reach` beyond it (then clipped to the field)."""
+    start = max(0, (math.floor(low) // factor - 2 * math.ceil(reach / factor)) * factor)
+    stop = min(limit, (math.ceil(high) // factor + 1 + 2 * math.ceil(reach / factor)) * factor)
+    return start, max(stop, start + 1)
+
+
 def window_crop(field_pixels: Tensor, box: Tensor, spec: CropSpec) -> Tensor:
     """`crop_cells` of one box, run on just the part of the uint8 field around it (a large marrow field is not
     converted to float for every cell). The part is aligned to crop_cells' pooling grid and reaches two
     pooled pixels beyond the window (clipped to the field), so the result equals crop_cells on the whole
     field up to float rounding."""
     window = square_context_boxes(box, spec.margin)[0]
-    side = float(window[2] - window[0])
-    factor = max(1, math.floor(side / spec.size))
+    factor = _pool_factor(window, spec)
     height, width = field_pixels.shape[-2:]
-
-    def span(low: float, high: float, limit: int) -> tuple[int, int]:
-        start = max(0, (math.floor(low) // factor - 2) * factor)
-        stop = min(limit, (math.ceil(high) // factor + 3) * factor)
-        return start, max(stop, start + 1)
-
-    x_start, x_stop = span(float(window[0]), float(window[2]), width)
-    y_start, y_stop = span(float(window[1]), float(window[3]), height)
+    x_start, x_stop = _span(float(window[0]), float(window[2]), width, factor, factor)
+    y_start, y_stop = _span(float(window[1]), float(window[3]), height, factor, factor)
     if x_start >= width or y_start >= height or x_stop <= 0 or y_stop <= 0:
         part, offset = field_pixels, torch.zeros(4)  # the window lies outside the field: all fill either way
     else:
@@ -409,6 +540,7 @@ def stack_crops(batch: Sequence[tuple[Tensor, int]]) -> tuple[Tensor, Tensor]:
 
 __all__: list[Any] = [
     "Augment",
+    "CropCache",
     "CropDataset",
     "CropSpec",
     "DetectionDataset",
@@ -416,6 +548,8 @@ __all__: list[Any] = [
     "SeededSampler",
     "balanced_weights",
     "clip_boxes",
+    "crop_cache_key",
+    "crop_reach",
     "detection_collate",
     "flip_rotate",
     "load_field",

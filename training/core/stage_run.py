@@ -44,7 +44,7 @@ from inference.core.pipeline import default_amp_dtype, resolve_device
 from inference.core.weights import apply_starting_point
 from training.core import distributed, plots
 from training.core.config import StageSettings, TrainConfig, derive_seed, resolve_settings
-from training.core.data import Augment, ImageCache, SeededSampler
+from training.core.data import Augment, CropCache, CropDataset, ImageCache, SeededSampler, crop_cache_key, crop_reach
 from training.core.distributed import SINGLE, Rank
 from training.core.engine import (
     Evaluation,
@@ -118,18 +118,35 @@ def _batching(settings: StageSettings, size: int, rank: Rank) -> tuple[int, int,
     return items, batch_size, drop_last
 
 
-def _loader(settings: StageSettings, training_set: TrainingSet, sampler_seed: int, rank: Rank) -> DataLoader[Any]:
+def _loader(settings: StageSettings, training_set: TrainingSet, sampler: SeededSampler, rank: Rank) -> DataLoader[Any]:
+    """One loader for a model's whole run: its workers persist across epochs (each epoch only reseeds the
+    sampler, which runs in this process), so they start, and fill their caches, once."""
     _, batch_size, drop_last = _batching(settings, len(training_set), rank)
-    sampler = SeededSampler(len(training_set), sampler_seed, training_set.weights)
     return DataLoader(
         training_set.dataset,
         batch_size=batch_size,
         sampler=distributed.shard(sampler, len(training_set), rank),
         num_workers=settings.num_workers,
+        persistent_workers=settings.num_workers > 0,
         collate_fn=training_set.collate,
         pin_memory=settings.device.type == "cuda",
         drop_last=drop_last,
     )
+
+
+def _cut_crops(settings: StageSettings, dataset: CropDataset, data_snapshot: str, folder: Path | None) -> CropCache:
+    """The dataset's cell windows: from `folder` when this snapshot's were cut before with these crop settings,
+    else cut now (fields decoded in the DataLoader workers) and kept there."""
+    reach = crop_reach(dataset.augment)
+    path = None
+    if folder is not None and data_snapshot:
+        path = folder / f"{crop_cache_key(data_snapshot, dataset.fields, dataset.items, dataset.spec, reach)}.pt"
+        if path.exists():
+            return CropCache.load(path)
+    crops = CropCache.cut(dataset.fields, dataset.items, dataset.spec, reach, workers=settings.num_workers)
+    if path is not None:
+        crops.save(path)
+    return crops
 
 
 def _steps_per_epoch(settings: StageSettings, size: int, rank: Rank) -> int:
@@ -226,6 +243,7 @@ class _Run:
         out_dir: Path,
         on_progress: ProgressCallback | None,
         data_snapshot: str,
+        crop_cache_dir: Path | None = None,
         rank: Rank = SINGLE,
     ) -> None:
         self.s = settings
@@ -244,6 +262,8 @@ class _Run:
         self.warnings: list[str] = []
         augment = Augment() if settings.augment else Augment.none()
         self.train_set = self.engine.training_set(settings, self.train_fields, augment, self.cache)
+        if isinstance(self.train_set.dataset, CropDataset):
+            self.train_set.dataset.crops = _cut_crops(settings, self.train_set.dataset, data_snapshot, crop_cache_dir)
         # Train examples per class, for the prior correction of balanced sampling (inference.core.calibration).
         labels = getattr(self.train_set.dataset, "labels", None)
         self.class_counts: tuple[int, ...] = (
@@ -339,12 +359,14 @@ class _Run:
             finished = bool(extra.get("finished"))
 
         epoch = start_epoch - 1
+        sampler = SeededSampler(len(self.train_set), 0, self.train_set.weights)
+        loader = _loader(s, self.train_set, sampler, self.rank)
         for epoch in range(start_epoch, s.epochs + 1):
             if finished:
                 break
             epoch_seed = derive_seed(s.seed, s.stage, member, "epoch", epoch)
             torch.manual_seed(epoch_seed)
-            loader = _loader(s, self.train_set, epoch_seed, self.rank)
+            sampler.seed = epoch_seed
 
             def on_step(step: int, steps: int, loss: float, epoch: int = epoch) -> None:
                 if step % s.progress_every == 0 and step < steps:
@@ -506,10 +528,12 @@ def train_stage(
     *,
     on_progress: ProgressCallback | None = None,
     data_snapshot: str = "",
+    crop_cache_dir: Path | None = None,
     nproc: int | None = 1,
 ) -> StageResult:
     """Train one stage (see the module docstring); ValueError for bad input, before anything is written.
 
+    `crop_cache_dir`: where crop stages keep the cell windows they cut, by `data_snapshot` and crop settings.
     `nproc` > 1 trains data-parallel in that many processes (`training.core.distributed`; one GPU each on CUDA);
     None = one per visible GPU on CUDA, one process on CPU.
     """
@@ -526,11 +550,15 @@ def train_stage(
     out_dir.mkdir(parents=True, exist_ok=True)
     if nproc > 1 or nodes > 1:
         result: StageResult = distributed.launch(
-            nproc, settings.device, _train_rank, (config, fields, out_dir, data_snapshot), on_progress=on_progress
+            nproc,
+            settings.device,
+            _train_rank,
+            (config, fields, out_dir, data_snapshot, crop_cache_dir),
+            on_progress=on_progress,
         )
         return result
     with _threads(settings.num_threads if settings.device.type == "cpu" else None):
-        return _Run(settings, fields, out_dir, on_progress, data_snapshot).run()
+        return _Run(settings, fields, out_dir, on_progress, data_snapshot, crop_cache_dir).run()
 
 
 def _train_rank(
@@ -540,6 +568,7 @@ def _train_rank(
     fields: list[FieldRecord],
     out_dir: Path,
     data_snapshot: str,
+    crop_cache_dir: Path | None,
 ) -> StageResult | None:
     """One rank of a data-parallel run (`distributed.launch`): rank 0 returns the result, the others None."""
     settings = resolve_settings(config)
@@ -551,7 +580,7 @@ def _train_rank(
     )
     on_cpu = settings.device.type == "cpu"
     with _threads((settings.num_threads or cores) if on_cpu else None):
-        run = _Run(settings, fields, out_dir, on_progress, data_snapshot, rank)
+        run = _Run(settings, fields, out_dir, on_progress, data_snapshot, crop_cache_dir, rank)
         if rank.is_main:
             return run.run()
         run.train()

@@ -6,6 +6,7 @@ from PIL import Image
 from inference.core.crops import crop_cells, field_to_tensor
 from training.core.data import (
     Augment,
+    CropCache,
     CropDataset,
     CropSpec,
     DetectionDataset,
@@ -13,6 +14,8 @@ from training.core.data import (
     balanced_weights,
     clip_boxes,
     colour_jitter,
+    crop_cache_key,
+    crop_reach,
     flip_rotate,
     window_crop,
     zoom,
@@ -172,3 +175,61 @@ def test_window_crop_equals_the_whole_field_crop(size):
         b = torch.tensor([box], dtype=torch.float32)
         whole = crop_cells([pixels.float() / 255], [b], size=size, margin=0.15, mean=spec.mean, std=spec.std)
         assert torch.allclose(window_crop(pixels, b, spec), whole, atol=1e-4), box
+
+
+def _random_field(tmp_path, boxes):
+    rng = np.random.default_rng(2)
+    pixels = rng.integers(0, 255, (400, 520, 3), dtype=np.uint8)
+    path = tmp_path / "big.png"
+    Image.fromarray(pixels).save(path)
+    cells = tuple(CellRecord(box, True, i % 21) for i, box in enumerate(boxes))
+    return FieldRecord("field:9", str(path), 520, 400, "P", "train", cells)
+
+
+@pytest.mark.parametrize("size", [8, 24, 64])
+def test_cached_windows_give_the_crops_cut_from_the_whole_field(tmp_path, size):
+    boxes = [(100.3, 120.7, 190.2, 205.9), (0.0, 0.0, 33.0, 21.0), (480.5, 350.0, 520.0, 400.0), (200, 40, 212, 52)]
+    field = _random_field(tmp_path, boxes)
+    spec = CropSpec(size=size, margin=0.15, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
+    items = classifier_items([field], 21)
+    plain = CropDataset([field], items, spec)
+    crops = CropCache.cut([field], items, spec, crop_reach(Augment()))
+    cached = CropDataset([field], items, spec, crops=crops)
+    for index in range(len(items)):
+        assert torch.allclose(cached[index][0], plain[index][0], atol=1e-4), index
+        window, _ = crops.get(index)
+        assert window.shape[1] * window.shape[2] < 400 * 520 / 2  # a window, not the field
+    # Augmented: every jittered window still finds real pixels (no fill where the field has some) and is seeded.
+    augmented_plain = CropDataset([field], items, spec, augment=Augment())
+    augmented_cached = CropDataset([field], items, spec, augment=Augment(), crops=crops)
+    for seed in range(12):
+        a, b = augmented_cached[(0, seed)][0], augmented_plain[(0, seed)][0]
+        assert torch.equal(a, augmented_cached[(0, seed)][0])
+        assert (a - b).abs().mean() < 0.1  # the same window up to the pooling grid's phase
+
+
+def test_a_crop_cache_saved_and_loaded_is_the_same_and_its_key_follows_the_settings(tmp_path, one_field):
+    _, field = one_field
+    spec = CropSpec(size=24, margin=0.15, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
+    items = countability_items([field])
+    crops = CropCache.cut([field], items, spec, 0.7)
+    crops.save(tmp_path / "cache" / "k.pt")
+    loaded = CropCache.load(tmp_path / "cache" / "k.pt")
+    assert len(loaded) == len(items) == 3
+    for index in range(len(items)):
+        assert torch.equal(loaded.get(index)[0], crops.get(index)[0])
+        assert torch.equal(loaded.get(index)[1], crops.get(index)[1])
+    key = crop_cache_key("1:abc", [field], items, spec, 0.7)
+    assert key == crop_cache_key("1:abc", [field], items, spec, 0.7)
+    assert (
+        len(
+            {
+                key,
+                crop_cache_key("2:abc", [field], items, spec, 0.7),
+                crop_cache_key("1:abc", [field], items, spec, 0.5),
+            }
+        )
+        == 3
+    )
+    other = CropSpec(size=32, margin=0.15, mean=spec.mean, std=spec.std)
+    assert crop_cache_key("1:abc", [field], items, other, 0.7) != key

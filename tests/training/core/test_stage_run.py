@@ -264,3 +264,23 @@ def test_evaluate_returns_the_metric_dict(trained, train_profile, synthetic_fiel
         "countability", [loaded.model], test_fields, device=torch.device("cpu"), crop=spec, calibrations=calibrations
     )
     assert metrics == {k: v for k, v in trained["countability"].metrics.items() if k != "split"}
+
+
+def test_cell_windows_are_cut_once_per_snapshot_and_persistent_workers_train_the_same(
+    small_fields, train_profile, tmp_path
+):
+    cache = tmp_path / "crop-cache"
+    config = _countability(train_profile, epochs=2)
+    a = train_stage(config, small_fields, tmp_path / "a", data_snapshot="snap-7", crop_cache_dir=cache)
+    kept = list(cache.glob("*.pt"))
+    assert len(kept) == 1
+    stamp = kept[0].stat().st_mtime_ns
+    # Two persistent DataLoader workers over the cached windows: the same epochs, item by item, as one process.
+    workers = _countability(train_profile, epochs=2, num_workers=2)
+    b = train_stage(workers, small_fields, tmp_path / "b", data_snapshot="snap-7", crop_cache_dir=cache)
+    assert [p.stat().st_mtime_ns for p in cache.glob("*.pt")] == [stamp]  # reused, not cut again
+    wa, wb = _weights(a.checkpoints[0]), _weights(b.checkpoints[0])
+    assert all(torch.allclose(wa[k].float(), wb[k].float(), atol=1e-5) for k in wa)
+    assert [row["train_loss"] for row in a.history] == pytest.approx([row["train_loss"] for row in b.history])
+    train_stage(config, small_fields, tmp_path / "c", data_snapshot="snap-8", crop_cache_dir=cache)
+    assert len(list(cache.glob("*.pt"))) == 2  # another snapshot, its own windows
