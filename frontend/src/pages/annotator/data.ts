@@ -3,7 +3,7 @@
 // assigned to me.
 
 import { annotationSets, fields, latestPrediction, type FieldNeighbours } from "../../api/foundation";
-import { myAssignedFields } from "../../api/review";
+import { assignedToMe } from "../../api/review";
 import type { AnnotationSet, Cell, Field } from "../../api/shapes";
 import type { MySet } from "../shared/editing";
 
@@ -33,7 +33,7 @@ export async function loadField(fieldId: number, annotating: boolean, meId: numb
       : annotationSets
           .list({ field: fieldId })
           .then((sets) => sets.filter((s) => s.kind === "consensus" || s.kind === "imported")),
-    annotating ? myAssignedFields() : Promise.resolve(null),
+    annotating ? assignedToMe(fieldId) : Promise.resolve(null),
   ]);
   // Someone who does not annotate sees the field's truth set (read-only) in place of own boxes.
   const shownSet = annotating ? (mySets[0] ?? null) : (truthSets[0] ?? null);
@@ -48,6 +48,6 @@ export async function loadField(fieldId: number, annotating: boolean, meId: numb
     suggestions: predicted.cells,
     neighbours,
     truthLabel: annotating ? "" : shownSet ? `${shownSet.kind} set` : "no reviewed truth yet",
-    assignedToMe: assigned === null || assigned.has(fieldId) || shownSet !== null,
+    assignedToMe: assigned !== false || shownSet !== null,
   };
 }
