@@ -51,6 +51,9 @@ class SmearFilter(django_filters.FilterSet):
 class FieldFilter(django_filters.FilterSet):
     case = IdFilter(field_name="smear__case")
     case_code = django_filters.CharFilter(field_name="smear__case__code")
+    # A field's neighbours in a large case without listing it: one row after (or before) an id, with the count.
+    after = IdFilter(field_name="id", lookup_expr="gt", label="fields with a larger id")
+    before = IdFilter(field_name="id", lookup_expr="lt", label="fields with a smaller id")
 
     class Meta:
         model = Field

@@ -68,6 +68,12 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         "10,000 fields / 300,000 cells: p95 < 200 ms reads and writes, 0 errors",
     ),
     Benchmark(
+        "ui",
+        ("--json",),
+        ("annotator.p95_ms", "gallery.p95_ms", "crosscheck.p95_ms", "gallery_first_paint.max_ms", "load_average"),
+        "10,000 fields / 300,000 cells: key press to next field/cell p95 <= 150 ms, 2,000-cell gallery paint <= 1 s",
+    ),
+    Benchmark(
         "bccd_platform",
         ("--json",),
         ("detector_ap50", "detector_train_s", "classifier_accuracy", "classifier_macro_f1"),

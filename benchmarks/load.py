@@ -170,15 +170,9 @@ def wait_for_server(url: str, process: subprocess.Popen[bytes], timeout: float =
     raise SystemExit("gunicorn did not answer in time")
 
 
-def load_average() -> float:
-    return round(os.getloadavg()[0], 2)
-
-
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    workdir = Path(tempfile.mkdtemp(prefix="aicell-load-"))
-    database_url, is_postgres = target_database(args.database_url, workdir)
-    if is_postgres:
-        postgres_create(database_url)
+def production_env(database_url: str, workdir: Path) -> dict[str, str]:
+    """The environment of the benchmark's server and seeding processes: the production posture on `database_url`,
+    with its variable files and media under `workdir`."""
     env = dict(os.environ)
     env.update(
         {
@@ -195,32 +189,59 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "OMP_NUM_THREADS": "1",
         }
     )
+    return env
+
+
+def start_gunicorn(env: dict[str, str], workdir: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+    """gunicorn on a free port of 127.0.0.1, answering: (the process, its base URL)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "aicell.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--timeout",
+            "60",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=(workdir / "gunicorn.log").open("wb"),
+    )
+    wait_for_server(url, server)
+    return server, url
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="aicell-load-"))
+    database_url, is_postgres = target_database(args.database_url, workdir)
+    if is_postgres:
+        postgres_create(database_url)
+    env = production_env(database_url, workdir)
     server: subprocess.Popen[bytes] | None = None
     try:
         plan_path, seed_s = prepare(args, env, workdir, is_postgres=is_postgres)
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "aicell.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(args.workers),
-                "--timeout",
-                "60",
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=(workdir / "gunicorn.log").open("wb"),
-        )
-        wait_for_server(url, server)
+        server, url = start_gunicorn(env, workdir, args.workers)
         samples_path = workdir / "samples.json"
         load_before = load_average()
         started = time.monotonic()
@@ -281,11 +302,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return figures
     finally:
         if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop(server)
         if is_postgres and not args.keep:
             postgres_drop(database_url)
         shutil.rmtree(workdir, ignore_errors=True)

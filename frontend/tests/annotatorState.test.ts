@@ -106,12 +106,12 @@ describe("moving through the cells", () => {
 
 describe("the field's place and access", () => {
   it("names the neighbours among the case's fields", () => {
-    expect(neighbours([4, 5, 6], { id: 5, case_code: "C1" })).toEqual({
+    expect(neighbours({ previous: 4, next: 6, before: 1, after: 1 }, { id: 5, case_code: "C1" })).toEqual({
       position: "2 of 3 in case C1",
       previous: 4,
       next: 6,
     });
-    expect(neighbours([4, 5], { id: 5, case_code: "C1" }).next).toBeNull();
+    expect(neighbours({ previous: 4, next: null, before: 1, after: 0 }, { id: 5, case_code: "C1" }).next).toBeNull();
   });
 
   it("says why a field is read-only", () => {

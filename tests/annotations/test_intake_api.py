@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from annotations.models import Field
 from tests.conftest import token_client
-from tests.factories import SmearFactory, image_bytes
+from tests.factories import FieldFactory, SmearFactory, image_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -43,3 +43,18 @@ def test_per_file_uploads_store_the_good_and_name_the_bad(lab_admin: Any, settin
     assert f"already stored as field {first}" in answers[6].json()["errors"][0]["reason"]
     reasons = [answers[i].json()["errors"][0]["reason"] for i in (5, 7)]
     assert all(reasons), reasons
+
+
+def test_a_fields_neighbours_in_its_case_are_one_row_each_with_the_counts(lab_admin: Any) -> None:
+    """The annotator's `[` / `]`: the field before and after one, and how many there are, without listing the case."""
+    smear = SmearFactory()
+    ids = [FieldFactory(smear=smear).pk for _ in range(4)]
+    FieldFactory()  # another case's field is no neighbour
+    client = token_client(lab_admin)
+    case = smear.case_id
+    later = client.get(f"/api/v1/fields?case={case}&after={ids[1]}&ordering=id&page_size=1").json()
+    earlier = client.get(f"/api/v1/fields?case={case}&before={ids[1]}&ordering=-id&page_size=1").json()
+    assert ([row["id"] for row in later["results"]], later["count"]) == ([ids[2]], 2)
+    assert ([row["id"] for row in earlier["results"]], earlier["count"]) == ([ids[0]], 1)
+    assert client.get(f"/api/v1/fields?case={case}&after={ids[3]}").json()["count"] == 0
+    assert client.get("/api/v1/fields?after=one").status_code == 400

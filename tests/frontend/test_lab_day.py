@@ -45,6 +45,14 @@ def nav(page: Any, label: str) -> None:
     page.click(f"header.top nav a:has-text('{label}')")
 
 
+def screenshot_every_page(page: Any, role: str) -> None:
+    """Each page of the role's navigation, once drawn, under test-output/screenshots/<role>-page-<name>.png."""
+    for label in page.locator("header.top nav a").all_inner_texts():
+        page.click(f"header.top nav a:text-is('{label}')")
+        page.wait_for_selector(".page[data-loaded='1']")
+        screenshot(page, f"{role}-page-{label.lower().replace(' ', '-')}")
+
+
 def admin_builds_the_team(page: Any) -> None:
     nav(page, "Users")
     page.wait_for_selector("table.users")
@@ -164,6 +172,7 @@ def keep_my_version(page: Any, username: str, field_id: int) -> None:
             .exists()
         )
     )
+    screenshot_every_page(page, f"annotator-{username}")
     log_out(page)
 
 
@@ -177,6 +186,7 @@ def test_a_lab_day_through_the_ui(page: Any, celery_worker_thread: Any, tmp_path
     nav(page, "Home")
     page.wait_for_selector("#home-admin [data-stat='waiting'] .stat-value:text-is('0')")
     screenshot(page, "admin-home-after")
+    screenshot_every_page(page, "admin")
     log_out(page)
 
     # Blind annotation: they agree on fields 2 and 3 (lymphocyte) and differ on field 1 (lymphoblast / lymphocyte).
@@ -209,22 +219,19 @@ def test_a_lab_day_through_the_ui(page: Any, celery_worker_thread: Any, tmp_path
     assert page.locator(".differential-table tr[data-class='11'] td").nth(1).inner_text() == "1"
     assert page.locator(".differential-table tr[data-class='12'] td").nth(1).inner_text() == "2"
     screenshot(page, "adjudicator-report")
-    # The PDF opens in a new tab, where headless Chromium downloads it (or shows it): either way it must arrive.
-    downloads: list[Any] = []
-    responses: list[Any] = []
-    page.context.on("page", lambda popup: popup.on("download", lambda d: downloads.append(d)))
-    page.context.on("response", lambda r: responses.append(r) if "report.pdf" in r.url else None)
-    page.click("#download-pdf")
-    for _ in range(100):
-        if downloads or any(r.ok for r in responses):
-            break
-        page.wait_for_timeout(200)
-    if downloads:
-        assert Path(downloads[0].path()).read_bytes().startswith(b"%PDF")
-    else:
-        assert responses, "the PDF report did not arrive"
-        assert responses[0].status == 200
-        assert responses[0].headers["content-type"] == "application/pdf"
+    with page.expect_download() as pdf:
+        page.click("#download-pdf")
+    assert pdf.value.suggested_filename.endswith(".pdf")
+    assert Path(pdf.value.path()).read_bytes().startswith(b"%PDF")
+    # The gallery of the same case and source (consensus) counts what the report counts.
+    page.click("a:has-text('Cell gallery')")
+    page.wait_for_selector(".gallery-main[data-ready='1']")
+    assert page.input_value("#gallery-source") == "consensus"
+    assert page.get_attribute(".differential", "data-total") == "3"
+    assert page.locator(".diff-table tr[data-class='11'] td").nth(1).inner_text() == "1"
+    assert page.locator(".diff-table tr[data-class='12'] td").nth(1).inner_text() == "2"
+    screenshot(page, "adjudicator-gallery")
+    screenshot_every_page(page, "adjudicator")
     log_out(page)
 
     # The researcher exports COCO; the zip loads in pycocotools.
@@ -253,3 +260,4 @@ def test_a_lab_day_through_the_ui(page: Any, celery_worker_thread: Any, tmp_path
     assert total == 3
     nav(page, "Home")
     page.wait_for_selector("#home-researcher [data-stat='exports'] .stat-value:text-is('1')")
+    screenshot_every_page(page, "researcher")

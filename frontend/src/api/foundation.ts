@@ -43,9 +43,32 @@ export interface FieldQuery {
   status?: string;
 }
 
+/** A field's neighbours in its case (by id) and how many fields come before and after it. */
+export interface FieldNeighbours {
+  previous: number | null;
+  next: number | null;
+  before: number;
+  after: number;
+}
+
 export const fields = {
   list: (query: FieldQuery = {}) => fetchAll<Field>(withQuery(`${V1}/fields`, { ordering: "id", ...query })),
   get: (id: number) => api.get<Field>(`${V1}/fields/${id}`),
+  /** Two one-row pages, whatever the size of the case (listing a 10,000-field case per field took seconds). */
+  neighbours: async (caseId: number, fieldId: number): Promise<FieldNeighbours> => {
+    const one = (query: Record<string, string | number>) =>
+      api.get<Page<Field>>(withQuery(`${V1}/fields`, { case: caseId, page_size: 1, ...query }));
+    const [earlier, later] = await Promise.all([
+      one({ before: fieldId, ordering: "-id" }),
+      one({ after: fieldId, ordering: "id" }),
+    ]);
+    return {
+      previous: earlier.results[0]?.id ?? null,
+      next: later.results[0]?.id ?? null,
+      before: earlier.count,
+      after: later.count,
+    };
+  },
 };
 
 export interface SetQuery {

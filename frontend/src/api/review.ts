@@ -1,6 +1,6 @@
 // Client of the double-review API: assignments (my worklist), conflicts side by side and their resolution.
 
-import { api, fetchAll, isMissingEndpoint, request, withQuery } from "./http";
+import { api, fetchAll, isMissingEndpoint, request, withQuery, type Page } from "./http";
 import type { Box } from "./shapes";
 import type { components } from "./types";
 
@@ -41,6 +41,17 @@ export const conflicts = {
 };
 
 /** The fields assigned to me; null on a server without assignments, where every field is open to annotators. */
+/** Whether the field is assigned to me (one row asked for, however long my worklist); null without double review. */
+export async function assignedToMe(fieldId: number): Promise<boolean | null> {
+  try {
+    const url = withQuery("/api/v1/assignments", { mine: 1, field: fieldId, page_size: 1 });
+    return (await api.get<Page<Assignment>>(url)).count > 0;
+  } catch (error) {
+    if (isMissingEndpoint(error)) return null;
+    throw error;
+  }
+}
+
 export async function myAssignedFields(): Promise<Set<number> | null> {
   try {
     return new Set((await assignments.mine()).map((assignment) => assignment.field));

@@ -6669,6 +6669,10 @@ export interface operations {
   v1_fields_list: {
     parameters: {
       query?: {
+        /** @description fields with a larger id */
+        after?: number;
+        /** @description fields with a smaller id */
+        before?: number;
         case?: number;
         case_code?: string;
         /**

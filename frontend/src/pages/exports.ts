@@ -12,7 +12,7 @@ import type { Page } from "../context";
 import { clear, formatDate, h } from "../ui/dom";
 import { showError, showInfo } from "../ui/feedback";
 import { jobLine } from "../ui/jobs";
-import { clearFieldErrors, showFieldErrors } from "../ui/forms";
+import { clearProblems, showProblems } from "../ui/forms";
 import { bindKeys } from "../ui/keys";
 
 /** The sources a role may export (the server refuses annotator work to anyone but admins). */
@@ -177,7 +177,7 @@ export const exportsPage: Page = async (root, _params, context) => {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     submit.disabled = true;
-    clearFieldErrors(form);
+    clearProblems(form);
     const chosen = checkedValues(form, "sources", sources);
     try {
       const job = await exportsApi.create({
@@ -209,7 +209,7 @@ export const exportsPage: Page = async (root, _params, context) => {
       else if (last.status === "failed") showError(new Error(last.error || "The export failed."), `Export #${last.id}`);
       renderHistory(await exportsApi.list());
     } catch (error) {
-      if (!controller.signal.aborted && !showFieldErrors(form, error)) showError(error, "Export");
+      if (!controller.signal.aborted && !showProblems(form, error)) showError(error, "Export");
     } finally {
       submit.disabled = false;
     }

@@ -19,7 +19,7 @@ import { epochRows, noValidation, overallRows, PER_CLASS_COLUMNS, perClassRows }
 import type { Taxonomy } from "../logic/taxonomy";
 import { clear, formatDate, h } from "../ui/dom";
 import { dialog, showError, showInfo } from "../ui/feedback";
-import { clearFieldErrors, showFieldErrors } from "../ui/forms";
+import { clearProblems, showProblems } from "../ui/forms";
 import { jobLine } from "../ui/jobs";
 import { bindKeys } from "../ui/keys";
 
@@ -259,7 +259,7 @@ function scheduleForm(s: Schedule): HTMLElement {
   );
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    clearFieldErrors(form);
+    clearProblems(form);
     const value = (name: string) => (form.querySelector(`[name="${name}"]`) as HTMLInputElement).value;
     const epochs = value("epochs");
     save.disabled = true;
@@ -281,7 +281,7 @@ function scheduleForm(s: Schedule): HTMLElement {
       });
       showInfo(`Schedule ${s.name} saved.`);
     } catch (error) {
-      if (!showFieldErrors(form, error)) showError(error, "Saving the schedule");
+      if (!showProblems(form, error)) showError(error, "Saving the schedule");
     } finally {
       save.disabled = false;
     }
@@ -394,7 +394,7 @@ export const modelsPage: Page = async (root, _params, context) => {
   launchForm.addEventListener("submit", async (event) => {
     event.preventDefault();
     launch.disabled = true;
-    clearFieldErrors(launchForm);
+    clearProblems(launchForm);
     try {
       const chosen = ["all", ...STAGES].find((name) => name === stage.value) ?? "all";
       const job = await training.launch({
@@ -407,7 +407,7 @@ export const modelsPage: Page = async (root, _params, context) => {
       clearTimeout(timer);
       await refreshJobs();
     } catch (error) {
-      if (!showFieldErrors(launchForm, error)) showError(error, "Launching retraining");
+      if (!showProblems(launchForm, error)) showError(error, "Launching retraining");
     } finally {
       launch.disabled = false;
     }

@@ -226,7 +226,8 @@ export const reportPage: Page = async (root, params, context) => {
         h("a", { class: "button", href: report.links.csv, download: "", id: "download-csv" }, "Download CSV"),
         h(
           "a",
-          { class: "button", href: report.links.pdf, target: "_blank", rel: "noopener", id: "download-pdf" },
+          // A file to keep (the server sends it as an attachment), not a tab to read it in.
+          { class: "button", href: report.links.pdf, download: "", id: "download-pdf" },
           "Download PDF",
         ),
       );

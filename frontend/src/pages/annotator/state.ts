@@ -2,6 +2,7 @@
 // model's open suggestions), the order j / k walk through, what the side panel says, and the checks before submit.
 // The controller (controller.ts) owns the editor and the viewer and calls these.
 
+import type { FieldNeighbours } from "../../api/foundation";
 import type { Field, FieldStatus, Suggestion } from "../../api/shapes";
 import type { CellState, LocalCell } from "../../logic/edits";
 import { readingOrder, stepIndex } from "../../logic/geometry";
@@ -142,12 +143,11 @@ export interface Neighbours {
 }
 
 /** The field's place among the fields of its case (`[` / `]` go to the neighbours). */
-export function neighbours(fieldIds: readonly number[], field: Pick<Field, "id" | "case_code">): Neighbours {
-  const index = fieldIds.indexOf(field.id);
+export function neighbours(place: FieldNeighbours, field: Pick<Field, "id" | "case_code">): Neighbours {
   return {
-    position: index >= 0 ? `${index + 1} of ${fieldIds.length} in case ${field.case_code}` : "",
-    previous: index >= 0 ? (fieldIds[index - 1] ?? null) : null,
-    next: index >= 0 ? (fieldIds[index + 1] ?? null) : (fieldIds[0] ?? null),
+    position: `${place.before + 1} of ${place.before + place.after + 1} in case ${field.case_code}`,
+    previous: place.previous,
+    next: place.next,
   };
 }
 

@@ -77,6 +77,9 @@ export class FieldViewer {
     this.viewer = OpenSeadragon({
       element,
       tileSources: { type: "image", url: imageUrl, buildPyramid: false },
+      // One untiled image: the 2D canvas draws it directly. The WebGL drawer copied each redraw (a selection, a label
+      // moved) onto a 2D canvas; without a GPU the UI benchmark measured that at hundreds of ms per key press.
+      drawer: "canvas",
       showNavigationControl: false,
       // The page's own keyboard map drives the viewer (zoom, pan); OpenSeadragon's keys would clash with it.
       keyboardNavEnabled: false,

@@ -264,6 +264,7 @@ export const assignPage: Page = async (root) => {
       return;
     }
     const refused: string[] = [];
+    const refusedFields = new Set<number>();
     let made = 0;
     for (const fieldId of ids) {
       const have = assignmentsOf(fieldId).map((a) => a.annotator);
@@ -274,13 +275,17 @@ export const assignPage: Page = async (root) => {
           made += 1;
         } catch (error) {
           refused.push(`field #${fieldId}: ${describeError(error)}`);
+          refusedFields.add(fieldId);
         }
       }
     }
+    // A refused field (changed meanwhile: 409) stays selected with the annotators chosen: the user decides what next.
     selected.clear();
+    for (const fieldId of refusedFields) selected.add(fieldId);
     await reload();
     showInfo(`${made} assignment${made === 1 ? "" : "s"} made.`);
-    if (refused.length) showError(new Error(`Refused:\n${refused.join("\n")}`));
+    if (refused.length)
+      showError(new Error(`Refused (still selected: assign them to others, or leave them):\n${refused.join("\n")}`));
   });
 
   autoButton.addEventListener("click", async () => {

@@ -46,8 +46,9 @@ export const crosscheckFieldPage: Page = async (root, params, context) => {
   let list: ReviewConflict[];
   let fieldsWithConflicts: number[];
   try {
-    [field, list] = await Promise.all([fieldApi.get(fieldId), conflictApi.ofField(fieldId)]);
-    fieldsWithConflicts = [...new Set((await conflictApi.list()).map((c) => c.field))];
+    let all: ReviewConflict[];
+    [field, list, all] = await Promise.all([fieldApi.get(fieldId), conflictApi.ofField(fieldId), conflictApi.list()]);
+    fieldsWithConflicts = [...new Set(all.map((c) => c.field))];
   } catch (error) {
     if (isMissingEndpoint(error)) return void root.append(unavailable());
     throw error;

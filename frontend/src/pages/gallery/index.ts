@@ -138,6 +138,7 @@ export const galleryPage: Page = async (root, params, context) => {
       lockedWhy,
       editable: annotating,
       sourcePicker: sourcePicker(),
+      onMoreCrops: () => paintSelection(main, selection, false),
     });
     const unsaved = states
       .filter((s) => s.editor && s.editor.state !== "saved")

@@ -30,7 +30,15 @@ export interface MainView {
   editable: boolean;
   /** the source chooser, drawn under the title */
   sourcePicker: HTMLElement;
+  /** called after each later batch of crops is in the page (to paint the selection onto them) */
+  onMoreCrops(): void;
 }
+
+/** Crops drawn at once; the rest follow in batches, one per animation frame, so a large case paints at once. */
+const FIRST_CROPS = 120;
+const CROPS_PER_FRAME = 300;
+/** Each rendering of a gallery: a batch of an older one still queued is dropped. */
+const renders = new WeakMap<HTMLElement, number>();
 
 function groupName(id: GroupId, taxonomy: Taxonomy): string {
   if (id === "unclassified") return "Unclassified";
@@ -65,6 +73,35 @@ function cropButton(item: GalleryItem, state: MainView): HTMLElement {
 
 export function renderMain(main: HTMLElement, state: MainView): void {
   const { groups, taxonomy } = state;
+  const generation = (renders.get(main) ?? 0) + 1;
+  renders.set(main, generation);
+  // Each group's crops in reading order: the first FIRST_CROPS now, the others queued (group by group).
+  const queued: Array<{ into: HTMLElement; items: GalleryItem[] }> = [];
+  let budget = FIRST_CROPS;
+  const cropsOf = (group: GalleryGroup): HTMLElement => {
+    const now = group.items.slice(0, budget);
+    budget -= now.length;
+    const into = h(
+      "div",
+      { class: "crops" },
+      now.map((item) => cropButton(item, state)),
+    );
+    if (now.length < group.items.length) queued.push({ into, items: group.items.slice(now.length) });
+    return into;
+  };
+  const drawMore = (): void => {
+    if (renders.get(main) !== generation) return;
+    let room = CROPS_PER_FRAME;
+    while (queued.length && room > 0) {
+      const next = queued[0];
+      const part = next.items.splice(0, room);
+      next.into.append(...part.map((item) => cropButton(item, state)));
+      room -= part.length;
+      if (!next.items.length) queued.shift();
+    }
+    state.onMoreCrops();
+    if (queued.length) requestAnimationFrame(drawMore);
+  };
   clear(
     main,
     h("h1", {}, `Cell gallery · ${state.title}`),
@@ -95,15 +132,12 @@ export function renderMain(main: HTMLElement, state: MainView): void {
             typeof group.id === "number" ? h("kbd", {}, taxonomy.get(group.id)?.shortcut ?? "") : null,
             h("span", { class: "muted" }, `${group.items.length}`),
           ),
-          h(
-            "div",
-            { class: "crops" },
-            group.items.map((item) => cropButton(item, state)),
-          ),
+          cropsOf(group),
         ),
       ),
     ),
   );
+  if (queued.length) requestAnimationFrame(drawMore);
 }
 
 export interface SideView {
@@ -193,15 +227,15 @@ export function renderSide(side: HTMLElement, state: SideView, actions: SideActi
   );
 }
 
-/** Mark the selected and focused crops (without re-rendering) and keep the focused one in view. */
-export function paintSelection(main: HTMLElement, selection: Selection): void {
+/** Mark the selected and focused crops (without re-rendering) and keep the focused one in view (`reveal`). */
+export function paintSelection(main: HTMLElement, selection: Selection, reveal = true): void {
   for (const button of main.querySelectorAll<HTMLElement>(".crop")) {
     const key = button.dataset.key ?? "";
     button.classList.toggle("selected", selection.selected.has(key));
     button.classList.toggle("focused", key === selection.focus);
     button.setAttribute("aria-pressed", String(selection.selected.has(key)));
   }
-  if (selection.focus) cropOf(main, selection.focus)?.scrollIntoView({ block: "nearest" });
+  if (reveal && selection.focus) cropOf(main, selection.focus)?.scrollIntoView({ block: "nearest" });
 }
 
 function cropOf(main: HTMLElement, key: string): HTMLElement | null {
