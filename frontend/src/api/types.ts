@@ -9437,8 +9437,6 @@ export interface operations {
     requestBody?: {
       content: {
         "application/json": components["schemas"]["ReviewReleaseRequest"];
-        "application/x-www-form-urlencoded": components["schemas"]["ReviewReleaseRequest"];
-        "multipart/form-data": components["schemas"]["ReviewReleaseRequest"];
       };
     };
     responses: {
@@ -9479,15 +9477,6 @@ export interface operations {
       };
       /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
       409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description The upload exceeds a configured limit. */
-      413: {
         headers: {
           [name: string]: unknown;
         };
