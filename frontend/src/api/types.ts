@@ -11279,8 +11279,6 @@ export interface operations {
     requestBody?: {
       content: {
         "application/json": components["schemas"]["PatchedTrainingScheduleRequest"];
-        "application/x-www-form-urlencoded": components["schemas"]["PatchedTrainingScheduleRequest"];
-        "multipart/form-data": components["schemas"]["PatchedTrainingScheduleRequest"];
       };
     };
     responses: {
@@ -11330,15 +11328,6 @@ export interface operations {
       };
       /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
       409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description The upload exceeds a configured limit. */
-      413: {
         headers: {
           [name: string]: unknown;
         };
@@ -11448,8 +11437,6 @@ export interface operations {
     requestBody: {
       content: {
         "application/json": components["schemas"]["UserCreateRequest"];
-        "application/x-www-form-urlencoded": components["schemas"]["UserCreateRequest"];
-        "multipart/form-data": components["schemas"]["UserCreateRequest"];
       };
     };
     responses: {
@@ -11490,15 +11477,6 @@ export interface operations {
       };
       /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
       409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description The upload exceeds a configured limit. */
-      413: {
         headers: {
           [name: string]: unknown;
         };
@@ -11597,8 +11575,6 @@ export interface operations {
     requestBody?: {
       content: {
         "application/json": components["schemas"]["PatchedUserUpdateRequest"];
-        "application/x-www-form-urlencoded": components["schemas"]["PatchedUserUpdateRequest"];
-        "multipart/form-data": components["schemas"]["PatchedUserUpdateRequest"];
       };
     };
     responses: {
@@ -11648,15 +11624,6 @@ export interface operations {
       };
       /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
       409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description The upload exceeds a configured limit. */
-      413: {
         headers: {
           [name: string]: unknown;
         };
@@ -11697,8 +11664,6 @@ export interface operations {
     requestBody: {
       content: {
         "application/json": components["schemas"]["PasswordRequest"];
-        "application/x-www-form-urlencoded": components["schemas"]["PasswordRequest"];
-        "multipart/form-data": components["schemas"]["PasswordRequest"];
       };
     };
     responses: {
@@ -11748,15 +11713,6 @@ export interface operations {
       };
       /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
       409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description The upload exceeds a configured limit. */
-      413: {
         headers: {
           [name: string]: unknown;
         };
