@@ -421,6 +421,9 @@ def cell_update(
     with transaction.atomic():
         cell = _cell_for_write(cell_id)
         annotation_set = lock_set_for_write(cell.annotation_set_id, expected_version, actor)
+        # The returned cell carries the set as this write left it: read lazily after the commit, the set could show
+        # a later writer's version, and the ETag answered would let this client overwrite a change it never saw.
+        cell.annotation_set = annotation_set
         field = annotation_set.field
         before = cell_snapshot(cell)
         box = {"x": cell.x, "y": cell.y, "width": cell.width, "height": cell.height}
@@ -454,7 +457,8 @@ def _cell_for_write(cell_id: int) -> Cell:
     return cell
 
 
-def cell_delete(*, cell_id: int, expected_version: int | None, actor: Any, reason: str = "") -> None:
+def cell_delete(*, cell_id: int, expected_version: int | None, actor: Any, reason: str = "") -> AnnotationSet:
+    """Delete a cell; returns its set at the version this deletion produced (the ETag to answer)."""
     with transaction.atomic():
         cell = _cell_for_write(cell_id)
         annotation_set = lock_set_for_write(cell.annotation_set_id, expected_version, actor)
@@ -471,6 +475,7 @@ def cell_delete(*, cell_id: int, expected_version: int | None, actor: Any, reaso
             before=before,
             reason=_reason_of_edit(annotation_set, reason),
         )
+    return annotation_set
 
 
 # --- model suggestions -------------------------------------------------------------------------------------------

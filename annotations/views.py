@@ -7,7 +7,6 @@ from typing import Any
 
 from django.db.models import Count, QuerySet
 from django.http import FileResponse, HttpResponse, HttpResponseBase
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -368,10 +367,9 @@ class CellViewSet(
         version = expected_version(request)
         if version is None and "version" in request.query_params:
             version = parse_strict_int(request.query_params["version"], "version", column=VERSION_COLUMN)
-        services.cell_delete(
+        annotation_set = services.cell_delete(
             cell_id=cell.pk, expected_version=version, actor=request.user, reason=change_reason(request)
         )
-        annotation_set = get_object_or_404(AnnotationSet, pk=cell.annotation_set_id)
         return with_etag(Response(status=status.HTTP_204_NO_CONTENT), annotation_set)
 
 

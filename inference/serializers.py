@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 from aicell.api.fields import JOB_FIELDS, StrictIntegerField
 from annotations.models import CellVerdict
@@ -45,6 +46,15 @@ class ReviewQueueQuerySerializer(serializers.Serializer):
     limit = StrictIntegerField(default=10, min_value=1, max_value=50, help_text="the batch size")
     balance = serializers.BooleanField(default=True)
     max_per_field = StrictIntegerField(default=3, min_value=1, help_text="at most this many cells per field")
+
+    def run_validation(self, data: Any = empty) -> Any:
+        # DRF reads "?strategy=" (present, empty) as absent and takes the default; it is a value, and a wrong one.
+        blank = [name for name, _ in self.fields.items() if hasattr(data, "get") and data.get(name) == ""]
+        if blank:
+            raise serializers.ValidationError(
+                {name: ["must not be empty; leave it out for the default"] for name in blank}
+            )
+        return super().run_validation(data)
 
 
 class ReviewStrategySerializer(serializers.Serializer):

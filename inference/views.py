@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aicell.api.fields import parse_strict_int
+from aicell.api.parsers import JSONParser
 from aicell.api.permissions import RoleAccess
 from aicell.api.schema import ApiErrorSerializer
 from aicell.errors import FieldError, ValidationFailed
@@ -145,6 +146,8 @@ class ReviewQueueReleaseView(APIView):
 
     permission_classes = [RoleAccess]
     read_roles = write_roles = REVIEWERS
+    # A JSON object only (the page sends one): a form body's parts that are not `cells` would read as "release all".
+    parser_classes = [JSONParser]
 
     @extend_schema(request=ReviewReleaseSerializer, responses={200: ReviewReleasedSerializer})
     def post(self, request: Request) -> Response:

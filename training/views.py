@@ -17,6 +17,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from aicell.api.parsers import JSONParser
 from aicell.api.permissions import RoleAccess
 from aicell.errors import NotFound
 from aicell.jobs import job_request_cancel
@@ -148,6 +149,8 @@ class TrainingScheduleViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet
 ):
     serializer_class = TrainingScheduleSerializer
+    # JSON only (the page sends JSON): a form's "minute=" reads as absent in DRF and a wrong value went through.
+    parser_classes = [JSONParser]
     permission_classes = [RoleAccess]
     read_roles = READERS
     write_roles = WRITERS

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aicell import accounts
+from aicell.api.parsers import JSONParser
 from aicell.api.permissions import RoleAccess
 from aicell.home import home_summary
 from aicell.roles import ROLE_CHOICES, Role
@@ -57,6 +58,8 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     """Admins create users, give and take roles, deactivate (never delete) and reset passwords."""
 
     serializer_class = UserSerializer
+    # JSON only (the page sends JSON): a form's empty "roles=" reads as absent in DRF and a wrong value went through.
+    parser_classes = [JSONParser]
     permission_classes = [RoleAccess]
     read_roles = ADMINS
     write_roles = ADMINS

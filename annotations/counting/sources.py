@@ -65,12 +65,16 @@ _MISSING = {
 
 
 def parse_source(raw: str | None) -> Source:
-    """The source named by `raw` (None: the default); ValueError listing the valid values otherwise.
+    """The source named by `raw` (None: the default); ValueError for an empty value, or listing the valid values
+    for an unknown one.
 
     A query string decodes an unescaped "+" to a space, so "consensus model" is read as "consensus+model".
     """
-    if raw is None or raw == "":
+    if raw is None:
         return Source.CONSENSUS
+    if raw == "":
+        # "?source=" names a value, an empty one; only leaving the parameter out asks for the default.
+        raise ValueError("must not be empty; leave it out for the default")
     value = raw.strip().replace(" ", "+")
     if value not in SOURCES:
         raise ValueError(f"source must be one of {', '.join(SOURCES)}; got {raw!r}")

@@ -27,6 +27,18 @@ from annotations.models import (
 from annotations.review.matching import Agreement, FieldMatch, measure_agreement
 from annotations.selectors import is_lab_manager
 
+ASSIGNMENT_COLUMNS = (
+    "id",
+    "field_id",
+    "annotator_id",
+    "slot",
+    "created_by_id",
+    "created_at",
+    "field__status",
+    "field__smear__case_id",
+    "annotator__username",
+)
+
 
 def assignments_visible_to(user: Any) -> QuerySet[Assignment]:
     """Managers see all assignments; an annotator sees those of the fields assigned to them (own and the
@@ -43,7 +55,10 @@ def assignments_visible_to(user: Any) -> QuerySet[Assignment]:
     )
     cell_count = Cell.objects.filter(annotation_set=OuterRef("set_id")).values("annotation_set").annotate(n=Count("pk"))
     return (
-        assignments.select_related("field__smear__case", "annotator")
+        # Only the columns the worklist shows: the whole field, smear, case and user rows (password hash included)
+        # cost more to build than the rest of a worklist page.
+        assignments.select_related("field__smear", "annotator")
+        .only(*ASSIGNMENT_COLUMNS)
         .annotate(
             set_id=Subquery(own_set.values("pk")[:1]),
             set_status=Subquery(own_set.values("status")[:1]),

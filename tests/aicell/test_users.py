@@ -117,3 +117,12 @@ def test_create_user_command(monkeypatch: Any) -> None:
     call_command("create_user", "boss", "--role", "admin", stdout=generated)
     assert "Password: " in generated.getvalue()
     assert User.objects.get(username="boss").is_staff
+
+
+def test_a_user_change_takes_json_only(lab_admin: Any, annotator: Any) -> None:
+    """Issue 21's fuzzing (PostgreSQL): a form body with an empty `roles` answered 200."""
+    client = token_client(lab_admin)
+    form = client.patch(f"/api/v1/users/{annotator.pk}", {"roles": "", "is_active": "false"}, format="multipart")
+    assert form.status_code == 415
+    annotator.refresh_from_db()
+    assert annotator.is_active

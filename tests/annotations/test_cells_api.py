@@ -3,7 +3,9 @@
 from typing import Any
 
 import pytest
+from django.db import connection, transaction
 
+from annotations import services
 from annotations.models import AnnotationSet, AuditEvent, Cell
 from annotations.taxonomy import NUM_CLASSES
 from tests.factories import AnnotationSetFactory, AssignmentFactory, CellFactory, FieldFactory
@@ -174,3 +176,38 @@ def test_a_second_set_on_the_same_field_is_a_conflict(client_for: Any, annotator
     response = client_for(annotator).post("/api/v1/annotation-sets", {"field": own_set.field_id}, format="json")
     assert response.status_code == 409
     assert response.json()["existing_annotation_set_id"] == own_set.pk
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.parametrize("method", ["patch", "delete"])
+def test_a_writes_etag_is_the_version_it_produced_even_when_another_write_follows_at_once(
+    committed_db: None, client_for: Any, annotator: Any, method: str
+) -> None:
+    """The other tab's write commits right after this one (before this response is made): the ETag answered must
+    still be this write's version, or this client would next write over a change it never saw (issue 21: the
+    concurrency suite's "41 != 40")."""
+    own = AnnotationSetFactory(annotator=annotator, field=FieldFactory(width=640, height=480))
+    target, other = (CellFactory(annotation_set=own, x=10, cell_class_id=0) for _ in range(2))
+    start = own.version
+
+    def the_other_tab_writes() -> None:
+        services.cell_update(cell_id=other.pk, expected_version=start + 1, changes={"x": 99.0}, actor=annotator)
+
+    def after_the_audit(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        result = execute(sql, params, many, context)
+        if sql.startswith('INSERT INTO "annotations_auditevent"') and not interleaved:
+            interleaved.append(True)
+            transaction.on_commit(the_other_tab_writes)
+        return result
+
+    interleaved: list[bool] = []
+    client = client_for(annotator)
+    with connection.execute_wrapper(after_the_audit):
+        if method == "patch":
+            response = client.patch(f"/api/v1/cells/{target.pk}", {"x": 20}, format="json", HTTP_IF_MATCH=f'"{start}"')
+        else:
+            response = client.delete(f"/api/v1/cells/{target.pk}", HTTP_IF_MATCH=f'"{start}"')
+    assert response.status_code in (200, 204), response.content
+    own.refresh_from_db()
+    assert own.version == start + 2  # the other tab's write happened in between
+    assert response["ETag"] == f'"{start + 1}"'

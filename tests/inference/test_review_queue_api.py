@@ -250,3 +250,24 @@ def test_bad_parameters_name_the_field(client_for: Any, annotator: Any, params: 
     response = queue(client_for(annotator), **params)
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == field
+
+
+@pytest.mark.parametrize("name", ["strategy", "limit", "max_per_field", "case", "cell_class", "balance"])
+def test_an_empty_parameter_is_refused_not_read_as_the_default(client_for: Any, annotator: Any, name: str) -> None:
+    """Issue 21's fuzzing: `?strategy=` answered 200 with the default strategy's batch."""
+    response = client_for(annotator).get("/api/v1/review-queue", {name: ""})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == name
+
+
+def test_release_takes_a_json_object_only(client_for: Any, annotator: Any, classifier: Any) -> None:
+    """A form body (or a JSON non-object) is refused, never read as "release all" (issue 21's fuzzing)."""
+    field = FieldFactory()
+    predicted(field, classifier, [{"entropy": 0.9}])
+    client = client_for(annotator)
+    assert len(queue(client).json()["cells"]) == 1
+    form = client.post("/api/v1/review-queue/release", {"x": "False"}, format="multipart")
+    assert form.status_code == 415
+    not_an_object = client.post("/api/v1/review-queue/release", False, format="json")
+    assert not_an_object.status_code == 400
+    assert ReviewClaim.objects.count() == 1

@@ -75,12 +75,23 @@ class Decider:
 
 
 def run_threads(targets: list[Any]) -> None:
-    threads = [threading.Thread(target=target) for target in targets]
+    """Run the clients at once; a client that died (e.g. its request timed out) fails the test with its error,
+    since its writes' outcomes would otherwise be silently missing from the replay below."""
+    failures: list[BaseException] = []
+
+    def guarded(target: Any) -> None:
+        try:
+            target()
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=guarded, args=(target,)) for target in targets]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=600)
     assert not any(thread.is_alive() for thread in threads), "a client thread hung"
+    assert not failures, [repr(failure) for failure in failures[:5]]
 
 
 def test_many_annotators_editing_and_resolving_at_once_lose_nothing(

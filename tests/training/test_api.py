@@ -194,3 +194,10 @@ def test_the_schema_documents_the_training_api(admin: Any) -> None:
         "/api/v1/dataset-snapshots",
     ):
         assert any(key.rstrip("/") == path for key in paths), path
+
+
+def test_a_schedule_takes_json_only(admin: Any) -> None:
+    """Issue 21's fuzzing (PostgreSQL): a form body `minute=` answered 200; an empty form value reads as absent."""
+    url = f"/api/v1/training-schedules/{RetrainPolicy.objects.get().pk}"
+    assert admin.patch(url, "minute=", content_type="application/x-www-form-urlencoded").status_code == 415
+    assert admin.patch(url, {"minute": ""}, format="json").status_code == 400

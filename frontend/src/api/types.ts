@@ -9445,8 +9445,6 @@ export interface operations {
     requestBody?: {
       content: {
         "application/json": components["schemas"]["ReviewReleaseRequest"];
-        "application/x-www-form-urlencoded": components["schemas"]["ReviewReleaseRequest"];
-        "multipart/form-data": components["schemas"]["ReviewReleaseRequest"];
       };
     };
     responses: {
@@ -9487,15 +9485,6 @@ export interface operations {
       };
       /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
       409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description The upload exceeds a configured limit. */
-      413: {
         headers: {
           [name: string]: unknown;
         };
@@ -11298,8 +11287,6 @@ export interface operations {
     requestBody?: {
       content: {
         "application/json": components["schemas"]["PatchedTrainingScheduleRequest"];
-        "application/x-www-form-urlencoded": components["schemas"]["PatchedTrainingScheduleRequest"];
-        "multipart/form-data": components["schemas"]["PatchedTrainingScheduleRequest"];
       };
     };
     responses: {
@@ -11349,15 +11336,6 @@ export interface operations {
       };
       /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
       409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description The upload exceeds a configured limit. */
-      413: {
         headers: {
           [name: string]: unknown;
         };
@@ -11467,8 +11445,6 @@ export interface operations {
     requestBody: {
       content: {
         "application/json": components["schemas"]["UserCreateRequest"];
-        "application/x-www-form-urlencoded": components["schemas"]["UserCreateRequest"];
-        "multipart/form-data": components["schemas"]["UserCreateRequest"];
       };
     };
     responses: {
@@ -11509,15 +11485,6 @@ export interface operations {
       };
       /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
       409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description The upload exceeds a configured limit. */
-      413: {
         headers: {
           [name: string]: unknown;
         };
@@ -11616,8 +11583,6 @@ export interface operations {
     requestBody?: {
       content: {
         "application/json": components["schemas"]["PatchedUserUpdateRequest"];
-        "application/x-www-form-urlencoded": components["schemas"]["PatchedUserUpdateRequest"];
-        "multipart/form-data": components["schemas"]["PatchedUserUpdateRequest"];
       };
     };
     responses: {
@@ -11667,15 +11632,6 @@ export interface operations {
       };
       /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
       409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description The upload exceeds a configured limit. */
-      413: {
         headers: {
           [name: string]: unknown;
         };
@@ -11716,8 +11672,6 @@ export interface operations {
     requestBody: {
       content: {
         "application/json": components["schemas"]["PasswordRequest"];
-        "application/x-www-form-urlencoded": components["schemas"]["PasswordRequest"];
-        "multipart/form-data": components["schemas"]["PasswordRequest"];
       };
     };
     responses: {
@@ -11767,15 +11721,6 @@ export interface operations {
       };
       /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
       409: {
-        headers: {
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["ApiError"];
-        };
-      };
-      /** @description The upload exceeds a configured limit. */
-      413: {
         headers: {
           [name: string]: unknown;
         };

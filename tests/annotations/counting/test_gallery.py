@@ -139,3 +139,14 @@ def test_sources_a_role_may_not_see_are_refused(
     blend = client_for(annotator).get(f"/api/v1/cases/{case}/gallery", {"source": "consensus+model"})
     assert blend.status_code == 400
     assert blend.json()["errors"][0]["field"] == "source"
+
+
+@pytest.mark.parametrize("scope", ["cases", "smears"])
+def test_an_empty_source_is_refused_not_read_as_the_default(
+    client_for: Any, annotator: Any, world: dict[str, Any], scope: str
+) -> None:
+    """Issue 21's fuzzing: `?source=` answered 200 with the consensus; only leaving it out asks for the default."""
+    subject = world["case"] if scope == "cases" else world["smear"]
+    response = client_for(annotator).get(f"/api/v1/{scope}/{subject.pk}/gallery", {"source": ""})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "source"
