@@ -168,3 +168,33 @@ class RetrainPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"retrain policy {self.name} (>= {self.min_new_cells} new cells)"
+
+
+class StartingPointKind(models.TextChoices):
+    IMPORTED = "imported", "Imported weight file"
+    SELF_SUPERVISED = "self_supervised", "Self-supervised on the lab's own fields"
+
+
+class StartingPoint(models.Model):
+    """Local weights a training run may start from instead of random init (profiles name it: `init:
+    starting-point:<name>`); registered by `training.starting_points.starting_point_register` only, which checked
+    the file against the architecture (`inference.core.weights`). Nothing is ever downloaded."""
+
+    name = models.CharField(max_length=64, unique=True)
+    arch = models.CharField(max_length=255, help_text="timm classifier arch, or detector arch (its backbone)")
+    kind = models.CharField(max_length=16, choices=StartingPointKind.choices)
+    file = models.CharField(max_length=255, help_text="state dict relative to AICELL_MODEL_DIR")
+    sha256 = models.CharField(max_length=64, help_text="of the stored file (what training loads)")
+    # inference.core.weights.KeyReport.to_dict(): layout, matched (count), missing, unexpected, skipped_head.
+    keys = models.JSONField(default=dict)
+    source = models.TextField(blank=True, default="", help_text="where the weights came from, in words")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"starting point {self.name} ({self.arch}, {self.kind})"

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
 from django.conf import settings
 
+from aicell.errors import NotFound
 from annotations.counting.reports import ModelVersionRef
 from training.core.stages import CLASSIFIER, STAGES
-from training.models import ModelStatus, ModelVersion
+from training.models import ModelStatus, ModelVersion, StartingPoint
 
 
 def active_model_versions() -> dict[str, ModelVersion]:
@@ -49,3 +50,22 @@ def model_version_refs(ids: Collection[int]) -> tuple[ModelVersionRef, ...]:
         ModelVersionRef(row.pk, row.stage, row.architecture, row.profile, row.status)
         for row in rows.only("id", "stage", "architecture", "profile", "status")
     )
+
+
+def starting_point_path(point: StartingPoint) -> Path:
+    return Path(settings.AICELL_MODEL_DIR) / point.file
+
+
+def starting_points_by_name(names: Iterable[str]) -> dict[str, StartingPoint]:
+    """The registered starting points of `names`; NotFound (listing the registered ones) for any unknown name."""
+    wanted = set(names)
+    found = {point.name: point for point in StartingPoint.objects.filter(name__in=wanted)}
+    unknown = sorted(wanted - set(found))
+    if unknown:
+        registered = ", ".join(StartingPoint.objects.values_list("name", flat=True)) or "none"
+        raise NotFound(
+            f"starting point(s) {', '.join(unknown)} not registered (registered: {registered}); "
+            "register one with `manage.py import_weights FILE --arch ARCH --name NAME`",
+            field="init",
+        )
+    return found

@@ -1,8 +1,8 @@
 """Model construction: torchvision detectors (stage 1) and timm classifiers (stages 2 and 3).
 
 Every network starts from random init: torchvision's `weights`/`weights_backbone` are always None and timm's
-`pretrained` is always False. Weights come only from local files (a backbone state dict here, or a full
-checkpoint through `inference.core.checkpoints`).
+`pretrained` is always False. Weights come only from local files: a registered starting point
+(`inference.core.weights`) or a full checkpoint (`inference.core.checkpoints`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import timm
@@ -368,62 +367,14 @@ def _unknown_classifier_message(arch: str) -> str:
     return f"unknown timm classifier arch {arch!r}{hint}; any name in timm.list_models() is supported"
 
 
-def _head_prefixes(model: nn.Module) -> tuple[str, ...]:
+def head_prefixes(model: nn.Module) -> tuple[str, ...]:
+    """The key prefixes of a timm model's classifier head (empty for other modules)."""
     classifier = getattr(model, "pretrained_cfg", {}).get("classifier") or ()
     return (classifier,) if isinstance(classifier, str) else tuple(classifier)
 
 
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    # Accept a bare state dict or a training checkpoint that wraps one (ours uses "state_dict").
-    for key in ("state_dict", "model", "state_dict_ema"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-            break
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: not a state dict")
-    return {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
-
-
-def load_backbone_weights(model: nn.Module, path: str | Path) -> tuple[list[str], list[str]]:
-    """Load a local backbone state dict into `model`: strict on the backbone, lenient on the classifier head.
-
-    Head tensors with another shape (e.g. an ImageNet 1000-class head) are skipped. Returns (missing, unexpected)
-    keys after loading; missing backbone tensors or a backbone shape mismatch raise ValueError.
-    """
-    state = _read_state_dict(Path(path))
-    own = model.state_dict()
-    heads = _head_prefixes(model)
-
-    def is_head(key: str) -> bool:
-        return any(key == h or key.startswith(f"{h}.") for h in heads)
-
-    loadable: dict[str, torch.Tensor] = {}
-    for key, tensor in state.items():
-        if key in own and own[key].shape != tensor.shape:
-            if not is_head(key):
-                raise ValueError(
-                    f"{path}: backbone tensor {key!r} has shape {tuple(tensor.shape)}, "
-                    f"the model expects {tuple(own[key].shape)}"
-                )
-            logger.info("backbone checkpoint %s: skipping head tensor %s (shape differs)", path, key)
-            continue
-        loadable[key] = tensor
-    result = model.load_state_dict(loadable, strict=False)
-    missing_backbone = [k for k in result.missing_keys if not is_head(k)]
-    if missing_backbone:
-        raise ValueError(f"{path}: backbone tensors missing from the file: {', '.join(missing_backbone[:10])}")
-    if result.unexpected_keys:
-        logger.warning("backbone checkpoint %s: ignored unexpected keys %s", path, result.unexpected_keys)
-    if result.missing_keys:
-        logger.info("backbone checkpoint %s: head left at random init: %s", path, result.missing_keys)
-    return list(result.missing_keys), list(result.unexpected_keys)
-
-
-def build_classifier(
-    arch: str, num_classes: int, backbone_checkpoint: str | Path | None = None, **model_kwargs: Any
-) -> nn.Module:
-    """A timm classifier from random init, optionally with backbone weights from a local state-dict file.
+def build_classifier(arch: str, num_classes: int, **model_kwargs: Any) -> nn.Module:
+    """A timm classifier from random init (local starting weights: `inference.core.weights`).
 
     model_kwargs go to `timm.create_model` (e.g. drop_rate, drop_path_rate).
     """
@@ -431,7 +382,5 @@ def build_classifier(
         return NullClassifier(num_classes)
     if not timm.is_model(arch):
         raise ValueError(_unknown_classifier_message(arch))
-    model = timm.create_model(arch, pretrained=False, num_classes=num_classes, **model_kwargs)
-    if backbone_checkpoint is not None:
-        load_backbone_weights(model, backbone_checkpoint)
+    model: nn.Module = timm.create_model(arch, pretrained=False, num_classes=num_classes, **model_kwargs)
     return model

@@ -1,11 +1,8 @@
 from __future__ import annotations
 
-import logging
-from pathlib import Path
 from typing import Any
 
 import pytest
-import timm
 import torch
 
 from inference.core.nets import (
@@ -13,7 +10,6 @@ from inference.core.nets import (
     build_classifier,
     build_detector,
     configure_detector_postprocess,
-    load_backbone_weights,
 )
 
 
@@ -138,38 +134,6 @@ def test_classifier_has_the_requested_classes() -> None:
 def test_unknown_classifier_suggests_close_names() -> None:
     with pytest.raises(ValueError, match=r"unknown timm classifier arch 'resnet5O'.*resnet50"):
         build_classifier("resnet5O", 21)
-
-
-def test_backbone_checkpoint_loads_backbone_and_leaves_a_new_head(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    torch.manual_seed(1)
-    source = timm.create_model("test_resnet", pretrained=False, num_classes=1000)
-    state = {**source.state_dict(), "aux.weight": torch.zeros(1)}
-    path = tmp_path / "backbone.pth"
-    torch.save(state, path)
-    with caplog.at_level(logging.INFO, logger="inference.core.nets"):
-        model: Any = build_classifier("test_resnet", 21, backbone_checkpoint=path)
-    assert torch.equal(model.state_dict()["conv1.0.weight"], source.state_dict()["conv1.0.weight"])
-    assert model.fc.weight.shape[0] == 21
-    assert "aux.weight" in caplog.text
-    assert "fc.weight" in caplog.text
-
-
-def test_backbone_checkpoint_reports_missing_and_unexpected_keys(tmp_path: Path) -> None:
-    source = timm.create_model("test_resnet", pretrained=False, num_classes=21)
-    path = tmp_path / "wrapped.pth"
-    torch.save({"state_dict": {k: v for k, v in source.state_dict().items() if not k.startswith("fc.")}}, path)
-    missing, unexpected = load_backbone_weights(timm.create_model("test_resnet", pretrained=False), path)
-    assert missing == ["fc.weight", "fc.bias"]
-    assert unexpected == []
-
-
-def test_backbone_checkpoint_with_a_wrong_backbone_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "other.pth"
-    torch.save(timm.create_model("test_efficientnet", pretrained=False).state_dict(), path)
-    with pytest.raises(ValueError, match="backbone"):
-        build_classifier("test_resnet", 21, backbone_checkpoint=path)
 
 
 def test_detector_shrinks_fields_with_antialiasing() -> None:
