@@ -44,10 +44,8 @@ from training.core.data import (
     flip_rotate,
 )
 from training.core.records import CropItem, FieldRecord
-from training.core.stages import stage_spec
+from training.core.stages import DETECTOR_BACKBONE, PRETRAIN_STAGES, pretrain_archs, stage_spec
 
-CLASSIFIER, COUNTABILITY, DETECTOR_BACKBONE = "classifier", "countability", "detector-backbone"
-PRETRAIN_STAGES: tuple[str, ...] = (CLASSIFIER, COUNTABILITY, DETECTOR_BACKBONE)
 METHOD = "simclr"
 
 # Views differ more than training augmentation makes examples differ: that difference is what SimCLR learns to
@@ -278,15 +276,6 @@ class _Target:
     views: Dataset[tuple[Tensor, Tensor]]
     input_shape: tuple[int, int, int]
     size: int
-
-
-def pretrain_archs(stage: str, profile: Profile) -> tuple[str, ...]:
-    """The architectures a pretraining stage makes starting points for (each ensemble member of the classifier)."""
-    if stage == DETECTOR_BACKBONE:
-        return (profile.detector.arch,)
-    if stage in (CLASSIFIER, COUNTABILITY):
-        return stage_spec(stage).archs(profile)
-    raise ValueError(f"unknown pretraining stage {stage!r}; expected one of {', '.join(PRETRAIN_STAGES)}")
 
 
 def _target(
@@ -528,6 +517,7 @@ def _pretrain_one(
 
 
 __all__ = [
+    "DETECTOR_BACKBONE",
     "PRETRAIN_STAGES",
     "PretrainProgress",
     "PretrainResult",

@@ -10,17 +10,18 @@ import pytest
 import timm
 import torch
 
-from inference.core.nets import build_detector, load_backbone_weights
+from inference.core.nets import build_detector
 from inference.core.profiles import Profile
+from inference.core.weights import apply_starting_point, prepare_starting_point
 from training.core.pretrain import (
-    CLASSIFIER,
-    COUNTABILITY,
     DETECTOR_BACKBONE,
     PretrainProgress,
     PretrainSettings,
     pretrain_stage,
 )
 from training.core.records import FieldRecord
+
+CLASSIFIER, COUNTABILITY = "classifier", "countability"
 
 TINY = PretrainSettings(epochs=2, batch_size=8, hidden_dim=32, projection_dim=16, tile_size=32, tiles_per_field=2)
 
@@ -53,8 +54,9 @@ def test_countability_pretraining_learns_a_timm_starting_point(
     state = torch.load(result.path, weights_only=True)
     assert not any(key.startswith("fc.") for key in state)  # no classifier head: any class count can use it
     model = timm.create_model("test_resnet", pretrained=False, num_classes=2)
-    missing, _ = load_backbone_weights(model, result.path)
-    assert set(missing) == {"fc.weight", "fc.bias"}
+    report = apply_starting_point(model, "test_resnet", result.path)
+    assert not report.missing  # every backbone tensor (the head is the stage's own)
+    assert not report.unexpected
     key = next(k for k in state if k.endswith("weight") and state[k].dim() == 4)
     assert torch.equal(model.state_dict()[key], state[key])
     # Pretraining changed the weights (they are not the random init of the same seed).
@@ -67,7 +69,9 @@ def test_classifier_pretraining_gives_one_starting_point_per_member(
     results = pretrain_stage(CLASSIFIER, train_profile, small_fields, tmp_path, dataclasses.replace(TINY, epochs=1))
     assert [r.arch for r in results] == ["test_resnet", "test_efficientnet"]
     for result in results:
-        load_backbone_weights(timm.create_model(result.arch, pretrained=False, num_classes=21), result.path)
+        report = apply_starting_point(timm.create_model(result.arch, num_classes=21), result.arch, result.path)
+        assert not report.unexpected
+        assert not report.missing
 
 
 def test_detector_backbone_pretraining_loads_into_the_detector(
@@ -78,6 +82,9 @@ def test_detector_backbone_pretraining_loads_into_the_detector(
     assert math.isfinite(result.history[-1]["loss"])
     detector = build_detector("fcos_convnet_tiny", **train_profile.detector.model_kwargs())
     detector.backbone.load_state_dict(torch.load(result.path, weights_only=True))  # strict: every tensor
+    _, report = prepare_starting_point("fcos_convnet_tiny", torch.load(result.path, weights_only=True))
+    assert report.layout == "as is"
+    assert not report.missing
 
 
 def test_time_limit_stops_after_the_running_step(
