@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from training.models import DatasetSnapshot, ModelVersion, RetrainPolicy, TrainingJob
+from training.models import DatasetSnapshot, ModelVersion, RetrainPolicy, StartingPoint, TrainingJob
 
 
 @admin.register(ModelVersion)
@@ -31,3 +31,12 @@ class RetrainPolicyAdmin(admin.ModelAdmin):
 
     list_display = ["name", "min_new_cells", "periodic_task", "last_checked_at", "last_check"]
     readonly_fields = ["last_checked_at", "last_check", "last_job"]
+
+
+@admin.register(StartingPoint)
+class StartingPointAdmin(admin.ModelAdmin):
+    """Registered by `manage.py import_weights` / `pretrain` only (the file is checked against the arch there)."""
+
+    list_display = ["name", "arch", "kind", "created_at", "sha256"]
+    list_filter = ["kind"]
+    readonly_fields = ["name", "arch", "kind", "file", "sha256", "keys", "created_by", "created_at"]

@@ -21,8 +21,9 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from aicell.errors import FieldError, StateConflict, ValidationFailed
+from aicell.errors import FieldError, NotFound, StateConflict, ValidationFailed
 from aicell.jobs import job_report_progress, job_run
+from inference.core.profiles import init_starting_point, load_profiles
 from training.core.overrides import override_errors
 from training.core.records import FieldRecord
 from training.core.stages import STAGES
@@ -39,6 +40,7 @@ from training.models import (
     TriggeredBy,
 )
 from training.registry import gate_and_promote, profile_names
+from training.selectors import starting_point_path, starting_points_by_name
 
 if TYPE_CHECKING:
     from training.core.stage_run import Progress, StageResult
@@ -66,12 +68,24 @@ def stages_parse(value: Any) -> list[str]:
     return [stage for stage in STAGES if stage in names]
 
 
+def _starting_point_names(profile: str, stages: list[str]) -> list[str]:
+    """The starting points the profile's `init`s name for these stages (in training order)."""
+    loaded = load_profiles(settings.AICELL_PROFILES_FILE)[profile]
+    names = [init_starting_point(init) for stage in stages for init in STAGES[stage].model_config(loaded).inits]
+    return list(dict.fromkeys(name for name in names if name))
+
+
 def _check_parameters(
-    profile: str, epochs: Any, seed: Any, promote: Any, overrides: Mapping[str, Any]
+    profile: str, stages: list[str], epochs: Any, seed: Any, promote: Any, overrides: Mapping[str, Any]
 ) -> list[FieldError]:
     errors = []
     if profile not in profile_names():
         errors.append(FieldError("profile", f"unknown profile {profile!r}; valid: {', '.join(profile_names())}"))
+    else:
+        try:
+            starting_points_by_name(_starting_point_names(profile, stages))
+        except NotFound as error:
+            errors.append(FieldError("profile", f"profile {profile!r}: {error.message}"))
     if epochs is not None and (not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1):
         errors.append(FieldError("epochs", "must be a whole number >= 1 (or empty for the profile's)"))
     if not isinstance(seed, int) or isinstance(seed, bool):
@@ -110,7 +124,7 @@ def training_job_create(
     stage_list = stages_parse(stages)
     profile = profile or settings.AICELL_PROFILE
     overrides = dict(overrides or {})
-    errors = _check_parameters(profile, epochs, seed, promote, overrides)
+    errors = _check_parameters(profile, stage_list, epochs, seed, promote, overrides)
     if errors:
         raise ValidationFailed("The training parameters are not valid.", errors=errors)
     running = open_training_job()
@@ -203,11 +217,15 @@ def _train_stage(
     snapshot: DatasetSnapshot,
     listener: JobListener | None,
 ) -> ModelVersion:
-    from training.core.config import TrainConfig
+    from training.core.config import StartingPointRef, TrainConfig
     from training.core.stage_run import train_stage
 
     count = len(job.stages)
     parameters = job.parameters
+    try:
+        points = starting_points_by_name(_starting_point_names(job.profile, [stage]))
+    except NotFound as error:
+        raise ValidationFailed(f"{stage}: {error.message}", field="profile") from None
     config = TrainConfig(
         stage=stage,
         profile=job.profile,
@@ -216,6 +234,10 @@ def _train_stage(
         overrides=dict(parameters.get("overrides") or {}),
         device=settings.AICELL_DEVICE or None,
         profiles_file=str(settings.AICELL_PROFILES_FILE),
+        starting_points={
+            name: StartingPointRef(name, point.arch, str(starting_point_path(point)), point.sha256)
+            for name, point in points.items()
+        },
     )
     out_dir = Path(settings.AICELL_MODEL_DIR) / "training" / f"job-{job.pk}" / stage
 
@@ -279,6 +301,7 @@ def _register_candidate(job: TrainingJob, stage: str, result: StageResult, snaps
         best_epochs=list(result.best_epochs),
         plots=[{"name": Path(path).name, "path": _relative_to_model_dir(path)} for path in result.plots],
         parent=active,
+        starting_points=list(result.starting_points),
         dataset_snapshot=snapshot,
         training_job=job,
         status_reason="candidate: awaiting the promotion gate",

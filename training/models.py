@@ -76,6 +76,8 @@ class ModelVersion(models.Model):
         "training.TrainingJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="model_versions"
     )
     val_metrics = models.JSONField(default=dict, blank=True)
+    # Per model (ensemble members in order): the starting point it was initialised from, {name, sha256}, or null.
+    starting_points = models.JSONField(default=list, blank=True)
     history = models.JSONField(default=list, blank=True, help_text="per epoch: epoch, member, train_loss, ...")
     best_epochs = models.JSONField(default=list, blank=True)
     # PNG plots relative to AICELL_MODEL_DIR, [{"name": "confusion_matrix.png", "path": "..."}].

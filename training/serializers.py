@@ -86,8 +86,18 @@ class PlotSerializer(serializers.Serializer):
     url = serializers.CharField()
 
 
+class StartingPointRefSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    sha256 = serializers.CharField()
+
+
 class ModelVersionSerializer(serializers.ModelSerializer):
     plots = serializers.SerializerMethodField()
+    starting_points = serializers.ListField(
+        child=StartingPointRefSerializer(allow_null=True),
+        read_only=True,
+        help_text="per model (ensemble members in order): the starting point it was initialised from, or null",
+    )
     training_job = serializers.IntegerField(source="training_job_id", read_only=True, allow_null=True)
 
     class Meta:
@@ -104,6 +114,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "gate",
             "best_epochs",
             "history",
+            "starting_points",
             "plots",
             "checkpoints",
             "parent",

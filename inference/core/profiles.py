@@ -16,6 +16,11 @@ import yaml
 
 PROFILES_PATH = Path(__file__).with_name("profiles.yaml")
 OPTIMIZERS = ("adam", "adamw", "sgd")
+# A model's `init`: random init, or a registered starting point (training.models.StartingPoint) by name. The two
+# prefixes mean the same thing; they say where the weights came from (a local ImageNet-type file, or the lab's own
+# self-supervised pretraining).
+INIT_SCRATCH = "scratch"
+INIT_PREFIXES = ("imagenet-local:", "starting-point:")
 # The pipeline kinds a profile may name (inference/core/pipeline.py PIPELINE_KINDS builds them).
 PIPELINE_KIND_NAMES = ("three_stage", "null")
 
@@ -44,6 +49,15 @@ class TrainingConfig:
     batch_size: int
     epochs: int
     cosine_t_max: int
+    warmup_epochs: float | None = None  # None: the stage's default (training.core.stages)
+
+
+def init_starting_point(init: str) -> str | None:
+    """The starting point an `init` names, None for scratch (the value was validated by the loader)."""
+    for prefix in INIT_PREFIXES:
+        if init.startswith(prefix):
+            return init.removeprefix(prefix)
+    return None
 
 
 @dataclass(frozen=True)
@@ -63,11 +77,18 @@ class DetectorConfig:
     min_size: int | None = None
     max_size: int | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
+    init: str = INIT_SCRATCH
+    training_pretrained: TrainingConfig | None = None
 
     @property
     def archs(self) -> tuple[str, ...]:
         """The architectures of the stage's models (one here; the classifier's ensemble has several)."""
         return (self.arch,)
+
+    @property
+    def inits(self) -> tuple[str, ...]:
+        """Where each model of the stage starts (`scratch`, `imagenet-local:<name>`, `starting-point:<name>`)."""
+        return (self.init,)
 
     def model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `nets.build_detector` (they also go into the checkpoint to rebuild the model)."""
@@ -80,10 +101,16 @@ class CountabilityConfig:
     arch: str
     input_size: int
     training: TrainingConfig
+    init: str = INIT_SCRATCH
+    training_pretrained: TrainingConfig | None = None
 
     @property
     def archs(self) -> tuple[str, ...]:
         return (self.arch,)
+
+    @property
+    def inits(self) -> tuple[str, ...]:
+        return (self.init,)
 
 
 @dataclass(frozen=True)
@@ -91,6 +118,25 @@ class ClassifierConfig:
     archs: tuple[str, ...]
     input_size: int
     training: TrainingConfig
+    init: tuple[str, ...] = ()  # one per ensemble member; empty = all scratch
+    training_pretrained: TrainingConfig | None = None
+
+    @property
+    def inits(self) -> tuple[str, ...]:
+        return self.init or (INIT_SCRATCH,) * len(self.archs)
+
+
+StageConfig = DetectorConfig | CountabilityConfig | ClassifierConfig
+
+
+def stage_recipe(config: StageConfig, init: str) -> TrainingConfig:
+    """The training recipe of a model that starts from `init`: `training` from scratch, `training_pretrained`
+    (a fine-tuning rate, usually shorter and with a warm-up) from a starting point."""
+    if init_starting_point(init) is None:
+        return config.training
+    if config.training_pretrained is None:
+        raise ProfileError(f"init {init!r} needs a training_pretrained recipe")
+    return config.training_pretrained
 
 
 @dataclass(frozen=True)
@@ -146,7 +192,9 @@ def _triple(value: Any, where: str) -> tuple[float, float, float]:
 
 
 def _training(data: Any, where: str) -> TrainingConfig:
-    d = _section(data, where, ("optimizer", "lr", "weight_decay", "batch_size", "epochs", "cosine_t_max"))
+    d = _section(
+        data, where, ("optimizer", "lr", "weight_decay", "batch_size", "epochs", "cosine_t_max"), ("warmup_epochs",)
+    )
     if d["optimizer"] not in OPTIMIZERS:
         raise ProfileError(f"{where}.optimizer: {d['optimizer']!r} is not one of {', '.join(OPTIMIZERS)}")
     weight_decay = float(d["weight_decay"])
@@ -159,12 +207,50 @@ def _training(data: Any, where: str) -> TrainingConfig:
         batch_size=_positive(d["batch_size"], f"{where}.batch_size", int),
         epochs=_positive(d["epochs"], f"{where}.epochs", int),
         cosine_t_max=_positive(d["cosine_t_max"], f"{where}.cosine_t_max", int),
+        warmup_epochs=_non_negative(d["warmup_epochs"], f"{where}.warmup_epochs") if "warmup_epochs" in d else None,
     )
+
+
+def _non_negative(value: Any, where: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ProfileError(f"{where}: expected a number, got {value!r}") from None
+    if number < 0:
+        raise ProfileError(f"{where}: must be >= 0, got {number}")
+    return number
+
+
+def _init(value: Any, where: str) -> str:
+    text = str(value) if isinstance(value, str) else ""
+    name = init_starting_point(text)
+    if text != INIT_SCRATCH and not name:
+        raise ProfileError(
+            f"{where}: expected {INIT_SCRATCH!r} or {' / '.join(p + '<name>' for p in INIT_PREFIXES)}, got {value!r}"
+        )
+    return text
+
+
+def _inits(d: Mapping[str, Any], where: str, count: int) -> tuple[tuple[str, ...], TrainingConfig | None]:
+    """A stage's `init` (one value, or one per ensemble member) and its `training_pretrained` recipe, which an
+    init naming a starting point requires."""
+    raw = d.get("init", INIT_SCRATCH)
+    values = raw if isinstance(raw, list | tuple) else [raw] * count
+    if len(values) != count:
+        raise ProfileError(f"{where}.init: {len(values)} values for {count} models (one per ensemble member)")
+    inits = tuple(_init(value, f"{where}.init") for value in values)
+    pretrained = (
+        _training(d["training_pretrained"], f"{where}.training_pretrained") if "training_pretrained" in d else None
+    )
+    if pretrained is None and any(init_starting_point(init) for init in inits):
+        raise ProfileError(f"{where}: init names a starting point, so a training_pretrained recipe is required")
+    return inits, pretrained
 
 
 def _detector(data: Any, where: str) -> DetectorConfig:
     required = ("arch", "score_threshold", "nms_iou", "max_detections", "batch_size", "training")
-    d = _section(data, where, required, ("min_size", "max_size", "kwargs"))
+    d = _section(data, where, required, ("min_size", "max_size", "kwargs", "init", "training_pretrained"))
+    inits, pretrained = _inits(d, where, 1)
     kwargs = d.get("kwargs") or {}
     if not isinstance(kwargs, Mapping):
         raise ProfileError(f"{where}.kwargs: expected a mapping, got {kwargs!r}")
@@ -180,28 +266,36 @@ def _detector(data: Any, where: str) -> DetectorConfig:
         batch_size=_positive(d["batch_size"], f"{where}.batch_size", int),
         training=_training(d["training"], f"{where}.training"),
         kwargs=dict(kwargs),
+        init=inits[0],
+        training_pretrained=pretrained,
         **optional_size,
     )
 
 
 def _countability(data: Any, where: str) -> CountabilityConfig:
-    d = _section(data, where, ("arch", "input_size", "training"))
+    d = _section(data, where, ("arch", "input_size", "training"), ("init", "training_pretrained"))
+    inits, pretrained = _inits(d, where, 1)
     return CountabilityConfig(
         arch=str(d["arch"]),
         input_size=_positive(d["input_size"], f"{where}.input_size", int),
         training=_training(d["training"], f"{where}.training"),
+        init=inits[0],
+        training_pretrained=pretrained,
     )
 
 
 def _classifier(data: Any, where: str) -> ClassifierConfig:
-    d = _section(data, where, ("archs", "input_size", "training"))
+    d = _section(data, where, ("archs", "input_size", "training"), ("init", "training_pretrained"))
     archs = d["archs"]
     if not isinstance(archs, list | tuple) or not archs:
         raise ProfileError(f"{where}.archs: expected a non-empty list of timm architecture names, got {archs!r}")
+    inits, pretrained = _inits(d, where, len(archs))
     return ClassifierConfig(
         archs=tuple(str(a) for a in archs),
         input_size=_positive(d["input_size"], f"{where}.input_size", int),
         training=_training(d["training"], f"{where}.training"),
+        init=inits,
+        training_pretrained=pretrained,
     )
 
 

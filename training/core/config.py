@@ -6,15 +6,33 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from inference.core.pipeline import resolve_device
-from inference.core.profiles import Profile, TrainingConfig, get_profile, load_profiles
+from inference.core.profiles import (
+    Profile,
+    TrainingConfig,
+    get_profile,
+    init_starting_point,
+    load_profiles,
+    stage_recipe,
+)
 from training.core.overrides import OVERRIDES, unknown_overrides
 from training.core.stages import StageSpec, stage_spec
+
+
+@dataclass(frozen=True)
+class StartingPointRef:
+    """A registered starting point (training.models.StartingPoint) as the torch side needs it."""
+
+    name: str
+    arch: str
+    path: str  # the stored state dict (inference.core.weights layout)
+    sha256: str
 
 
 @dataclass
@@ -26,6 +44,8 @@ class TrainConfig:
     overrides: dict[str, Any] = field(default_factory=dict)  # training.core.overrides.OVERRIDES
     device: str | None = None  # None -> the profile's device ("auto" = CUDA when available)
     profiles_file: str | None = None  # where a profile *name* is looked up (default: the shipped file)
+    # The registered starting points the profile's `init`s may name, by name (the Django side resolves them).
+    starting_points: Mapping[str, StartingPointRef] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -51,6 +71,17 @@ class StageSettings:
     eval_score_threshold: float
     init_checkpoints: tuple[str, ...]
     members: tuple[int, ...] | None
+    # The model these settings are for (its index in the stage's archs): its init, starting point and recipe.
+    model_index: int = 0
+    init: str = "scratch"
+    starting_point: StartingPointRef | None = None
+    config: TrainConfig | None = None
+
+    def for_model(self, index: int) -> StageSettings:
+        """The settings of the stage's model `index` (each ensemble member has its own init and recipe)."""
+        if index == self.model_index or self.config is None:
+            return self
+        return resolve_settings(self.config, index)
 
     @property
     def stage(self) -> str:
@@ -73,6 +104,8 @@ class StageSettings:
             "warmup_epochs": self.warmup_epochs,
             "balance_power": self.balance_power,
             "augment": self.augment,
+            "init": self.init,
+            "starting_point_sha256": self.starting_point.sha256 if self.starting_point else None,
         }
 
     def models(self) -> list[tuple[int | None, str]]:
@@ -108,14 +141,35 @@ def _override(overrides: dict[str, Any], key: str, default: Any) -> Any:
     return default if value is None else OVERRIDES[key].read(key, value)
 
 
-def resolve_settings(config: TrainConfig) -> StageSettings:
-    """Validate the config and merge profile, epochs and overrides; ValueError names what is wrong."""
+def _starting_point(config: TrainConfig, spec: StageSpec, init: str, arch: str) -> StartingPointRef | None:
+    name = init_starting_point(init)
+    if name is None:
+        return None
+    point = config.starting_points.get(name)
+    if point is None:
+        registered = ", ".join(config.starting_points) or "none"
+        raise ValueError(
+            f"{spec.name} ({arch}): init {init!r} names starting point {name!r}, which is not registered "
+            f"(registered: {registered}); register it with `manage.py import_weights FILE --arch {arch} "
+            f"--name {name}` or `manage.py pretrain`, or set init: scratch"
+        )
+    if point.arch != arch:
+        raise ValueError(f"{spec.name}: starting point {name!r} is for {point.arch}, the model is {arch}")
+    return point
+
+
+def resolve_settings(config: TrainConfig, model_index: int = 0) -> StageSettings:
+    """Validate the config and merge profile, epochs and overrides for the stage's model `model_index` (its init
+    picks the recipe: `training`, or `training_pretrained` from a starting point); ValueError names what is wrong."""
     spec = stage_spec(config.stage)
     unknown = unknown_overrides(config.overrides)
     if unknown:
         raise ValueError(f"unknown overrides {unknown}; known: {', '.join(OVERRIDES)}")
     profile = _resolve_profile(config)
-    base = spec.model_config(profile).training
+    stage_config = spec.model_config(profile)
+    init = stage_config.inits[model_index]
+    starting_point = _starting_point(config, spec, init, stage_config.archs[model_index])
+    base = stage_recipe(stage_config, init)
     o = config.overrides
     if config.epochs is not None and int(config.epochs) <= 0:
         raise ValueError(f"epochs must be > 0, got {config.epochs}")
@@ -144,7 +198,9 @@ def resolve_settings(config: TrainConfig) -> StageSettings:
         epochs=epochs,
         t_max=training.cosine_t_max,
         seed=int(config.seed),
-        warmup_epochs=_override(o, "warmup_epochs", spec.warmup_epochs),
+        warmup_epochs=_override(
+            o, "warmup_epochs", spec.warmup_epochs if base.warmup_epochs is None else base.warmup_epochs
+        ),
         balance_power=_override(o, "balance_power", 0.5),
         label_smoothing=_override(o, "label_smoothing", 0.0),
         augment=_override(o, "augment", True),
@@ -156,6 +212,10 @@ def resolve_settings(config: TrainConfig) -> StageSettings:
         eval_score_threshold=_override(o, "eval_score_threshold", 0.01),
         init_checkpoints=tuple(str(path) for path in _override(o, "init_checkpoints", ())),
         members=None if members is None else tuple(int(m) for m in members),
+        model_index=model_index,
+        init=init,
+        starting_point=starting_point,
+        config=config,
     )
 
 

@@ -41,6 +41,7 @@ from inference.core.checkpoints import (
     save_checkpoint,
 )
 from inference.core.pipeline import default_amp_dtype, resolve_device
+from inference.core.weights import apply_starting_point
 from training.core import plots
 from training.core.config import StageSettings, TrainConfig, derive_seed, resolve_settings
 from training.core.data import Augment, ImageCache, SeededSampler
@@ -79,6 +80,8 @@ class StageResult:
     history: list[dict[str, Any]]
     plots: list[Path]
     warnings: list[str] = dataclasses.field(default_factory=list)  # also reported as progress (the job's log)
+    # Per model: the starting point it was initialised from ({name, sha256}), None from random init.
+    starting_points: list[dict[str, str] | None] = dataclasses.field(default_factory=list)
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -163,6 +166,11 @@ def _meta(
         "warmup_epochs": settings.warmup_epochs,
         "balance_power": settings.balance_power,
         "augment": settings.augment,
+        "init": settings.init,
+        # Which weights the model started from (None: random init), so a model's provenance is on its checkpoint.
+        "starting_point": {"name": point.name, "sha256": point.sha256, "arch": point.arch}
+        if (point := settings.starting_point)
+        else None,
         **config_fields,
     }
     return CheckpointMeta(
@@ -233,15 +241,17 @@ class _Run:
             if labels is not None
             else ()
         )
-        self.steps_per_epoch = _steps_per_epoch(settings, len(self.train_set))
+        # Each model's own settings (its init and that init's recipe), resolved up front so that an unregistered
+        # starting point of the last ensemble member fails before the first member trains.
+        self.model_settings = {member: settings.for_model(member or 0) for member, _ in self.members}
 
     # -- progress --------------------------------------------------------------------------------------
     def _report(self, slot: int, member: int | None, epoch: int, done: float, loss: float | None, message: str) -> None:
         if self.on_progress is None:
             return
-        total = len(self.members) * self.s.epochs
-        fraction = min(1.0, max(0.0, (slot * self.s.epochs + done) / total))
-        self.on_progress(Progress(self.s.stage, member, epoch, self.s.epochs, fraction, loss, message))
+        epochs = [self.model_settings[m].epochs for m, _ in self.members]  # per model: its init's recipe
+        fraction = min(1.0, max(0.0, (sum(epochs[:slot]) + done) / sum(epochs)))
+        self.on_progress(Progress(self.s.stage, member, epoch, epochs[slot], fraction, loss, message))
 
     def _time_left(self) -> float | None:
         if self.s.time_limit_s is None:
@@ -267,7 +277,7 @@ class _Run:
         return loaded
 
     def train_member(self, slot: int, member: int | None, arch: str) -> tuple[Path, int, list[dict[str, Any]]]:
-        s = self.s
+        s = self.model_settings[member]
         main_metric = s.spec.main_metric
         name = s.spec.model_folder(member, arch)
         folder = self.out_dir / name
@@ -282,9 +292,13 @@ class _Run:
                 raise ValueError(f"override init_checkpoints: {len(init_paths)} files for {len(self.members)} models")
             loaded = load_checkpoint(init_paths[index], expected_stage=s.spec.checkpoint_stage, expected_arch=arch)
             model.load_state_dict(loaded.model.state_dict())
+        elif s.starting_point is not None:
+            point = s.starting_point
+            report = apply_starting_point(model, arch, point.path, sha256=point.sha256)
+            self._report(slot, member, 0, 0, None, f"{name}: starting point {point.name}: {report.summary()}")
         self.engine.prepare(model, s.device)
         optimizer = make_optimizer(s, model)
-        scheduler = make_scheduler(s, optimizer, self.steps_per_epoch)
+        scheduler = make_scheduler(s, optimizer, _steps_per_epoch(s, len(self.train_set)))
         amp_dtype = default_amp_dtype(s.device)
         scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
         step = self.engine.step(s.device, amp_dtype, s.label_smoothing)
@@ -439,7 +453,9 @@ class _Run:
                 title=f"{s.stage} ({s.profile.name})",
             )
         )
-        self._report(len(self.members) - 1, self.members[-1][0], s.epochs, s.epochs, None, f"{s.stage}: done")
+        last_member = self.members[-1][0]
+        last_epochs = self.model_settings[last_member].epochs
+        self._report(len(self.members) - 1, last_member, last_epochs, last_epochs, None, f"{s.stage}: done")
         return StageResult(
             stage=s.stage,
             checkpoints=checkpoints,
@@ -450,6 +466,10 @@ class _Run:
             history=_jsonable(self.history),
             plots=written,
             warnings=list(self.warnings),
+            starting_points=[
+                {"name": p.name, "sha256": p.sha256} if (p := self.model_settings[m].starting_point) else None
+                for m, _ in self.members
+            ],
         )
 
 

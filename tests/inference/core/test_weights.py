@@ -23,7 +23,9 @@ def test_a_timm_state_dict_fits_its_arch_without_the_head() -> None:
     state, report = prepare_starting_point("test_resnet", source)
     assert report.layout == "as is"
     assert set(report.skipped_head) == {"fc.weight", "fc.bias"}
-    assert len(report.matched) == len(source) - 2 and not report.missing and not report.unexpected
+    assert len(report.matched) == len(source) - 2
+    assert not report.missing
+    assert not report.unexpected
     assert "fc.weight" not in state
 
 
@@ -60,7 +62,8 @@ def test_a_wrapped_checkpoint_is_read_and_a_stored_point_loads_into_a_model(tmp_
     model: Any = build_classifier("test_resnet", 5)
     report = apply_starting_point(model, "test_resnet", stored, sha256=file_sha256(stored))
     assert torch.equal(model.conv1[0].weight, source.conv1[0].weight)
-    assert model.fc.weight.shape[0] == 5 and len(report.matched) == len(state)
+    assert model.fc.weight.shape[0] == 5
+    assert len(report.matched) == len(state)
     with pytest.raises(StartingPointError, match="sha256 differs"):
         apply_starting_point(model, "test_resnet", stored, sha256="0" * 64)
 
@@ -69,7 +72,8 @@ def test_a_detector_point_loads_into_the_backbone(tmp_path: Path) -> None:
     torch.manual_seed(0)
     pretrained: Any = build_detector("fcos_convnet_tiny")
     state, report = prepare_starting_point("fcos_convnet_tiny", pretrained.state_dict())
-    assert report.layout == "detector checkpoint's backbone" and not report.missing
+    assert report.layout == "detector checkpoint's backbone"
+    assert not report.missing
     stored = tmp_path / "backbone.pt"
     torch.save(state, stored)
     model: Any = build_detector("fcos_convnet_tiny")
