@@ -25,7 +25,7 @@ from aicell.errors import FieldError, StateConflict, ValidationFailed
 from aicell.jobs import job_report_progress, job_run
 from annotations.splits import SPLITS
 from inference.core.profiles import load_profiles
-from training.core.stages import PRETRAIN_STAGES, pretrain_archs
+from training.core.stages import PRETRAIN_STAGES, pretrain_archs, starting_point_names
 from training.datasets import pretraining_fields
 from training.models import OPEN_JOB_STATUSES, PretrainingJob, StartingPoint, StartingPointKind
 from training.registry import profile_names
@@ -37,11 +37,6 @@ DEFAULT_EPOCHS = 20
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 LOG_LIMIT = 100_000
 PretrainingListener = Callable[[PretrainingJob], None]
-
-
-def starting_point_names(name: str, archs: Sequence[str]) -> list[str]:
-    """The starting point of each network: the name itself for one network, '<name>-<arch>' for ensemble members."""
-    return [name] if len(archs) == 1 else [f"{name}-{arch}" for arch in archs]
 
 
 def _check(

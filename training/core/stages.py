@@ -129,3 +129,8 @@ def pretrain_archs(stage: str, profile: Profile) -> tuple[str, ...]:
     if stage in PRETRAIN_STAGES:
         return stage_spec(stage).archs(profile)
     raise ValueError(f"unknown pretraining stage {stage!r}; expected one of {', '.join(PRETRAIN_STAGES)}")
+
+
+def starting_point_names(name: str, archs: Sequence[str]) -> list[str]:
+    """The starting point of each network: the name itself for one network, '<name>-<arch>' for ensemble members."""
+    return [name] if len(archs) == 1 else [f"{name}-{arch}" for arch in archs]
