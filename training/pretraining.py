@@ -47,8 +47,13 @@ def _check(
         errors.append(FieldError("stage", f"must be one of {', '.join(PRETRAIN_STAGES)}"))
     if profile not in profile_names():
         errors.append(FieldError("profile", f"unknown profile {profile!r}; valid: {', '.join(profile_names())}"))
-    if not NAME_PATTERN.match(name):
-        errors.append(FieldError("name", "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"))
+    elif stage in PRETRAIN_STAGES:
+        # Every starting point the run registers ('<name>-<arch>' per ensemble member) must be a valid name.
+        archs = pretrain_archs(stage, load_profiles(settings.AICELL_PROFILES_FILE)[profile])
+        if not all(NAME_PATTERN.match(point) for point in starting_point_names(name, archs)):
+            errors.append(
+                FieldError("name", "1-64 letters, digits, '.', '_' or '-' (with '-<arch>' per ensemble member)")
+            )
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
         errors.append(FieldError("epochs", "must be a whole number >= 1"))
     if time_limit_s is not None and (not isinstance(time_limit_s, int | float) or time_limit_s <= 0):
@@ -74,7 +79,7 @@ def pretraining_job_create(
     `name` (default 'ssl-<profile>-<stage>-<job id>') must not name a starting point already."""
     profile = profile or settings.AICELL_PROFILE
     excluded = list(exclude_splits)
-    errors = _check(stage, profile, name or "ssl", epochs, time_limit_s, excluded)
+    errors = _check(stage, profile, name or f"ssl-{profile}-{stage}-0", epochs, time_limit_s, excluded)
     if errors:
         raise ValidationFailed("The pretraining parameters are not valid.", errors=errors)
     if name:

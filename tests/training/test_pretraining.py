@@ -82,7 +82,11 @@ def test_pretraining_reads_every_box_once_and_can_leave_splits_out(training_env:
 def test_bad_parameters_are_refused_before_a_job_exists(training_env: Path) -> None:
     with pytest.raises(ValidationFailed) as refused:
         pretraining_job_create(stage="detector", profile="nope", name="-bad", epochs=0, exclude_splits=["later"])
-    assert {error.field for error in refused.value.errors} == {"stage", "profile", "name", "epochs", "exclude_splits"}
+    assert {error.field for error in refused.value.errors} == {"stage", "profile", "epochs", "exclude_splits"}
+    for bad in ("-bad", "x" * 60):  # x * 60 + "-mobilenetv3_small_050" is longer than a name may be
+        with pytest.raises(ValidationFailed) as refused:
+            pretraining_job_create(stage="classifier", name=bad)
+        assert [error.field for error in refused.value.errors] == ["name"]
     StartingPoint.objects.create(name="taken-mobilenetv3_small_050", arch="x", kind="imported", file="x.pt")
     StartingPoint.objects.create(name="one", arch="x", kind="imported", file="y.pt")
     with pytest.raises(ValidationFailed, match="one exist"):
