@@ -86,18 +86,21 @@ class PlotSerializer(serializers.Serializer):
     url = serializers.CharField()
 
 
-class StartingPointRefSerializer(serializers.Serializer):
-    name = serializers.CharField()
-    sha256 = serializers.CharField()
+# Per model of a version (ensemble members in order): the starting point it was initialised from, or null.
+_STARTING_POINTS_SCHEMA = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "nullable": True,
+        "properties": {"name": {"type": "string"}, "sha256": {"type": "string"}},
+        "required": ["name", "sha256"],
+    },
+}
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
     plots = serializers.SerializerMethodField()
-    starting_points = serializers.ListField(
-        child=StartingPointRefSerializer(allow_null=True),
-        read_only=True,
-        help_text="per model (ensemble members in order): the starting point it was initialised from, or null",
-    )
+    starting_points = serializers.SerializerMethodField()
     training_job = serializers.IntegerField(source="training_job_id", read_only=True, allow_null=True)
 
     class Meta:
@@ -126,6 +129,10 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "retired_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(_STARTING_POINTS_SCHEMA)
+    def get_starting_points(self, version: ModelVersion) -> list[dict[str, str] | None]:
+        return list(version.starting_points)
 
     @extend_schema_field(PlotSerializer(many=True))
     def get_plots(self, version: ModelVersion) -> list[dict[str, str]]:

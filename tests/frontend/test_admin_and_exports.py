@@ -104,8 +104,8 @@ def test_admins_are_offered_annotator_work_too(exports_api: None, page: Any) -> 
 
 
 def test_admin_promotes_and_rolls_back_on_the_models_page_with_readable_metrics(page: Any) -> None:
-    """Reached by clicking: per version a metrics table with a row per class and its support, the learning curve,
-    and promote / roll back with a reason (audited)."""
+    """Reached by clicking: per version the weights it started from, a metrics table with a row per class and its
+    support, the learning curve, and promote / roll back with a reason (audited)."""
     world = build_world(n_fields=1)
     active = world.predictions[0].model_version
     candidate = ModelVersionFactory(
@@ -115,6 +115,7 @@ def test_admin_promotes_and_rolls_back_on_the_models_page_with_readable_metrics(
         },
         history=[{"epoch": 1, "member": None, "train_loss": 1.5, "val_metric": None}],
         checkpoints=["classifier/candidate.pt"],
+        starting_points=[{"name": "resnet18-in1k", "sha256": "ab" * 32}],
     )
     UserFactory(username="lena", roles=[Role.ADMIN])
     log_in(page, "lena", PASSWORD)
@@ -122,6 +123,9 @@ def test_admin_promotes_and_rolls_back_on_the_models_page_with_readable_metrics(
     card = page.locator(f"[data-model='{candidate.pk}']")
     card.wait_for()
     assert "per_class" not in card.inner_text()
+    assert card.locator(".starting-points").inner_text() == (
+        "Started from resnet18: starting point resnet18-in1k (sha256 abababababab)."
+    )
     card.locator("details.per-class summary").click()
     row = card.locator("details.per-class tr", has_text="lymphocyte")
     assert row.locator("td").all_inner_texts() == ["lymphocyte", "0.900", "0.750", "0.820", "12"]

@@ -240,35 +240,47 @@ class DetectionDataset(Dataset[tuple[Tensor, dict[str, Tensor]]]):
         augment: Augment | None = None,
         cache: ImageCache | None = None,
         input_size: tuple[int, int] | None = None,
+        fixed_size: tuple[int, int] | None = None,
     ) -> None:
         """`input_size` = the detector's (min_size, max_size): fields larger than that are first shrunk the way
         torchvision's detection transform shrinks them (so augmentation runs on fewer pixels and the model
-        sees what it sees at inference)."""
+        sees what it sees at inference). `fixed_size` = (width, height) of a fixed-size model (SSD): every field
+        is resized to exactly that, as SSD's transform does, aspect ratio not kept."""
         self.fields = list(fields)
         self.augment = augment or Augment.none()
         self.cache = cache or ImageCache()
         self.input_size = input_size
+        self.fixed_size = fixed_size
 
     def __len__(self) -> int:
         return len(self.fields)
 
     def _shrink(self, image: Tensor, boxes: Tensor) -> tuple[Tensor, Tensor]:
-        if self.input_size is None:
-            return image, boxes
-        min_size, max_size = self.input_size
         height, width = image.shape[-2:]
-        scale = min(min_size / min(height, width), max_size / max(height, width))
-        if scale >= 1:
+        # Same calls as the detector's transform (inference.core.nets.AntialiasedTransform).
+        if self.fixed_size is not None:
+            resized = functional.interpolate(
+                image[None],
+                size=(self.fixed_size[1], self.fixed_size[0]),
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
+            )[0]
+        elif self.input_size is None:
             return image, boxes
-        # Same call as the detector's transform (inference.core.nets.AntialiasedTransform).
-        resized = functional.interpolate(
-            image[None],
-            scale_factor=scale,
-            mode="bilinear",
-            recompute_scale_factor=True,
-            align_corners=False,
-            antialias=True,
-        )[0]
+        else:
+            min_size, max_size = self.input_size
+            scale = min(min_size / min(height, width), max_size / max(height, width))
+            if scale >= 1:
+                return image, boxes
+            resized = functional.interpolate(
+                image[None],
+                scale_factor=scale,
+                mode="bilinear",
+                recompute_scale_factor=True,
+                align_corners=False,
+                antialias=True,
+            )[0]
         sx, sy = resized.shape[-1] / width, resized.shape[-2] / height
         return resized, boxes * torch.tensor([sx, sy, sx, sy], dtype=boxes.dtype)
 

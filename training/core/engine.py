@@ -273,15 +273,16 @@ def _detector_config(spec: StageSpec, profile: Profile) -> DetectorConfig:
     return config
 
 
-def _detector_input_size(config: DetectorConfig) -> tuple[int, int] | None:
-    """(min_size, max_size) the detector's transform resizes fields to; None when unknown."""
+def _detector_resize(config: DetectorConfig) -> dict[str, tuple[int, int] | None]:
+    """How the detector's transform resizes fields, as `DetectionDataset` arguments: `input_size` (min_size,
+    max_size, aspect kept) or, for the fixed-size SSD models, `fixed_size` (width, height); None when unknown."""
     if config.min_size is not None:
-        return config.min_size, config.max_size or 10 * config.min_size
+        return {"input_size": (config.min_size, config.max_size or 10 * config.min_size)}
     size = config.kwargs.get("size")
     if size is not None:
         width, height = (size, size) if isinstance(size, int) else size
-        return min(width, height), max(width, height)
-    return None
+        return {"fixed_size": (int(width), int(height))}
+    return {"input_size": None}
 
 
 class DetectionEngine:
@@ -295,7 +296,7 @@ class DetectionEngine:
     ) -> TrainingSet:
         config = _detector_config(settings.spec, settings.profile)
         fields = whole_fields(fields)  # cell-level truth names some cells of a field, never all its boxes
-        dataset = DetectionDataset(fields, augment=augment, cache=cache, input_size=_detector_input_size(config))
+        dataset = DetectionDataset(fields, augment=augment, cache=cache, **_detector_resize(config))
         return TrainingSet(dataset, detection_collate, None)
 
     def step(self, device: torch.device, amp_dtype: torch.dtype | None, label_smoothing: float) -> Step:

@@ -14,7 +14,7 @@ export type TrainingJob = Schemas["TrainingJobList"];
 export type Schedule = Schemas["TrainingSchedule"];
 
 export const STAGES: readonly Schemas["StagesEnum"][] = ["detector", "countability", "classifier"];
-export const PROFILES = ["cpu", "paper"] as const;
+export const PROFILES = ["cpu", "paper", "paper-retinanet"] as const;
 
 export const training = {
   models: () => fetchAll<ModelVersion>(withQuery("/api/v1/model-versions", { ordering: "-id" })),

@@ -2166,6 +2166,10 @@ export interface components {
       readonly best_epochs: unknown;
       /** @description per epoch: epoch, member, train_loss, ... */
       readonly history: unknown;
+      readonly starting_points: ({
+        name: string;
+        sha256: string;
+      } | null)[];
       readonly plots: components["schemas"]["Plot"][];
       readonly checkpoints: unknown;
       readonly parent: number | null;

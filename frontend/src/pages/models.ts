@@ -97,6 +97,17 @@ async function askReason(title: string): Promise<string> {
   return pressed === "ok" ? input.value.trim() : "";
 }
 
+/** Which weights each model of the version started from (ensemble members in the architecture's order). */
+function startingPointsText(model: ModelVersion): string {
+  const points = model.starting_points;
+  if (!points.some((point) => point !== null)) return "Trained from random init.";
+  const parts = model.architecture.split("+").map((arch, index) => {
+    const point = points[index] ?? null;
+    return `${arch}: ${point ? `starting point ${point.name} (sha256 ${point.sha256.slice(0, 12)})` : "random init"}`;
+  });
+  return `Started from ${parts.join("; ")}.`;
+}
+
 function modelCard(model: ModelVersion, taxonomy: Taxonomy, act: (what: "promote" | "rollback") => void): HTMLElement {
   const overall = overallRows(model.metrics);
   const perClass = perClassRows(model.metrics, (id) => taxonomy.name(id));
@@ -112,6 +123,7 @@ function modelCard(model: ModelVersion, taxonomy: Taxonomy, act: (what: "promote
       { class: "small" },
       `${model.architecture} · profile ${model.profile}${model.parent ? ` · from v${model.parent}` : ""}`,
     ),
+    h("div", { class: "muted small starting-points" }, startingPointsText(model)),
     h(
       "div",
       { class: "muted small" },

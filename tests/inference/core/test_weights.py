@@ -53,7 +53,7 @@ def test_torchvision_vgg16_goes_under_ssd_and_resnet_under_an_fpn() -> None:
 
 
 def test_a_wrapped_checkpoint_is_read_and_a_stored_point_loads_into_a_model(tmp_path: Path) -> None:
-    source = timm.create_model("test_resnet", pretrained=False)
+    source: Any = timm.create_model("test_resnet", pretrained=False)
     wrapped = tmp_path / "wrapped.pth"
     torch.save({"model": {f"module.{k}": v for k, v in source.state_dict().items()}, "epoch": 3}, wrapped)
     state, _ = prepare_starting_point("test_resnet", read_state_dict(wrapped))

@@ -147,6 +147,10 @@ def test_detection_dataset_shrinks_and_augments(one_field):
     shrunk_image, shrunk = DetectionDataset([field], input_size=(20, 28))[0]
     assert tuple(shrunk_image.shape[-2:]) == (20, 28)
     assert torch.allclose(shrunk["boxes"], target["boxes"] / 2)
+    # A fixed-size model (SSD) sees every field at exactly its size, each axis scaled on its own.
+    fixed_image, fixed = DetectionDataset([field], fixed_size=(28, 10))[0]
+    assert tuple(fixed_image.shape[-2:]) == (10, 28)
+    assert torch.allclose(fixed["boxes"], target["boxes"] * torch.tensor([0.5, 0.25, 0.5, 0.25]))
     augmented = DetectionDataset([field], augment=Augment())
     for seed in range(10):
         image, target = augmented[(0, seed)]

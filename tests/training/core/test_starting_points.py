@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 import timm
 import torch
 
 from inference.core.checkpoints import load_checkpoint, read_meta
+from inference.core.nets import build_detector
 from inference.core.profiles import Profile, TrainingConfig
 from inference.core.weights import file_sha256, prepare_starting_point
 from training.core.config import StartingPointRef, TrainConfig
@@ -78,3 +80,28 @@ def test_a_point_of_another_arch_is_refused(
     )
     with pytest.raises(ValueError, match="is for test_resnet, the model is test_efficientnet"):
         train_stage(config, small_fields, tmp_path / "run")
+
+
+def test_a_detector_starts_from_a_backbone_point(
+    train_profile: Profile, small_fields: list[FieldRecord], tmp_path: Path
+) -> None:
+    torch.manual_seed(7)
+    pretrained: Any = build_detector("fcos_convnet_tiny", min_size=64, max_size=64)
+    state, _ = prepare_starting_point("fcos_convnet_tiny", pretrained.state_dict())
+    path = tmp_path / "ssl-detector.pt"
+    torch.save(state, path)
+    point = StartingPointRef(name="ssl-det", arch="fcos_convnet_tiny", path=str(path), sha256=file_sha256(path))
+    detector = dataclasses.replace(
+        train_profile.detector, init="starting-point:ssl-det", training_pretrained=dataclasses.replace(FROZEN, epochs=1)
+    )
+    config = TrainConfig(
+        stage="detector",
+        profile=dataclasses.replace(train_profile, detector=detector),
+        starting_points={point.name: point},
+        overrides={"warmup_epochs": 0},
+    )
+    result = train_stage(config, small_fields, tmp_path / "run")
+    assert result.starting_points == [{"name": "ssl-det", "sha256": point.sha256}]
+    trained = load_checkpoint(result.checkpoints[0]).model.state_dict()
+    key = "backbone.stages.0.0.0.weight"
+    assert torch.allclose(trained[key], pretrained.state_dict()[key], atol=1e-6), "the backbone came from the point"
