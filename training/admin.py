@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from training.models import DatasetSnapshot, ModelVersion, RetrainPolicy, StartingPoint, TrainingJob
+from training.models import DatasetSnapshot, ModelVersion, PretrainingJob, RetrainPolicy, StartingPoint, TrainingJob
 
 
 @admin.register(ModelVersion)
@@ -16,6 +16,15 @@ class ModelVersionAdmin(admin.ModelAdmin):
 class TrainingJobAdmin(admin.ModelAdmin):
     list_display = ["id", "stages", "profile", "status", "progress", "triggered_by", "created_at", "finished_at"]
     list_filter = ["status", "triggered_by", "profile"]
+    readonly_fields = ["log", "timings", "result", "heartbeat_at"]
+
+
+@admin.register(PretrainingJob)
+class PretrainingJobAdmin(admin.ModelAdmin):
+    """Started by `manage.py pretrain`; the starting points it registered are in its result."""
+
+    list_display = ["id", "stage", "profile", "name", "status", "progress", "created_at", "finished_at"]
+    list_filter = ["status", "stage", "profile"]
     readonly_fields = ["log", "timings", "result", "heartbeat_at"]
 
 

@@ -247,3 +247,57 @@ def snapshot_sources(snapshot: DatasetSnapshot) -> dict[str, dict[str, Any]]:
     path = snapshot_path(snapshot)
     manifest = path.with_name(f"{path.name.removesuffix('.jsonl')}.sources.json")
     return json.loads(manifest.read_text()) if manifest.is_file() else {}
+
+
+# --- self-supervised pretraining: every stored field and box, labelled or not ----------------------------------------
+
+_SET_ORDER: dict[str, int] = {
+    AnnotationKind.CONSENSUS: 0,
+    AnnotationKind.IMPORTED: 0,
+    AnnotationKind.ANNOTATOR: 1,
+}  # predictions last
+SAME_CELL_IOU = 0.7  # boxes of one field overlapping this much are one cell drawn twice (two annotators, a model)
+
+
+def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    inter = width * height
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def pretraining_fields(*, exclude_splits: Sequence[str] = ()) -> list[FieldRecord]:
+    """Every stored field with every box any set draws on it (truth, annotators' work, model predictions), each cell
+    once (boxes of one field with IoU >= SAME_CELL_IOU merged, truth kept first): self-supervision reads no label.
+    Fields of patients in `exclude_splits` stay out (a benchmark keeps its val fields unseen). A read."""
+    fields = Field.objects.select_related("smear__case__patient").order_by("id")
+    if exclude_splits:
+        fields = fields.exclude(smear__case__patient__split__in=list(exclude_splits))
+    fields = fields.prefetch_related(
+        Prefetch("annotation_sets__cells", queryset=Cell.objects.order_by("id")),
+    )
+    records = []
+    for field in fields:
+        sets = sorted(field.annotation_sets.all(), key=lambda s: (_SET_ORDER.get(s.kind, 2), s.pk))
+        cells: list[CellRecord] = []
+        for annotation_set in sets:
+            for cell in annotation_set.cells.all():
+                record = _cell_record(cell)
+                if cell.width > 0 and cell.height > 0 and all(_iou(record.box, c.box) < SAME_CELL_IOU for c in cells):
+                    cells.append(record)
+        patient = field.smear.case.patient
+        records.append(
+            FieldRecord(
+                key=f"field:{field.pk}",
+                image_path=_local_image_path(field),
+                width=field.width,
+                height=field.height,
+                patient=patient.code,
+                split=patient.split or "train",  # no split yet: pretraining reads no split anyway
+                cells=tuple(cells),
+                whole_field=False,  # boxes of any origin: never a detector's truth
+            )
+        )
+    return records

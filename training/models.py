@@ -146,6 +146,38 @@ class TrainingJob(Job):
         return f"training job {self.pk} ({'+'.join(self.stages)}, {self.profile}, {self.status})"
 
 
+PRETRAINING_LANE = "pretraining"
+
+
+class PretrainingJob(Job):
+    """Self-supervised pretraining of one stage's networks on every stored field and box, run by a worker of the
+    `gpu` queue; each network it learns is registered as a starting point (result["starting_points"])."""
+
+    stage = models.CharField(max_length=24, help_text="classifier | countability | detector-backbone")
+    profile = models.CharField(max_length=32)
+    name = models.CharField(max_length=64, help_text="starting point name (one per network: '<name>-<arch>')")
+    # epochs, seed, time_limit_s, exclude_splits (splits whose patients' fields stay out of pretraining)
+    parameters = models.JSONField(default=dict)
+    epoch = models.PositiveIntegerField(null=True, blank=True)
+    epochs = models.PositiveIntegerField(null=True, blank=True)
+    loss = models.FloatField(null=True, blank=True)
+    log = models.TextField(blank=True, default="")
+    timings = models.JSONField(default=dict, blank=True)  # {"data": s, "<arch>": s, ...}
+    # One pretraining run at a time (it shares the gpu worker with training; two would only slow each other).
+    lane = models.CharField(max_length=16, default=PRETRAINING_LANE, editable=False)
+
+    class Meta(Job.Meta):
+        constraints = [
+            *Job.Meta.constraints,
+            models.UniqueConstraint(
+                fields=["lane"], condition=Q(status__in=OPEN_JOB_STATUSES), name="one_open_pretraining_job"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"pretraining job {self.pk} ({self.stage}, {self.profile}, {self.status})"
+
+
 class RetrainPolicy(models.Model):
     """ "Retrain when at least N new truth cells arrived since the last run", checked by a django-celery-beat
     periodic task (its crontab and on/off switch live on `periodic_task`, editable in the admin)."""

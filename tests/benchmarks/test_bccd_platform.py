@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from annotations.models import AnnotationKind, AnnotationSet, Cell, Patient
-from benchmarks.bccd_platform import _import
+from benchmarks.bccd_platform import SSL_NAME, SSL_PROFILE, _import, summarise, write_ssl_profiles
+from inference.core.profiles import load_profiles
 from training.datasets import dataset_snapshot_create, snapshot_records
 
 pytestmark = pytest.mark.django_db
@@ -72,3 +73,54 @@ def test_the_classifier_part_takes_fields_with_exactly_one_wbc(bccd: Path, setti
     report = _import(bccd, tmp_path, one_wbc_only=True)
     assert report["fields"] == {"train": 1, "val": 1}
     assert sorted(Cell.objects.values_list("cell_class_id", flat=True)) == [6, 12]
+
+
+def test_the_self_supervised_column_trains_the_cpu_profile_from_the_pretrained_points(tmp_path: Path) -> None:
+    path = write_ssl_profiles(tmp_path, "classifier")
+    profiles = load_profiles(path)
+    cpu, ssl = profiles["cpu"], profiles[SSL_PROFILE]
+    assert ssl.classifier.inits == tuple(f"starting-point:{SSL_NAME}-{arch}" for arch in cpu.classifier.archs)
+    assert ssl.classifier.training_pretrained == cpu.classifier.training, "only the start differs"
+    assert ssl.classifier.archs == cpu.classifier.archs
+    assert ssl.detector == cpu.detector
+    detector = load_profiles(write_ssl_profiles(tmp_path / "d", "detector"))[SSL_PROFILE]
+    assert detector.detector.inits == (f"starting-point:{SSL_NAME}",)
+    assert detector.classifier == cpu.classifier
+
+
+def test_columns_put_scratch_and_self_supervised_side_by_side() -> None:
+    figures = {
+        "detector": {
+            "scratch": {"ap50": 0.9, "ap50_95": 0.5, "train_s": 600.0},
+            "self_supervised": {
+                "ap50": 0.95,
+                "ap50_95": 0.6,
+                "train_s": 600.0,
+                "total_s": 900.0,
+                "pretraining": {"pretrain_s": 300.0},
+            },
+        },
+        "classifier": {
+            "scratch": {"accuracy": 0.8, "macro_f1": 0.7, "train_s": 120.0},
+            "self_supervised": {"error": "pretraining stopped", "pretraining": {"pretrain_s": 60.0}},
+        },
+    }
+    columns = summarise(figures, ["scratch", "self-supervised"])
+    assert columns["scratch"] == {
+        "detector_ap50": 0.9,
+        "detector_ap50_95": 0.5,
+        "classifier_accuracy": 0.8,
+        "classifier_macro_f1": 0.7,
+        "minutes": {"detector": 10.0, "classifier": 2.0},
+        "total_minutes": 12.0,
+    }
+    ssl = columns["self_supervised"]
+    assert ssl["detector_ap50"] == 0.95
+    assert ssl["classifier_accuracy"] is None
+    assert ssl["minutes"] == {
+        "detector": 15.0,
+        "classifier": None,
+        "detector_pretraining": 5.0,
+        "classifier_pretraining": 1.0,
+    }
+    assert ssl["total_minutes"] is None, "a stage without a figure: no total"

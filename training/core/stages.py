@@ -115,3 +115,22 @@ def stage_spec(name: str) -> StageSpec:
         return STAGES[name]
     except KeyError:
         raise ValueError(f"unknown stage {name!r}; expected one of {', '.join(STAGES)}") from None
+
+
+# Self-supervised pretraining (training.core.pretrain) serves the crop stages and the detector's backbone.
+DETECTOR_BACKBONE = "detector-backbone"
+PRETRAIN_STAGES: tuple[str, ...] = (CLASSIFIER.name, COUNTABILITY.name, DETECTOR_BACKBONE)
+
+
+def pretrain_archs(stage: str, profile: Profile) -> tuple[str, ...]:
+    """The architectures a pretraining stage makes starting points for (each ensemble member of the classifier)."""
+    if stage == DETECTOR_BACKBONE:
+        return (profile.detector.arch,)
+    if stage in PRETRAIN_STAGES:
+        return stage_spec(stage).archs(profile)
+    raise ValueError(f"unknown pretraining stage {stage!r}; expected one of {', '.join(PRETRAIN_STAGES)}")
+
+
+def starting_point_names(name: str, archs: Sequence[str]) -> list[str]:
+    """The starting point of each network: the name itself for one network, '<name>-<arch>' for ensemble members."""
+    return [name] if len(archs) == 1 else [f"{name}-{arch}" for arch in archs]

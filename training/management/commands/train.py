@@ -6,14 +6,15 @@ from __future__ import annotations
 import json
 import time
 import traceback
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from aicell.errors import DomainError
 from aicell.jobs import job_cancelled
-from aicell.models import JobStatus
+from aicell.models import Job, JobStatus
 from annotations.management.commands.export_coco import domain_error_text
 from training.core.overrides import OVERRIDES
 from training.core.stages import STAGES
@@ -80,39 +81,11 @@ class Command(BaseCommand):
             if options["json"]:
                 self.stdout.write(json.dumps({"training_job": job.pk, "status": job.status}))
             return
-        job = self._run_here(job) if options["wait"] else self._follow(job)
+        if options["wait"]:
+            job = run_with_bar(self, job, lambda listener: training_job_run(job.pk, listener=listener), _postfix)
+        else:
+            job = follow_with_bar(job, _postfix)
         self._report(job, options["json"])
-
-    def _run_here(self, job: TrainingJob) -> TrainingJob:
-        with tqdm(total=100, unit="%", desc=f"job {job.pk}", bar_format="{l_bar}{bar}| {n:.0f}/100 [{elapsed}]") as bar:
-
-            def show(state: TrainingJob) -> None:
-                bar.n = state.progress
-                bar.set_postfix_str(_postfix(state), refresh=False)
-                bar.refresh()
-
-            try:
-                training_job_run(job.pk, listener=show)
-            except KeyboardInterrupt:
-                job.refresh_from_db()
-                if not job.is_finished:
-                    job_cancelled(job)
-                raise
-            except Exception:  # job_run recorded the failure on the job (reported below); show where it happened
-                self.stderr.write(traceback.format_exc())
-        job.refresh_from_db()
-        return job
-
-    def _follow(self, job: TrainingJob) -> TrainingJob:
-        with tqdm(total=100, unit="%", desc=f"job {job.pk}", bar_format="{l_bar}{bar}| {n:.0f}/100 [{elapsed}]") as bar:
-            while True:
-                job.refresh_from_db()
-                bar.n = job.progress
-                bar.set_postfix_str(_postfix(job), refresh=False)
-                bar.refresh()
-                if job.is_finished:
-                    return job
-                time.sleep(2)
 
     def _report(self, job: TrainingJob, as_json: bool) -> None:
         versions = job.model_versions.order_by("id")
@@ -144,6 +117,46 @@ class Command(BaseCommand):
             self.stdout.write(f"Job {job.pk} {job.status}: {job.message}")
         if job.status != JobStatus.SUCCEEDED:
             raise CommandError(job.error or job.message)
+
+
+J = TypeVar("J", bound=Job)
+
+
+def run_with_bar(
+    command: BaseCommand, job: J, run: Callable[[Callable[[J], None]], Any], postfix: Callable[[J], str]
+) -> J:
+    """Run a job in this process (`run(listener)`) with a progress bar; Ctrl-C cancels it."""
+    with tqdm(total=100, unit="%", desc=f"job {job.pk}", bar_format="{l_bar}{bar}| {n:.0f}/100 [{elapsed}]") as bar:
+
+        def show(state: J) -> None:
+            bar.n = state.progress
+            bar.set_postfix_str(postfix(state), refresh=False)
+            bar.refresh()
+
+        try:
+            run(show)
+        except KeyboardInterrupt:
+            job.refresh_from_db()
+            if not job.is_finished:
+                job_cancelled(job)
+            raise
+        except Exception:  # job_run recorded the failure on the job (reported after); show where it happened
+            command.stderr.write(traceback.format_exc())
+    job.refresh_from_db()
+    return job
+
+
+def follow_with_bar(job: J, postfix: Callable[[J], str]) -> J:
+    """Follow a queued job's progress (run by a worker) until it ends."""
+    with tqdm(total=100, unit="%", desc=f"job {job.pk}", bar_format="{l_bar}{bar}| {n:.0f}/100 [{elapsed}]") as bar:
+        while True:
+            job.refresh_from_db()
+            bar.n = job.progress
+            bar.set_postfix_str(postfix(job), refresh=False)
+            bar.refresh()
+            if job.is_finished:
+                return job
+            time.sleep(2)
 
 
 def _postfix(job: TrainingJob) -> str:
