@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader
 
 from benchmarks.prelabel_path import source_images
 from training.core.config import StageSettings, TrainConfig, resolve_settings
-from training.core.data import Augment, CropCache, CropDataset, SeededSampler, crop_reach, stack_crops
+from training.core.data import Augment, CropCache, CropDataset, SeededSampler, crop_reach, stack_crops, worker_context
 from training.core.engine import crop_spec, engine_of, make_optimizer
 from training.core.records import CellRecord, FieldRecord, classifier_items
 
@@ -76,6 +76,7 @@ def _loader(settings: StageSettings, dataset: CropDataset, sampler: SeededSample
         batch_size=settings.training.batch_size,
         sampler=sampler,
         num_workers=workers,
+        multiprocessing_context=worker_context(workers),
         persistent_workers=workers > 0,
         collate_fn=stack_crops,
     )

@@ -102,3 +102,15 @@ class StrictIntegerField(serializers.IntegerField):
         if isinstance(data, bool):
             self.fail("invalid")
         return int(super().to_internal_value(data))
+
+
+# --- strict strings -----------------------------------------------------------------------------------------------
+class StrictCharField(serializers.CharField):
+    """DRF's CharField that takes only JSON strings: the schema says string, and DRF's own would store the number
+    1303 as the code "1303" (found by the fuzzing). Model serializers map CharField and TextField to it
+    (`AicellConfig.ready`)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))

@@ -30,6 +30,7 @@ def test_insert_rows_writes_every_value_with_defaults_and_times_in_one_statement
             "cell_class_id": None,
             "scores": {"probabilities": [0.25, 0.75], "p_countable": None, "label": 'o\'brien "x"'},
             "confidence": 0.75 if i else None,
+            "review_random": i / 300,  # a per-row default (a random draw) is the caller's to give
         }
         for i in range(300)
     ]
@@ -80,11 +81,14 @@ def test_update_rows_sets_each_row_its_values_in_one_statement(django_assert_num
 
 def test_insert_row_groups_gives_each_group_its_values_in_one_statement(django_assert_num_queries: Any) -> None:
     first, second, empty = (PredictionSetFactory(field=FieldFactory(width=640, height=480)) for _ in range(3))
-    columns = ("x", "y", "width", "height", "scores")
+    columns = ("x", "y", "width", "height", "scores", "review_random")
 
     def rows(count: int) -> str:
         return encode_rows(
-            [{"x": float(i), "y": 1.0, "width": 5.0, "height": 6.0, "scores": {"i": i}} for i in range(count)]
+            [
+                {"x": float(i), "y": 1.0, "width": 5.0, "height": 6.0, "scores": {"i": i}, "review_random": 0.5}
+                for i in range(count)
+            ]
         )
 
     groups = [({"annotation_set_id": first.pk}, rows(3)), ({"annotation_set_id": empty.pk}, rows(0))]
@@ -95,3 +99,11 @@ def test_insert_row_groups_gives_each_group_its_values_in_one_statement(django_a
     assert stored == {(first.pk, float(i), True, i) for i in range(3)} | {
         (second.pk, float(i), False, i) for i in range(2)
     }
+
+
+def test_a_per_row_default_left_out_is_refused_rather_than_shared_by_every_row() -> None:
+    prediction = PredictionSetFactory(field=FieldFactory(width=640, height=480))
+    row = {"annotation_set_id": prediction.pk, "x": 1.0, "y": 1.0, "width": 5.0, "height": 5.0, "scores": {}}
+    with pytest.raises(ValueError, match="review_random has a per-row default"):
+        insert_rows(Cell, [row])
+    assert not Cell.objects.filter(annotation_set=prediction).exists()

@@ -58,3 +58,14 @@ def test_a_fields_neighbours_in_its_case_are_one_row_each_with_the_counts(lab_ad
     assert ([row["id"] for row in earlier["results"]], earlier["count"]) == ([ids[0]], 1)
     assert client.get(f"/api/v1/fields?case={case}&after={ids[3]}").json()["count"] == 0
     assert client.get("/api/v1/fields?after=one").status_code == 400
+
+
+def test_a_number_where_the_schema_says_string_is_refused_not_stored_as_text(lab_admin: Any) -> None:
+    """Found by the fuzzing: DRF's CharField stored the number 1303 as the patient code "1303"."""
+    client = token_client(lab_admin)
+    patient = client.post("/api/v1/patients", {"code": "P-8"}, format="json").json()
+    for body in ({"code": 1303}, {"code": 13.5}, {"code": True}):
+        answer = client.patch(f"/api/v1/patients/{patient['id']}", body, format="json")
+        assert answer.status_code == 400, (body, answer.content)
+        assert [problem["field"] for problem in answer.json()["errors"]] == ["code"]
+    assert client.get(f"/api/v1/patients/{patient['id']}").json()["code"] == "P-8"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from annotations.models import AnnotationSet, Cell
@@ -148,9 +147,9 @@ def test_labels_of_overlapping_boxes_show_on_selection_only(page: Any) -> None:
     screenshot(page, "annotator-crowded-labels")
 
 
-def test_a_2000_cell_case_paints_its_gallery_within_a_second(page: Any) -> None:
-    """Issue 13: a 2,000-cell case's gallery shows its first crops <= 1 s after the click (one request for the
-    source's cells; the browser skips crops far from the viewport)."""
+def test_a_2000_cell_case_gallery_paints_progressively_and_shows_every_cell(page: Any) -> None:
+    """Issue 13: a 2,000-cell case's gallery paints its first crops, then the rest frame by frame, until every cell
+    is shown once. How fast the first paint is (goal 1 s) is measured by `python -m benchmarks.ui`, not here."""
     world = build_world()
     for field in world.fields:
         truth = imported_truth(field)
@@ -169,12 +168,6 @@ def test_a_2000_cell_case_paints_its_gallery_within_a_second(page: Any) -> None:
     page.locator("header.top nav").get_by_role("link", name="Cases", exact=True).click()
     link = page.get_by_role("link", name="Gallery").first
     link.wait_for()
-    started = time.perf_counter()
     link.click()
     page.wait_for_selector(".gallery-main[data-ready='1'] .crop", state="visible")
-    seconds = time.perf_counter() - started
-    print(f"gallery first paint, 2000 cells: {seconds:.3f} s")
-    assert page.locator(".crop").count() == 2000
-    # The target is 1 s; measured 1.12 s on a shared 2-core machine at load average 16 (it was 12 s before the
-    # gallery read plain rows). The bound leaves room for such machines and still fails on a regression.
-    assert seconds <= 2.0, f"first paint took {seconds:.2f} s"
+    eventually(lambda: page.locator(".crop").count() == 2000)

@@ -24,7 +24,7 @@ from tests.factories import AnnotationSetFactory, CellFactory, FieldFactory
 from tests.reliability.conftest import Stack, not_on_embedded, on_embedded_default
 from tests.reliability.figures import full_mode, record_figure
 from tests.reliability.stack import wait_until
-from training.models import TrainingJob
+from training.models import PretrainingJob, TrainingJob
 
 pytestmark = [pytest.mark.services, pytest.mark.worker, pytest.mark.slow]
 
@@ -132,9 +132,25 @@ def _start_training(stack: Stack, server: Any, token: str) -> Job:
     return TrainingJob.objects.get(pk=answer["id"])
 
 
+def _start_pretraining(stack: Stack, server: Any, token: str) -> Job:
+    """A self-supervised classifier run on a few tiny fields (the `pretrain` command's service; there is no API for
+    it), its task sent to this test's broker, with epochs enough to be killed in the middle."""
+    from tests.models_on_disk import TEST_PROFILE
+    from tests.training.platform_data import truth_field
+    from training.pretraining import pretraining_job_create
+
+    for index in range(3):
+        truth_field(f"FAULT-SSL{index}", [(8, 8, 30, 30, 12, True), (52, 52, 30, 30, 0, True)], split="train")
+    job = pretraining_job_create(stage="classifier", profile=TEST_PROFILE, epochs=500, enqueue=False)
+    with broker_connection(stack) as broker:
+        app.send_task("training.run_pretraining_job", args=[job.pk], queue="gpu", connection=broker)
+    return job
+
+
 JOB_KINDS = [
     JobKind("prelabel", PrelabelJob, _start_prelabel),
     JobKind("training", TrainingJob, _start_training),
+    JobKind("pretraining", PretrainingJob, _start_pretraining),
 ]
 
 

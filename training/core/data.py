@@ -324,6 +324,13 @@ def crop_reach(augment: Augment) -> float:
     return max(augment.zoom[1], 1 / augment.zoom[0]) ** 0.5 / 2 + augment.shift
 
 
+def worker_context(num_workers: int) -> str | None:
+    """The start method of DataLoader worker processes: "forkserver" (fresh processes forked from a clean server).
+    A plain fork copies the caller's state, and a Celery worker's (or a test process's) Redis connection pool then
+    closes its inherited sockets in the child's after-fork hooks, blocking on a read for good: the run hangs."""
+    return "forkserver" if num_workers > 0 else None
+
+
 class CropCache:
     """Every cell's oversized window of its field as uint8 pixels in the field's own grid, cut once per dataset
     (training/core/stage_run.py keeps them on disk by snapshot and crop settings), so an epoch never decodes a
@@ -358,7 +365,7 @@ class CropCache:
         )
         parts: list[Tensor] = [torch.zeros(0, dtype=torch.uint8)] * len(items)
         origins = torch.zeros(len(items), 2, dtype=torch.float32)
-        loader = DataLoader(jobs, batch_size=None, num_workers=workers)
+        loader = DataLoader(jobs, batch_size=None, num_workers=workers, multiprocessing_context=worker_context(workers))
         for indices, (windows, corners) in zip(by_field.values(), loader, strict=True):
             for index, window, corner in zip(indices, windows, corners, strict=True):
                 parts[index], origins[index] = window, corner

@@ -42,6 +42,7 @@ from training.core.data import (
     SeededSampler,
     colour_jitter,
     flip_rotate,
+    worker_context,
 )
 from training.core.records import CropItem, FieldRecord
 from training.core.stages import DETECTOR_BACKBONE, PRETRAIN_STAGES, pretrain_archs, stage_spec
@@ -472,6 +473,7 @@ def _pretrain_one(
             batch_size=batch_size,
             sampler=SeededSampler(target.size, epoch_seed),
             num_workers=s.num_workers,
+            multiprocessing_context=worker_context(s.num_workers),
             collate_fn=_stack_views,
             drop_last=True,
         )

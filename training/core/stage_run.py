@@ -44,7 +44,16 @@ from inference.core.pipeline import default_amp_dtype, resolve_device
 from inference.core.weights import apply_starting_point
 from training.core import distributed, plots
 from training.core.config import StageSettings, TrainConfig, derive_seed, resolve_settings
-from training.core.data import Augment, CropCache, CropDataset, ImageCache, SeededSampler, crop_cache_key, crop_reach
+from training.core.data import (
+    Augment,
+    CropCache,
+    CropDataset,
+    ImageCache,
+    SeededSampler,
+    crop_cache_key,
+    crop_reach,
+    worker_context,
+)
 from training.core.distributed import SINGLE, Rank
 from training.core.engine import (
     Evaluation,
@@ -127,6 +136,7 @@ def _loader(settings: StageSettings, training_set: TrainingSet, sampler: SeededS
         batch_size=batch_size,
         sampler=distributed.shard(sampler, len(training_set), rank),
         num_workers=settings.num_workers,
+        multiprocessing_context=worker_context(settings.num_workers),
         persistent_workers=settings.num_workers > 0,
         collate_fn=training_set.collate,
         pin_memory=settings.device.type == "cuda",
@@ -568,7 +578,7 @@ def _train_rank(
     fields: list[FieldRecord],
     out_dir: Path,
     data_snapshot: str,
-    crop_cache_dir: Path | None,
+    crop_cache_dir: Path | None = None,
 ) -> StageResult | None:
     """One rank of a data-parallel run (`distributed.launch`): rank 0 returns the result, the others None."""
     settings = resolve_settings(config)
