@@ -25,5 +25,5 @@ def test_the_loaders_and_the_model_report_their_crop_rates() -> None:
     for key in ("before_crops_per_s", "after_crops_per_s", "model_crops_per_s", "cut_s"):
         assert result[key] > 0, key
     assert result["input_over_model"]["after"] == pytest.approx(
-        result["after_crops_per_s"] / result["model_crops_per_s"], rel=0.05
-    )
+        result["after_crops_per_s"] / result["model_crops_per_s"], rel=0.05, abs=0.006
+    )  # printed to 2 decimals

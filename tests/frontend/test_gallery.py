@@ -49,7 +49,8 @@ def test_gallery_reclassifies_by_key_and_drag_and_counts_live(page: Any) -> None
         ).exists()
     )
 
-    # By drag: one of my lymphocytes onto "other" in the palette.
+    # By drag: one of my lymphocytes onto "other" in the palette, once the page has redrawn after the key's save.
+    page.wait_for_selector(".gallery-side .save-state:has-text('All changes saved')")
     lymphocyte = page.locator(".group[data-group='12'] .crop").first
     lymphocyte.drag_to(page.locator(".palette-drop .class-button[data-class='20']"))
     eventually(lambda: my_set.cells.filter(cell_class_id=OTHER).count() == 1)
