@@ -11,7 +11,6 @@ torch is imported only inside the functions that train, so web processes stay li
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,12 +28,12 @@ from training.core.stages import PRETRAIN_STAGES, pretrain_archs, starting_point
 from training.datasets import pretraining_fields
 from training.models import OPEN_JOB_STATUSES, PretrainingJob, StartingPoint, StartingPointKind
 from training.registry import profile_names
+from training.starting_points import starting_point_name_valid, starting_point_register
 
 if TYPE_CHECKING:
     from training.core.pretrain import PretrainProgress
 
 DEFAULT_EPOCHS = 20
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 LOG_LIMIT = 100_000
 PretrainingListener = Callable[[PretrainingJob], None]
 
@@ -50,7 +49,7 @@ def _check(
     elif stage in PRETRAIN_STAGES:
         # Every starting point the run registers ('<name>-<arch>' per ensemble member) must be a valid name.
         archs = pretrain_archs(stage, load_profiles(settings.AICELL_PROFILES_FILE)[profile])
-        if not all(NAME_PATTERN.match(point) for point in starting_point_names(name, archs)):
+        if not all(starting_point_name_valid(point) for point in starting_point_names(name, archs)):
             errors.append(
                 FieldError("name", "1-64 letters, digits, '.', '_' or '-' (with '-<arch>' per ensemble member)")
             )
@@ -134,7 +133,6 @@ def pretraining_job_run(job_id: int, *, task_id: str = "", listener: Pretraining
 def _pretrain(job: PretrainingJob, listener: PretrainingListener | None) -> dict[str, Any]:
     from inference.core.pipeline import resolve_device
     from training.core.pretrain import PretrainSettings, pretrain_stage
-    from training.starting_points import starting_point_register
 
     parameters = job.parameters
     profile = load_profiles(settings.AICELL_PROFILES_FILE)[job.profile]

@@ -24,6 +24,11 @@ STARTING_POINT_DIR = "starting_points"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
+def starting_point_name_valid(name: str) -> bool:
+    """1-64 letters, digits, '.', '_' or '-', starting with a letter or digit (also a file name under the model dir)."""
+    return bool(_NAME.match(name))
+
+
 def starting_point_register(
     *, name: str, arch: str, state_dict_path: Path, kind: str, source: str, user: Any = None
 ) -> StartingPoint:
@@ -36,7 +41,7 @@ def starting_point_register(
     """
     from inference.core.weights import StartingPointError, file_sha256, prepare_starting_point, read_state_dict
 
-    if not _NAME.match(name):
+    if not starting_point_name_valid(name):
         raise ValidationFailed(
             f"starting point name {name!r}: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
             field="name",
