@@ -160,8 +160,11 @@ def broker_connection(stack: Stack) -> Any:
         return app.connection_for_write(stack.redis.url(0))
     from kombu import Connection
 
-    folder = str(stack.broker_dir / "queue")
-    options = {"data_folder_in": folder, "data_folder_out": folder, "control_folder": str(stack.broker_dir / "control")}
+    # Made here as the settings make them in each process: the workers of the stack may not have started yet.
+    folder, control = stack.broker_dir / "queue", stack.broker_dir / "control"
+    for path in (folder, control):
+        path.mkdir(parents=True, exist_ok=True)
+    options = {"data_folder_in": str(folder), "data_folder_out": str(folder), "control_folder": str(control)}
     return Connection("filesystem://localhost//", transport_options=options)
 
 
