@@ -233,6 +233,7 @@ SPECTACULAR_SETTINGS = {
         "ImageFormatEnum": "annotations.models.ImageFormat",
         "ImportFormatEnum": "annotations.models.ImportFormat",
         "ReviewOutcomeEnum": "annotations.models.ReviewOutcome",
+        "SplitEnum": "annotations.models.Split",
         "YourSideEnum": [("a", "a"), ("b", "b")],
     },
 }

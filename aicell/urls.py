@@ -38,6 +38,8 @@ router.register("training-jobs", training_views.TrainingJobViewSet, basename="tr
 router.register("model-versions", training_views.ModelVersionViewSet, basename="model-version")
 router.register("dataset-snapshots", training_views.DatasetSnapshotViewSet, basename="dataset-snapshot")
 router.register("training-schedules", training_views.TrainingScheduleViewSet, basename="training-schedule")
+router.register("pretraining-jobs", training_views.PretrainingJobViewSet, basename="pretraining-job")
+router.register("starting-points", training_views.StartingPointViewSet, basename="starting-point")
 router.register("users", UserViewSet, basename="user")
 
 api_v1: list[URLPattern | URLResolver] = [

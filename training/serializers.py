@@ -7,11 +7,21 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from aicell.api.fields import JOB_FIELDS, StaffUsernameField, StrictIntegerField
+from aicell.api.fields import JOB_FIELDS, StaffUsernameField, StrictCharField, StrictIntegerField
+from annotations.models import Split
 from training.core.overrides import OVERRIDES
-from training.core.stages import STAGES
+from training.core.stages import PRETRAIN_STAGES, STAGES
 from training.jobs import ALL_STAGES
-from training.models import DatasetSnapshot, ModelVersion, PromoteMode, RetrainPolicy, TrainingJob
+from training.models import (
+    DatasetSnapshot,
+    ModelVersion,
+    PretrainingJob,
+    PromoteMode,
+    RetrainPolicy,
+    StartingPoint,
+    TrainingJob,
+)
+from training.pretraining import DEFAULT_EPOCHS
 
 
 class TrainingJobSerializer(serializers.ModelSerializer):
@@ -220,3 +230,60 @@ class TrainingScheduleSerializer(serializers.ModelSerializer):
     def get_new_cells(self, policy: RetrainPolicy) -> int:
         # The same figure for every policy: the view counts it once per response, not once per row.
         return int(self.context["new_truth_cells"])
+
+
+class StartingPointSerializer(serializers.ModelSerializer):
+    created_by = StaffUsernameField()
+
+    class Meta:
+        model = StartingPoint
+        fields = ["id", "name", "arch", "kind", "source", "sha256", "keys", "created_by", "created_at"]
+        read_only_fields = fields
+
+
+class PretrainingJobSerializer(serializers.ModelSerializer):
+    created_by = StaffUsernameField()
+
+    class Meta:
+        model = PretrainingJob
+        fields = [
+            *JOB_FIELDS,
+            "stage",
+            "profile",
+            "name",
+            "parameters",
+            "created_by",
+            "epoch",
+            "epochs",
+            "loss",
+            "timings",
+            "log",
+        ]
+        read_only_fields = fields
+
+
+class PretrainingJobListSerializer(PretrainingJobSerializer):
+    """Lists leave the log out (the UI polls them); GET /pretraining-jobs/{id} has it."""
+
+    class Meta(PretrainingJobSerializer.Meta):
+        fields = [name for name in PretrainingJobSerializer.Meta.fields if name != "log"]
+        read_only_fields = fields
+
+
+class PretrainingRequestSerializer(serializers.Serializer):
+    stage = serializers.ChoiceField(choices=list(PRETRAIN_STAGES), help_text="whose networks to pretrain")
+    profile = StrictCharField(required=False, help_text="model profile (default AICELL_PROFILE)")
+    name = StrictCharField(
+        required=False, allow_blank=True, help_text="starting point name (default ssl-<profile>-<stage>-<job>)"
+    )
+    epochs = StrictIntegerField(column="PositiveIntegerField", required=False, default=DEFAULT_EPOCHS, min_value=1)
+    seed = StrictIntegerField(column="IntegerField", required=False, default=0)
+    time_limit_s = StrictIntegerField(
+        column="PositiveIntegerField", required=False, allow_null=True, min_value=1, help_text="seconds for the stage"
+    )
+    exclude_splits = serializers.ListField(
+        child=serializers.ChoiceField(choices=Split.choices),
+        required=False,
+        default=list,
+        help_text="leave out the fields of these splits' patients (e.g. keep val and test unseen)",
+    )

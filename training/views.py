@@ -1,4 +1,5 @@
-"""Training jobs, the model registry, dataset snapshots and retraining schedules: thin adapters over services.
+"""Training and pretraining jobs, starting points, the model registry, dataset snapshots and retraining schedules:
+thin adapters over services.
 
 Admins launch, cancel, promote, roll back and change schedules; admins and researchers read; everyone else 403.
 """
@@ -22,12 +23,16 @@ from aicell.api.permissions import RoleAccess
 from aicell.errors import NotFound
 from aicell.jobs import job_request_cancel
 from aicell.roles import Role
-from training import jobs, registry, schedule
-from training.models import DatasetSnapshot, ModelVersion, RetrainPolicy, TrainingJob
+from training import jobs, pretraining, registry, schedule
+from training.models import DatasetSnapshot, ModelVersion, PretrainingJob, RetrainPolicy, StartingPoint, TrainingJob
 from training.serializers import (
     DatasetSnapshotSerializer,
     ModelVersionSerializer,
+    PretrainingJobListSerializer,
+    PretrainingJobSerializer,
+    PretrainingRequestSerializer,
     RegistryActionSerializer,
+    StartingPointSerializer,
     TrainingJobListSerializer,
     TrainingJobSerializer,
     TrainingRequestSerializer,
@@ -76,6 +81,62 @@ class TrainingJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         """A queued job ends at once; a running one stops at its next progress report."""
         job = job_request_cancel(TrainingJob, self.get_object().pk)
         return Response(TrainingJobSerializer(self.get_queryset().get(pk=job.pk)).data)
+
+
+class PretrainingJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = PretrainingJobSerializer
+    permission_classes = [RoleAccess]
+    read_roles = READERS
+    write_roles = WRITERS
+    filterset_fields = ["status", "stage", "profile"]
+    ordering_fields = ["id", "created_at"]
+
+    def get_queryset(self) -> QuerySet[PretrainingJob]:
+        return PretrainingJob.objects.select_related("created_by")
+
+    def get_serializer_class(self) -> type[PretrainingJobSerializer]:
+        return PretrainingJobListSerializer if self.action == "list" else PretrainingJobSerializer
+
+    @extend_schema(request=PretrainingRequestSerializer, responses={202: PretrainingJobSerializer})
+    def create(self, request: Request) -> Response:
+        """Queue self-supervised pretraining of one stage's networks on the stored fields; each network learnt is
+        registered as a starting point (one pretraining job at a time: 409 while one runs)."""
+        body = PretrainingRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        job = pretraining.pretraining_job_create(
+            stage=data["stage"],
+            profile=data.get("profile"),
+            name=data.get("name") or None,
+            epochs=data["epochs"],
+            seed=data["seed"],
+            time_limit_s=data.get("time_limit_s"),
+            exclude_splits=data["exclude_splits"],
+            actor=request.user,
+        )
+        return Response(PretrainingJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={200: PretrainingJobSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        """A queued job ends at once; a running one stops at its next progress report."""
+        job = job_request_cancel(PretrainingJob, self.get_object().pk)
+        return Response(PretrainingJobSerializer(self.get_queryset().get(pk=job.pk)).data)
+
+
+class StartingPointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Weights training may start from: imported files (`manage.py import_weights` on a training host) and the
+    lab's own self-supervised pretraining. Read-only here."""
+
+    serializer_class = StartingPointSerializer
+    permission_classes = [RoleAccess]
+    read_roles = READERS
+    write_roles = WRITERS
+    filterset_fields = ["kind", "arch"]
+    ordering_fields = ["name", "created_at"]
+
+    def get_queryset(self) -> QuerySet[StartingPoint]:
+        return StartingPoint.objects.select_related("created_by")
 
 
 class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

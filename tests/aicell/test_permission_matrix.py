@@ -42,7 +42,15 @@ from tests.factories import (
     reviewed_field,
 )
 from training.core.stages import DETECTOR, STAGES
-from training.models import DatasetSnapshot, ModelStatus, ModelVersion, RetrainPolicy, TrainingJob
+from training.models import (
+    DatasetSnapshot,
+    ModelStatus,
+    ModelVersion,
+    PretrainingJob,
+    RetrainPolicy,
+    StartingPoint,
+    TrainingJob,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -183,6 +191,11 @@ BUILDERS: dict[str, Callable[[World], Any]] = {
     "reopened_cell": lambda w: w.reopened_field.annotation_sets.get(kind="consensus").cells.get(),
     "training_job": lambda w: TrainingJob.objects.create(stages=["detector"], profile="cpu", status="succeeded"),
     "queued_training_job": lambda w: TrainingJob.objects.create(stages=["detector"], profile="cpu"),
+    "pretraining_job": lambda w: PretrainingJob.objects.create(
+        stage="classifier", profile="cpu", name="ssl-done", status="succeeded"
+    ),
+    "queued_pretraining_job": lambda w: PretrainingJob.objects.create(stage="classifier", profile="cpu", name="q"),
+    "starting_point": lambda w: StartingPoint.objects.create(name="ssl-x", arch="resnet50", kind="self_supervised"),
     "model_version": _version_with_plot,
     "rollback_version": _rollback_version,
     "training_schedule": lambda w: RetrainPolicy.objects.get(name="nightly"),
@@ -394,6 +407,14 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("post", "/api/v1/training-jobs", only(("admin",), 202), lambda w: {"stage": "detector", "profile": "cpu"}),
     Endpoint("get", "/api/v1/training-jobs/{training_job}", only(MODEL_READERS, 200)),
     Endpoint("post", "/api/v1/training-jobs/{queued_training_job}/cancel", only(("admin",), 200)),
+    Endpoint("get", "/api/v1/pretraining-jobs", only(MODEL_READERS, 200)),
+    Endpoint(
+        "post", "/api/v1/pretraining-jobs", only(("admin",), 202), lambda w: {"stage": "countability", "profile": "cpu"}
+    ),
+    Endpoint("get", "/api/v1/pretraining-jobs/{pretraining_job}", only(MODEL_READERS, 200)),
+    Endpoint("post", "/api/v1/pretraining-jobs/{queued_pretraining_job}/cancel", only(("admin",), 200)),
+    Endpoint("get", "/api/v1/starting-points", only(MODEL_READERS, 200)),
+    Endpoint("get", "/api/v1/starting-points/{starting_point}", only(MODEL_READERS, 200)),
     Endpoint("get", "/api/v1/model-versions", only(MODEL_READERS, 200)),
     Endpoint("get", "/api/v1/model-versions/{model_version}", only(MODEL_READERS, 200)),
     Endpoint("get", "/api/v1/model-versions/{model_version}/plots/confusion_matrix.png", only(MODEL_READERS, 200)),

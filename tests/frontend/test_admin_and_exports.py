@@ -10,7 +10,8 @@ from aicell.roles import Role
 from tests.factories import PASSWORD, CellFactory, ModelVersionFactory, UserFactory
 from tests.frontend.conftest import BROWSER_TEST, log_in, require_route, screenshot
 from tests.frontend.world import build_world, eventually, imported_truth
-from training.models import ModelVersion
+from tests.training.platform_data import synthetic_truth
+from training.models import ModelVersion, PretrainingJob, StartingPoint
 
 pytestmark = BROWSER_TEST
 
@@ -40,8 +41,8 @@ def test_researcher_builds_and_downloads_a_coco_export(exports_api: None, page: 
 def test_admin_models_page_speaks_about_each_section(page: Any) -> None:
     UserFactory(username="lena", roles=[Role.ADMIN])
     log_in(page, "lena", PASSWORD)
-    page.goto("/models")
-    for section in ("#training-jobs", "#models", "#schedules"):
+    page.locator("header.top nav").get_by_role("link", name="Models", exact=True).click()
+    for section in ("#training-jobs", "#models", "#pretraining-jobs", "#starting-points", "#schedules"):
         page.wait_for_selector(f"{section} > *")
         # Either the registry's data or a sentence saying the endpoint is not there yet: never an empty box.
         assert page.inner_text(section).strip()
@@ -145,3 +146,37 @@ def test_admin_promotes_and_rolls_back_on_the_models_page_with_readable_metrics(
     page.click(".dialog button[data-value='ok']")
     eventually(lambda: ModelVersion.objects.get(pk=active.pk).status == "active")
     page.locator(f"[data-model='{active.pk}'] .tag.active").wait_for()
+
+
+def test_admin_pretrains_a_starting_point_from_the_models_page(page: Any, celery_worker_thread: Any) -> None:
+    """Reached by clicking: a refused pretraining request names its field and queues nothing; a valid one runs on the
+    worker with live progress and its starting point appears in the list."""
+    synthetic_truth(patients=4)
+    UserFactory(username="lena", roles=[Role.ADMIN])
+    log_in(page, "lena", PASSWORD)
+    page.locator("header.top nav").get_by_role("link", name="Models", exact=True).click()
+    form = page.locator("form.pretrain-form")
+    form.wait_for()
+    page.select_option("#pretrain-stage", "countability")
+    page.fill("#pretrain-name", "-not-a-name")
+    form.locator("button[type=submit]").click()
+    form.locator("[data-field='name'] .field-error", has_text="letters, digits").wait_for()
+    assert not PretrainingJob.objects.exists()
+
+    page.fill("#pretrain-name", "lab-ssl")
+    page.fill("#pretrain-epochs", "1")
+    form.locator("button[type=submit]").click()
+    job = page.locator("#pretraining-jobs .job").first
+    job.wait_for()
+    assert "Pretraining" in job.inner_text()
+    assert "countability (cpu) as lab-ssl" in job.inner_text()
+    page.locator("#pretraining-jobs .job[data-status='succeeded']").wait_for(timeout=120_000)
+    row = page.locator("#starting-points tr", has_text="lab-ssl")
+    row.wait_for()
+    point = StartingPoint.objects.get()
+    assert point.name == "lab-ssl"  # one network in the countability stage: no '-<arch>' suffix
+    cells = row.locator("td").all_inner_texts()
+    assert cells[:3] == [point.name, point.arch, "self-supervised"]
+    assert cells[4] == point.sha256[:12]
+    assert PretrainingJob.objects.get().parameters["exclude_splits"] == ["test"]  # the form's default
+    screenshot(page, "models-pretraining")

@@ -36,7 +36,14 @@ from tests.factories import (
     prediction_set,
     reviewed_field,
 )
-from training.models import DatasetSnapshot, RetrainPolicy, TrainingJob
+from training.models import (
+    DatasetSnapshot,
+    PretrainingJob,
+    RetrainPolicy,
+    StartingPoint,
+    StartingPointKind,
+    TrainingJob,
+)
 
 ANONYMOUS = "anonymous"
 ROLES: tuple[str, ...] = (*(role.value for role in Role), ANONYMOUS)
@@ -104,6 +111,12 @@ def build_world() -> World:
         stages=["detector"], profile="cpu", created_by=users["admin"], status=JobStatus.SUCCEEDED
     )
     model_version = ModelVersionFactory(dataset_snapshot=snapshot, training_job=training_job)
+    pretraining_job = PretrainingJob.objects.create(
+        stage="classifier", profile="cpu", name="ssl-world", created_by=users["admin"], status=JobStatus.SUCCEEDED
+    )
+    starting_point = StartingPoint.objects.create(
+        name="ssl-world", arch="resnet50", kind=StartingPointKind.SELF_SUPERVISED, created_by=users["admin"]
+    )
     world.objects.update(
         co_annotator=co_annotator,
         patient=patient,
@@ -125,6 +138,8 @@ def build_world() -> World:
         dataset_snapshot=snapshot,
         training_job=training_job,
         model_version=model_version,
+        pretraining_job=pretraining_job,
+        starting_point=starting_point,
         retrain_policy=RetrainPolicy.objects.get(name="nightly"),
     )
     return world
@@ -164,6 +179,8 @@ def seeded_id(world: World, path: str) -> int:
         "training-jobs": world.training_job,
         "model-versions": world.model_version,
         "training-schedules": world.retrain_policy,
+        "pretraining-jobs": world.pretraining_job,
+        "starting-points": world.starting_point,
         "users": world.users["annotator"],
     }
     return int(objects[resource].pk)

@@ -36,7 +36,14 @@ from tests.factories import (
 )
 from tests.reliability.attack_world import in_process_requests
 from tests.reliability.figures import record_figure
-from training.models import DatasetSnapshot, RetrainPolicy, TrainingJob
+from training.models import (
+    DatasetSnapshot,
+    PretrainingJob,
+    RetrainPolicy,
+    StartingPoint,
+    StartingPointKind,
+    TrainingJob,
+)
 
 ROWS = 22  # more than the larger page
 SMALL, LARGE = 2, 20
@@ -138,6 +145,12 @@ class Lab:
             )
             ModelVersionFactory(dataset_snapshot=snapshot, training_job=job)
             RetrainPolicy.objects.create(name=f"policy{i}", last_job=job)
+            PretrainingJob.objects.create(
+                stage="classifier", profile="cpu", name=f"ssl-{i}", created_by=admin, status=JobStatus.SUCCEEDED
+            )
+            StartingPoint.objects.create(
+                name=f"ssl-{i}", arch="resnet50", kind=StartingPointKind.SELF_SUPERVISED, created_by=admin
+            )
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +188,8 @@ LISTS: dict[str, tuple[Role, ...]] = {
     "/api/v1/training-jobs": (Role.RESEARCHER, Role.ADMIN),
     "/api/v1/model-versions": (Role.RESEARCHER, Role.ADMIN),
     "/api/v1/training-schedules": (Role.RESEARCHER, Role.ADMIN),
+    "/api/v1/pretraining-jobs": (Role.RESEARCHER, Role.ADMIN),
+    "/api/v1/starting-points": (Role.RESEARCHER, Role.ADMIN),
     "/api/v1/users": (Role.ADMIN,),
 }
 # Lists that are not paginated, sized by their own parameter.

@@ -1,6 +1,7 @@
-// Client of the model registry and retraining API (training/views.py). The shapes follow training/serializers.py
-// (ModelVersion, TrainingJob, the retrain policy as a schedule) and aicell.models.Job; the admin page shows whatever
-// of them the server has and says so where an endpoint is missing.
+// Client of the model registry, retraining and pretraining API (training/views.py). The shapes follow
+// training/serializers.py (ModelVersion, TrainingJob, PretrainingJob, StartingPoint, the retrain policy as a
+// schedule) and aicell.models.Job; the admin page shows whatever of them the server has and says so where an endpoint
+// is missing.
 
 import { api, fetchAll, withQuery } from "./http";
 import type { components } from "./types";
@@ -12,6 +13,16 @@ export type ModelVersion = Omit<Schemas["ModelVersion"], "metrics"> & { readonly
 /** A training job as the list sends it (without its log). */
 export type TrainingJob = Schemas["TrainingJobList"];
 export type Schedule = Schemas["TrainingSchedule"];
+/** A self-supervised pretraining job as the list sends it (without its log). */
+export type PretrainingJob = Schemas["PretrainingJobList"];
+export type StartingPoint = Schemas["StartingPoint"];
+export type PretrainingRequest = Schemas["PretrainingRequestRequest"];
+
+export const PRETRAIN_STAGES: readonly Schemas["PretrainingRequestStageEnum"][] = [
+  "classifier",
+  "countability",
+  "detector-backbone",
+];
 
 export const STAGES: readonly Schemas["StagesEnum"][] = ["detector", "countability", "classifier"];
 export const PROFILES = ["cpu", "paper", "paper-retinanet"] as const;
@@ -25,6 +36,10 @@ export const training = {
   setSchedule: (id: number, enabled: boolean) => api.patch<Schedule>(`/api/v1/training-schedules/${id}`, { enabled }),
   updateSchedule: (id: number, changes: Partial<Schedule>) =>
     api.patch<Schedule>(`/api/v1/training-schedules/${id}`, changes),
+  pretrainingJobs: () => fetchAll<PretrainingJob>(withQuery("/api/v1/pretraining-jobs", { ordering: "-id" })),
+  pretrain: (body: PretrainingRequest) => api.post<PretrainingJob>("/api/v1/pretraining-jobs", body),
+  cancelPretraining: (id: number) => api.post<PretrainingJob>(`/api/v1/pretraining-jobs/${id}/cancel`),
+  startingPoints: () => fetchAll<StartingPoint>("/api/v1/starting-points"),
   promote: (id: number, reason: string) => api.post<ModelVersion>(`/api/v1/model-versions/${id}/promote`, { reason }),
   rollback: (id: number, reason: string) => api.post<ModelVersion>(`/api/v1/model-versions/${id}/rollback`, { reason }),
 };

@@ -1049,6 +1049,59 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/api/v1/pretraining-jobs/": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get: operations["v1_pretraining_jobs_list"];
+    put?: never;
+    /**
+     * @description Queue self-supervised pretraining of one stage's networks on the stored fields; each network learnt is
+     *     registered as a starting point (one pretraining job at a time: 409 while one runs).
+     */
+    post: operations["v1_pretraining_jobs_create"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/pretraining-jobs/{id}/": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get: operations["v1_pretraining_jobs_retrieve"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/pretraining-jobs/{id}/cancel/": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** @description A queued job ends at once; a running one stops at its next progress report. */
+    post: operations["v1_pretraining_jobs_cancel_create"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/api/v1/review-queue": {
     parameters: {
       query?: never;
@@ -1329,6 +1382,46 @@ export interface paths {
      *     `{source, differential, fields, warnings, cells: [a cell as /cells shows it, with its `field`]}`.
      */
     get: operations["v1_smears_gallery_retrieve"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/starting-points/": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * @description Weights training may start from: imported files (`manage.py import_weights` on a training host) and the
+     *     lab's own self-supervised pretraining. Read-only here.
+     */
+    get: operations["v1_starting_points_list"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/starting-points/{id}/": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * @description Weights training may start from: imported files (`manage.py import_weights` on a training host) and the
+     *     lab's own self-supervised pretraining. Read-only here.
+     */
+    get: operations["v1_starting_points_retrieve"];
     put?: never;
     post?: never;
     delete?: never;
@@ -2424,6 +2517,21 @@ export interface components {
       previous?: string | null;
       results: components["schemas"]["PrelabelJob"][];
     };
+    PaginatedPretrainingJobListList: {
+      /** @example 123 */
+      count: number;
+      /**
+       * Format: uri
+       * @example http://api.example.org/accounts/?page=4
+       */
+      next?: string | null;
+      /**
+       * Format: uri
+       * @example http://api.example.org/accounts/?page=2
+       */
+      previous?: string | null;
+      results: components["schemas"]["PretrainingJobList"][];
+    };
     PaginatedRuleSetList: {
       /** @example 123 */
       count: number;
@@ -2453,6 +2561,21 @@ export interface components {
        */
       previous?: string | null;
       results: components["schemas"]["Smear"][];
+    };
+    PaginatedStartingPointList: {
+      /** @example 123 */
+      count: number;
+      /**
+       * Format: uri
+       * @example http://api.example.org/accounts/?page=4
+       */
+      next?: string | null;
+      /**
+       * Format: uri
+       * @example http://api.example.org/accounts/?page=2
+       */
+      previous?: string | null;
+      results: components["schemas"]["StartingPoint"][];
     };
     PaginatedTrainingJobListList: {
       /** @example 123 */
@@ -2679,6 +2802,114 @@ export interface components {
        */
       everything?: boolean;
     };
+    PretrainingJob: {
+      readonly id: number;
+      readonly status: components["schemas"]["JobStatusEnum"];
+      /**
+       * Format: double
+       * @description 0 to 100
+       */
+      readonly progress: number;
+      /** @description what the job is doing now */
+      readonly message: string;
+      readonly error: string;
+      readonly result: unknown;
+      readonly cancel_requested: boolean;
+      /** Format: date-time */
+      readonly created_at: string;
+      /** Format: date-time */
+      readonly started_at: string | null;
+      /** Format: date-time */
+      readonly finished_at: string | null;
+      /** Format: date-time */
+      readonly heartbeat_at: string | null;
+      /** @description classifier | countability | detector-backbone */
+      readonly stage: string;
+      readonly profile: string;
+      /** @description starting point name (one per network: '<name>-<arch>') */
+      readonly name: string;
+      readonly parameters: unknown;
+      readonly created_by: string | null;
+      readonly epoch: number | null;
+      readonly epochs: number | null;
+      /** Format: double */
+      readonly loss: number | null;
+      readonly timings: unknown;
+      readonly log: string;
+    };
+    /** @description Lists leave the log out (the UI polls them); GET /pretraining-jobs/{id} has it. */
+    PretrainingJobList: {
+      readonly id: number;
+      readonly status: components["schemas"]["JobStatusEnum"];
+      /**
+       * Format: double
+       * @description 0 to 100
+       */
+      readonly progress: number;
+      /** @description what the job is doing now */
+      readonly message: string;
+      readonly error: string;
+      readonly result: unknown;
+      readonly cancel_requested: boolean;
+      /** Format: date-time */
+      readonly created_at: string;
+      /** Format: date-time */
+      readonly started_at: string | null;
+      /** Format: date-time */
+      readonly finished_at: string | null;
+      /** Format: date-time */
+      readonly heartbeat_at: string | null;
+      /** @description classifier | countability | detector-backbone */
+      readonly stage: string;
+      readonly profile: string;
+      /** @description starting point name (one per network: '<name>-<arch>') */
+      readonly name: string;
+      readonly parameters: unknown;
+      readonly created_by: string | null;
+      readonly epoch: number | null;
+      readonly epochs: number | null;
+      /** Format: double */
+      readonly loss: number | null;
+      readonly timings: unknown;
+    };
+    PretrainingRequestRequest: {
+      /**
+       * @description whose networks to pretrain
+       *
+       *     * `classifier` - classifier
+       *     * `countability` - countability
+       *     * `detector-backbone` - detector-backbone
+       */
+      stage: components["schemas"]["PretrainingRequestStageEnum"];
+      /** @description model profile (default AICELL_PROFILE) */
+      profile?: string;
+      /** @description starting point name (default ssl-<profile>-<stage>-<job>) */
+      name?: string;
+      /**
+       * Format: int64
+       * @default 20
+       */
+      epochs?: number;
+      /**
+       * Format: int64
+       * @default 0
+       */
+      seed?: number;
+      /**
+       * Format: int64
+       * @description seconds for the stage
+       */
+      time_limit_s?: number | null;
+      /** @description leave out the fields of these splits' patients (e.g. keep val and test unseen) */
+      exclude_splits?: components["schemas"]["SplitEnum"][];
+    };
+    /**
+     * @description * `classifier` - classifier
+     *     * `countability` - countability
+     *     * `detector-backbone` - detector-backbone
+     * @enum {string}
+     */
+    PretrainingRequestStageEnum: "classifier" | "countability" | "detector-backbone";
     /**
      * @description * `not_started` - not_started
      *     * `in_progress` - in_progress
@@ -2933,6 +3164,27 @@ export interface components {
      * @enum {string}
      */
     StagesEnum: "detector" | "countability" | "classifier";
+    StartingPoint: {
+      readonly id: number;
+      readonly name: string;
+      /** @description timm classifier arch, or detector arch (its backbone) */
+      readonly arch: string;
+      readonly kind: components["schemas"]["StartingPointKindEnum"];
+      /** @description where the weights came from, in words */
+      readonly source: string;
+      /** @description of the stored file (what training loads) */
+      readonly sha256: string;
+      readonly keys: unknown;
+      readonly created_by: string | null;
+      /** Format: date-time */
+      readonly created_at: string;
+    };
+    /**
+     * @description * `imported` - Imported weight file
+     *     * `self_supervised` - Self-supervised on the lab's own fields
+     * @enum {string}
+     */
+    StartingPointKindEnum: "imported" | "self_supervised";
     TrainingJob: {
       readonly id: number;
       readonly status: components["schemas"]["JobStatusEnum"];
@@ -9200,6 +9452,327 @@ export interface operations {
       };
     };
   };
+  v1_pretraining_jobs_list: {
+    parameters: {
+      query?: {
+        /** @description Which field to use when ordering the results. */
+        ordering?: string;
+        /** @description A page number within the paginated result set. */
+        page?: number;
+        /** @description Number of results to return per page. */
+        page_size?: number;
+        profile?: string;
+        stage?: string;
+        /**
+         * @description * `queued` - Queued
+         *     * `running` - Running
+         *     * `succeeded` - Succeeded
+         *     * `failed` - Failed
+         *     * `cancelled` - Cancelled
+         */
+        status?: "cancelled" | "failed" | "queued" | "running" | "succeeded";
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["PaginatedPretrainingJobListList"];
+        };
+      };
+      /** @description The request is invalid; `errors` names each field and why. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description No such object, or one you may not see (answered exactly alike). */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_pretraining_jobs_create: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["PretrainingRequestRequest"];
+        "application/x-www-form-urlencoded": components["schemas"]["PretrainingRequestRequest"];
+        "multipart/form-data": components["schemas"]["PretrainingRequestRequest"];
+      };
+    };
+    responses: {
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["PretrainingJob"];
+        };
+      };
+      /** @description The request is invalid; `errors` names each field and why. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The upload exceeds a configured limit. */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The request body has a media type this operation does not read. */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_pretraining_jobs_retrieve: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description A unique integer value identifying this pretraining job. */
+        id: number;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["PretrainingJob"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description No such object, or one you may not see (answered exactly alike). */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_pretraining_jobs_cancel_create: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description A unique integer value identifying this pretraining job. */
+        id: number;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["PretrainingJob"];
+        };
+      };
+      /** @description The request is invalid; `errors` names each field and why. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description No such object, or one you may not see (answered exactly alike). */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The object changed since you read it, is in the wrong state, or already exists; nothing was changed. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The upload exceeds a configured limit. */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The request body has a media type this operation does not read. */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
   v1_review_queue_retrieve: {
     parameters: {
       query?: {
@@ -10792,6 +11365,141 @@ export interface operations {
           "application/json": components["schemas"]["ApiError"];
         };
       };
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description No such object, or one you may not see (answered exactly alike). */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_starting_points_list: {
+    parameters: {
+      query?: {
+        arch?: string;
+        /**
+         * @description * `imported` - Imported weight file
+         *     * `self_supervised` - Self-supervised on the lab's own fields
+         */
+        kind?: "imported" | "self_supervised";
+        /** @description Which field to use when ordering the results. */
+        ordering?: string;
+        /** @description A page number within the paginated result set. */
+        page?: number;
+        /** @description Number of results to return per page. */
+        page_size?: number;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["PaginatedStartingPointList"];
+        };
+      };
+      /** @description The request is invalid; `errors` names each field and why. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description No such object, or one you may not see (answered exactly alike). */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description The database is unavailable; try again (see Retry-After). */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+    };
+  };
+  v1_starting_points_retrieve: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description A unique integer value identifying this starting point. */
+        id: number;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["StartingPoint"];
+        };
+      };
+      /** @description Not authenticated (send `Authorization: Token <key>` or log in). */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiError"];
+        };
+      };
+      /** @description Your role does not allow this (or the CSRF check of a session failed). */
       403: {
         headers: {
           [name: string]: unknown;

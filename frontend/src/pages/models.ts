@@ -1,17 +1,21 @@
 // Admin: model versions with readable metrics (overall, per class with support, the learning curve per epoch), plots
 // full size on click, promote / roll back with a reason; training jobs with live progress that refresh the versions
-// when a job ends; launch (stages incl. all, profile, epochs, promote policy); the retrain schedules as forms. Each
-// section stands on its own endpoint and says so when the server does not have it yet.
+// when a job ends; launch (stages incl. all, profile, epochs, promote policy); self-supervised pretraining jobs and
+// the starting points training may start from; the retrain schedules as forms. Each section stands on its own
+// endpoint and says so when the server does not have it yet.
 
 import { describeError, isMissingEndpoint } from "../api/http";
-import { FINISHED } from "../api/jobs";
+import { FINISHED, type Job } from "../api/jobs";
 import {
+  PRETRAIN_STAGES,
   PROFILES,
   PROMOTE_MODES,
   STAGES,
   training,
   type ModelVersion,
+  type PretrainingJob,
   type Schedule,
+  type StartingPoint,
   type TrainingJob,
 } from "../api/training";
 import type { Page } from "../context";
@@ -289,11 +293,143 @@ function scheduleForm(s: Schedule): HTMLElement {
   return form;
 }
 
+/**
+ * A box of jobs of one kind with live progress: re-read every POLL_MS while one runs; `onEnded` when a job that ran
+ * has ended since the last look (its results, versions or starting points, are new). Returns the refresh and a stop.
+ */
+function jobList<T extends Job>(options: {
+  box: HTMLElement;
+  what: string;
+  load: () => Promise<T[]>;
+  label: (job: T) => string;
+  cancel: (id: number) => Promise<unknown>;
+  onEnded: () => void;
+}): { refresh: () => Promise<boolean>; stop: () => void } {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let stopped = false;
+  let running = new Set<number>();
+  const cancel = async (id: number): Promise<void> => {
+    try {
+      await options.cancel(id);
+      showInfo(`${options.what} #${id}: cancelling.`);
+      await refresh();
+    } catch (error) {
+      showError(error, `Cancelling ${options.what} #${id}`);
+    }
+  };
+  const render = (jobs: T[]): void => {
+    clear(
+      options.box,
+      jobs.length
+        ? jobs.slice(0, 20).map((job) => {
+            const open = !FINISHED.has(job.status);
+            const cancelButton = open
+              ? h(
+                  "button",
+                  { class: "danger small", onclick: () => void cancel(job.id), disabled: job.cancel_requested },
+                  job.cancel_requested ? "cancelling…" : "Cancel",
+                )
+              : null;
+            return jobLine(options.label(job), job, cancelButton);
+          })
+        : h("p", { class: "muted" }, `No ${options.what}s yet.`),
+    );
+    const now = new Set(jobs.filter((job) => !FINISHED.has(job.status)).map((job) => job.id));
+    if ([...running].some((id) => !now.has(id))) options.onEnded();
+    running = now;
+    if (!stopped && now.size) timer = setTimeout(() => void refresh(), POLL_MS);
+  };
+  const refresh = (): Promise<boolean> => {
+    clearTimeout(timer);
+    return section(options.box, `${options.what}s`, options.load, render);
+  };
+  return {
+    refresh,
+    stop: () => {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
+
+function startingPointsTable(points: StartingPoint[]): HTMLElement {
+  if (!points.length)
+    return h("p", { class: "muted" }, "No starting points yet: every network trains from random init.");
+  return table(
+    ["name", "architecture", "kind", "source", "sha256", "registered"],
+    points.map((point) => [
+      point.name,
+      point.arch,
+      point.kind === "self_supervised" ? "self-supervised" : "imported",
+      point.source,
+      point.sha256.slice(0, 12),
+      formatDate(point.created_at),
+    ]),
+    "grid starting-points",
+  );
+}
+
+function pretrainForm(onQueued: (job: PretrainingJob) => Promise<unknown>): HTMLFormElement {
+  const stage = select("pretrain-stage", "pretraining stage", PRETRAIN_STAGES, "classifier");
+  const profile = select("pretrain-profile", "pretraining profile", PROFILES);
+  const epochs = h("input", { type: "number", min: 1, id: "pretrain-epochs", value: 20, size: 6 });
+  const name = h("input", { type: "text", id: "pretrain-name", placeholder: "automatic", size: 20 });
+  const excluded = h(
+    "fieldset",
+    { class: "checks", dataset: { field: "exclude_splits" } },
+    h("legend", {}, "leave out the fields of"),
+    (["val", "test"] as const).map((split) =>
+      h(
+        "label",
+        {},
+        h("input", { type: "checkbox", name: "exclude_splits", value: split, checked: split === "test" }),
+        ` ${split} patients`,
+      ),
+    ),
+  );
+  const start = h("button", { class: "primary", type: "submit" }, "Start pretraining");
+  const form = h(
+    "form",
+    { class: "form-row pretrain-form" },
+    h("label", { dataset: { field: "stage" } }, "Stage ", stage),
+    h("label", { dataset: { field: "profile" } }, "Profile ", profile),
+    h("label", { dataset: { field: "epochs" } }, "Epochs ", epochs),
+    h("label", { dataset: { field: "name" } }, "Name ", name),
+    excluded,
+    start,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    start.disabled = true;
+    clearProblems(form);
+    try {
+      const job = await training.pretrain({
+        stage: stage.value as (typeof PRETRAIN_STAGES)[number],
+        profile: profile.value,
+        epochs: Number(epochs.value),
+        ...(name.value.trim() ? { name: name.value.trim() } : {}),
+        exclude_splits: [...form.querySelectorAll<HTMLInputElement>("input[name=exclude_splits]:checked")].map(
+          (input) => input.value as "val" | "test",
+        ),
+      });
+      showInfo(`Pretraining job #${job.id} queued: ${job.name}.`);
+      await onQueued(job);
+    } catch (error) {
+      if (!showProblems(form, error)) showError(error, "Starting pretraining");
+    } finally {
+      start.disabled = false;
+    }
+  });
+  return form;
+}
+
 export const modelsPage: Page = async (root, _params, context) => {
   const taxonomy = await context.taxonomy();
   const modelsBox = h("div", { class: "cards", id: "models" }, h("p", { class: "muted" }, "Loading…"));
   const jobsBox = h("div", { id: "training-jobs" });
   const schedulesBox = h("div", { id: "schedules" });
+  const pretrainingBox = h("div", { id: "pretraining-jobs" });
+  const startingPointsBox = h("div", { id: "starting-points" });
   const stage = select("train-stage", "stages", ["all", ...STAGES], "all");
   const profile = select("train-profile", "profile", PROFILES);
   const promote = select("train-promote", "promote policy", PROMOTE_MODES, "auto");
@@ -315,13 +451,22 @@ export const modelsPage: Page = async (root, _params, context) => {
     jobsBox,
     h("h2", {}, "Model versions"),
     modelsBox,
+    h("h2", {}, "Starting points and self-supervised pretraining"),
+    h(
+      "p",
+      { class: "muted small" },
+      "Pretraining learns starting weights for a stage's networks from every stored field and cell, labelled or " +
+        "not, without the internet. A profile names a starting point per model (",
+      h("code", {}, "init: starting-point:<name>"),
+      "). Weight files brought on a disk are registered on a training host with ",
+      h("code", {}, "python manage.py import_weights FILE --arch ARCH --name NAME"),
+      " and listed here.",
+    ),
+    pretrainingBox,
+    startingPointsBox,
     h("h2", {}, "Retrain schedules"),
     schedulesBox,
   );
-
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let stopped = false;
-  let running = new Set<number>();
 
   const refreshModels = (): Promise<boolean> =>
     section(modelsBox, "model registry", training.models, (models) =>
@@ -350,46 +495,27 @@ export const modelsPage: Page = async (root, _params, context) => {
     }
   }
 
-  const renderJobs = (jobs: TrainingJob[]): void => {
-    clear(
-      jobsBox,
-      jobs.length
-        ? jobs.slice(0, 20).map((job) => {
-            const open = !FINISHED.has(job.status);
-            const cancelButton = open
-              ? h(
-                  "button",
-                  { class: "danger small", onclick: () => void cancel(job.id), disabled: job.cancel_requested },
-                  job.cancel_requested ? "cancelling…" : "Cancel",
-                )
-              : null;
-            return jobLine(
-              `Job #${job.id}${job.stage ? ` ${job.stage}` : ""}${job.profile ? ` (${job.profile})` : ""}`,
-              job,
-              cancelButton,
-            );
-          })
-        : h("p", { class: "muted" }, "No training jobs yet."),
+  const trainingJobs = jobList<TrainingJob>({
+    box: jobsBox,
+    what: "training job",
+    load: training.jobs,
+    label: (job) => `Job #${job.id}${job.stage ? ` ${job.stage}` : ""}${job.profile ? ` (${job.profile})` : ""}`,
+    cancel: training.cancel,
+    onEnded: () => void refreshModels(),
+  });
+  const refreshStartingPoints = (): Promise<boolean> =>
+    section(startingPointsBox, "starting points", training.startingPoints, (points) =>
+      clear(startingPointsBox, startingPointsTable(points)),
     );
-    // A job that ended since the last look may have registered or promoted versions: read them again.
-    const now = new Set(jobs.filter((job) => !FINISHED.has(job.status)).map((job) => job.id));
-    if ([...running].some((id) => !now.has(id))) void refreshModels();
-    running = now;
-    // Live progress: re-read while any job runs.
-    if (!stopped && now.size) timer = setTimeout(() => void refreshJobs(), POLL_MS);
-  };
-  const refreshJobs = (): Promise<boolean> => section(jobsBox, "training jobs", training.jobs, renderJobs);
-
-  async function cancel(id: number): Promise<void> {
-    try {
-      await training.cancel(id);
-      showInfo(`Training job #${id}: cancelling.`);
-      clearTimeout(timer);
-      await refreshJobs();
-    } catch (error) {
-      showError(error, "Cancelling the training job");
-    }
-  }
+  const pretrainingJobs = jobList<PretrainingJob>({
+    box: pretrainingBox,
+    what: "pretraining job",
+    load: training.pretrainingJobs,
+    label: (job) => `Pretraining #${job.id} ${job.stage} (${job.profile}) as ${job.name}`,
+    cancel: training.cancelPretraining,
+    onEnded: () => void refreshStartingPoints(),
+  });
+  pretrainingBox.before(pretrainForm(() => pretrainingJobs.refresh()));
 
   launchForm.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -404,8 +530,7 @@ export const modelsPage: Page = async (root, _params, context) => {
         promote: promote.value as (typeof PROMOTE_MODES)[number],
       });
       showInfo(`Training job #${job.id} queued.`);
-      clearTimeout(timer);
-      await refreshJobs();
+      await trainingJobs.refresh();
     } catch (error) {
       if (!showProblems(launchForm, error)) showError(error, "Launching retraining");
     } finally {
@@ -414,16 +539,18 @@ export const modelsPage: Page = async (root, _params, context) => {
   });
 
   await Promise.all([
-    refreshJobs(),
+    trainingJobs.refresh(),
     refreshModels(),
+    pretrainingJobs.refresh(),
+    refreshStartingPoints(),
     section(schedulesBox, "schedules", training.schedules, (schedules) =>
       clear(schedulesBox, schedules.length ? schedules.map(scheduleForm) : h("p", { class: "muted" }, "No schedules.")),
     ),
   ]);
   const unbind = bindKeys("global", null, {});
   return () => {
-    stopped = true;
-    clearTimeout(timer);
+    trainingJobs.stop();
+    pretrainingJobs.stop();
     unbind();
   };
 };
